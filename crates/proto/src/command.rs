@@ -1,0 +1,123 @@
+//! The slash commands a person types, shared by the server's plain-text front end and the line client.
+//!
+//! Parsing is pure: a line in, a [`Command`] out. What each command does is up to the caller.
+
+/// One typed line, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Ordinary text, to be said in the current room.
+    Say(String),
+    /// `/msg NAME TEXT` — a private message. `text` is empty for `/msg NAME` alone.
+    Msg { to: String, text: String },
+    /// `/join ROOM`
+    Join(String),
+    /// `/leave [ROOM]` — the current room when none is given.
+    Leave(Option<String>),
+    /// `/who [ROOM]`
+    Who(Option<String>),
+    /// `/rooms`
+    Rooms,
+    /// `/help`
+    Help,
+    /// `/quit`, or the lab's bare `exit`.
+    Quit,
+    /// A known command used wrongly: the usage line to show.
+    Usage(&'static str),
+    /// `/something` that is not a command.
+    Unknown(String),
+    /// An empty or blank line: nothing to do.
+    Nothing,
+}
+
+/// Usage text for every command, shown by `/help`.
+pub const HELP: &[(&str, &str)] = &[
+    ("/msg NAME TEXT", "send a private message"),
+    ("/join ROOM", "join (or create) a room and make it current"),
+    ("/leave [ROOM]", "leave a room (default: the current one)"),
+    ("/who [ROOM]", "list a room's members"),
+    ("/rooms", "list rooms"),
+    ("/help", "this list"),
+    ("/quit or exit", "leave the chat"),
+    ("//text", "say text that starts with '/'"),
+];
+
+/// Parses one typed line.
+pub fn parse(line: &str) -> Command {
+    let trimmed = line.trim_end_matches(['\r', '\n']);
+    if trimmed.trim().is_empty() {
+        return Command::Nothing;
+    }
+    if trimmed.trim() == "exit" {
+        return Command::Quit;
+    }
+    let Some(rest) = trimmed.strip_prefix('/') else {
+        return Command::Say(trimmed.to_owned());
+    };
+    if rest.starts_with('/') {
+        return Command::Say(rest.to_owned());
+    }
+    let (cmd, args) = match rest.split_once(char::is_whitespace) {
+        Some((c, a)) => (c, a.trim()),
+        None => (rest, ""),
+    };
+    let one_arg =
+        || (!args.is_empty()).then(|| args.split_whitespace().next().unwrap_or("").to_owned());
+    match cmd.to_lowercase().as_str() {
+        "msg" | "query" | "w" => match args.split_once(char::is_whitespace) {
+            Some((to, text)) => Command::Msg {
+                to: to.to_owned(),
+                text: text.trim_start().to_owned(),
+            },
+            None if !args.is_empty() => Command::Msg {
+                to: args.to_owned(),
+                text: String::new(),
+            },
+            None => Command::Usage("/msg NAME TEXT"),
+        },
+        "join" | "j" => match one_arg() {
+            Some(room) => Command::Join(room),
+            None => Command::Usage("/join ROOM"),
+        },
+        "leave" | "part" => Command::Leave(one_arg()),
+        "who" | "names" => Command::Who(one_arg()),
+        "rooms" | "list" => Command::Rooms,
+        "help" | "?" => Command::Help,
+        "quit" | "exit" | "q" => Command::Quit,
+        _ => Command::Unknown(format!("/{cmd}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse("hello"), Command::Say("hello".into()));
+        assert_eq!(parse("  "), Command::Nothing);
+        assert_eq!(parse("exit"), Command::Quit);
+        assert_eq!(parse("/quit"), Command::Quit);
+        assert_eq!(
+            parse("/msg 张三 你好 世界"),
+            Command::Msg {
+                to: "张三".into(),
+                text: "你好 世界".into()
+            }
+        );
+        assert_eq!(
+            parse("/msg bob"),
+            Command::Msg {
+                to: "bob".into(),
+                text: String::new()
+            }
+        );
+        assert_eq!(parse("/msg"), Command::Usage("/msg NAME TEXT"));
+        assert_eq!(parse("/join #rust"), Command::Join("#rust".into()));
+        assert_eq!(parse("/leave"), Command::Leave(None));
+        assert_eq!(parse("/who lobby"), Command::Who(Some("lobby".into())));
+        assert_eq!(parse("/rooms"), Command::Rooms);
+        assert_eq!(parse("//slash"), Command::Say("/slash".into()));
+        assert_eq!(parse("/dance"), Command::Unknown("/dance".into()));
+        assert_eq!(parse("exit now"), Command::Say("exit now".into()));
+    }
+}

@@ -1,0 +1,521 @@
+//! The frames of protocol v1: one JSON object per line, told apart by `"type"`.
+//!
+//! PROTOCOL.md is the specification; this module is its executable form. Unknown fields are ignored on
+//! input (serde's default), optional fields are left out on output when empty.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A frame sent by a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// `{"type":"hello","name":"alice","version":1}` — register. Must come first (only `ping` and `exit` may precede it).
+    Hello {
+        name: String,
+        #[serde(default = "default_version")]
+        version: u32,
+    },
+    /// `{"type":"say","text":"…","room":"lobby","id":"7"}` — a message to a room (default `lobby`).
+    Say {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// `{"type":"whisper","to":"bob","text":"…","id":"8"}` — a private message.
+    Whisper {
+        to: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// `{"type":"join","room":"rust"}` — join a room, creating it if needed.
+    Join { room: String },
+    /// `{"type":"leave","room":"rust"}` — leave a room.
+    Leave { room: String },
+    /// `{"type":"who","room":"lobby"}` — list a room's members (default `lobby`).
+    Who {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// `{"type":"rooms"}` — list the rooms.
+    Rooms,
+    /// `{"type":"ping","id":"x"}` — answered by `pong` with the same id.
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// `{"type":"exit"}` — the lab's exit request; answered by `bye`, then the server closes.
+    Exit,
+}
+
+fn default_version() -> u32 {
+    crate::VERSION
+}
+
+/// The `type` values a client may send; anything else is `unknown_type`.
+pub const CLIENT_TYPES: &[&str] = &[
+    "hello", "say", "whisper", "join", "leave", "who", "rooms", "ping", "exit",
+];
+
+/// Why a client frame could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The frame's `id`, when it had a readable one, so the client can match the error to its request.
+    pub id: Option<String>,
+}
+
+impl ClientFrame {
+    /// Parses one frame (without its newline). Never panics; every failure is classified into a stable code.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BadFrame> {
+        match serde_json::from_slice::<ClientFrame>(bytes) {
+            Ok(frame) => Ok(frame),
+            Err(err) => Err(classify(bytes, err)),
+        }
+    }
+}
+
+/// The slow path: work out which error code a frame that failed to parse deserves.
+fn classify(bytes: &[u8], err: serde_json::Error) -> BadFrame {
+    let bad = |message: String, id: Option<String>| BadFrame {
+        code: ErrorCode::BadFrame,
+        message,
+        id,
+    };
+    if std::str::from_utf8(bytes).is_err() {
+        return bad("frame is not valid UTF-8".into(), None);
+    }
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("frame is not valid JSON: {e}"), None),
+    };
+    let Some(obj) = value.as_object() else {
+        return bad("a frame must be a JSON object".into(), None);
+    };
+    let id = obj.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+    match obj.get("type").and_then(|t| t.as_str()) {
+        None => bad("frame has no \"type\" string".into(), id),
+        Some(t) if !CLIENT_TYPES.contains(&t) => BadFrame {
+            code: ErrorCode::UnknownType,
+            message: format!("unknown frame type {t:?}"),
+            id,
+        },
+        Some(t) => bad(format!("bad {t:?} frame: {err}"), id),
+    }
+}
+
+/// A chat message as delivered: to a room (`room` set) or private (`to` set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Server-wide sequence number, strictly increasing.
+    pub seq: u64,
+    /// Server time, RFC 3339 UTC with milliseconds.
+    pub ts: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub text: String,
+}
+
+/// One entry of a `rooms` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub name: String,
+    pub members: usize,
+}
+
+/// A frame sent by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        name: String,
+        version: u32,
+        rooms: Vec<String>,
+        last_seq: u64,
+    },
+    Message(Message),
+    Ack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        seq: u64,
+        ts: String,
+    },
+    Joined {
+        room: String,
+        name: String,
+        ts: String,
+    },
+    Left {
+        room: String,
+        name: String,
+        ts: String,
+        reason: LeftReason,
+    },
+    Users {
+        room: String,
+        names: Vec<String>,
+    },
+    Rooms {
+        rooms: Vec<RoomInfo>,
+    },
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    Bye {
+        reason: ByeReason,
+    },
+}
+
+impl ServerFrame {
+    /// Encodes the frame as one JSON line, ready for the wire.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = serde_json::to_vec(self).expect("server frames always serialize");
+        buf.push(b'\n');
+        Bytes::from(buf)
+    }
+
+    /// Shorthand for an `error` frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>, id: Option<String>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            id,
+        }
+    }
+}
+
+impl ClientFrame {
+    /// Encodes the frame as one JSON line, ready for the wire.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = serde_json::to_vec(self).expect("client frames always serialize");
+        buf.push(b'\n');
+        Bytes::from(buf)
+    }
+}
+
+/// Stable error codes. Clients match on these; the human `message` may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not UTF-8, not JSON, not an object, no `type`, or a field missing or of the wrong type.
+    BadFrame,
+    /// Longer than the server's maximum frame; skipped up to its newline.
+    FrameTooLarge,
+    /// A `type` the server does not know.
+    UnknownType,
+    /// Anything but `hello`, `ping` or `exit` before `hello`.
+    NotRegistered,
+    /// A second `hello` on a registered connection.
+    AlreadyRegistered,
+    /// `hello` with a protocol version this server does not speak.
+    UnsupportedVersion,
+    /// A user name that breaks the naming rules.
+    InvalidName,
+    /// Someone else has this name (ignoring case).
+    NameTaken,
+    /// A whisper to a name nobody has.
+    NoSuchUser,
+    /// Saying to, or leaving, a room you are not in.
+    NotInRoom,
+    /// A room name that breaks the naming rules.
+    InvalidRoom,
+    /// Empty text, text with control characters, or text over the limit.
+    InvalidText,
+    /// Your outbox overflowed because you did not read; you are disconnected.
+    TooSlow,
+    /// A code from a newer server that this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::NotRegistered => "not_registered",
+            ErrorCode::AlreadyRegistered => "already_registered",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::NoSuchUser => "no_such_user",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::InvalidText => "invalid_text",
+            ErrorCode::TooSlow => "too_slow",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why someone left a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftReason {
+    /// They sent `leave` for this room.
+    Leave,
+    /// They sent `exit` (or quit their client).
+    Exit,
+    /// Their connection closed without `exit`.
+    Disconnect,
+    /// They were cut off for not reading.
+    TooSlow,
+    /// A reason from a newer server.
+    #[serde(other)]
+    Other,
+}
+
+impl LeftReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftReason::Leave => "leave",
+            LeftReason::Exit => "exit",
+            LeftReason::Disconnect => "disconnect",
+            LeftReason::TooSlow => "too_slow",
+            LeftReason::Other => "other",
+        }
+    }
+}
+
+/// Why the server is closing the connection after `bye`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ByeReason {
+    /// The client asked to exit.
+    Exit,
+    /// The server is shutting down.
+    Shutdown,
+    #[serde(other)]
+    Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ClientFrame, BadFrame> {
+        ClientFrame::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn parses_the_documented_examples() {
+        assert_eq!(
+            parse(r#"{"type":"hello","name":"alice","version":1}"#).unwrap(),
+            ClientFrame::Hello {
+                name: "alice".into(),
+                version: 1
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"say","text":"hi","room":"lobby","id":"7"}"#).unwrap(),
+            ClientFrame::Say {
+                text: "hi".into(),
+                room: Some("lobby".into()),
+                id: Some("7".into())
+            }
+        );
+        assert_eq!(parse(r#"{"type":"rooms"}"#).unwrap(), ClientFrame::Rooms);
+        assert_eq!(parse(r#"{"type":"exit"}"#).unwrap(), ClientFrame::Exit);
+    }
+
+    #[test]
+    fn ignores_unknown_fields_and_defaults_version() {
+        assert_eq!(
+            parse(r#"{"type":"hello","name":"bob","colour":"red"}"#).unwrap(),
+            ClientFrame::Hello {
+                name: "bob".into(),
+                version: 1
+            }
+        );
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        let code = |s: &str| parse(s).unwrap_err().code;
+        assert_eq!(code("not json"), ErrorCode::BadFrame);
+        assert_eq!(code("[1,2]"), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"name":"x"}"#), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"type":"say"}"#), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"type":"say","text":5}"#), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            ClientFrame::parse(b"{\"type\":\"say\",\"text\":\"\xff\"}")
+                .unwrap_err()
+                .code,
+            ErrorCode::BadFrame
+        );
+    }
+
+    #[test]
+    fn bad_frames_keep_their_id() {
+        let err = parse(r#"{"type":"say","id":"42"}"#).unwrap_err();
+        assert_eq!(err.id.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn server_frames_match_the_spec() {
+        let f = ServerFrame::Message(Message {
+            seq: 3,
+            ts: "2026-11-25T16:38:57.123Z".into(),
+            room: Some("lobby".into()),
+            from: "alice".into(),
+            to: None,
+            text: "hi".into(),
+        });
+        assert_eq!(
+            std::str::from_utf8(&f.encode()).unwrap(),
+            "{\"type\":\"message\",\"seq\":3,\"ts\":\"2026-11-25T16:38:57.123Z\",\"room\":\"lobby\",\"from\":\"alice\",\"text\":\"hi\"}\n"
+        );
+        let e = ServerFrame::error(ErrorCode::NameTaken, "taken", None);
+        assert_eq!(
+            std::str::from_utf8(&e.encode()).unwrap(),
+            "{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"taken\"}\n"
+        );
+        let b = ServerFrame::Bye {
+            reason: ByeReason::Shutdown,
+        };
+        assert_eq!(
+            std::str::from_utf8(&b.encode()).unwrap(),
+            "{\"type\":\"bye\",\"reason\":\"shutdown\"}\n"
+        );
+    }
+
+    #[test]
+    fn codes_match_their_wire_names() {
+        for code in [
+            ErrorCode::BadFrame,
+            ErrorCode::FrameTooLarge,
+            ErrorCode::NotInRoom,
+            ErrorCode::TooSlow,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn unknown_codes_and_reasons_from_newer_servers_still_parse() {
+        let f: ServerFrame =
+            serde_json::from_str(r#"{"type":"error","code":"brand_new","message":"m"}"#).unwrap();
+        assert!(matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::Unknown,
+                ..
+            }
+        ));
+    }
+
+    mod roundtrip {
+        use super::super::*;
+        use crate::codec::FrameCodec;
+        use bytes::BytesMut;
+        use proptest::prelude::*;
+        use tokio_util::codec::Decoder;
+
+        fn text() -> impl Strategy<Value = String> {
+            // Any Unicode, including newlines, quotes and control characters: JSON must escape them.
+            any::<String>()
+        }
+
+        fn opt() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of(text())
+        }
+
+        fn client_frame() -> impl Strategy<Value = ClientFrame> {
+            prop_oneof![
+                (text(), any::<u32>())
+                    .prop_map(|(name, version)| ClientFrame::Hello { name, version }),
+                (text(), opt(), opt()).prop_map(|(text, room, id)| ClientFrame::Say {
+                    text,
+                    room,
+                    id
+                }),
+                (text(), text(), opt()).prop_map(|(to, text, id)| ClientFrame::Whisper {
+                    to,
+                    text,
+                    id
+                }),
+                text().prop_map(|room| ClientFrame::Join { room }),
+                text().prop_map(|room| ClientFrame::Leave { room }),
+                opt().prop_map(|room| ClientFrame::Who { room }),
+                Just(ClientFrame::Rooms),
+                opt().prop_map(|id| ClientFrame::Ping { id }),
+                Just(ClientFrame::Exit),
+            ]
+        }
+
+        fn server_frame() -> impl Strategy<Value = ServerFrame> {
+            prop_oneof![
+                (any::<u64>(), text(), opt(), text(), opt(), text()).prop_map(
+                    |(seq, ts, room, from, to, text)| {
+                        ServerFrame::Message(Message {
+                            seq,
+                            ts,
+                            room,
+                            from,
+                            to,
+                            text,
+                        })
+                    }
+                ),
+                (opt(), any::<u64>(), text()).prop_map(|(id, seq, ts)| ServerFrame::Ack {
+                    id,
+                    seq,
+                    ts
+                }),
+                (text(), text(), text()).prop_map(|(room, name, ts)| ServerFrame::Joined {
+                    room,
+                    name,
+                    ts
+                }),
+                (text(), prop::collection::vec(text(), 0..5))
+                    .prop_map(|(room, names)| ServerFrame::Users { room, names }),
+                (text(), opt()).prop_map(|(message, id)| ServerFrame::Error {
+                    code: ErrorCode::InvalidText,
+                    message,
+                    id
+                }),
+                opt().prop_map(|id| ServerFrame::Pong { id }),
+            ]
+        }
+
+        fn decode_one(wire: &[u8]) -> Vec<u8> {
+            let mut codec = FrameCodec::new(usize::MAX / 4);
+            let mut buf = BytesMut::from(wire);
+            let frame = codec.decode(&mut buf).unwrap().unwrap().unwrap();
+            assert!(buf.is_empty(), "one frame is exactly one line");
+            frame.to_vec()
+        }
+
+        proptest! {
+            #[test]
+            fn client_frames_round_trip_through_the_codec(frame in client_frame()) {
+                let line = decode_one(&frame.encode());
+                prop_assert_eq!(ClientFrame::parse(&line).unwrap(), frame);
+            }
+
+            #[test]
+            fn server_frames_round_trip_through_the_codec(frame in server_frame()) {
+                let line = decode_one(&frame.encode());
+                prop_assert_eq!(serde_json::from_slice::<ServerFrame>(&line).unwrap(), frame);
+            }
+        }
+    }
+}

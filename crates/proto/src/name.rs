@@ -1,0 +1,172 @@
+//! User and room names.
+//!
+//! A name is 1–32 characters: Unicode letters and digits plus `_`, `-` and `.`. `张三` is a fine name.
+//! Names are NFC-normalised when they are made, so two spellings of the same visible name are one name,
+//! and two names are "the same" when their lower-case forms are equal ([`Name::key`]).
+//! This module is the only place that decides what "same name" means.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Longest allowed name, in characters (not bytes).
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Why a string is not a valid name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("a name cannot be empty")]
+    Empty,
+    #[error("a name has at most {MAX_NAME_CHARS} characters")]
+    TooLong,
+    #[error("a name may contain only letters, digits, '_', '-' and '.' (found {0:?})")]
+    BadChar(char),
+}
+
+/// Checks the characters of a name and returns its NFC form.
+fn validate(raw: &str) -> Result<String, NameError> {
+    let nfc: String = raw.nfc().collect();
+    let count = nfc.chars().count();
+    if count == 0 {
+        return Err(NameError::Empty);
+    }
+    if count > MAX_NAME_CHARS {
+        return Err(NameError::TooLong);
+    }
+    if let Some(bad) = nfc
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(NameError::BadChar(bad));
+    }
+    Ok(nfc)
+}
+
+fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $ty {
+            /// As the user spelled it (after NFC): what others see.
+            display: String,
+            /// Lower-cased: what equality, hashing and lookups use.
+            key: String,
+        }
+
+        impl $ty {
+            /// Validates and normalises `raw`.
+            pub fn new(raw: &str) -> Result<Self, NameError> {
+                let display = validate(raw)?;
+                let key = fold(&display);
+                Ok(Self { display, key })
+            }
+
+            /// The name as it is displayed.
+            pub fn as_str(&self) -> &str {
+                &self.display
+            }
+
+            /// The case-folded form: equal keys mean the same name.
+            pub fn key(&self) -> &str {
+                &self.key
+            }
+        }
+
+        impl PartialEq for $ty {
+            fn eq(&self, other: &Self) -> bool {
+                self.key == other.key
+            }
+        }
+        impl Eq for $ty {}
+        impl Hash for $ty {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.key.hash(state)
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.display)
+            }
+        }
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.display, f)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A user's name (nickname).
+    Name
+);
+name_type!(
+    /// A room's name, without any leading `#`.
+    RoomName
+);
+
+impl RoomName {
+    /// Like [`RoomName::new`] but accepts the IRC habit of a leading `#`.
+    pub fn parse_lenient(raw: &str) -> Result<Self, NameError> {
+        Self::new(raw.strip_prefix('#').unwrap_or(raw))
+    }
+
+    /// The lobby, which every user joins on `hello`.
+    pub fn lobby() -> Self {
+        Self::new(crate::LOBBY).expect("lobby is a valid room name")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_latin_cjk_and_punctuation() {
+        for ok in ["alice", "张三", "a_b-c.d", "Ünïcödé", "x", &"n".repeat(32)] {
+            assert!(Name::new(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        assert_eq!(Name::new(""), Err(NameError::Empty));
+        assert_eq!(Name::new(&"n".repeat(33)), Err(NameError::TooLong));
+        assert_eq!(Name::new("a b"), Err(NameError::BadChar(' ')));
+        assert_eq!(Name::new("a\u{1b}"), Err(NameError::BadChar('\u{1b}')));
+        assert_eq!(Name::new("a:b"), Err(NameError::BadChar(':')));
+    }
+
+    #[test]
+    fn counts_characters_not_bytes() {
+        // 32 CJK characters are 96 bytes but a valid name.
+        assert!(Name::new(&"张".repeat(32)).is_ok());
+        assert_eq!(Name::new(&"张".repeat(33)), Err(NameError::TooLong));
+    }
+
+    #[test]
+    fn same_name_ignores_case_and_normalisation() {
+        assert_eq!(Name::new("Alice").unwrap(), Name::new("aLICE").unwrap());
+        // "é" precomposed vs "e" + combining acute accent.
+        let a = Name::new("caf\u{e9}").unwrap();
+        let b = Name::new("cafe\u{301}").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), b.as_str());
+        assert_eq!(Name::new("Alice").unwrap().as_str(), "Alice");
+    }
+
+    #[test]
+    fn room_names_accept_a_leading_hash() {
+        assert_eq!(RoomName::parse_lenient("#Rust").unwrap().as_str(), "Rust");
+        assert_eq!(
+            RoomName::parse_lenient("#rust").unwrap(),
+            RoomName::new("RUST").unwrap()
+        );
+        assert!(RoomName::new("#rust").is_err());
+    }
+}

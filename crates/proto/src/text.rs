@@ -1,0 +1,94 @@
+//! What message text may contain, and how to make untrusted text safe to print.
+//!
+//! The server rejects text that is empty, too long, or carries control characters other than newline and
+//! tab (which covers ANSI escape sequences: they start with ESC). Clients additionally pass everything they
+//! print through [`neutralise`], so even a hostile or buggy server cannot repaint a user's terminal.
+
+use std::borrow::Cow;
+
+/// Default largest message text, in bytes.
+pub const DEFAULT_MAX_TEXT: usize = 8 * 1024;
+
+/// Why a text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("message text is empty")]
+    Empty,
+    #[error("message text is longer than {0} bytes")]
+    TooLong(usize),
+    #[error(
+        "message text contains a control character (U+{0:04X}); only newline and tab are allowed"
+    )]
+    Control(u32),
+}
+
+/// Control characters a message may not carry: C0 except `\n` and `\t`, DEL, and C1.
+pub fn is_forbidden(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}'
+}
+
+/// Checks a message text against the rules above.
+pub fn validate(text: &str, max_bytes: usize) -> Result<(), TextError> {
+    if text.trim().is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.len() > max_bytes {
+        return Err(TextError::TooLong(max_bytes));
+    }
+    if let Some(c) = text.chars().find(|&c| is_forbidden(c)) {
+        return Err(TextError::Control(c as u32));
+    }
+    Ok(())
+}
+
+/// Replaces every forbidden control character with U+FFFD so the text can be printed safely.
+pub fn neutralise(text: &str) -> Cow<'_, str> {
+    if text.chars().any(is_forbidden) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| if is_forbidden(c) { '\u{fffd}' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_text() {
+        for t in [
+            "hi",
+            "你好，世界",
+            "emoji 🎉👍🏽",
+            "two\nlines",
+            "tab\there",
+            "é e\u{301}",
+        ] {
+            assert_eq!(validate(t, 100), Ok(()), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_empty_long_and_control() {
+        assert_eq!(validate("", 100), Err(TextError::Empty));
+        assert_eq!(validate(" \n ", 100), Err(TextError::Empty));
+        assert_eq!(
+            validate(&"x".repeat(101), 100),
+            Err(TextError::TooLong(100))
+        );
+        assert_eq!(validate("\u{1b}[2J", 100), Err(TextError::Control(0x1b)));
+        assert_eq!(validate("a\rb", 100), Err(TextError::Control(0x0d)));
+        assert_eq!(validate("a\u{9b}b", 100), Err(TextError::Control(0x9b)));
+        assert_eq!(validate("a\u{7f}", 100), Err(TextError::Control(0x7f)));
+    }
+
+    #[test]
+    fn neutralise_replaces_only_forbidden() {
+        assert_eq!(neutralise("\u{1b}[31mred\n"), "\u{fffd}[31mred\n");
+        assert!(matches!(neutralise("fine 好"), Cow::Borrowed(_)));
+    }
+}
