@@ -237,6 +237,8 @@ pub enum ErrorCode {
     InvalidText,
     /// Your outbox overflowed because you did not read; you are disconnected.
     TooSlow,
+    /// The server failed to handle a valid request (e.g. could not store the message); retrying may work.
+    ServerError,
     /// A code from a newer server that this build does not know.
     #[serde(other)]
     Unknown,
@@ -259,6 +261,7 @@ impl ErrorCode {
             ErrorCode::InvalidRoom => "invalid_room",
             ErrorCode::InvalidText => "invalid_text",
             ErrorCode::TooSlow => "too_slow",
+            ErrorCode::ServerError => "server_error",
             ErrorCode::Unknown => "unknown",
         }
     }

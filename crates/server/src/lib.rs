@@ -1,1 +1,140 @@
+//! natter-server: the chat server as a library.
+//!
+//! [`run`] takes already-bound listeners, a [`Config`] and any shutdown future, so the binary passes
+//! Ctrl-C/SIGTERM while tests bind `127.0.0.1:0` and pass a trigger they control.
+//!
+//! Modules: [`session`] (one connection: reader + writer tasks), [`hub`] (users, rooms, fan-out),
+//! [`outbox`] (bounded per-connection queue), [`log`] (the message log that assigns seq),
+//! [`plain`] (the `nc`/`telnet` front end). ARCHITECTURE.md has the concurrency rules.
 
+pub mod hub;
+pub mod log;
+pub mod outbox;
+pub mod plain;
+pub mod session;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::hub::{Hub, HubConfig};
+use crate::log::MemoryLog;
+
+/// Server settings. `Default` gives the documented defaults (docs/OPERATIONS.md).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest frame in bytes, excluding the newline (`--max-frame`).
+    pub max_frame: usize,
+    /// Largest message text in bytes (`--max-text`).
+    pub max_text: usize,
+    /// Largest number of bytes queued for one client before it is cut off as `too_slow` (`--max-outbox`).
+    pub max_outbox: usize,
+    /// How long shutdown waits for connections to flush their `bye`.
+    pub shutdown_grace: Duration,
+    /// Listen backlog for sockets bound by [`bind`].
+    pub backlog: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame: natter_proto::DEFAULT_MAX_FRAME,
+            max_text: natter_proto::text::DEFAULT_MAX_TEXT,
+            max_outbox: 1024 * 1024,
+            shutdown_grace: Duration::from_millis(1500),
+            backlog: 1024,
+        }
+    }
+}
+
+/// Binds a listening socket with an explicit backlog (tokio's `TcpListener::bind` uses 128).
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Runs the server on `listeners` until `shutdown` completes, then says `bye` to every client and
+/// returns once they are flushed (or `config.shutdown_grace` has passed).
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    config: Config,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let config = Arc::new(config);
+    let hub = Hub::new(
+        HubConfig {
+            max_text: config.max_text,
+        },
+        Box::new(MemoryLog::default()),
+    );
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    for listener in listeners {
+        tracker.spawn(accept_loop(
+            listener,
+            hub.clone(),
+            config.clone(),
+            token.clone(),
+            tracker.clone(),
+        ));
+    }
+    shutdown.await;
+    tracing::info!("shutting down");
+    token.cancel();
+    tracker.close();
+    if tokio::time::timeout(
+        config.shutdown_grace + Duration::from_millis(200),
+        tracker.wait(),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    config: Arc<Config>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = token.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                // Chat lines are small and latency matters: never wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                tracker.spawn(session::serve(
+                    stream,
+                    peer,
+                    hub.clone(),
+                    config.clone(),
+                    token.clone(),
+                ));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning; the listener stays up.
+                tracing::warn!("accept failed: {e}; pausing accepts briefly");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

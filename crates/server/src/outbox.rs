@@ -1,0 +1,212 @@
+//! A connection's bounded outbox: everyone else pushes, only the connection's writer task drains.
+//!
+//! The bound is in bytes (encoded size), not frames, because that is what costs memory. A push that would
+//! exceed it does not block and does not grow the queue: the outbox flips to *overflowed*, drops what it
+//! held, and wakes the writer, which tells the client `too_slow` and ends the connection (IRC's
+//! "SendQ exceeded"). The slow reader hurts only itself.
+//!
+//! Locking: one short `std::sync::Mutex` per outbox, never held across `.await`. The hub may push while it
+//! holds its own lock (hub lock → outbox lock); the writer takes only this lock, so there is no cycle.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use natter_proto::ServerFrame;
+use tokio::sync::Notify;
+
+/// One item of an outbox.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A server frame encoded once. The same `Arc` goes to every recipient of a broadcast; native
+    /// connections write `json`, other front ends render `frame` their own way.
+    Frame { frame: ServerFrame, json: Bytes },
+    /// Human text that only a text front end shows (the plain-text mode's `/help`, usage hints).
+    Notice(String),
+}
+
+impl Outgoing {
+    pub fn new(frame: ServerFrame) -> Arc<Self> {
+        let json = frame.encode();
+        Arc::new(Outgoing::Frame { frame, json })
+    }
+
+    /// Bytes this item costs in an outbox.
+    pub fn cost(&self) -> usize {
+        match self {
+            Outgoing::Frame { json, .. } => json.len(),
+            Outgoing::Notice(text) => text.len(),
+        }
+    }
+}
+
+/// What the writer should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Write the frames moved into the batch.
+    Write,
+    /// The outbox overflowed: tell the client `too_slow` and close.
+    Overflowed,
+    /// Closed and fully drained: flush and close the socket.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: VecDeque<Arc<Outgoing>>,
+    /// Encoded bytes currently queued.
+    bytes: usize,
+    /// No more pushes are accepted; the writer ends once the queue is empty.
+    closed: bool,
+    /// A push went over the limit; everything queued was dropped.
+    overflowed: bool,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    /// Maximum queued bytes.
+    limit: usize,
+}
+
+impl Outbox {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            limit,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding this lock leaves plain data behind; keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a frame. Returns false if the outbox is (or just became) unusable.
+    pub fn push(&self, item: Arc<Outgoing>) -> bool {
+        let mut inner = self.lock();
+        if inner.closed || inner.overflowed {
+            return false;
+        }
+        let len = item.cost();
+        if inner.bytes + len > self.limit {
+            inner.overflowed = true;
+            inner.queue.clear();
+            inner.bytes = 0;
+            drop(inner);
+            self.notify.notify_one();
+            return false;
+        }
+        let was_empty = inner.queue.is_empty();
+        inner.bytes += len;
+        inner.queue.push_back(item);
+        drop(inner);
+        if was_empty {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Shorthand for pushing a frame addressed to this connection only.
+    pub fn send(&self, frame: ServerFrame) -> bool {
+        self.push(Outgoing::new(frame))
+    }
+
+    /// Queues a last frame regardless of the limit (`bye`), then closes.
+    pub fn push_last(&self, frame: ServerFrame) {
+        let mut inner = self.lock();
+        if !inner.closed && !inner.overflowed {
+            let item = Outgoing::new(frame);
+            inner.bytes += item.cost();
+            inner.queue.push_back(item);
+        }
+        inner.closed = true;
+        drop(inner);
+        self.notify.notify_one();
+    }
+
+    /// Accepts no more frames; the writer drains what is queued and ends.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_one();
+    }
+
+    pub fn is_overflowed(&self) -> bool {
+        self.lock().overflowed
+    }
+
+    /// Waits for work and moves every queued frame into `batch` (so one wake-up becomes one write).
+    pub async fn next(&self, batch: &mut Vec<Arc<Outgoing>>) -> Next {
+        loop {
+            {
+                let mut inner = self.lock();
+                if inner.overflowed {
+                    return Next::Overflowed;
+                }
+                if !inner.queue.is_empty() {
+                    batch.extend(inner.queue.drain(..));
+                    inner.bytes = 0;
+                    return Next::Write;
+                }
+                if inner.closed {
+                    return Next::Closed;
+                }
+            }
+            // notify_one stores a permit when nobody waits, so a push between the check and here is not lost.
+            self.notify.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_proto::frame::ServerFrame;
+
+    fn pong() -> ServerFrame {
+        ServerFrame::Pong {
+            id: Some("x".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn drains_everything_in_one_batch() {
+        let ob = Outbox::new(1 << 20);
+        assert!(ob.send(pong()));
+        assert!(ob.send(pong()));
+        let mut batch = Vec::new();
+        assert_eq!(ob.next(&mut batch).await, Next::Write);
+        assert_eq!(batch.len(), 2);
+        ob.close();
+        assert_eq!(ob.next(&mut batch).await, Next::Closed);
+    }
+
+    #[tokio::test]
+    async fn overflow_drops_and_reports() {
+        let one = Outgoing::new(pong()).cost();
+        let ob = Outbox::new(one * 2);
+        assert!(ob.send(pong()));
+        assert!(ob.send(pong()));
+        assert!(!ob.send(pong()));
+        assert!(ob.is_overflowed());
+        assert!(!ob.send(pong()), "no pushes after overflow");
+        let mut batch = Vec::new();
+        assert_eq!(ob.next(&mut batch).await, Next::Overflowed);
+        assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn last_frame_goes_out_then_closes() {
+        let ob = Outbox::new(1);
+        ob.push_last(ServerFrame::Bye {
+            reason: natter_proto::frame::ByeReason::Exit,
+        });
+        assert!(!ob.send(pong()));
+        let mut batch = Vec::new();
+        assert_eq!(ob.next(&mut batch).await, Next::Write);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(ob.next(&mut batch).await, Next::Closed);
+    }
+}

@@ -1,0 +1,200 @@
+//! The plain-text front end, so `nc` and `telnet` work.
+//!
+//! A connection whose first line does not start with `{` is plain text. Its lines are translated into the
+//! same [`ClientFrame`]s a native client sends, and the frames it receives are rendered as the lab's
+//! `[YYYY-MM-DD HH:MM:SS] name: text` lines (server local time). The hub cannot tell the difference.
+
+use std::sync::Arc;
+
+use natter_proto::command::{self, Command, HELP};
+use natter_proto::frame::{ByeReason, Message};
+use natter_proto::text::neutralise;
+use natter_proto::{time, ClientFrame, ErrorCode, LeftReason, ServerFrame, LOBBY};
+
+use crate::outbox::Outgoing;
+
+/// What a typed line asks for.
+pub enum Input {
+    Frame(ClientFrame),
+    /// Something to tell the typist without involving the hub.
+    Notice(String),
+    Nothing,
+}
+
+/// Translates one line. Before registration the line is the name the user wants.
+pub fn translate(line: &[u8], registered: bool) -> Input {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Input::Notice("! lines must be UTF-8 text".into());
+    };
+    if !registered {
+        let name = line.trim();
+        return match name {
+            "" => Input::Nothing,
+            "exit" | "/quit" => Input::Frame(ClientFrame::Exit),
+            _ => Input::Frame(ClientFrame::Hello {
+                name: name.to_owned(),
+                version: natter_proto::VERSION,
+            }),
+        };
+    }
+    let frame = match command::parse(line) {
+        Command::Nothing => return Input::Nothing,
+        Command::Say(text) => ClientFrame::Say {
+            text,
+            room: None,
+            id: None,
+        },
+        Command::Msg { text, .. } if text.is_empty() => {
+            return Input::Notice("usage: /msg NAME TEXT".into())
+        }
+        Command::Msg { to, text } => ClientFrame::Whisper { to, text, id: None },
+        Command::Join(room) => ClientFrame::Join { room },
+        Command::Leave(Some(room)) => ClientFrame::Leave { room },
+        Command::Leave(None) => return Input::Notice("usage: /leave ROOM".into()),
+        Command::Who(room) => ClientFrame::Who { room },
+        Command::Rooms => ClientFrame::Rooms,
+        Command::Quit => ClientFrame::Exit,
+        Command::Help => {
+            let mut help = String::from("* Type a line to say it in #lobby. Commands:");
+            for (cmd, what) in HELP {
+                help.push_str(&format!("\n*   {cmd:<16} {what}"));
+            }
+            return Input::Notice(help);
+        }
+        Command::Usage(usage) => return Input::Notice(format!("usage: {usage}")),
+        Command::Unknown(cmd) => {
+            return Input::Notice(format!("! unknown command {cmd}; /help lists them"))
+        }
+    };
+    Input::Frame(frame)
+}
+
+/// Appends the text rendering of one outbox item to `out`.
+pub fn render(item: &Arc<Outgoing>, out: &mut Vec<u8>) {
+    let line = match &**item {
+        Outgoing::Notice(text) => text.clone(),
+        Outgoing::Frame { frame, .. } => match render_frame(frame) {
+            Some(line) => line,
+            None => return,
+        },
+    };
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn room_suffix(room: &str) -> String {
+    if room.eq_ignore_ascii_case(LOBBY) {
+        String::new()
+    } else {
+        format!(" #{room}")
+    }
+}
+
+fn render_frame(frame: &ServerFrame) -> Option<String> {
+    Some(match frame {
+        ServerFrame::Welcome { name, .. } => format!(
+            "* Welcome, {name}! Type a message and press Enter. /help lists commands; exit leaves."
+        ),
+        ServerFrame::Message(m) => render_message(m),
+        ServerFrame::Ack { .. } | ServerFrame::Pong { .. } => return None,
+        ServerFrame::Joined { room, name, .. } => format!("* {name} joined{}", room_suffix(room)),
+        ServerFrame::Left {
+            room, name, reason, ..
+        } => match reason {
+            LeftReason::Exit | LeftReason::Leave => format!("* {name} left{}", room_suffix(room)),
+            other => format!("* {name} left{} ({})", room_suffix(room), other.as_str()),
+        },
+        ServerFrame::Users { room, names } => format!("* In #{room}: {}", names.join(", ")),
+        ServerFrame::Rooms { rooms } => {
+            let list: Vec<String> = rooms
+                .iter()
+                .map(|r| format!("#{} ({})", r.name, r.members))
+                .collect();
+            format!("* Rooms: {}", list.join(", "))
+        }
+        ServerFrame::Error { code, message, .. } => match code {
+            ErrorCode::InvalidName | ErrorCode::NameTaken => {
+                format!("! {message}. Type another name:")
+            }
+            _ => format!("! {message}"),
+        },
+        ServerFrame::Bye { reason } => match reason {
+            ByeReason::Shutdown => "* The server is shutting down. Bye!".into(),
+            _ => "* Bye!".into(),
+        },
+    })
+}
+
+fn render_message(m: &Message) -> String {
+    let when = time::local_display_wire(&m.ts);
+    let who = match (&m.room, &m.to) {
+        (Some(room), _) if !room.eq_ignore_ascii_case(LOBBY) => format!("#{room} {}", m.from),
+        (None, Some(_)) => format!("{} → you", m.from),
+        _ => m.from.clone(),
+    };
+    let text = neutralise(&m.text);
+    // Continuation lines of a multi-line message are indented so they cannot pass for new messages.
+    let text = text.replace('\n', "\r\n    ");
+    format!("[{when}] {who}: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(line: &str, registered: bool) -> ClientFrame {
+        match translate(line.as_bytes(), registered) {
+            Input::Frame(f) => f,
+            _ => panic!("no frame for {line:?}"),
+        }
+    }
+
+    #[test]
+    fn first_line_is_the_name() {
+        assert_eq!(
+            frame("alice\r", false),
+            ClientFrame::Hello {
+                name: "alice".into(),
+                version: 1
+            }
+        );
+        assert_eq!(frame("exit", false), ClientFrame::Exit);
+    }
+
+    #[test]
+    fn later_lines_are_said_or_commands() {
+        assert_eq!(
+            frame("你好", true),
+            ClientFrame::Say {
+                text: "你好".into(),
+                room: None,
+                id: None
+            }
+        );
+        assert_eq!(
+            frame("/msg bob hi", true),
+            ClientFrame::Whisper {
+                to: "bob".into(),
+                text: "hi".into(),
+                id: None
+            }
+        );
+        assert_eq!(frame("exit", true), ClientFrame::Exit);
+        assert!(matches!(translate(b"/help", true), Input::Notice(_)));
+    }
+
+    #[test]
+    fn renders_the_labs_format() {
+        let m = Message {
+            seq: 1,
+            ts: "2026-11-25T16:38:57.123Z".into(),
+            room: Some("lobby".into()),
+            from: "bob".into(),
+            to: None,
+            text: "hi\u{1b}[2J".into(),
+        };
+        let line = render_message(&m);
+        assert!(line.starts_with('['), "{line}");
+        assert!(line.ends_with("] bob: hi\u{fffd}[2J"), "{line}");
+    }
+}
