@@ -90,10 +90,10 @@ impl Decoder for FrameCodec {
                     return Ok(Some(Ok(line.freeze())));
                 }
                 None if buf.len() > self.max + 1 => {
-                    // Too long and still no newline: report now, skip the rest as it arrives.
+                    // Too long and still no newline: report now, skip the rest (which may already be
+                    // in `buf`, followed by good frames) on the next call.
                     self.scanned = 0;
                     self.discarding = true;
-                    buf.clear();
                     return Ok(Some(Err(FrameError::TooLarge { limit: self.max })));
                 }
                 None => {
@@ -184,6 +184,16 @@ mod tests {
         let mut c = FrameCodec::new(4);
         let out = feed(&mut c, &[b"abcde\nok\n"], false);
         assert_eq!(out, vec![Err(FrameError::TooLarge { limit: 4 }), ok("ok")]);
+    }
+
+    #[test]
+    fn frames_after_an_oversized_one_in_the_same_chunk_survive() {
+        let mut c = FrameCodec::new(4);
+        let out = feed(&mut c, &[b"abcdefghijklmnop\nok\nyes\n"], false);
+        assert_eq!(
+            out,
+            vec![Err(FrameError::TooLarge { limit: 4 }), ok("ok"), ok("yes")]
+        );
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! Shared helpers for server integration tests: a real server on 127.0.0.1:0 and a raw JSON-lines client
+//! that sees exactly the bytes on the wire.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use natter_server::Config;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long any single expected frame may take before the test fails (a bound, not a sleep).
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Config::default()).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let listener = natter_server::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(natter_server::run(vec![listener], config, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(WAIT, self.handle)
+            .await
+            .expect("server stops")
+            .unwrap()
+            .unwrap();
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// Connects and registers as `name`, consuming welcome, joined and users.
+    pub async fn join(&self, name: &str) -> Client {
+        let mut c = self.connect().await;
+        c.hello(name).await;
+        c
+    }
+}
+
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    pings: u64,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = stream.into_split();
+        Self {
+            reader: BufReader::new(r),
+            writer: w,
+            pings: 0,
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.unwrap();
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        let mut line = serde_json::to_vec(&frame).unwrap();
+        line.push(b'\n');
+        self.send_raw(&line).await;
+    }
+
+    /// The next raw line (without its newline), or None at EOF.
+    pub async fn recv_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = tokio::time::timeout(WAIT, self.reader.read_line(&mut line))
+            .await
+            .expect("timed out waiting for a line")
+            .unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        assert!(line.ends_with('\n'), "unterminated line {line:?}");
+        line.pop();
+        if line.ends_with('\r') {
+            line.pop();
+        }
+        Some(line)
+    }
+
+    /// The next frame, parsed.
+    pub async fn recv(&mut self) -> Value {
+        let line = self
+            .recv_line()
+            .await
+            .expect("connection closed while waiting for a frame");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+    }
+
+    /// The next frame, which must have the given type.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        let f = self.recv().await;
+        assert_eq!(f["type"], ty, "expected a {ty} frame, got {f}");
+        f
+    }
+
+    /// Sends `ping` and returns every frame that arrived before the matching `pong`: a barrier that
+    /// proves the server has processed everything sent before it.
+    pub async fn sync(&mut self) -> Vec<Value> {
+        self.pings += 1;
+        let id = format!("sync-{}", self.pings);
+        self.send(json!({"type":"ping","id":id})).await;
+        let mut before = Vec::new();
+        loop {
+            let f = self.recv().await;
+            if f["type"] == "pong" && f["id"] == id.as_str() {
+                return before;
+            }
+            before.push(f);
+        }
+    }
+
+    /// Asserts nothing is pending for this client.
+    pub async fn expect_nothing(&mut self) {
+        let pending = self.sync().await;
+        assert!(pending.is_empty(), "unexpected frames: {pending:?}");
+    }
+
+    pub async fn hello(&mut self, name: &str) -> Value {
+        self.send(json!({"type":"hello","name":name,"version":1}))
+            .await;
+        let welcome = self.expect("welcome").await;
+        let joined = self.expect("joined").await;
+        assert_eq!(joined["name"], welcome["name"]);
+        self.expect("users").await;
+        welcome
+    }
+
+    /// Asserts the server closes the connection next.
+    pub async fn expect_closed(&mut self) {
+        if let Some(line) = self.recv_line().await {
+            panic!("expected the connection to close, got {line:?}");
+        }
+    }
+
+    pub async fn say(&mut self, text: &str, id: &str) -> Value {
+        self.send(json!({"type":"say","text":text,"id":id})).await;
+        let ack = self.expect("ack").await;
+        assert_eq!(ack["id"], id);
+        ack
+    }
+}
