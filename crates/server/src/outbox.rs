@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use natter_proto::ServerFrame;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// One item of an outbox.
 #[derive(Debug)]
@@ -68,6 +69,8 @@ pub struct Outbox {
     notify: Notify,
     /// Maximum queued bytes.
     limit: usize,
+    /// Cancelled on overflow, so a writer stuck in a write to a peer that stopped reading notices at once.
+    overflow: CancellationToken,
 }
 
 impl Outbox {
@@ -76,6 +79,7 @@ impl Outbox {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             limit,
+            overflow: CancellationToken::new(),
         })
     }
 
@@ -96,6 +100,7 @@ impl Outbox {
             inner.queue.clear();
             inner.bytes = 0;
             drop(inner);
+            self.overflow.cancel();
             self.notify.notify_one();
             return false;
         }
@@ -135,6 +140,11 @@ impl Outbox {
 
     pub fn is_overflowed(&self) -> bool {
         self.lock().overflowed
+    }
+
+    /// Completes when the outbox overflows.
+    pub async fn overflowed(&self) {
+        self.overflow.cancelled().await
     }
 
     /// Waits for work and moves every queued frame into `batch` (so one wake-up becomes one write).

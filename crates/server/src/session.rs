@@ -104,9 +104,13 @@ pub async fn serve(
     };
     session.leave(Some(reason));
     session.outbox.close();
-    match tokio::time::timeout(config.shutdown_grace, writer).await {
-        Ok(_) => {}
-        Err(_) => tracing::debug!("{peer}: writer did not finish in time; dropping the connection"),
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(config.shutdown_grace, writer)
+        .await
+        .is_err()
+    {
+        tracing::debug!("{peer}: writer did not finish in time; dropping the connection");
+        abort.abort();
     }
 }
 
@@ -244,8 +248,10 @@ async fn write_loop(
                 for item in batch.drain(..) {
                     render(mode, &item, &mut buf);
                 }
-                if write.write_all(&buf).await.is_err() {
-                    break;
+                tokio::select! {
+                    written = write.write_all(&buf) => if written.is_err() { break },
+                    // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
+                    _ = outbox.overflowed() => break,
                 }
             }
             Next::Overflowed => {

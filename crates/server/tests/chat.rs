@@ -398,3 +398,65 @@ async fn shutdown_says_bye_to_everyone_and_returns() {
         c.expect_closed().await;
     }
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_as_too_slow_without_slowing_others() {
+    let server = TestServer::start_with(natter_server::Config {
+        max_outbox: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut alice = server.join("alice").await;
+    let mut bob = server.join("bob").await;
+    let mut slow = common::Client::connect_small_window(server.addr).await;
+    slow.hello("slow").await;
+    alice.sync().await;
+    bob.sync().await;
+    // `slow` never reads again. Kernel buffers absorb some first, so keep talking until it is cut.
+    let text = "x".repeat(8000);
+    let mut cut = false;
+    let mut sent = 0;
+    for i in 0..2000 {
+        alice
+            .send(json!({"type":"say","text":text,"id":i.to_string()}))
+            .await;
+        sent += 1;
+        loop {
+            let f = alice.recv().await;
+            match f["type"].as_str() {
+                Some("ack") => break,
+                Some("left") => {
+                    assert_eq!(
+                        (f["name"].as_str(), f["reason"].as_str()),
+                        (Some("slow"), Some("too_slow"))
+                    );
+                    cut = true;
+                }
+                _ => panic!("unexpected {f}"),
+            }
+        }
+        if cut {
+            break;
+        }
+    }
+    assert!(cut, "the slow reader was never cut off");
+    // bob kept up throughout: every message reached him, and he saw slow leave.
+    let mut messages = 0;
+    let mut saw_left = false;
+    for f in bob.sync().await {
+        match f["type"].as_str() {
+            Some("message") => messages += 1,
+            Some("left") => saw_left = f["reason"] == "too_slow",
+            _ => panic!("unexpected {f}"),
+        }
+    }
+    assert_eq!(messages, sent);
+    assert!(saw_left);
+    // slow's connection is closed: its complete lines are messages or the too_slow notice; a frame the
+    // cut interrupted may trail unterminated (a client's codec discards it).
+    let all = slow.read_to_end().await;
+    for line in all.split(|&b| b == b'\n').filter(|l| l.ends_with(b"}")) {
+        let f: serde_json::Value = serde_json::from_slice(line).unwrap();
+        assert!(f["type"] == "message" || f["code"] == "too_slow", "{f}");
+    }
+}

@@ -71,7 +71,18 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        Self::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// Connects with a tiny receive buffer (no autotuning), so a client that stops reading backs up
+    /// into the server after kilobytes instead of tens of megabytes.
+    pub async fn connect_small_window(addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        Self::from_stream(socket.connect(addr).await.unwrap())
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
         let (r, w) = stream.into_split();
         Self {
             reader: BufReader::new(r),
@@ -154,6 +165,17 @@ impl Client {
         assert_eq!(joined["name"], welcome["name"]);
         self.expect("users").await;
         welcome
+    }
+
+    /// Reads everything until the server closes the connection.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut all = Vec::new();
+        tokio::time::timeout(WAIT, self.reader.read_to_end(&mut all))
+            .await
+            .expect("timed out waiting for close")
+            .unwrap();
+        all
     }
 
     /// Asserts the server closes the connection next.

@@ -1,0 +1,143 @@
+//! Plain-text mode: `nc` and `telnet` users in the same rooms as native clients.
+
+mod common;
+
+use common::TestServer;
+use serde_json::json;
+
+/// `[YYYY-MM-DD HH:MM:SS] ` — the lab's stamp.
+fn strip_stamp(line: &str) -> &str {
+    let b = line.as_bytes();
+    assert!(
+        line.len() > 22 && b[0] == b'[' && b[20] == b']' && b[21] == b' ',
+        "no stamp in {line:?}"
+    );
+    let stamp = &line[1..20];
+    for (i, c) in stamp.chars().enumerate() {
+        match i {
+            4 | 7 => assert_eq!(c, '-', "{line}"),
+            10 => assert_eq!(c, ' ', "{line}"),
+            13 | 16 => assert_eq!(c, ':', "{line}"),
+            _ => assert!(c.is_ascii_digit(), "{line}"),
+        }
+    }
+    &line[22..]
+}
+
+#[tokio::test]
+async fn nc_users_chat_with_native_users_both_ways() {
+    let server = TestServer::start().await;
+    let mut alice = server.join("alice").await;
+    let mut nc = server.connect().await;
+
+    nc.send_raw(b"carol\r\n").await; // telnet sends CRLF
+    assert!(nc
+        .recv_line()
+        .await
+        .unwrap()
+        .starts_with("* Welcome, carol!"));
+    assert_eq!(nc.recv_line().await.unwrap(), "* carol joined");
+    assert_eq!(nc.recv_line().await.unwrap(), "* In #lobby: alice, carol");
+    assert_eq!(alice.expect("joined").await["name"], "carol");
+
+    // Native → plain, in the lab's format.
+    alice.say("hi carol 你好", "1").await;
+    assert_eq!(
+        strip_stamp(&nc.recv_line().await.unwrap()),
+        "alice: hi carol 你好"
+    );
+
+    // Plain → native.
+    nc.send_raw(b"hello from nc\n").await;
+    let m = alice.expect("message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["text"].as_str(), m["room"].as_str()),
+        (Some("carol"), Some("hello from nc"), Some("lobby"))
+    );
+
+    // Whispers both ways.
+    nc.send_raw(b"/msg alice just you\n").await;
+    let m = alice.expect("message").await;
+    assert_eq!(
+        (m["to"].as_str(), m["text"].as_str()),
+        (Some("alice"), Some("just you"))
+    );
+    alice
+        .send(json!({"type":"whisper","to":"carol","text":"back at you","id":"2"}))
+        .await;
+    alice.expect("ack").await;
+    assert_eq!(
+        strip_stamp(&nc.recv_line().await.unwrap()),
+        "alice → you: back at you"
+    );
+
+    // Multi-line text is indented so it cannot pass for another message.
+    alice.say("two\nlines", "3").await;
+    assert_eq!(strip_stamp(&nc.recv_line().await.unwrap()), "alice: two");
+    assert_eq!(nc.recv_line().await.unwrap(), "    lines");
+
+    // Bad text gets a readable error line and reaches nobody.
+    nc.send_raw(b"bad \x1b[2J escape\n").await;
+    assert!(nc.recv_line().await.unwrap().starts_with("! "));
+    alice.expect_nothing().await;
+
+    // exit leaves, with a goodbye.
+    nc.send_raw(b"exit\n").await;
+    assert_eq!(nc.recv_line().await.unwrap(), "* Bye!");
+    assert_eq!(nc.recv_line().await, None);
+    let l = alice.expect("left").await;
+    assert_eq!(
+        (l["name"].as_str(), l["reason"].as_str()),
+        (Some("carol"), Some("exit"))
+    );
+}
+
+#[tokio::test]
+async fn a_taken_name_is_asked_again() {
+    let server = TestServer::start().await;
+    let _bob = server.join("bob").await;
+    let mut nc = server.connect().await;
+    nc.send_raw(b"BOB\n").await;
+    let line = nc.recv_line().await.unwrap();
+    assert!(
+        line.starts_with("! ") && line.ends_with("Type another name:"),
+        "{line}"
+    );
+    nc.send_raw(b"bad name\n").await;
+    assert!(nc
+        .recv_line()
+        .await
+        .unwrap()
+        .ends_with("Type another name:"));
+    nc.send_raw(b"bobby\n").await;
+    assert!(nc
+        .recv_line()
+        .await
+        .unwrap()
+        .starts_with("* Welcome, bobby!"));
+}
+
+#[tokio::test]
+async fn plain_users_see_joins_leaves_and_help() {
+    let server = TestServer::start().await;
+    let mut nc = server.connect().await;
+    nc.send_raw(b"dave\n").await;
+    for _ in 0..3 {
+        nc.recv_line().await.unwrap();
+    }
+    let mut eve = server.join("eve").await;
+    assert_eq!(nc.recv_line().await.unwrap(), "* eve joined");
+    eve.send(json!({"type":"exit"})).await;
+    assert_eq!(nc.recv_line().await.unwrap(), "* eve left");
+    nc.send_raw(b"/help\n").await;
+    assert!(nc.recv_line().await.unwrap().starts_with("* Type a line"));
+    nc.send_raw(b"/quit\n").await;
+    loop {
+        match nc.recv_line().await {
+            Some(line) if line == "* Bye!" => break,
+            Some(_) => continue,
+            None => panic!("closed without bye"),
+        }
+    }
+    assert_eq!(nc.recv_line().await, None);
+}
