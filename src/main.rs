@@ -1,1 +1,160 @@
-fn main() {}
+//! `natter`: the one binary. It parses the command line and calls a library; nothing else lives here.
+//!
+//! * `natter serve` — run the chat server (natter-server).
+//! * `natter join`  — join a server from a terminal or a script (natter-client).
+//!
+//! Every failure ends with one line on stderr and a non-zero exit code.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "natter",
+    version,
+    about = "A small self-hosted chat server and terminal client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the chat server.
+    Serve(ServeArgs),
+    /// Join a chat server.
+    Join(JoinArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; repeat for several. Use 0.0.0.0:5500 to open the server to your LAN.
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:5500")]
+    listen: Vec<SocketAddr>,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = natter_proto::DEFAULT_MAX_FRAME)]
+    max_frame: usize,
+    /// Largest message text accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = natter_proto::text::DEFAULT_MAX_TEXT)]
+    max_text: usize,
+    /// Bytes queued for one client before it is disconnected as too slow.
+    #[arg(long, value_name = "BYTES", default_value_t = natter_server::Config::default().max_outbox)]
+    max_outbox: usize,
+    /// Also log every message, in the lab's server-console style.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Args)]
+struct JoinArgs {
+    /// Server to join, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5500")]
+    server: String,
+    /// Your name (asked for when missing).
+    #[arg(long)]
+    name: Option<String>,
+    /// Plain line mode even on a terminal.
+    #[arg(long)]
+    plain: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let result = match cli.command {
+        Cmd::Serve(args) => runtime.block_on(serve(args)),
+        Cmd::Join(args) => runtime
+            .block_on(natter_client::run_line_mode(natter_client::LineOptions {
+                server: args.server,
+                name: args.name,
+                force_plain: args.plain,
+            }))
+            .map_err(|e| e.to_string()),
+    };
+    // Don't wait for a blocked stdin reader or a prompt thread on the way out.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("natter: {message}");
+    ExitCode::FAILURE
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    init_logging(args.verbose);
+    let config = natter_server::Config {
+        max_frame: args.max_frame,
+        max_text: args.max_text,
+        max_outbox: args.max_outbox,
+        ..Default::default()
+    };
+    let mut listeners = Vec::new();
+    for addr in &args.listen {
+        let listener = natter_server::bind(*addr, config.backlog)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let reach = if bound.ip().is_loopback() {
+            "this machine only; --listen 0.0.0.0:5500 opens it to your LAN"
+        } else if bound.ip().is_unspecified() {
+            "reachable from other machines on your network"
+        } else {
+            "reachable at this address"
+        };
+        println!("natter: listening on {bound} ({reach})");
+        listeners.push(listener);
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    natter_server::run(listeners, config, shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}
+
+fn init_logging(verbose: bool) {
+    let default = if verbose {
+        "info"
+    } else {
+        "info,natter::chat=off"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,1 +1,34 @@
+//! natter-client: everything a natter client needs except the terminal drawing.
+//!
+//! * [`net`]: connects, runs the socket's reader and writer tasks, turns frames into typed events.
+//!   The UI never touches the socket.
+//! * [`line`]: the line-mode client (`natter join`): a prompt that incoming text never mangles, or plain
+//!   stdin/stdout when used from a script.
+//! * [`display`]: how frames read as lines of text (the lab's `[YYYY-MM-DD HH:MM:SS] name: text`).
 
+pub mod display;
+pub mod line;
+pub mod net;
+
+pub use line::{run_line_mode, LineOptions};
+
+/// Why a client session ended badly. Each is one clear line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server refused the name: {0}")]
+    NameRejected(String),
+    #[error("no name given (use --name NAME)")]
+    NoName,
+    #[error("the connection to the server was lost")]
+    ConnectionLost,
+    #[error("the server shut down")]
+    ServerShutdown,
+    #[error("terminal error: {0}")]
+    Terminal(String),
+}

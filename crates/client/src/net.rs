@@ -1,0 +1,94 @@
+//! The network side of a client: one task reads frames, one writes them. The rest of the client talks to
+//! them through channels — [`Connection::send`] and [`Connection::next`] — and never sees the socket.
+
+use futures::StreamExt;
+use natter_proto::{ClientFrame, FrameCodec, ServerFrame};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+use crate::ClientError;
+
+/// Largest frame a client accepts from the server. Generous: history pages are big frames.
+pub const CLIENT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// What the network task reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    Frame(ServerFrame),
+    /// The server sent something this client cannot read; it is skipped.
+    Unreadable(String),
+    /// The connection closed (after `bye`, or unexpectedly).
+    Closed,
+}
+
+/// A live connection to a natter server.
+pub struct Connection {
+    outgoing: mpsc::Sender<ClientFrame>,
+    incoming: mpsc::Receiver<NetEvent>,
+}
+
+impl Connection {
+    /// Connects to `addr` (`host:port`) and starts the reader and writer tasks.
+    pub async fn connect(addr: &str) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Self::from_stream(stream))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
+        let (read, mut write) = stream.into_split();
+        let (out_tx, mut out_rx) = mpsc::channel::<ClientFrame>(256);
+        let (in_tx, in_rx) = mpsc::channel::<NetEvent>(1024);
+
+        tokio::spawn(async move {
+            while let Some(frame) = out_rx.recv().await {
+                if write.write_all(&frame.encode()).await.is_err() {
+                    break;
+                }
+            }
+            let _ = write.shutdown().await;
+        });
+
+        tokio::spawn(async move {
+            let mut frames = FramedRead::new(read, FrameCodec::new(CLIENT_MAX_FRAME));
+            while let Some(Ok(item)) = frames.next().await {
+                let event = match item {
+                    Ok(line) => match serde_json::from_slice::<ServerFrame>(&line) {
+                        Ok(frame) => NetEvent::Frame(frame),
+                        Err(e) => NetEvent::Unreadable(e.to_string()),
+                    },
+                    Err(e) => NetEvent::Unreadable(e.to_string()),
+                };
+                if in_tx.send(event).await.is_err() {
+                    return; // nobody is listening any more
+                }
+            }
+            let _ = in_tx.send(NetEvent::Closed).await;
+        });
+
+        Self {
+            outgoing: out_tx,
+            incoming: in_rx,
+        }
+    }
+
+    /// Queues a frame for the server. Fails only if the connection is gone.
+    pub async fn send(&self, frame: ClientFrame) -> Result<(), ClientError> {
+        self.outgoing
+            .send(frame)
+            .await
+            .map_err(|_| ClientError::ConnectionLost)
+    }
+
+    /// The next event; `Closed` once the connection is gone (and forever after).
+    pub async fn next(&mut self) -> NetEvent {
+        self.incoming.recv().await.unwrap_or(NetEvent::Closed)
+    }
+}

@@ -1,0 +1,294 @@
+//! The `natter` binary itself: `serve` and `join` as a user or a script runs them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+
+/// A `natter serve` process on a free loopback port.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start() -> Self {
+        let mut child = Command::new(NATTER)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "natter: listening on 127.0.0.1:PORT (...)"
+        let addr = line
+            .split_whitespace()
+            .nth(3)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .parse()
+            .unwrap();
+        Self { child, addr }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `natter join` with `stdin` piped in.
+fn join(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(NATTER)
+        .arg("join")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A raw JSON client.
+struct Raw {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Raw {
+    async fn join(addr: SocketAddr, name: &str) -> Self {
+        let (r, w) = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap()
+            .into_split();
+        let mut raw = Self {
+            lines: tokio::io::BufReader::new(r).lines(),
+            write: w,
+        };
+        raw.send(json!({"type":"hello","name":name})).await;
+        assert_eq!(raw.recv().await["type"], "welcome");
+        raw.next_of("users").await; // after our own joined
+        raw
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.write
+            .write_all(format!("{v}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("timed out")
+            .unwrap()
+            .expect("closed");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// The next frame of the given type, skipping others.
+    async fn next_of(&mut self, ty: &str) -> Value {
+        loop {
+            let f = self.recv().await;
+            if f["type"] == ty {
+                return f;
+            }
+        }
+    }
+}
+
+fn stderr_line(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "exactly one line on stderr: {err:?}"
+    );
+    assert!(err.starts_with("natter: "), "{err:?}");
+    err
+}
+
+#[tokio::test]
+async fn a_script_can_pipe_messages_through_join() {
+    let server = Server::start();
+    let addr = server.addr.to_string();
+    let mut watcher = Raw::join(server.addr, "watcher").await;
+
+    let out = tokio::task::spawn_blocking(move || {
+        join(&["--server", &addr, "--name", "bot"], "hello 世界\n/quit\n")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("] bot: hello 世界"),
+        "own message shown once acked: {stdout}"
+    );
+
+    let m = watcher.next_of("message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["text"].as_str()),
+        (Some("bot"), Some("hello 世界"))
+    );
+    let l = watcher.next_of("left").await;
+    assert_eq!(
+        (l["name"].as_str(), l["reason"].as_str()),
+        (Some("bot"), Some("exit"))
+    );
+}
+
+#[tokio::test]
+async fn join_prints_what_others_say_and_takes_the_name_from_the_first_line() {
+    let server = Server::start();
+    let addr = server.addr.to_string();
+    let mut alice = Raw::join(server.addr, "alice").await;
+
+    // The script keeps stdin open until alice has spoken, then quits.
+    let mut child = Command::new(NATTER)
+        .args(["join", "--server", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all("李四\n".as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let j = alice.next_of("joined").await;
+    assert_eq!(j["name"], "李四");
+    alice
+        .send(json!({"type":"say","text":"欢迎 李四","id":"1"}))
+        .await;
+    alice.next_of("ack").await;
+    alice
+        .send(json!({"type":"whisper","to":"李四","text":"just you","id":"2"}))
+        .await;
+    alice.next_of("ack").await;
+    // Barrier: once li's reply arrives, li has certainly read both of alice's messages.
+    stdin.write_all(b"got it\n").unwrap();
+    stdin.flush().unwrap();
+    let reply = alice.next_of("message").await;
+    assert_eq!(reply["text"], "got it");
+    drop(stdin); // EOF quits like Ctrl-D
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("] alice: 欢迎 李四"), "{stdout}");
+    assert!(stdout.contains("] alice → you: just you"), "{stdout}");
+    assert_eq!(alice.next_of("left").await["reason"], "exit");
+}
+
+#[tokio::test]
+async fn join_fails_clearly_when_the_name_is_rejected() {
+    let server = Server::start();
+    let _taken = Raw::join(server.addr, "Taken").await;
+    let addr = server.addr.to_string();
+    let out =
+        tokio::task::spawn_blocking(move || join(&["--server", &addr, "--name", "taken"], "hi\n"))
+            .await
+            .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("taken"));
+
+    let addr = server.addr.to_string();
+    let out =
+        tokio::task::spawn_blocking(move || join(&["--server", &addr, "--name", "has space"], ""))
+            .await
+            .unwrap();
+    assert!(!out.status.success());
+    stderr_line(&out);
+}
+
+#[test]
+fn join_fails_clearly_when_nobody_listens() {
+    // Bind then drop a listener to get a port that refuses connections.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = join(
+        &["--server", &format!("127.0.0.1:{port}"), "--name", "x"],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("cannot connect"));
+}
+
+#[test]
+fn serve_fails_clearly_when_the_port_is_taken() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = Command::new(NATTER)
+        .args(["serve", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("cannot listen"));
+}
+
+#[tokio::test]
+async fn sigterm_says_bye_to_clients_and_exits_zero() {
+    let mut server = Server::start();
+    let mut a = Raw::join(server.addr, "a").await;
+    let mut b = Raw::join(server.addr, "b").await;
+    a.send(json!({"type":"ping","id":"sync"})).await;
+    a.next_of("pong").await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        drop(server);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.next_of("bye").await["reason"], "shutdown");
+    }
+}
