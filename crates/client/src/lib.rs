@@ -7,6 +7,7 @@
 //! * [`display`]: how frames read as lines of text (the lab's `[YYYY-MM-DD HH:MM:SS] name: text`).
 
 pub mod display;
+pub mod editor;
 pub mod line;
 pub mod net;
 

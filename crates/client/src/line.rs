@@ -1,8 +1,8 @@
 //! The line-mode client behind `natter join`.
 //!
-//! On a terminal, typing happens in a rustyline prompt on its own thread, and incoming lines are printed
-//! through rustyline's external printer, which redraws the prompt and the half-typed line underneath — the
-//! lab client's "text printed over what I am typing" bug cannot happen. From a script (stdin or stdout not
+//! On a terminal, typing happens in natter's own small line editor ([`crate::editor`]): incoming lines are
+//! printed above the prompt, which is then redrawn with the half-typed line — the lab client's "text
+//! printed over what I am typing" bug cannot happen. From a script (stdin or stdout not
 //! a terminal) it reads stdin line by line and prints plain lines to stdout.
 //!
 //! Your own messages are printed when the server acknowledges them, so what you see is what was sent.
@@ -11,14 +11,16 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use crossterm::event::EventStream;
+use futures::StreamExt;
 use natter_proto::command::{self, Command, HELP};
 use natter_proto::frame::ByeReason;
 use natter_proto::{ClientFrame, ErrorCode, ServerFrame, LOBBY};
-use rustyline::ExternalPrinter;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use crate::display;
+use crate::editor::{self, Action, Editor};
 use crate::net::{Connection, NetEvent};
 use crate::ClientError;
 
@@ -48,67 +50,18 @@ enum Input {
 
 /// Where lines come from and go to.
 enum Term {
-    /// A rustyline prompt on a thread of its own.
-    Tty {
-        prompts: std::sync::mpsc::Sender<String>,
-        inputs: mpsc::Receiver<Input>,
-        printer: Box<dyn ExternalPrinter + Send>,
-        /// True while a prompt is on screen (the external printer only draws then).
-        reading: bool,
-    },
+    /// Our own line editor on a raw-mode terminal: messages print above the prompt.
+    Tty { editor: Editor, events: EventStream },
     /// stdin lines in, stdout lines out.
     Pipe { inputs: mpsc::Receiver<Input> },
 }
 
 impl Term {
     fn tty() -> Result<Self, ClientError> {
-        let (prompt_tx, prompt_rx) = std::sync::mpsc::channel::<String>();
-        let (input_tx, input_rx) = mpsc::channel(16);
-        let (printer_tx, printer_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut editor = match rustyline::DefaultEditor::new() {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = printer_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            match editor.create_external_printer() {
-                Ok(p) => {
-                    let boxed: Box<dyn ExternalPrinter + Send> = Box::new(p);
-                    let _ = printer_tx.send(Ok(boxed));
-                }
-                Err(e) => {
-                    let _ = printer_tx.send(Err(e.to_string()));
-                    return;
-                }
-            }
-            while let Ok(prompt) = prompt_rx.recv() {
-                let input = match editor.readline(&prompt) {
-                    Ok(line) => {
-                        let _ = editor.add_history_entry(line.as_str());
-                        // Erase the echoed input: the line reappears, stamped, once the server has it.
-                        print!("\x1b[1A\x1b[2K");
-                        let _ = std::io::stdout().flush();
-                        Input::Line(line)
-                    }
-                    Err(rustyline::error::ReadlineError::Interrupted) => Input::Interrupted,
-                    Err(_) => Input::Eof,
-                };
-                if input_tx.blocking_send(input).is_err() {
-                    return;
-                }
-            }
-        });
-        let printer = printer_rx
-            .recv()
-            .map_err(|_| ClientError::Terminal("line editor failed to start".into()))?
-            .map_err(ClientError::Terminal)?;
+        let editor = Editor::new().map_err(|e| ClientError::Terminal(e.to_string()))?;
         Ok(Term::Tty {
-            prompts: prompt_tx,
-            inputs: input_rx,
-            printer,
-            reading: false,
+            editor,
+            events: EventStream::new(),
         })
     }
 
@@ -133,43 +86,43 @@ impl Term {
         Term::Pipe { inputs: rx }
     }
 
-    /// Asks for the next line with this prompt (a no-op for pipes, which just stream).
+    /// Shows the prompt for the next line (a no-op for pipes, which just stream).
     fn request(&mut self, prompt: &str) {
-        if let Term::Tty {
-            prompts, reading, ..
-        } = self
-        {
-            if !*reading && prompts.send(prompt.to_owned()).is_ok() {
-                *reading = true;
-            }
+        if let Term::Tty { editor, .. } = self {
+            let _ = editor.show_prompt(prompt);
         }
     }
 
+    /// The next line, Ctrl-D or Ctrl-C. Cancel-safe: a half-typed line stays in the editor.
     async fn next(&mut self) -> Input {
         match self {
-            Term::Tty {
-                inputs, reading, ..
-            } => {
-                let input = inputs.recv().await.unwrap_or(Input::Eof);
-                *reading = false;
-                input
-            }
+            Term::Tty { editor, events } => loop {
+                let Some(Ok(event)) = events.next().await else {
+                    return Input::Eof;
+                };
+                match editor::apply(&mut editor.buf, &event) {
+                    Action::Submit(line) => {
+                        // The line reappears, stamped, once the server has acknowledged it.
+                        let _ = editor.redraw();
+                        return Input::Line(line);
+                    }
+                    Action::Eof => return Input::Eof,
+                    Action::Interrupt => return Input::Interrupted,
+                    Action::Edited => {
+                        let _ = editor.redraw();
+                    }
+                }
+            },
             Term::Pipe { inputs } => inputs.recv().await.unwrap_or(Input::Eof),
         }
     }
 
     fn print(&mut self, line: &str) {
         match self {
-            Term::Tty {
-                printer,
-                reading: true,
-                ..
-            } => {
-                if printer.print(line.to_owned()).is_err() {
-                    println!("{line}");
-                }
+            Term::Tty { editor, .. } => {
+                let _ = editor.print_above(line);
             }
-            _ => {
+            Term::Pipe { .. } => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
