@@ -43,6 +43,19 @@ struct ServeArgs {
     /// Bytes queued for one client before it is disconnected as too slow.
     #[arg(long, value_name = "BYTES", default_value_t = natter_server::Config::default().max_outbox)]
     max_outbox: usize,
+    /// History database file, or :memory: to keep history only while the server runs.
+    /// Default: natter.db in the platform data directory (~/.local/share/natter on Linux).
+    #[arg(long, value_name = "PATH")]
+    db: Option<String>,
+    /// Recent messages per room replayed on hello and join.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    replay: usize,
+    /// Delete history older than this many days.
+    #[arg(long, value_name = "DAYS")]
+    history_days: Option<u32>,
+    /// Keep at most this many messages of history.
+    #[arg(long, value_name = "N")]
+    history_max: Option<u64>,
     /// Also log every message, in the lab's server-console style.
     #[arg(short, long)]
     verbose: bool,
@@ -92,10 +105,23 @@ fn fail(message: String) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(args.verbose);
+    let db = match &args.db {
+        Some(path) => natter_server::store::DbPath::parse(path),
+        None => natter_server::store::DbPath::File(
+            natter_server::default_db_path()
+                .ok_or("no data directory found for the history database; pass --db PATH")?,
+        ),
+    };
     let config = natter_server::Config {
         max_frame: args.max_frame,
         max_text: args.max_text,
         max_outbox: args.max_outbox,
+        db,
+        replay: args.replay,
+        retention: natter_server::store::Retention {
+            days: args.history_days,
+            max_messages: args.history_max,
+        },
         ..Default::default()
     };
     let mut listeners = Vec::new();
@@ -110,14 +136,26 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         } else {
             "reachable at this address"
         };
-        println!("natter: listening on {bound} ({reach})");
+        announce(&format!("natter: listening on {bound} ({reach})"));
         listeners.push(listener);
     }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    match &config.db {
+        natter_server::store::DbPath::Memory => {
+            announce("natter: history kept in memory only (--db :memory:)")
+        }
+        path => announce(&format!("natter: history in {path}")),
+    }
     natter_server::run(listeners, config, shutdown_signal())
         .await
-        .map_err(|e| format!("server failed: {e}"))
+        .map_err(|e| e.to_string())
+}
+
+/// Prints a start-up line on stdout. A closed stdout is no reason to stop a server, so errors are ignored.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn init_logging(verbose: bool) {

@@ -19,7 +19,7 @@ struct Server {
 impl Server {
     fn start() -> Self {
         let mut child = Command::new(NATTER)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -260,7 +260,7 @@ fn serve_fails_clearly_when_the_port_is_taken() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
     let out = Command::new(NATTER)
-        .args(["serve", "--listen", &addr])
+        .args(["serve", "--listen", &addr, "--db", ":memory:"])
         .output()
         .unwrap();
     assert!(!out.status.success());

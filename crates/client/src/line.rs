@@ -225,6 +225,7 @@ async fn register(
         conn.send(ClientFrame::Hello {
             name: candidate,
             version: natter_proto::VERSION,
+            resume_after: None,
         })
         .await?;
         loop {
@@ -400,6 +401,12 @@ impl Client {
                 display::left(&room, &name, reason)
             }
             ServerFrame::Users { room, names } => display::users(&room, &names),
+            ServerFrame::History { messages, .. } => {
+                for m in &messages {
+                    term.print(&display::message(m));
+                }
+                return Ok(());
+            }
             ServerFrame::Rooms { rooms } => display::rooms(&rooms),
             ServerFrame::Error { message, id, .. } => {
                 match id.and_then(|id| self.pending.remove(&id)) {

@@ -15,6 +15,9 @@ pub enum ClientFrame {
         name: String,
         #[serde(default = "default_version")]
         version: u32,
+        /// Resume: replay every message after this seq that you may see, then continue live.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_after: Option<u64>,
     },
     /// `{"type":"say","text":"…","room":"lobby","id":"7"}` — a message to a room (default `lobby`).
     Say {
@@ -42,6 +45,16 @@ pub enum ClientFrame {
     },
     /// `{"type":"rooms"}` — list the rooms.
     Rooms,
+    /// `{"type":"history","room":"lobby","before":120,"limit":50}` — page backwards through a room's
+    /// history (or, without `room`, your private messages).
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
     /// `{"type":"ping","id":"x"}` — answered by `pong` with the same id.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,7 +70,7 @@ fn default_version() -> u32 {
 
 /// The `type` values a client may send; anything else is `unknown_type`.
 pub const CLIENT_TYPES: &[&str] = &[
-    "hello", "say", "whisper", "join", "leave", "who", "rooms", "ping", "exit",
+    "hello", "say", "whisper", "join", "leave", "who", "rooms", "history", "ping", "exit",
 ];
 
 /// Why a client frame could not be understood.
@@ -165,6 +178,12 @@ pub enum ServerFrame {
     Rooms {
         rooms: Vec<RoomInfo>,
     },
+    /// Earlier messages, oldest first: a room's (with `room`) or your private ones (without).
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        messages: Vec<Message>,
+    },
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
@@ -174,6 +193,9 @@ pub enum ServerFrame {
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// With `history_gap`: the oldest seq the server still has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        oldest: Option<u64>,
     },
     Bye {
         reason: ByeReason,
@@ -194,6 +216,7 @@ impl ServerFrame {
             code,
             message: message.into(),
             id,
+            oldest: None,
         }
     }
 }
@@ -239,6 +262,8 @@ pub enum ErrorCode {
     TooSlow,
     /// The server failed to handle a valid request (e.g. could not store the message); retrying may work.
     ServerError,
+    /// `resume_after` reaches back further than the history kept; `oldest` says where it starts.
+    HistoryGap,
     /// A code from a newer server that this build does not know.
     #[serde(other)]
     Unknown,
@@ -262,6 +287,7 @@ impl ErrorCode {
             ErrorCode::InvalidText => "invalid_text",
             ErrorCode::TooSlow => "too_slow",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::HistoryGap => "history_gap",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -322,7 +348,8 @@ mod tests {
             parse(r#"{"type":"hello","name":"alice","version":1}"#).unwrap(),
             ClientFrame::Hello {
                 name: "alice".into(),
-                version: 1
+                version: 1,
+                resume_after: None
             }
         );
         assert_eq!(
@@ -343,7 +370,8 @@ mod tests {
             parse(r#"{"type":"hello","name":"bob","colour":"red"}"#).unwrap(),
             ClientFrame::Hello {
                 name: "bob".into(),
-                version: 1
+                version: 1,
+                resume_after: None
             }
         );
     }
@@ -443,8 +471,22 @@ mod tests {
 
         fn client_frame() -> impl Strategy<Value = ClientFrame> {
             prop_oneof![
-                (text(), any::<u32>())
-                    .prop_map(|(name, version)| ClientFrame::Hello { name, version }),
+                (text(), any::<u32>(), any::<Option<u64>>()).prop_map(
+                    |(name, version, resume_after)| {
+                        ClientFrame::Hello {
+                            name,
+                            version,
+                            resume_after,
+                        }
+                    }
+                ),
+                (opt(), any::<Option<u64>>(), any::<Option<usize>>()).prop_map(
+                    |(room, before, limit)| ClientFrame::History {
+                        room,
+                        before,
+                        limit
+                    }
+                ),
                 (text(), opt(), opt()).prop_map(|(text, room, id)| ClientFrame::Say {
                     text,
                     room,
@@ -490,11 +532,32 @@ mod tests {
                 }),
                 (text(), prop::collection::vec(text(), 0..5))
                     .prop_map(|(room, names)| ServerFrame::Users { room, names }),
-                (text(), opt()).prop_map(|(message, id)| ServerFrame::Error {
-                    code: ErrorCode::InvalidText,
-                    message,
-                    id
+                (text(), opt(), any::<Option<u64>>()).prop_map(|(message, id, oldest)| {
+                    ServerFrame::Error {
+                        code: ErrorCode::HistoryGap,
+                        message,
+                        id,
+                        oldest,
+                    }
                 }),
+                (
+                    opt(),
+                    prop::collection::vec((any::<u64>(), text(), text()), 0..4)
+                )
+                    .prop_map(|(room, ms)| {
+                        let messages = ms
+                            .into_iter()
+                            .map(|(seq, from, text)| Message {
+                                seq,
+                                ts: "t".into(),
+                                room: room.clone(),
+                                from,
+                                to: None,
+                                text,
+                            })
+                            .collect();
+                        ServerFrame::History { room, messages }
+                    }),
                 opt().prop_map(|id| ServerFrame::Pong { id }),
             ]
         }

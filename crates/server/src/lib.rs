@@ -3,15 +3,15 @@
 //! [`run`] takes already-bound listeners, a [`Config`] and any shutdown future, so the binary passes
 //! Ctrl-C/SIGTERM while tests bind `127.0.0.1:0` and pass a trigger they control.
 //!
-//! Modules: [`session`] (one connection: reader + writer tasks), [`hub`] (users, rooms, fan-out),
-//! [`outbox`] (bounded per-connection queue), [`log`] (the message log that assigns seq),
+//! Modules: [`session`] (one connection: reader + writer tasks), [`hub`] (users, rooms, delivery),
+//! [`outbox`] (bounded per-connection queue), [`store`] (SQLite history: the log that assigns seq),
 //! [`plain`] (the `nc`/`telnet` front end). ARCHITECTURE.md has the concurrency rules.
 
 pub mod hub;
-pub mod log;
 pub mod outbox;
 pub mod plain;
 pub mod session;
+pub mod store;
 
 use std::future::Future;
 use std::io;
@@ -23,8 +23,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::hub::{Hub, HubConfig};
-use crate::log::MemoryLog;
+use crate::hub::{AppendToken, Hub, HubConfig};
+use crate::store::{DbPath, Retention, Store, StoreError};
+
+pub use crate::store::default_db_path;
 
 /// Server settings. `Default` gives the documented defaults (docs/OPERATIONS.md).
 #[derive(Debug, Clone)]
@@ -39,6 +41,14 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Listen backlog for sockets bound by [`bind`].
     pub backlog: u32,
+    /// Where history is kept (`--db`).
+    pub db: DbPath,
+    /// How many recent messages per room (and of private messages) a `hello` or `join` replays (`--replay`).
+    pub replay: usize,
+    /// History retention (`--history-days`, `--history-max`).
+    pub retention: Retention,
+    /// Most messages waiting for the store's writer at once, server-wide (backpressure on senders).
+    pub max_pending_appends: usize,
 }
 
 impl Default for Config {
@@ -49,6 +59,10 @@ impl Default for Config {
             max_outbox: 1024 * 1024,
             shutdown_grace: Duration::from_millis(1500),
             backlog: 1024,
+            db: DbPath::Memory,
+            replay: 50,
+            retention: Retention::default(),
+            max_pending_appends: 65_536,
         }
     }
 }
@@ -65,27 +79,51 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Runs the server on `listeners` until `shutdown` completes, then says `bye` to every client and
-/// returns once they are flushed (or `config.shutdown_grace` has passed).
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Runs the server on `listeners` until `shutdown` completes, then says `bye` to every client, lets the
+/// store's writer finish what it holds, and returns once both are done (bounded by `config.shutdown_grace`
+/// for the clients).
 pub async fn run(
     listeners: Vec<TcpListener>,
     config: Config,
     shutdown: impl Future,
-) -> io::Result<()> {
-    let config = Arc::new(config);
+) -> Result<(), ServerError> {
+    let opened = Store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
     let hub = Hub::new(
         HubConfig {
             max_text: config.max_text,
         },
-        Box::new(MemoryLog::default()),
+        opened.commands,
+        opened.last_seq,
+        opened.memberships,
     );
+    let writer = {
+        let hub = hub.clone();
+        let store_writer = opened.writer;
+        std::thread::Builder::new()
+            .name("natter-store".into())
+            .spawn(move || store_writer.run(|outcomes| hub.deliver(outcomes)))?
+    };
+    let shared = Arc::new(session::Shared {
+        hub: hub.clone(),
+        store: opened.store,
+        appends: Arc::new(tokio::sync::Semaphore::new(config.max_pending_appends)),
+        config: Arc::new(config),
+    });
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     for listener in listeners {
         tracker.spawn(accept_loop(
             listener,
-            hub.clone(),
-            config.clone(),
+            shared.clone(),
             token.clone(),
             tracker.clone(),
         ));
@@ -94,22 +132,18 @@ pub async fn run(
     tracing::info!("shutting down");
     token.cancel();
     tracker.close();
-    if tokio::time::timeout(
-        config.shutdown_grace + Duration::from_millis(200),
-        tracker.wait(),
-    )
-    .await
-    .is_err()
-    {
+    let grace = shared.config.shutdown_grace + Duration::from_millis(200);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not close in time");
     }
+    hub.stop_writer();
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     Ok(())
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    hub: Arc<Hub>,
-    config: Arc<Config>,
+    shared: Arc<session::Shared>,
     token: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -122,13 +156,7 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 // Chat lines are small and latency matters: never wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                tracker.spawn(session::serve(
-                    stream,
-                    peer,
-                    hub.clone(),
-                    config.clone(),
-                    token.clone(),
-                ));
+                tracker.spawn(session::serve(stream, peer, shared.clone(), token.clone()));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; the listener stays up.

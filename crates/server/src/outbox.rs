@@ -57,6 +57,9 @@ struct Inner {
     queue: VecDeque<Arc<Outgoing>>,
     /// Encoded bytes currently queued.
     bytes: usize,
+    /// While a replay is being read, live traffic waits here so it cannot overtake the replay.
+    held: Option<VecDeque<Arc<Outgoing>>>,
+    held_bytes: usize,
     /// No more pushes are accepted; the writer ends once the queue is empty.
     closed: bool,
     /// A push went over the limit; everything queued was dropped.
@@ -67,6 +70,8 @@ struct Inner {
 pub struct Outbox {
     inner: Mutex<Inner>,
     notify: Notify,
+    /// Woken whenever the writer takes the queue, for [`Outbox::push_paced`].
+    space: Notify,
     /// Maximum queued bytes.
     limit: usize,
     /// Cancelled on overflow, so a writer stuck in a write to a peer that stopped reading notices at once.
@@ -78,6 +83,7 @@ impl Outbox {
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
+            space: Notify::new(),
             limit,
             overflow: CancellationToken::new(),
         })
@@ -95,14 +101,21 @@ impl Outbox {
             return false;
         }
         let len = item.cost();
-        if inner.bytes + len > self.limit {
+        if inner.bytes + inner.held_bytes + len > self.limit {
             inner.overflowed = true;
             inner.queue.clear();
+            inner.held = None;
             inner.bytes = 0;
+            inner.held_bytes = 0;
             drop(inner);
             self.overflow.cancel();
             self.notify.notify_one();
             return false;
+        }
+        if let Some(held) = &mut inner.held {
+            held.push_back(item);
+            inner.held_bytes += len;
+            return true;
         }
         let was_empty = inner.queue.is_empty();
         inner.bytes += len;
@@ -112,6 +125,59 @@ impl Outbox {
             self.notify.notify_one();
         }
         true
+    }
+
+    /// From now on, hold live pushes back until [`Outbox::release`]; replies pushed with
+    /// [`Outbox::push_paced`] go out meanwhile.
+    pub fn hold(&self) {
+        let mut inner = self.lock();
+        if inner.held.is_none() {
+            inner.held = Some(VecDeque::new());
+        }
+    }
+
+    /// Lets the held traffic follow what was pushed during the hold.
+    pub fn release(&self) {
+        let mut inner = self.lock();
+        if let Some(held) = inner.held.take() {
+            let was_empty = inner.queue.is_empty();
+            inner.bytes += inner.held_bytes;
+            inner.held_bytes = 0;
+            inner.queue.extend(held);
+            drop(inner);
+            if was_empty {
+                self.notify.notify_one();
+            }
+        }
+    }
+
+    /// Queues a frame ahead of any held traffic, waiting while the queue is over the limit instead of
+    /// overflowing: for long replays, which go out at the pace the client reads them.
+    pub async fn push_paced(&self, frame: ServerFrame) -> bool {
+        let item = Outgoing::new(frame);
+        let len = item.cost();
+        loop {
+            let space = self.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            {
+                let mut inner = self.lock();
+                if inner.closed || inner.overflowed {
+                    return false;
+                }
+                if inner.queue.is_empty() || inner.bytes + len <= self.limit {
+                    let was_empty = inner.queue.is_empty();
+                    inner.bytes += len;
+                    inner.queue.push_back(item);
+                    drop(inner);
+                    if was_empty {
+                        self.notify.notify_one();
+                    }
+                    return true;
+                }
+            }
+            space.await;
+        }
     }
 
     /// Shorthand for pushing a frame addressed to this connection only.
@@ -130,12 +196,14 @@ impl Outbox {
         inner.closed = true;
         drop(inner);
         self.notify.notify_one();
+        self.space.notify_waiters();
     }
 
     /// Accepts no more frames; the writer drains what is queued and ends.
     pub fn close(&self) {
         self.lock().closed = true;
         self.notify.notify_one();
+        self.space.notify_waiters();
     }
 
     pub fn is_overflowed(&self) -> bool {
@@ -158,6 +226,8 @@ impl Outbox {
                 if !inner.queue.is_empty() {
                     batch.extend(inner.queue.drain(..));
                     inner.bytes = 0;
+                    drop(inner);
+                    self.space.notify_waiters();
                     return Next::Write;
                 }
                 if inner.closed {
@@ -205,6 +275,50 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(ob.next(&mut batch).await, Next::Overflowed);
         assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn held_traffic_follows_the_replay() {
+        let ob = Outbox::new(1 << 20);
+        ob.hold();
+        assert!(ob.send(ServerFrame::Pong {
+            id: Some("live".into())
+        }));
+        assert!(
+            ob.push_paced(ServerFrame::Pong {
+                id: Some("replay".into())
+            })
+            .await
+        );
+        ob.release();
+        let mut batch = Vec::new();
+        ob.next(&mut batch).await;
+        let ids: Vec<_> = batch
+            .iter()
+            .map(|o| match &**o {
+                Outgoing::Frame {
+                    frame: ServerFrame::Pong { id },
+                    ..
+                } => id.clone().unwrap(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(ids, ["replay", "live"]);
+    }
+
+    #[tokio::test]
+    async fn paced_pushes_wait_for_the_writer() {
+        let one = Outgoing::new(pong()).cost();
+        let ob = Outbox::new(one);
+        assert!(ob.push_paced(pong()).await);
+        let ob2 = ob.clone();
+        let second = tokio::spawn(async move { ob2.push_paced(pong()).await });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "waits while the queue is full");
+        let mut batch = Vec::new();
+        ob.next(&mut batch).await;
+        assert!(second.await.unwrap());
+        assert!(!ob.is_overflowed());
     }
 
     #[tokio::test]

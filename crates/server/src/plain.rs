@@ -34,6 +34,7 @@ pub fn translate(line: &[u8], registered: bool) -> Input {
             _ => Input::Frame(ClientFrame::Hello {
                 name: name.to_owned(),
                 version: natter_proto::VERSION,
+                resume_after: None,
             }),
         };
     }
@@ -96,6 +97,11 @@ fn render_frame(frame: &ServerFrame) -> Option<String> {
             "* Welcome, {name}! Type a message and press Enter. /help lists commands; exit leaves."
         ),
         ServerFrame::Message(m) => render_message(m),
+        ServerFrame::History { messages, .. } if messages.is_empty() => return None,
+        ServerFrame::History { messages, .. } => {
+            let lines: Vec<String> = messages.iter().map(render_message).collect();
+            lines.join("\r\n")
+        }
         ServerFrame::Ack { .. } | ServerFrame::Pong { .. } => return None,
         ServerFrame::Joined { room, name, .. } => format!("* {name} joined{}", room_suffix(room)),
         ServerFrame::Left {
@@ -155,7 +161,8 @@ mod tests {
             frame("alice\r", false),
             ClientFrame::Hello {
                 name: "alice".into(),
-                version: 1
+                version: 1,
+                resume_after: None
             }
         );
         assert_eq!(frame("exit", false), ClientFrame::Exit);

@@ -1,28 +1,45 @@
 //! One connection: a reader task (this module's [`serve`]) and a writer task it spawns.
 //!
 //! * The reader owns the read half: it decodes frames, decides the front end (native JSON or plain text)
-//!   from the first line, and turns each request into a hub call. It never writes the socket.
+//!   from the first line, and carries out each request with the hub and the store. It never writes the
+//!   socket.
 //! * The writer owns the write half: it drains the connection's [`Outbox`] — everything queued since its
 //!   last wake-up goes out in one write — and is the only code that writes this socket.
 //! * They end together: the reader closes the outbox (the writer flushes and sends FIN); a failed write or
 //!   an overflowed outbox cancels `conn` (the reader stops and unregisters).
+//!
+//! Ordering: a connection's requests are handled one at a time, in order. `say`/`whisper` are pipelined
+//! through the store's writer (so a fast sender's messages share group commits); before any other request
+//! the reader waits for the last one's ack, so replies — `pong` included — never overtake earlier acks.
+//! Replays (`hello`, `join`) are read while the outbox is *held*: live traffic waits behind the replay, so a
+//! message is never both replayed and delivered live, nor delivered live before the replay.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt;
-use natter_proto::frame::ByeReason;
-use natter_proto::{ClientFrame, ErrorCode, FrameCodec, FrameError, LeftReason, Name, ServerFrame};
+use natter_proto::frame::{ByeReason, Message};
+use natter_proto::{
+    ClientFrame, ErrorCode, FrameCodec, FrameError, LeftReason, Name, RoomName, ServerFrame,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Semaphore};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
+use crate::hub::{AppendToken, Hub, Refusal};
 use crate::outbox::{Next, Outbox, Outgoing};
 use crate::plain::{self, Input};
+use crate::store::{self, Scope, Store};
 use crate::Config;
+
+/// Most messages a resume replays per store read.
+const RESUME_CHUNK: usize = 500;
+
+/// Largest `limit` a history page may ask for.
+pub const MAX_HISTORY_PAGE: usize = 500;
 
 /// Which front end a connection speaks, decided by its first line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,25 +57,36 @@ enum Flow {
     Exit,
 }
 
+/// What every session shares.
+pub struct Shared {
+    pub hub: Arc<Hub>,
+    pub store: Store,
+    pub config: Arc<Config>,
+    /// Messages waiting for the store's writer, server-wide.
+    pub appends: Arc<Semaphore>,
+}
+
 struct Session {
-    hub: Arc<Hub>,
+    shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
     /// Set once `hello` succeeded.
     name: Option<Name>,
     /// Set by the first line; read by the writer when it renders.
     mode: Arc<OnceLock<Mode>>,
+    /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
+    last_append: Option<oneshot::Receiver<()>>,
 }
 
 /// Serves one accepted connection until it ends.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    hub: Arc<Hub>,
-    config: Arc<Config>,
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
     tracing::info!("connection from {peer}");
+    let config = shared.config.clone();
     let (read, write) = stream.into_split();
     let outbox = Outbox::new(config.max_outbox);
     let conn = CancellationToken::new();
@@ -71,11 +99,12 @@ pub async fn serve(
     ));
 
     let mut session = Session {
-        hub,
+        shared,
         outbox,
         peer,
         name: None,
         mode,
+        last_append: None,
     };
     let mut frames = FramedRead::new(read, FrameCodec::new(config.max_frame));
     let reason = loop {
@@ -84,6 +113,7 @@ pub async fn serve(
                 break if session.outbox.is_overflowed() { LeftReason::TooSlow } else { LeftReason::Disconnect };
             }
             _ = shutdown.cancelled() => {
+                session.settle().await;
                 session.leave(None);
                 session.outbox.push_last(ServerFrame::Bye { reason: ByeReason::Shutdown });
                 break LeftReason::Other;
@@ -92,10 +122,11 @@ pub async fn serve(
                 None | Some(Err(_)) => break LeftReason::Disconnect,
                 Some(Ok(Err(FrameError::TooLarge { limit }))) => {
                     session.mode.get_or_init(|| Mode::Native);
+                    session.settle().await;
                     session.error(ErrorCode::FrameTooLarge, format!("frame longer than {limit} bytes; skipped"), None);
                 }
                 Some(Ok(Ok(line))) => {
-                    if session.line(&line) == Flow::Exit {
+                    if session.line(&line).await == Flow::Exit {
                         break LeftReason::Exit;
                     }
                 }
@@ -116,7 +147,7 @@ pub async fn serve(
 
 impl Session {
     /// Handles one complete line.
-    fn line(&mut self, line: &[u8]) -> Flow {
+    async fn line(&mut self, line: &[u8]) -> Flow {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Flow::Continue; // blank lines are keep-alives, not errors
         }
@@ -129,15 +160,17 @@ impl Session {
         });
         match mode {
             Mode::Native => match ClientFrame::parse(line) {
-                Ok(frame) => self.dispatch(frame),
+                Ok(frame) => self.dispatch(frame).await,
                 Err(bad) => {
+                    self.settle().await;
                     self.error(bad.code, bad.message, bad.id);
                     Flow::Continue
                 }
             },
             Mode::Plain => match plain::translate(line, self.name.is_some()) {
-                Input::Frame(frame) => self.dispatch(frame),
+                Input::Frame(frame) => self.dispatch(frame).await,
                 Input::Notice(text) => {
+                    self.settle().await;
                     self.outbox.push(Arc::new(Outgoing::Notice(text)));
                     Flow::Continue
                 }
@@ -150,60 +183,108 @@ impl Session {
         self.outbox.send(ServerFrame::error(code, message, id));
     }
 
-    /// Carries out one request. The table of what needs registration is the match below.
-    fn dispatch(&mut self, frame: ClientFrame) -> Flow {
-        let me = match (&self.name, frame) {
-            // Allowed at any time.
-            (_, ClientFrame::Ping { id }) => {
-                self.outbox.send(ServerFrame::Pong { id });
+    fn send(&self, answer: Result<ServerFrame, Refusal>) {
+        self.outbox.send(answer.unwrap_or_else(|r| r.frame(None)));
+    }
+
+    /// Waits until every earlier `say`/`whisper` of this connection has its ack queued.
+    async fn settle(&mut self) {
+        if let Some(done) = self.last_append.take() {
+            let _ = done.await;
+        }
+    }
+
+    /// Carries out one request. The first match is the table of what may come before `hello`.
+    async fn dispatch(&mut self, frame: ClientFrame) -> Flow {
+        let me = match (self.name.clone(), frame) {
+            (Some(me), ClientFrame::Say { text, room, id }) => {
+                self.append(&me, room.as_deref(), None, &text, id).await;
                 return Flow::Continue;
             }
-            (_, ClientFrame::Exit) => {
-                self.leave(Some(LeftReason::Exit));
-                self.outbox.push_last(ServerFrame::Bye {
-                    reason: ByeReason::Exit,
-                });
-                return Flow::Exit;
+            (Some(me), ClientFrame::Whisper { to, text, id }) => {
+                self.append(&me, None, Some(&to), &text, id).await;
+                return Flow::Continue;
             }
-            (None, ClientFrame::Hello { name, version }) => {
-                if version != natter_proto::VERSION {
-                    let msg = format!(
-                        "this server speaks protocol version {}",
-                        natter_proto::VERSION
-                    );
-                    self.error(ErrorCode::UnsupportedVersion, msg, None);
-                } else if let Some(name) = self.hub.register(&name, &self.outbox) {
-                    tracing::info!("{} is now {name}", self.peer);
-                    self.name = Some(name);
+            (name, frame) => {
+                self.settle().await;
+                match (name, frame) {
+                    (_, ClientFrame::Ping { id }) => {
+                        self.outbox.send(ServerFrame::Pong { id });
+                        return Flow::Continue;
+                    }
+                    (_, ClientFrame::Exit) => {
+                        self.leave(Some(LeftReason::Exit));
+                        self.outbox.push_last(ServerFrame::Bye {
+                            reason: ByeReason::Exit,
+                        });
+                        return Flow::Exit;
+                    }
+                    (
+                        None,
+                        ClientFrame::Hello {
+                            name,
+                            version,
+                            resume_after,
+                        },
+                    ) => {
+                        self.hello(&name, version, resume_after).await;
+                        return Flow::Continue;
+                    }
+                    (Some(me), ClientFrame::Hello { .. }) => {
+                        self.error(
+                            ErrorCode::AlreadyRegistered,
+                            format!("you are already registered as {me}"),
+                            None,
+                        );
+                        return Flow::Continue;
+                    }
+                    (None, frame) => {
+                        self.error(
+                            ErrorCode::NotRegistered,
+                            "send hello first",
+                            frame_id(&frame),
+                        );
+                        return Flow::Continue;
+                    }
+                    (Some(me), frame) => (me, frame),
                 }
-                return Flow::Continue;
             }
-            (Some(me), ClientFrame::Hello { .. }) => {
-                self.error(
-                    ErrorCode::AlreadyRegistered,
-                    format!("you are already registered as {me}"),
-                    None,
-                );
-                return Flow::Continue;
-            }
-            (None, frame) => {
-                self.error(
-                    ErrorCode::NotRegistered,
-                    "send hello first",
-                    frame_id(&frame),
-                );
-                return Flow::Continue;
-            }
-            (Some(me), frame) => (me.clone(), frame),
         };
-        let hub = &self.hub;
+        let hub = self.shared.hub.clone();
         match me {
-            (me, ClientFrame::Say { text, room, id }) => hub.say(&me, room.as_deref(), &text, id),
-            (me, ClientFrame::Whisper { to, text, id }) => hub.whisper(&me, &to, &text, id),
-            (me, ClientFrame::Join { room }) => hub.join(&me, &room),
-            (me, ClientFrame::Leave { room }) => hub.leave(&me, &room),
-            (me, ClientFrame::Who { room }) => hub.who(&me, room.as_deref()),
-            (me, ClientFrame::Rooms) => hub.rooms(&me),
+            (me, ClientFrame::Join { room }) => match hub.join(&me, &room) {
+                Ok(Some((room, watermark))) => {
+                    let tail = self
+                        .tail(Scope::Room(room.key().to_owned()), watermark)
+                        .await;
+                    self.replay_history(Some(room.to_string()), tail).await;
+                    self.outbox.release();
+                }
+                Ok(None) => {}
+                Err(refusal) => {
+                    self.outbox.send(refusal.frame(None));
+                }
+            },
+            (me, ClientFrame::Leave { room }) => {
+                if let Err(refusal) = hub.leave(&me, &room) {
+                    self.outbox.send(refusal.frame(None));
+                }
+            }
+            (_, ClientFrame::Who { room }) => self.send(hub.who(room.as_deref())),
+            (_, ClientFrame::Rooms) => {
+                self.outbox.send(hub.rooms());
+            }
+            (
+                me,
+                ClientFrame::History {
+                    room,
+                    before,
+                    limit,
+                },
+            ) => self.history_page(&me, room, before, limit).await,
+            (_, ClientFrame::Say { .. } | ClientFrame::Whisper { .. }) => {
+                unreachable!("handled above")
+            }
             (_, ClientFrame::Hello { .. } | ClientFrame::Ping { .. } | ClientFrame::Exit) => {
                 unreachable!("handled above")
             }
@@ -211,12 +292,216 @@ impl Session {
         Flow::Continue
     }
 
+    /// `say` / `whisper`: validate, then hand to the store's writer; the hub acks after the commit.
+    async fn append(
+        &mut self,
+        me: &Name,
+        room: Option<&str>,
+        to: Option<&str>,
+        text: &str,
+        id: Option<String>,
+    ) {
+        let message = match self.shared.hub.prepare(me, room, to, text, id.clone()) {
+            Ok(m) => m,
+            Err(refusal) => {
+                self.settle().await;
+                self.outbox.send(refusal.frame(id));
+                return;
+            }
+        };
+        let Ok(permit) = self.shared.appends.clone().acquire_owned().await else {
+            return;
+        };
+        let (done, done_rx) = oneshot::channel();
+        let token = AppendToken {
+            outbox: self.outbox.clone(),
+            id,
+            done,
+            permit,
+        };
+        match self.shared.hub.submit(message, token) {
+            Ok(()) => self.last_append = Some(done_rx),
+            Err(token) => {
+                self.outbox.send(ServerFrame::error(
+                    ErrorCode::ServerError,
+                    "the server is shutting down",
+                    token.id,
+                ));
+            }
+        }
+    }
+
+    /// `hello`: register, then replay — the recent history of each room and of private messages, or with
+    /// `resume_after` every message missed since — and only then let live traffic through.
+    async fn hello(&mut self, name: &str, version: u32, resume_after: Option<u64>) {
+        if version != natter_proto::VERSION {
+            let msg = format!(
+                "this server speaks protocol version {}",
+                natter_proto::VERSION
+            );
+            self.error(ErrorCode::UnsupportedVersion, msg, None);
+            return;
+        }
+        let registered = match self.shared.hub.register(name, &self.outbox) {
+            Ok(r) => r,
+            Err(refusal) => {
+                self.outbox.send(refusal.frame(None));
+                return;
+            }
+        };
+        let me = registered.name.clone();
+        tracing::info!("{} is now {me}", self.peer);
+        self.name = Some(me.clone());
+        match resume_after {
+            Some(after) => {
+                self.resume(&me, &registered.rooms, after, registered.watermark)
+                    .await
+            }
+            None => {
+                for room in &registered.rooms {
+                    let tail = self
+                        .tail(Scope::Room(room.key().to_owned()), registered.watermark)
+                        .await;
+                    self.replay_history(Some(room.to_string()), tail).await;
+                }
+                let tail = self
+                    .tail(Scope::Private(me.key().to_owned()), registered.watermark)
+                    .await;
+                self.replay_history(None, tail).await;
+            }
+        }
+        self.outbox.release();
+    }
+
+    /// The last `replay` messages of a scope at or below the watermark.
+    async fn tail(&self, scope: Scope, watermark: u64) -> Result<Vec<Message>, store::StoreError> {
+        let limit = self.shared.config.replay;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.shared
+            .store
+            .read(move |conn| store::page(conn, &scope, watermark.saturating_add(1), limit))
+            .await
+    }
+
+    async fn replay_history(
+        &self,
+        room: Option<String>,
+        messages: Result<Vec<Message>, store::StoreError>,
+    ) {
+        let frame = match messages {
+            Ok(messages) => ServerFrame::History { room, messages },
+            Err(e) => {
+                tracing::error!("history read failed: {e}");
+                ServerFrame::error(ErrorCode::ServerError, "could not read history", None)
+            }
+        };
+        self.outbox.push_paced(frame).await;
+    }
+
+    /// Replays, in seq order, every message after `after` (up to the watermark) that `me` may see.
+    async fn resume(&self, me: &Name, rooms: &[RoomName], after: u64, watermark: u64) {
+        let store = &self.shared.store;
+        match store.read(store::oldest_seq).await {
+            Ok(oldest) => {
+                let oldest = oldest.unwrap_or(watermark + 1);
+                if after.saturating_add(1) < oldest && after < watermark {
+                    self.outbox
+                        .push_paced(ServerFrame::Error {
+                            code: ErrorCode::HistoryGap,
+                            message: format!("history starts at seq {oldest}; messages after {after} before it are gone"),
+                            id: None,
+                            oldest: Some(oldest),
+                        })
+                        .await;
+                }
+            }
+            Err(e) => tracing::error!("history read failed: {e}"),
+        }
+        let keys: Vec<String> = rooms.iter().map(|r| r.key().to_owned()).collect();
+        let mut cursor = after;
+        while cursor < watermark {
+            let (me, keys) = (me.key().to_owned(), keys.clone());
+            let chunk = store
+                .read(move |conn| store::missed(conn, &me, &keys, cursor, watermark, RESUME_CHUNK))
+                .await;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    tracing::error!("resume read failed: {e}");
+                    self.outbox
+                        .push_paced(ServerFrame::error(
+                            ErrorCode::ServerError,
+                            "could not read history",
+                            None,
+                        ))
+                        .await;
+                    return;
+                }
+            };
+            let full = chunk.len() == RESUME_CHUNK;
+            for message in chunk {
+                cursor = message.seq;
+                if !self.outbox.push_paced(ServerFrame::Message(message)).await {
+                    return;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+
+    /// `history`: one page of older messages from a room you are in, or of your private messages.
+    async fn history_page(
+        &self,
+        me: &Name,
+        room: Option<String>,
+        before: Option<u64>,
+        limit: Option<usize>,
+    ) {
+        let scope = match &room {
+            Some(raw) => match RoomName::parse_lenient(raw) {
+                Ok(room) if self.shared.hub.is_member(me, &room) => {
+                    Scope::Room(room.key().to_owned())
+                }
+                Ok(room) => {
+                    return self.error(
+                        ErrorCode::NotInRoom,
+                        format!("you are not in #{room}"),
+                        None,
+                    )
+                }
+                Err(e) => {
+                    return self.error(
+                        ErrorCode::InvalidRoom,
+                        format!("bad room name {raw:?}: {e}"),
+                        None,
+                    )
+                }
+            },
+            None => Scope::Private(me.key().to_owned()),
+        };
+        let before = before.unwrap_or(u64::MAX);
+        let limit = limit
+            .unwrap_or(self.shared.config.replay.max(1))
+            .min(MAX_HISTORY_PAGE);
+        let page = self
+            .shared
+            .store
+            .read(move |conn| store::page(conn, &scope, before, limit))
+            .await;
+        self.replay_history(room, page).await;
+    }
+
     /// Unregisters (once). `None` means quietly: no `left` announcements (server shutdown).
     fn leave(&mut self, reason: Option<LeftReason>) {
         if let Some(name) = self.name.take() {
             let how = reason.map_or("shutdown", LeftReason::as_str);
             tracing::info!("{name} ({}) left: {how}", self.peer);
-            self.hub
+            self.shared
+                .hub
                 .unregister(&name, reason.filter(|r| *r != LeftReason::Other));
         }
     }

@@ -53,6 +53,23 @@ async fn welcome_reports_name_rooms_and_last_seq() {
     );
     let users = bob.expect("users").await;
     assert_eq!(users["names"], json!(["alice", "bob"]));
+    let history = bob.expect("history").await;
+    assert_eq!(history["room"], "lobby");
+    let texts: Vec<_> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [json!("one"), json!("two")],
+        "the lobby's recent messages, oldest first"
+    );
+    assert_eq!(
+        bob.expect("history").await,
+        json!({"type":"history","messages":[]})
+    );
     let j = alice.expect("joined").await;
     assert_eq!(j["name"], "bob");
 }
@@ -125,6 +142,10 @@ async fn join_leave_who_and_rooms() {
         (Some("rust"), Some("bob"))
     );
     assert_eq!(bob.expect("users").await["names"], json!(["bob"]));
+    assert_eq!(
+        bob.expect("history").await,
+        json!({"type":"history","room":"rust","messages":[]})
+    );
     alice.expect_nothing().await; // not in #rust
 
     alice.send(json!({"type":"join","room":"#Rust"})).await; // same room: case and '#' ignored
@@ -133,6 +154,7 @@ async fn join_leave_who_and_rooms() {
         alice.expect("users").await["names"],
         json!(["alice", "bob"])
     );
+    assert_eq!(alice.expect("history").await["room"], "rust");
     assert_eq!(bob.expect("joined").await["name"], "alice");
 
     alice.send(json!({"type":"who","room":"rust"})).await;
@@ -281,7 +303,9 @@ async fn every_error_code_leaves_the_connection_usable_and_reaches_nobody_else()
             String::from_utf8_lossy(&raw[..raw.len().min(60)])
         );
         // Still usable: a real message goes through right after.
-        let ack = c.say("still here", "ok").await;
+        let ack = c
+            .say("still here", &format!("ok-{code}-{}", raw.len()))
+            .await;
         assert!(ack["seq"].as_u64().unwrap() > 0);
         let m = bob.expect("message").await;
         assert_eq!(m["text"], "still here", "bob sees only good messages");

@@ -19,7 +19,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<std::io::Result<()>>,
+    handle: JoinHandle<Result<(), natter_server::ServerError>>,
 }
 
 impl TestServer {
@@ -157,13 +157,27 @@ impl Client {
         assert!(pending.is_empty(), "unexpected frames: {pending:?}");
     }
 
+    /// Registers, consuming welcome, then joined + users for each room, then the replay (one history frame
+    /// per room and one for private messages).
     pub async fn hello(&mut self, name: &str) -> Value {
         self.send(json!({"type":"hello","name":name,"version":1}))
             .await;
+        self.finish_hello().await
+    }
+
+    pub async fn finish_hello(&mut self) -> Value {
         let welcome = self.expect("welcome").await;
-        let joined = self.expect("joined").await;
-        assert_eq!(joined["name"], welcome["name"]);
-        self.expect("users").await;
+        let rooms = welcome["rooms"].as_array().unwrap().len();
+        for _ in 0..rooms {
+            let joined = self.expect("joined").await;
+            assert_eq!(joined["name"], welcome["name"]);
+            self.expect("users").await;
+        }
+        for _ in 0..rooms {
+            assert!(self.expect("history").await["room"].is_string());
+        }
+        let private = self.expect("history").await;
+        assert!(private.get("room").is_none());
         welcome
     }
 

@@ -1,0 +1,767 @@
+//! The message log and history, in SQLite: the one place that assigns `seq`.
+//!
+//! * **Writer.** One thread owns the write connection. It takes every command waiting in its channel as one
+//!   batch, runs them in one transaction (group commit), and only after `COMMIT` hands the outcomes, in seq
+//!   order, to a `deliver` callback — the hub, which fans messages out and acks them. Append → seq → fan
+//!   out: nothing is seen or acknowledged before it is stored, and a seq is never reused (the highest one is
+//!   kept in `meta`, so even pruning everything cannot lower it). A cluster mode can put a JetStream stream
+//!   (its stream sequence becomes `seq`) behind the same writer/deliver pair.
+//! * **Readers.** History reads run on a small pool of read-only connections via `spawn_blocking`, so a long
+//!   replay never blocks chat. WAL mode lets them read while the writer writes.
+//! * **Idempotence.** A message with a client `id` that repeats one of the same sender's last
+//!   [`DEDUPE_WINDOW`] messages is not stored again; the outcome carries the original seq and ts.
+//! * `:memory:` keeps history in RAM only; writer and readers then share one connection.
+//!
+//! Durability: WAL with `synchronous=NORMAL`. A committed (hence acknowledged) message survives the server
+//! process being killed; an operating-system crash or power cut may lose the last moments of traffic.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use natter_proto::frame::Message;
+use natter_proto::{time, Name, RoomName};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::mpsc;
+
+/// How many of a sender's most recent messages a repeated client `id` is checked against.
+pub const DEDUPE_WINDOW: u64 = 1000;
+
+/// Most commands committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Read connections kept open for reuse.
+const READER_POOL: usize = 8;
+
+/// Where history lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbPath {
+    File(PathBuf),
+    /// Nothing on disk: history lasts as long as the process.
+    Memory,
+}
+
+impl DbPath {
+    /// `:memory:` or a file path.
+    pub fn parse(s: &str) -> Self {
+        if s == ":memory:" {
+            DbPath::Memory
+        } else {
+            DbPath::File(PathBuf::from(s))
+        }
+    }
+}
+
+impl std::fmt::Display for DbPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbPath::File(p) => write!(f, "{}", p.display()),
+            DbPath::Memory => f.write_str(":memory:"),
+        }
+    }
+}
+
+/// History retention: rows beyond either limit are deleted (at start-up, then at most once a minute).
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    pub days: Option<u32>,
+    pub max_messages: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the history database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the directory for {path}: {source}")]
+    Dir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("history database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the history store has stopped")]
+    Stopped,
+}
+
+/// A message to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room: Option<RoomName>,
+    pub from: Name,
+    pub to: Option<Name>,
+    pub text: String,
+    /// The sender's `id`, for idempotent resends.
+    pub client_id: Option<String>,
+}
+
+/// What the store did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: u64,
+    pub ts: String,
+    /// True if this repeated an earlier message's client `id`: nothing new was stored or should be delivered.
+    pub duplicate: bool,
+}
+
+impl NewMessage {
+    pub fn to_message(&self, stored: &Stored) -> Message {
+        Message {
+            seq: stored.seq,
+            ts: stored.ts.clone(),
+            room: self.room.as_ref().map(|r| r.to_string()),
+            from: self.from.to_string(),
+            to: self.to.as_ref().map(|n| n.to_string()),
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// A command for the writer. `T` travels with an append and comes back with its outcome.
+pub enum WriteCmd<T> {
+    Append(NewMessage, T),
+    /// Remember that `name` is in `room` (rooms are rejoined on the next `hello`).
+    Join {
+        name: String,
+        room: RoomName,
+    },
+    Leave {
+        name: String,
+        room: String,
+    },
+    /// Finish what is queued and stop.
+    Stop,
+}
+
+/// The result of one append, handed to `deliver` after the batch's commit.
+pub struct Outcome<T> {
+    pub message: NewMessage,
+    pub token: T,
+    pub result: Result<Stored, String>,
+}
+
+/// The connection the writer uses: its own, or (for `:memory:`) the one shared with readers.
+enum WriteConn {
+    Own(Connection),
+    Shared(Arc<Mutex<Connection>>),
+}
+
+/// Read access, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: DbPath,
+    /// For files: idle read-only connections. Unused for `:memory:`.
+    pool: Mutex<Vec<Connection>>,
+    /// For `:memory:`: the one connection.
+    memory: Option<Arc<Mutex<Connection>>>,
+}
+
+/// The writer half, run on its own thread by [`Writer::run`].
+pub struct Writer<T> {
+    conn: WriteConn,
+    rx: mpsc::UnboundedReceiver<WriteCmd<T>>,
+    last_seq: u64,
+    retention: Retention,
+    last_prune: Instant,
+}
+
+/// Everything the server needs from an opened store.
+pub struct Opened<T> {
+    pub store: Store,
+    pub writer: Writer<T>,
+    pub commands: mpsc::UnboundedSender<WriteCmd<T>>,
+    /// Highest seq ever assigned.
+    pub last_seq: u64,
+    /// Remembered room memberships: folded user name → rooms.
+    pub memberships: HashMap<String, Vec<RoomName>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    seq           INTEGER PRIMARY KEY,
+    ts            TEXT    NOT NULL,
+    ts_ms         INTEGER NOT NULL,
+    room_key      TEXT,
+    room          TEXT,
+    sender_key    TEXT    NOT NULL,
+    sender        TEXT    NOT NULL,
+    recipient_key TEXT,
+    recipient     TEXT,
+    client_id     TEXT,
+    text          TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_room      ON messages(room_key, seq)      WHERE room_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_recipient ON messages(recipient_key, seq) WHERE recipient_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_sender    ON messages(sender_key, seq);
+CREATE INDEX IF NOT EXISTS messages_client_id ON messages(sender_key, client_id) WHERE client_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS memberships (
+    name_key TEXT NOT NULL,
+    room_key TEXT NOT NULL,
+    room     TEXT NOT NULL,
+    PRIMARY KEY (name_key, room_key)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// The platform's data directory for natter's default database (`~/.local/share/natter/natter.db` on Linux).
+pub fn default_db_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().join("natter.db"))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and loads what the server needs to start.
+    pub fn open<T>(path: DbPath, retention: Retention) -> Result<Opened<T>, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_string(),
+            source,
+        };
+        let (write, memory) = match &path {
+            DbPath::File(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                        path: p.display().to_string(),
+                        source,
+                    })?;
+                }
+                let conn = Connection::open(p).map_err(open_err)?;
+                configure(&conn).map_err(open_err)?;
+                (WriteConn::Own(conn), None)
+            }
+            DbPath::Memory => {
+                let conn = Arc::new(Mutex::new(Connection::open_in_memory().map_err(open_err)?));
+                (WriteConn::Shared(conn.clone()), Some(conn))
+            }
+        };
+        let mut writer = Writer {
+            conn: write,
+            rx: mpsc::unbounded_channel().1,
+            last_seq: 0,
+            retention,
+            last_prune: Instant::now(),
+        };
+        let (last_seq, memberships) = writer
+            .with_conn(|conn| {
+                conn.execute_batch(SCHEMA)?;
+                let max: Option<u64> =
+                    conn.query_row("SELECT MAX(seq) FROM messages", [], |r| r.get(0))?;
+                let meta: Option<u64> = conn
+                    .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                let mut memberships: HashMap<String, Vec<RoomName>> = HashMap::new();
+                let mut stmt =
+                    conn.prepare("SELECT name_key, room FROM memberships ORDER BY rowid")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                for row in rows {
+                    let (name, room) = row?;
+                    if let Ok(room) = RoomName::new(&room) {
+                        memberships.entry(name).or_default().push(room);
+                    }
+                }
+                Ok((max.unwrap_or(0).max(meta.unwrap_or(0)), memberships))
+            })
+            .map_err(open_err)?;
+        writer.last_seq = last_seq;
+        let _ = writer.prune();
+        let (tx, rx) = mpsc::unbounded_channel();
+        writer.rx = rx;
+        Ok(Opened {
+            store: Store {
+                shared: Arc::new(Shared {
+                    path,
+                    pool: Mutex::new(Vec::new()),
+                    memory,
+                }),
+            },
+            writer,
+            commands: tx,
+            last_seq,
+            memberships,
+        })
+    }
+
+    pub fn path(&self) -> &DbPath {
+        &self.shared.path
+    }
+
+    /// Runs a read on a pooled connection, off the async threads.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.with_reader(f))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+}
+
+impl Shared {
+    fn with_reader<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
+        if let Some(memory) = &self.memory {
+            let conn = memory.lock().unwrap_or_else(|e| e.into_inner());
+            return Ok(f(&conn)?);
+        }
+        let DbPath::File(path) = &self.path else {
+            return Err(StoreError::Stopped);
+        };
+        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_reader(path)?,
+        };
+        let result = f(&conn);
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        Ok(result?)
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl<T> Writer<T> {
+    fn with_conn<R>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<R> {
+        match &mut self.conn {
+            WriteConn::Own(conn) => f(conn),
+            WriteConn::Shared(shared) => {
+                let mut conn = shared.lock().unwrap_or_else(|e| e.into_inner());
+                f(&mut conn)
+            }
+        }
+    }
+
+    /// Runs until [`WriteCmd::Stop`] or until every sender is gone. Call on a thread of its own.
+    pub fn run(mut self, mut deliver: impl FnMut(Vec<Outcome<T>>)) {
+        let mut stop = false;
+        while !stop {
+            let Some(first) = self.rx.blocking_recv() else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            if let Some(i) = batch.iter().position(|c| matches!(c, WriteCmd::Stop)) {
+                // Stop is sent after the last session ended, so nothing follows it.
+                batch.truncate(i);
+                stop = true;
+            }
+            let outcomes = self.commit(batch);
+            if !outcomes.is_empty() {
+                deliver(outcomes);
+            }
+            if self.last_prune.elapsed() > Duration::from_secs(60) {
+                let _ = self.prune();
+            }
+        }
+    }
+
+    /// Stores one batch in one transaction.
+    fn commit(&mut self, batch: Vec<WriteCmd<T>>) -> Vec<Outcome<T>> {
+        let first_seq = self.last_seq;
+        let now = Timestamp::now()
+            .round(jiff::Unit::Millisecond)
+            .unwrap_or_else(|_| Timestamp::now());
+        let ts = time::wire(now);
+        let ts_ms = now.as_millisecond();
+        let result = self.with_conn(|conn| {
+            let tx = conn.transaction()?;
+            let mut seq = first_seq;
+            let mut stored = Vec::new();
+            for cmd in &batch {
+                match cmd {
+                    WriteCmd::Append(m, _) => {
+                        if let Some(dup) = find_duplicate(&tx, m)? {
+                            stored.push(dup);
+                            continue;
+                        }
+                        seq += 1;
+                        tx.prepare_cached(
+                            "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
+                                                   recipient_key, recipient, client_id, text)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        )?
+                        .execute(params![
+                            seq,
+                            ts,
+                            ts_ms,
+                            m.room.as_ref().map(|r| r.key()),
+                            m.room.as_ref().map(|r| r.as_str()),
+                            m.from.key(),
+                            m.from.as_str(),
+                            m.to.as_ref().map(|n| n.key()),
+                            m.to.as_ref().map(|n| n.as_str()),
+                            m.client_id,
+                            m.text,
+                        ])?;
+                        stored.push(Stored {
+                            seq,
+                            ts: ts.clone(),
+                            duplicate: false,
+                        });
+                    }
+                    WriteCmd::Join { name, room } => {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO memberships (name_key, room_key, room) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![name, room.key(), room.as_str()])?;
+                    }
+                    WriteCmd::Leave { name, room } => {
+                        tx.prepare_cached("DELETE FROM memberships WHERE name_key = ?1 AND room_key = ?2")?
+                            .execute(params![name, room])?;
+                    }
+                    WriteCmd::Stop => {}
+                }
+            }
+            if seq != first_seq {
+                tx.prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ('last_seq', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![seq])?;
+            }
+            tx.commit()?;
+            Ok((seq, stored))
+        });
+        let appends = batch.into_iter().filter_map(|cmd| match cmd {
+            WriteCmd::Append(m, token) => Some((m, token)),
+            _ => None,
+        });
+        match result {
+            Ok((seq, stored)) => {
+                self.last_seq = seq;
+                appends
+                    .zip(stored)
+                    .map(|((message, token), s)| Outcome {
+                        message,
+                        token,
+                        result: Ok(s),
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                // Nothing of the batch was stored (or seen): its seqs are free to use again.
+                tracing::error!("history store: commit failed: {e}");
+                appends
+                    .map(|(message, token)| Outcome {
+                        message,
+                        token,
+                        result: Err(e.to_string()),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Applies the retention limits.
+    fn prune(&mut self) -> rusqlite::Result<()> {
+        self.last_prune = Instant::now();
+        let Retention { days, max_messages } = self.retention.clone();
+        let last_seq = self.last_seq;
+        let deleted = self.with_conn(|conn| {
+            let mut deleted = 0;
+            if let Some(days) = days {
+                let cutoff = Timestamp::now().as_millisecond() - i64::from(days) * 86_400_000;
+                deleted +=
+                    conn.execute("DELETE FROM messages WHERE ts_ms < ?1", params![cutoff])?;
+            }
+            if let Some(max) = max_messages {
+                let keep_from = last_seq.saturating_sub(max);
+                deleted +=
+                    conn.execute("DELETE FROM messages WHERE seq <= ?1", params![keep_from])?;
+            }
+            Ok(deleted)
+        })?;
+        if deleted > 0 {
+            tracing::info!("history retention removed {deleted} old messages");
+        }
+        Ok(())
+    }
+}
+
+/// The earlier message this one repeats, if its client id matches one of the sender's recent messages.
+fn find_duplicate(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Option<Stored>> {
+    let Some(id) = &m.client_id else {
+        return Ok(None);
+    };
+    let floor: u64 = conn
+        .prepare_cached(
+            "SELECT seq FROM messages WHERE sender_key = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2",
+        )?
+        .query_row(params![m.from.key(), DEDUPE_WINDOW], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    conn.prepare_cached(
+        "SELECT seq, ts FROM messages WHERE sender_key = ?1 AND client_id = ?2 AND seq > ?3 ORDER BY seq DESC LIMIT 1",
+    )?
+    .query_row(params![m.from.key(), id, floor], |r| {
+        Ok(Stored {
+            seq: r.get(0)?,
+            ts: r.get(1)?,
+            duplicate: true,
+        })
+    })
+    .optional()
+}
+
+const COLUMNS: &str = "seq, ts, room, sender, recipient, text";
+
+fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        seq: r.get(0)?,
+        ts: r.get(1)?,
+        room: r.get(2)?,
+        from: r.get(3)?,
+        to: r.get(4)?,
+        text: r.get(5)?,
+    })
+}
+
+/// Whose messages a history read covers.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// A room, by folded name.
+    Room(String),
+    /// The private messages to or from a user, by folded name.
+    Private(String),
+}
+
+/// Up to `limit` messages of `scope` with seq < `before`, oldest first.
+pub fn page(
+    conn: &Connection,
+    scope: &Scope,
+    before: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Message>> {
+    let before = i64::try_from(before).unwrap_or(i64::MAX);
+    let (sql, key) = match scope {
+        Scope::Room(room) => (
+            format!("SELECT {COLUMNS} FROM messages WHERE room_key = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"),
+            room,
+        ),
+        Scope::Private(me) => (
+            format!(
+                "SELECT {COLUMNS} FROM messages
+                 WHERE seq < ?2 AND (recipient_key = ?1 OR (sender_key = ?1 AND room_key IS NULL))
+                 ORDER BY seq DESC LIMIT ?3"
+            ),
+            me,
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![key, before, limit as i64], row_to_message)?;
+    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    messages.reverse();
+    Ok(messages)
+}
+
+/// Messages with `after < seq <= upto` that `me` may see and did not send — in their rooms or addressed to
+/// them — oldest first, at most `limit`.
+pub fn missed(
+    conn: &Connection,
+    me: &str,
+    rooms: &[String],
+    after: u64,
+    upto: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Message>> {
+    let placeholders: Vec<String> = (0..rooms.len()).map(|i| format!("?{}", i + 5)).collect();
+    let in_rooms = if rooms.is_empty() {
+        String::from("0")
+    } else {
+        format!("room_key IN ({})", placeholders.join(", "))
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages
+         WHERE seq > ?1 AND seq <= ?2 AND sender_key <> ?3 AND (recipient_key = ?3 OR {in_rooms})
+         ORDER BY seq LIMIT ?4"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        (after.min(i64::MAX as u64) as i64).into(),
+        (upto.min(i64::MAX as u64) as i64).into(),
+        me.to_owned().into(),
+        (limit as i64).into(),
+    ];
+    values.extend(
+        rooms
+            .iter()
+            .map(|r| rusqlite::types::Value::from(r.clone())),
+    );
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), row_to_message)?;
+    rows.collect()
+}
+
+/// The oldest seq still stored, if any.
+pub fn oldest_seq(conn: &Connection) -> rusqlite::Result<Option<u64>> {
+    conn.query_row("SELECT MIN(seq) FROM messages", [], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(
+        room: Option<&str>,
+        from: &str,
+        to: Option<&str>,
+        text: &str,
+        id: Option<&str>,
+    ) -> NewMessage {
+        NewMessage {
+            room: room.map(|r| RoomName::new(r).unwrap()),
+            from: Name::new(from).unwrap(),
+            to: to.map(|n| Name::new(n).unwrap()),
+            text: text.into(),
+            client_id: id.map(Into::into),
+        }
+    }
+
+    fn append_all(writer: &mut Writer<u32>, msgs: Vec<NewMessage>) -> Vec<Stored> {
+        let batch = msgs
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| WriteCmd::Append(m, i as u32))
+            .collect();
+        writer
+            .commit(batch)
+            .into_iter()
+            .map(|o| o.result.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn seqs_increase_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = DbPath::File(dir.path().join("h.db"));
+        let mut opened = Store::open::<u32>(path.clone(), Retention::default()).unwrap();
+        let stored = append_all(
+            &mut opened.writer,
+            vec![
+                msg(Some("lobby"), "a", None, "1", None),
+                msg(Some("lobby"), "a", None, "2", None),
+            ],
+        );
+        assert_eq!(stored.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![1, 2]);
+        drop(opened);
+        let mut opened = Store::open::<u32>(
+            path,
+            Retention {
+                days: None,
+                max_messages: Some(0),
+            },
+        )
+        .unwrap();
+        // Retention removed every row, yet seq continues above the highest ever assigned.
+        assert_eq!(opened.last_seq, 2);
+        let stored = append_all(
+            &mut opened.writer,
+            vec![msg(Some("lobby"), "a", None, "3", None)],
+        );
+        assert_eq!(stored[0].seq, 3);
+    }
+
+    #[test]
+    fn repeated_client_ids_are_not_stored_twice() {
+        let mut opened = Store::open::<u32>(DbPath::Memory, Retention::default()).unwrap();
+        let first = append_all(
+            &mut opened.writer,
+            vec![msg(Some("lobby"), "a", None, "x", Some("7"))],
+        );
+        let again = append_all(
+            &mut opened.writer,
+            vec![
+                msg(Some("lobby"), "A", None, "x", Some("7")),
+                msg(Some("lobby"), "b", None, "y", Some("7")),
+            ],
+        );
+        assert_eq!(
+            again[0],
+            Stored {
+                duplicate: true,
+                ..first[0].clone()
+            }
+        );
+        assert!(!again[1].duplicate, "ids are per sender");
+        assert_eq!(again[1].seq, 2);
+    }
+
+    #[test]
+    fn reads_pages_and_missed_messages() {
+        let opened = Store::open::<u32>(DbPath::Memory, Retention::default()).unwrap();
+        let mut writer = opened.writer;
+        append_all(
+            &mut writer,
+            vec![
+                msg(Some("lobby"), "a", None, "1", None),
+                msg(Some("rust"), "b", None, "2", None),
+                msg(None, "b", Some("a"), "3", None),
+                msg(None, "c", Some("b"), "4", None),
+                msg(Some("lobby"), "b", None, "5", None),
+            ],
+        );
+        let conn = opened.store.shared.memory.as_ref().unwrap().lock().unwrap();
+        let texts = |ms: Vec<Message>| ms.into_iter().map(|m| m.text).collect::<Vec<_>>();
+        assert_eq!(
+            texts(page(&conn, &Scope::Room("lobby".into()), 99, 10).unwrap()),
+            ["1", "5"]
+        );
+        assert_eq!(
+            texts(page(&conn, &Scope::Room("lobby".into()), 5, 10).unwrap()),
+            ["1"]
+        );
+        assert_eq!(
+            texts(page(&conn, &Scope::Private("b".into()), 99, 10).unwrap()),
+            ["3", "4"]
+        );
+        assert_eq!(
+            texts(missed(&conn, "a", &["lobby".into()], 0, 5, 100).unwrap()),
+            ["3", "5"]
+        );
+        assert_eq!(
+            texts(missed(&conn, "a", &["lobby".into(), "rust".into()], 1, 4, 100).unwrap()),
+            ["2", "3"]
+        );
+        assert_eq!(oldest_seq(&conn).unwrap(), Some(1));
+    }
+}
