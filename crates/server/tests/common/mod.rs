@@ -199,10 +199,20 @@ impl Client {
         }
     }
 
+    /// Says `text` in the lobby and returns the ack. Presence frames (`joined`/`left`) arriving
+    /// meanwhile are skipped; anything else fails the test.
     pub async fn say(&mut self, text: &str, id: &str) -> Value {
         self.send(json!({"type":"say","text":text,"id":id})).await;
-        let ack = self.expect("ack").await;
-        assert_eq!(ack["id"], id);
-        ack
+        loop {
+            let f = self.recv().await;
+            match f["type"].as_str() {
+                Some("joined" | "left") => continue,
+                Some("ack") => {
+                    assert_eq!(f["id"], id);
+                    return f;
+                }
+                _ => panic!("expected an ack, got {f}"),
+            }
+        }
     }
 }

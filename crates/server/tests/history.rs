@@ -1,0 +1,395 @@
+//! History in SQLite: replay on hello and join, paging, resume, idempotent sends, restarts, retention.
+//! Real SQLite files in temp dirs, real sockets.
+
+mod common;
+
+use common::{Client, TestServer};
+use natter_server::store::{DbPath, Retention};
+use natter_server::Config;
+use serde_json::{json, Value};
+
+fn file_config(dir: &tempfile::TempDir) -> Config {
+    Config {
+        db: DbPath::File(dir.path().join("history.db")),
+        ..Default::default()
+    }
+}
+
+fn texts(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sends hello (optionally resuming) and returns every frame up to a ping barrier.
+async fn hello_frames(c: &mut Client, name: &str, resume_after: Option<u64>) -> Vec<Value> {
+    let mut hello = json!({"type":"hello","name":name,"version":1});
+    if let Some(seq) = resume_after {
+        hello["resume_after"] = json!(seq);
+    }
+    c.send(hello).await;
+    c.sync().await
+}
+
+#[tokio::test]
+async fn history_and_seq_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut alice = server.join("alice").await;
+    let mut last = 0;
+    for i in 0..5 {
+        last = alice
+            .say(&format!("before restart {i} 你好"), &i.to_string())
+            .await["seq"]
+            .as_u64()
+            .unwrap();
+    }
+    drop(alice);
+    server.shutdown().await;
+
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut bob = server.connect().await;
+    let frames = hello_frames(&mut bob, "bob", None).await;
+    assert_eq!(
+        frames[0]["last_seq"], last,
+        "welcome reports the last seq from before the restart"
+    );
+    let lobby = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f["room"] == "lobby")
+        .unwrap();
+    let replayed = lobby["messages"].as_array().unwrap();
+    assert_eq!(
+        texts(replayed),
+        (0..5)
+            .map(|i| format!("before restart {i} 你好"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(replayed[4]["seq"], last);
+    let ack = bob.say("after restart", "b1").await;
+    assert_eq!(
+        ack["seq"].as_u64().unwrap(),
+        last + 1,
+        "seq continues above the highest stored"
+    );
+}
+
+#[tokio::test]
+async fn hello_replays_recent_room_and_private_messages_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(Config {
+        replay: 3,
+        ..file_config(&dir)
+    })
+    .await;
+    let mut alice = server.join("alice").await;
+    let mut bob = server.join("bob").await;
+    alice.sync().await;
+    for i in 0..5 {
+        alice.say(&format!("m{i}"), &format!("a{i}")).await;
+    }
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"secret","id":"w"}))
+        .await;
+    alice.expect("ack").await;
+    bob.sync().await;
+    bob.send(json!({"type":"exit"})).await;
+    bob.expect("bye").await;
+
+    let mut bob = server.connect().await;
+    let frames = hello_frames(&mut bob, "bob", None).await;
+    let lobby = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f["room"] == "lobby")
+        .unwrap();
+    let lobby_texts = texts(lobby["messages"].as_array().unwrap());
+    assert_eq!(
+        lobby_texts,
+        ["m2", "m3", "m4"],
+        "the last 3 (--replay 3), oldest first"
+    );
+    let private = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f.get("room").is_none())
+        .unwrap();
+    let pm = &private["messages"][0];
+    assert_eq!(
+        (pm["from"].as_str(), pm["to"].as_str(), pm["text"].as_str()),
+        (Some("alice"), Some("bob"), Some("secret"))
+    );
+    // The sender sees her own private messages in her replay too.
+    alice.sync().await;
+    alice.send(json!({"type":"exit"})).await;
+    alice.expect("bye").await;
+    let mut alice = server.connect().await;
+    let frames = hello_frames(&mut alice, "alice", None).await;
+    let private = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f.get("room").is_none())
+        .unwrap();
+    assert_eq!(private["messages"][0]["text"], "secret");
+}
+
+#[tokio::test]
+async fn history_pages_backwards_and_caps_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut alice = server.join("alice").await;
+    let mut seqs = Vec::new();
+    for i in 0..600 {
+        seqs.push(
+            alice.say(&format!("n{i}"), &format!("p{i}")).await["seq"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    alice
+        .send(json!({"type":"history","room":"lobby","before":seqs[100],"limit":10}))
+        .await;
+    let page = alice.expect("history").await;
+    assert_eq!(page["room"], "lobby");
+    assert_eq!(
+        texts(page["messages"].as_array().unwrap()),
+        (90..100).map(|i| format!("n{i}")).collect::<Vec<_>>()
+    );
+
+    alice
+        .send(json!({"type":"history","room":"lobby","limit":100000}))
+        .await;
+    let page = alice.expect("history").await;
+    let messages = page["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 500, "limit is capped at 500");
+    assert_eq!(messages.last().unwrap()["seq"], *seqs.last().unwrap());
+
+    alice
+        .send(json!({"type":"history","room":"elsewhere"}))
+        .await;
+    assert_eq!(alice.expect("error").await["code"], "not_in_room");
+}
+
+#[tokio::test]
+async fn a_joiner_sees_every_message_exactly_once_across_replay_and_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(Config {
+        replay: 1000,
+        ..file_config(&dir)
+    })
+    .await;
+    let mut talker = server.join("talker").await;
+    talker.send(json!({"type":"join","room":"busy"})).await;
+    talker.sync().await;
+    // The talker floods #busy while the joiner joins in the middle.
+    let flood = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        for i in 0..400 {
+            talker
+                .send(
+                    json!({"type":"say","room":"busy","text":format!("t{i}"),"id":format!("t{i}")}),
+                )
+                .await;
+        }
+        while seqs.len() < 400 {
+            let f = talker.recv().await;
+            if f["type"] == "ack" {
+                seqs.push(f["seq"].as_u64().unwrap());
+            }
+        }
+        (talker, seqs)
+    });
+    let mut joiner = server.join("joiner").await;
+    joiner.send(json!({"type":"join","room":"busy"})).await;
+    let (mut talker, sent) = flood.await.unwrap();
+    talker.sync().await;
+    // Everything the talker sent has been delivered; collect what the joiner saw.
+    let mut seen = Vec::new();
+    let mut replay_done = false;
+    for f in joiner.sync().await {
+        match f["type"].as_str().unwrap() {
+            "history" => {
+                assert!(!replay_done, "one replay");
+                replay_done = true;
+                assert!(seen.is_empty(), "the replay comes before any live message");
+                seen.extend(
+                    f["messages"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| m["seq"].as_u64().unwrap()),
+                );
+            }
+            "message" => seen.push(f["seq"].as_u64().unwrap()),
+            _ => {}
+        }
+    }
+    assert!(replay_done);
+    assert_eq!(
+        seen, sent,
+        "every message once, in seq order, none both replayed and live"
+    );
+}
+
+#[tokio::test]
+async fn resume_replays_exactly_what_was_missed_then_continues_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut alice = server.join("alice").await;
+    let mut bob = server.join("bob").await;
+    bob.send(json!({"type":"join","room":"rust"})).await;
+    alice.send(json!({"type":"join","room":"rust"})).await;
+    alice.sync().await;
+    alice.say("seen by bob", "s0").await;
+    let last_seen = bob
+        .sync()
+        .await
+        .iter()
+        .filter_map(|f| f["seq"].as_u64())
+        .max()
+        .unwrap();
+    drop(bob); // Wi-Fi drops
+
+    let mut missed = Vec::new();
+    for i in 0..3 {
+        missed.push(
+            alice.say(&format!("lobby {i}"), &format!("l{i}")).await["seq"]
+                .as_u64()
+                .unwrap(),
+        );
+        alice
+            .send(
+                json!({"type":"say","room":"rust","text":format!("rust {i}"),"id":format!("r{i}")}),
+            )
+            .await;
+        let ack = loop {
+            let f = alice.recv().await;
+            if f["type"] == "ack" {
+                break f;
+            }
+        };
+        missed.push(ack["seq"].as_u64().unwrap());
+    }
+    alice
+        .send(json!({"type":"whisper","to":"carol","text":"not for bob","id":"x"}))
+        .await;
+    alice.expect("error").await; // carol is not here: nothing stored
+    let mut carol = server.join("carol").await;
+    carol.say("hi all", "c0").await; // from someone bob has never met
+    alice.sync().await;
+
+    let mut bob = server.connect().await;
+    let frames = hello_frames(&mut bob, "bob", Some(last_seen)).await;
+    assert_eq!(frames[0]["type"], "welcome");
+    assert_eq!(
+        frames[0]["rooms"],
+        json!(["lobby", "rust"]),
+        "bob is put back in his rooms"
+    );
+    assert!(
+        !frames.iter().any(|f| f["type"] == "history"),
+        "a resume replays messages, not history pages"
+    );
+    let replayed: Vec<&Value> = frames.iter().filter(|f| f["type"] == "message").collect();
+    let seqs: Vec<u64> = replayed
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    let carol_seq = replayed.last().unwrap()["seq"].as_u64().unwrap();
+    let mut expected = missed.clone();
+    expected.push(carol_seq);
+    assert_eq!(seqs, expected, "every missed message, in seq order, once");
+    assert_eq!(replayed.last().unwrap()["text"], "hi all");
+
+    // Then live, with nothing repeated.
+    alice.sync().await;
+    alice.say("live again", "l9").await;
+    let m = bob.expect("message").await;
+    assert_eq!(m["text"], "live again");
+    bob.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn resume_beyond_retained_history_reports_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut alice = server.join("alice").await;
+    for i in 0..20 {
+        alice.say(&format!("old {i}"), &format!("o{i}")).await;
+    }
+    server.shutdown().await;
+    // Restart keeping only the newest 5 messages.
+    let server = TestServer::start_with(Config {
+        retention: Retention {
+            days: None,
+            max_messages: Some(5),
+        },
+        ..file_config(&dir)
+    })
+    .await;
+    let mut bob = server.connect().await;
+    let frames = hello_frames(&mut bob, "bob", Some(3)).await;
+    let gap = frames
+        .iter()
+        .find(|f| f["type"] == "error")
+        .expect("a history_gap error");
+    assert_eq!(gap["code"], "history_gap");
+    assert_eq!(gap["oldest"], 16);
+    let replayed: Vec<u64> = frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        replayed,
+        (16..=20).collect::<Vec<_>>(),
+        "what is left is still replayed"
+    );
+}
+
+#[tokio::test]
+async fn a_resent_id_is_acked_again_but_delivered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut alice = server.join("alice").await;
+    let mut bob = server.join("bob").await;
+    alice.sync().await;
+    let first = alice.say("only once", "same-id").await;
+    let again = alice.say("only once", "same-id").await;
+    assert_eq!(first, again, "the original ack, seq and ts");
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"pm once","id":"pm-id"}))
+        .await;
+    let w1 = alice.expect("ack").await;
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"pm once","id":"pm-id"}))
+        .await;
+    assert_eq!(alice.expect("ack").await, w1);
+    let got = bob.sync().await;
+    assert_eq!(texts(&got), ["only once", "pm once"]);
+
+    // Also across a restart of the server.
+    drop((alice, bob));
+    server.shutdown().await;
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut alice = server.join("alice").await;
+    assert_eq!(alice.say("only once", "same-id").await, first);
+    // Ids are per sender: bob may use the same one.
+    let mut bob = server.join("bob").await;
+    assert_ne!(bob.say("mine", "same-id").await["seq"], first["seq"]);
+}
+
+#[tokio::test]
+async fn memory_mode_keeps_history_while_running() {
+    let server = TestServer::start().await; // --db :memory:
+    let mut alice = server.join("alice").await;
+    alice.say("remember me", "1").await;
+    let mut bob = server.connect().await;
+    let frames = hello_frames(&mut bob, "bob", None).await;
+    let lobby = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f["room"] == "lobby")
+        .unwrap();
+    assert_eq!(
+        texts(lobby["messages"].as_array().unwrap()),
+        ["remember me"]
+    );
+}
