@@ -6,6 +6,7 @@
 //!   stdin/stdout when used from a script.
 //! * [`display`]: how frames read as lines of text (the lab's `[YYYY-MM-DD HH:MM:SS] name: text`).
 
+pub mod chat;
 pub mod display;
 pub mod editor;
 pub mod line;

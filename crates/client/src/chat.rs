@@ -1,0 +1,559 @@
+//! A chat session that survives the network.
+//!
+//! [`Chat`] registers once, then keeps the conversation going across dropped connections and server
+//! restarts: it reconnects with exponential backoff, says `hello` with `resume_after` = the last seq it
+//! saw, and resends every message not yet acknowledged with its original `id` (the server recognises the
+//! id and acks the original instead of delivering it twice). It reports each message once, in seq order,
+//! and each of your sends exactly once: [`ChatEvent::Sent`] when the server has stored it, or
+//! [`ChatEvent::Refused`] when it never will be.
+//!
+//! The UI never sees the socket: it calls [`Chat::send`] / [`Chat::say`] and reads [`Chat::next`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use natter_proto::{ClientFrame, ErrorCode, ServerFrame};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::net::{Connection, NetEvent};
+use crate::ClientError;
+
+/// How reconnecting paces itself.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    /// First wait after a connection is lost.
+    pub initial: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+    /// Give up after this many failed attempts in a row (`None`: never).
+    pub attempts: Option<u32>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(8),
+            attempts: None,
+        }
+    }
+}
+
+impl Backoff {
+    fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(10);
+        (self.initial * factor).min(self.max)
+    }
+}
+
+/// Options for [`Chat::connect`].
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// `host:port`.
+    pub server: String,
+    pub name: String,
+    pub backoff: Backoff,
+    /// Ping when the server has been silent this long; give the connection up after twice as long.
+    pub keepalive: Duration,
+}
+
+impl ChatOptions {
+    pub fn new(server: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            name: name.into(),
+            backoff: Backoff::default(),
+            keepalive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One of your messages: a room message (`room` set) or a private one (`to` set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub id: String,
+    pub room: Option<String>,
+    pub to: Option<String>,
+    pub text: String,
+}
+
+impl Outgoing {
+    fn frame(&self) -> ClientFrame {
+        match &self.to {
+            Some(to) => ClientFrame::Whisper {
+                to: to.clone(),
+                text: self.text.clone(),
+                id: Some(self.id.clone()),
+            },
+            None => ClientFrame::Say {
+                text: self.text.clone(),
+                room: self.room.clone(),
+                id: Some(self.id.clone()),
+            },
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// You quit and the server confirmed (or did not answer within a second).
+    Exit,
+    /// Reconnecting failed `attempts` times in a row, or the server refused the name for good.
+    GaveUp(String),
+}
+
+/// What the session reports, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatEvent {
+    /// Connected again after a loss (`Chat::connect` covers the first time); missed messages follow.
+    Reconnected { rooms: Vec<String> },
+    /// A frame for the UI: messages (each once, in seq order), presence, lists, history, errors, …
+    Frame(ServerFrame),
+    /// The server stored one of your messages.
+    Sent {
+        message: Outgoing,
+        seq: u64,
+        ts: String,
+    },
+    /// The server refused one of your messages; it was not sent.
+    Refused {
+        message: Outgoing,
+        code: ErrorCode,
+        reason: String,
+    },
+    /// The connection was lost; the next attempt is in `delay`. Your unsent messages wait.
+    Reconnecting { delay: Duration, attempt: u32 },
+    /// The session is over. `unsent` were never confirmed by the server.
+    Closed { why: Closed, unsent: Vec<Outgoing> },
+}
+
+enum Cmd {
+    Frame(ClientFrame),
+    Message(Outgoing),
+    Quit(oneshot::Sender<()>),
+}
+
+/// A registered chat session. Dropping it quits.
+pub struct Chat {
+    cmds: mpsc::Sender<Cmd>,
+    events: mpsc::Receiver<ChatEvent>,
+    /// The welcome: your name as registered, rooms, and the seq the server was at.
+    pub name: String,
+    pub rooms: Vec<String>,
+    pub last_seq: u64,
+    ids: IdSource,
+}
+
+/// Ids unique across runs of the client, so a restarted client never collides with its earlier ids
+/// inside the server's deduplication window.
+struct IdSource {
+    prefix: String,
+    next: u64,
+}
+
+impl IdSource {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Self {
+            prefix: format!("{:x}{:x}", nanos as u64, std::process::id()),
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        self.next += 1;
+        format!("{}-{}", self.prefix, self.next)
+    }
+}
+
+/// The outcome of one `hello`.
+enum Hello {
+    Welcome {
+        name: String,
+        rooms: Vec<String>,
+        last_seq: u64,
+    },
+    Refused {
+        code: ErrorCode,
+        message: String,
+    },
+    Lost,
+}
+
+async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> Hello {
+    let frame = ClientFrame::Hello {
+        name: name.to_owned(),
+        version: natter_proto::VERSION,
+        resume_after,
+    };
+    if conn.send(frame).await.is_err() {
+        return Hello::Lost;
+    }
+    loop {
+        match conn.next().await {
+            NetEvent::Frame(ServerFrame::Welcome {
+                name,
+                rooms,
+                last_seq,
+                ..
+            }) => {
+                return Hello::Welcome {
+                    name,
+                    rooms,
+                    last_seq,
+                }
+            }
+            NetEvent::Frame(ServerFrame::Error { code, message, .. })
+                if matches!(
+                    code,
+                    ErrorCode::InvalidName | ErrorCode::NameTaken | ErrorCode::UnsupportedVersion
+                ) =>
+            {
+                return Hello::Refused { code, message }
+            }
+            NetEvent::Frame(_) | NetEvent::Unreadable(_) => {}
+            NetEvent::Closed => return Hello::Lost,
+        }
+    }
+}
+
+impl Chat {
+    /// Connects and registers. A refused name is an error here (ask for another and call again); after
+    /// this returns, connection trouble is handled inside and reported as events.
+    pub async fn connect(options: ChatOptions) -> Result<Chat, ClientError> {
+        let mut conn = Connection::connect(&options.server).await?;
+        let (name, rooms, last_seq) = match hello(&mut conn, &options.name, None).await {
+            Hello::Welcome {
+                name,
+                rooms,
+                last_seq,
+            } => (name, rooms, last_seq),
+            Hello::Refused { message, .. } => return Err(ClientError::NameRejected(message)),
+            Hello::Lost => return Err(ClientError::ConnectionLost),
+        };
+        let (cmd_tx, cmd_rx) = mpsc::channel(256);
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let task = Task {
+            options: ChatOptions {
+                name: name.clone(),
+                ..options
+            },
+            cmds: cmd_rx,
+            events: ev_tx,
+            last_seq,
+            outbox: VecDeque::new(),
+            queued: Vec::new(),
+        };
+        tokio::spawn(task.run(conn));
+        Ok(Chat {
+            cmds: cmd_tx,
+            events: ev_rx,
+            name,
+            rooms,
+            last_seq,
+            ids: IdSource::new(),
+        })
+    }
+
+    /// Sends a message to a room; returns its id. It is reported as `Sent` or `Refused` later.
+    pub async fn say(&mut self, room: &str, text: &str) -> String {
+        self.message(Some(room.to_owned()), None, text).await
+    }
+
+    /// Sends a private message; returns its id.
+    pub async fn whisper(&mut self, to: &str, text: &str) -> String {
+        self.message(None, Some(to.to_owned()), text).await
+    }
+
+    async fn message(&mut self, room: Option<String>, to: Option<String>, text: &str) -> String {
+        let id = self.ids.next();
+        let message = Outgoing {
+            id: id.clone(),
+            room,
+            to,
+            text: text.to_owned(),
+        };
+        let _ = self.cmds.send(Cmd::Message(message)).await;
+        id
+    }
+
+    /// Sends any other request (join, leave, who, rooms, history, ping). Queued while reconnecting.
+    pub async fn send(&self, frame: ClientFrame) {
+        let _ = self.cmds.send(Cmd::Frame(frame)).await;
+    }
+
+    /// The next event. After `Closed`, always `Closed`.
+    pub async fn next(&mut self) -> ChatEvent {
+        self.events.recv().await.unwrap_or(ChatEvent::Closed {
+            why: Closed::Exit,
+            unsent: Vec::new(),
+        })
+    }
+
+    /// Says `exit` (waiting up to a second for `bye`) and ends the session. The `Closed` event, with any
+    /// unconfirmed messages, is still delivered through [`Chat::next`].
+    pub async fn quit(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Quit(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Task {
+    options: ChatOptions,
+    cmds: mpsc::Receiver<Cmd>,
+    events: mpsc::Sender<ChatEvent>,
+    /// The highest seq seen: messages at or below it are duplicates; a resume starts after it.
+    last_seq: u64,
+    /// Sent but not yet acknowledged, oldest first.
+    outbox: VecDeque<Outgoing>,
+    /// Other requests made while disconnected.
+    queued: Vec<ClientFrame>,
+}
+
+/// How a connected phase ended.
+enum Phase {
+    Lost,
+    Done,
+}
+
+impl Task {
+    async fn run(mut self, first: Connection) {
+        let mut conn = first;
+        loop {
+            if let Phase::Done = self.connected(&mut conn).await {
+                return;
+            }
+            match self.reconnect().await {
+                Some(c) => conn = c,
+                None => return,
+            }
+        }
+    }
+
+    async fn emit(&self, event: ChatEvent) -> bool {
+        self.events.send(event).await.is_ok()
+    }
+
+    /// Runs one connection until it is lost or the session ends.
+    async fn connected(&mut self, conn: &mut Connection) -> Phase {
+        let mut last_heard = Instant::now();
+        let mut pinged = false;
+        let mut tick = tokio::time::interval(self.options.keepalive / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(Cmd::Message(m)) => {
+                        let frame = m.frame();
+                        self.outbox.push_back(m);
+                        if conn.send(frame).await.is_err() {
+                            return Phase::Lost;
+                        }
+                    }
+                    Some(Cmd::Frame(frame)) => {
+                        if conn.send(frame).await.is_err() {
+                            return Phase::Lost;
+                        }
+                    }
+                    Some(Cmd::Quit(done)) => {
+                        self.quit(conn).await;
+                        let _ = done.send(());
+                        return Phase::Done;
+                    }
+                    None => {
+                        self.quit(conn).await;
+                        return Phase::Done;
+                    }
+                },
+                event = conn.next() => match event {
+                    NetEvent::Frame(frame) => {
+                        last_heard = Instant::now();
+                        pinged = false;
+                        match self.received(frame).await {
+                            Some(phase) => return phase,
+                            None => continue,
+                        }
+                    }
+                    NetEvent::Unreadable(_) => {}
+                    NetEvent::Closed => return Phase::Lost,
+                },
+                _ = tick.tick() => {
+                    let silent = last_heard.elapsed();
+                    if silent >= self.options.keepalive * 2 {
+                        return Phase::Lost; // half-open: the server vanished without a FIN
+                    }
+                    if silent >= self.options.keepalive && !pinged {
+                        pinged = true;
+                        let ping = ClientFrame::Ping { id: Some("keepalive".into()) };
+                        if conn.send(ping).await.is_err() {
+                            return Phase::Lost;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one frame. `Some` ends the connected phase.
+    async fn received(&mut self, frame: ServerFrame) -> Option<Phase> {
+        let event = match frame {
+            ServerFrame::Message(m) => {
+                if m.seq <= self.last_seq {
+                    return None; // already seen (a resume overlapping live traffic)
+                }
+                self.last_seq = m.seq;
+                ChatEvent::Frame(ServerFrame::Message(m))
+            }
+            ServerFrame::Ack { id, seq, ts } => {
+                self.last_seq = self.last_seq.max(seq);
+                let Some(i) = id.and_then(|id| self.outbox.iter().position(|m| m.id == id)) else {
+                    return None; // the ack of a resend whose first ack we already had
+                };
+                let message = self.outbox.remove(i).expect("position is valid");
+                ChatEvent::Sent { message, seq, ts }
+            }
+            ServerFrame::Error {
+                code,
+                message: reason,
+                id: Some(id),
+                ..
+            } if self.outbox.iter().any(|m| m.id == id) => {
+                let i = self
+                    .outbox
+                    .iter()
+                    .position(|m| m.id == id)
+                    .expect("checked");
+                let message = self.outbox.remove(i).expect("position is valid");
+                ChatEvent::Refused {
+                    message,
+                    code,
+                    reason,
+                }
+            }
+            ServerFrame::Pong { id: Some(id) } if id == "keepalive" => return None,
+            ServerFrame::Bye { .. } => {
+                // Unasked-for: the server is going away. Come back when it does.
+                let _ = self.emit(ChatEvent::Frame(frame)).await;
+                return Some(Phase::Lost);
+            }
+            other => ChatEvent::Frame(other),
+        };
+        if self.emit(event).await {
+            None
+        } else {
+            Some(Phase::Done)
+        }
+    }
+
+    async fn quit(&mut self, conn: &mut Connection) {
+        if conn.send(ClientFrame::Exit).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                loop {
+                    match conn.next().await {
+                        NetEvent::Frame(ServerFrame::Bye { .. }) | NetEvent::Closed => return,
+                        NetEvent::Frame(frame) => {
+                            let _ = self.received(frame).await;
+                        }
+                        NetEvent::Unreadable(_) => {}
+                    }
+                }
+            })
+            .await;
+        }
+        let unsent = self.outbox.drain(..).collect();
+        let _ = self
+            .emit(ChatEvent::Closed {
+                why: Closed::Exit,
+                unsent,
+            })
+            .await;
+    }
+
+    /// Waits, retries, resumes. `None` when the session ended meanwhile.
+    async fn reconnect(&mut self) -> Option<Connection> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if self
+                .options
+                .backoff
+                .attempts
+                .is_some_and(|max| attempt > max)
+            {
+                let unsent = self.outbox.drain(..).collect();
+                let why = Closed::GaveUp(format!(
+                    "could not reach {} after {} attempts",
+                    self.options.server,
+                    attempt - 1
+                ));
+                let _ = self.emit(ChatEvent::Closed { why, unsent }).await;
+                return None;
+            }
+            let delay = self.options.backoff.delay(attempt);
+            if !self.emit(ChatEvent::Reconnecting { delay, attempt }).await {
+                return None;
+            }
+            // Keep taking commands while we wait: messages join the outbox, other requests are queued.
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    cmd = self.cmds.recv() => match cmd {
+                        Some(Cmd::Message(m)) => self.outbox.push_back(m),
+                        Some(Cmd::Frame(f)) => self.queued.push(f),
+                        Some(Cmd::Quit(done)) => {
+                            let unsent = self.outbox.drain(..).collect();
+                            let _ = self.emit(ChatEvent::Closed { why: Closed::Exit, unsent }).await;
+                            let _ = done.send(());
+                            return None;
+                        }
+                        None => return None,
+                    }
+                }
+            }
+            let Ok(mut conn) = Connection::connect(&self.options.server).await else {
+                continue;
+            };
+            match hello(&mut conn, &self.options.name, Some(self.last_seq)).await {
+                Hello::Welcome { rooms, .. } => {
+                    if !self.emit(ChatEvent::Reconnected { rooms }).await {
+                        return None;
+                    }
+                    // Same ids: whatever the server already stored is acked, not delivered again.
+                    for m in &self.outbox {
+                        if conn.send(m.frame()).await.is_err() {
+                            break;
+                        }
+                    }
+                    for f in std::mem::take(&mut self.queued) {
+                        let _ = conn.send(f).await;
+                    }
+                    return Some(conn);
+                }
+                // Our old connection may not be gone from the server yet: try again shortly.
+                Hello::Refused {
+                    code: ErrorCode::NameTaken,
+                    ..
+                }
+                | Hello::Lost => continue,
+                Hello::Refused { message, .. } => {
+                    let unsent = self.outbox.drain(..).collect();
+                    let _ = self
+                        .emit(ChatEvent::Closed {
+                            why: Closed::GaveUp(message),
+                            unsent,
+                        })
+                        .await;
+                    return None;
+                }
+            }
+        }
+    }
+}
