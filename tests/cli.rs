@@ -18,8 +18,12 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_on("127.0.0.1:0", ":memory:")
+    }
+
+    fn start_on(listen: &str, db: &str) -> Self {
         let mut child = Command::new(NATTER)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"])
+            .args(["serve", "--listen", listen, "--db", db])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -291,4 +295,62 @@ async fn sigterm_says_bye_to_clients_and_exits_zero() {
     for c in [&mut a, &mut b] {
         assert_eq!(c.next_of("bye").await["reason"], "shutdown");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_reconnects_after_a_server_crash_and_sends_what_was_typed_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db").to_string_lossy().into_owned();
+    let mut server = Server::start_on("127.0.0.1:0", &db);
+    let addr = server.addr;
+    let mut watcher = Raw::join(addr, "watcher").await;
+
+    let mut child = Command::new(NATTER)
+        .args(["join", "--server", &addr.to_string(), "--name", "bot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"before the crash\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(watcher.next_of("message").await["text"], "before the crash");
+
+    // kill -9, then type while the server is down.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stdin
+        .write_all("while it was down 掉线\n".as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+
+    let _server = Server::start_on(&addr.to_string(), &db);
+    let mut watcher = Raw::join(addr, "watcher2").await;
+    // bot reconnects by itself and its pending message arrives, once.
+    let m = watcher.next_of("message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["text"].as_str()),
+        (Some("bot"), Some("while it was down 掉线"))
+    );
+    stdin.write_all(b"/quit\n").unwrap();
+    drop(stdin);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("reconnecting"), "{stdout}");
+    assert!(stdout.contains("* reconnected"), "{stdout}");
+    assert_eq!(
+        stdout.matches("] bot: while it was down 掉线").count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("] bot: before the crash").count(),
+        1,
+        "{stdout}"
+    );
 }

@@ -1,6 +1,7 @@
 //! natter-client: everything a natter client needs except the terminal drawing.
 //!
-//! * [`net`]: connects, runs the socket's reader and writer tasks, turns frames into typed events.
+//! * [`net`]: one connection: the socket's reader and writer tasks, frames in and out as typed events.
+//! * [`chat`]: a session across connections: reconnect, resume, resend unacknowledged messages.
 //!   The UI never touches the socket.
 //! * [`line`]: the line-mode client (`natter join`): a prompt that incoming text never mangles, or plain
 //!   stdin/stdout when used from a script.
@@ -31,6 +32,10 @@ pub enum ClientError {
     ConnectionLost,
     #[error("the server shut down")]
     ServerShutdown,
+    #[error("{0} message(s) were not confirmed by the server")]
+    Unconfirmed(usize),
+    #[error("gave up: {0}")]
+    GaveUp(String),
     #[error("terminal error: {0}")]
     Terminal(String),
 }

@@ -7,25 +7,24 @@
 //!
 //! Your own messages are printed when the server acknowledges them, so what you see is what was sent.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
 
 use crossterm::event::EventStream;
 use futures::StreamExt;
 use natter_proto::command::{self, Command, HELP};
 use natter_proto::frame::ByeReason;
-use natter_proto::{ClientFrame, ErrorCode, ServerFrame, LOBBY};
+use natter_proto::text::neutralise;
+use natter_proto::{ClientFrame, ServerFrame, LOBBY};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
+use crate::chat::{Chat, ChatEvent, ChatOptions, Closed};
 use crate::display;
 use crate::editor::{self, Action, Editor};
-use crate::net::{Connection, NetEvent};
 use crate::ClientError;
 
-/// How long quitting waits for the server's `bye`.
-const BYE_WAIT: Duration = Duration::from_secs(1);
+/// Reconnect attempts before a script (stdin not a terminal) gives up; people at a terminal wait forever.
+const RECONNECT_ATTEMPTS_UNATTENDED: u32 = 8;
 
 /// Options of `natter join`.
 #[derive(Debug, Clone)]
@@ -131,22 +130,16 @@ impl Term {
     }
 }
 
-/// A message sent but not yet acknowledged.
-struct Pending {
-    room: Option<String>,
-    to: Option<String>,
-    text: String,
-}
-
 /// The line client's state between events.
 struct Client {
+    chat: Chat,
     me: String,
     /// Where plain text goes.
     room: String,
     /// Rooms we are in, in the order joined.
     rooms: Vec<String>,
-    pending: HashMap<String, Pending>,
-    next_id: u64,
+    /// Messages typed but not yet confirmed by the server (shown in the prompt).
+    pending: usize,
 }
 
 /// What the main loop should do after an event.
@@ -159,51 +152,58 @@ enum Step {
 pub async fn run_line_mode(opts: LineOptions) -> Result<(), ClientError> {
     let interactive =
         !opts.force_plain && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let mut conn = Connection::connect(&opts.server).await?;
     let mut term = if interactive {
         Term::tty()?
     } else {
         Term::pipe()
     };
 
-    let Some(me) = register(&mut conn, &mut term, opts.name, interactive).await? else {
-        return quit(&mut conn, &mut term, None).await;
+    let Some(chat) = register(&opts, &mut term, interactive).await? else {
+        return Ok(());
     };
     term.print(&format!(
-        "* connected to {} as {me}. Type to chat; /help lists commands; /quit or exit leaves.",
-        opts.server
+        "* connected to {} as {}. Type to chat; /help lists commands; /quit or exit leaves.",
+        opts.server, chat.name
     ));
     let mut client = Client {
-        me,
+        me: chat.name.clone(),
+        rooms: chat.rooms.clone(),
         room: LOBBY.to_owned(),
-        rooms: Vec::new(),
-        pending: HashMap::new(),
-        next_id: 1,
+        chat,
+        pending: 0,
     };
     loop {
         term.request(&client.prompt());
         tokio::select! {
             input = term.next() => match input {
                 Input::Line(line) => {
-                    if let Step::Quit = client.typed(&line, &conn, &mut term).await? {
+                    if let Step::Quit = client.typed(&line, &mut term).await {
                         break;
                     }
                 }
                 Input::Eof | Input::Interrupted => break,
             },
-            event = conn.next() => client.received(event, &mut term)?,
+            event = client.chat.next() => client.received(event, &mut term)?,
         }
     }
-    quit(&mut conn, &mut term, Some(&mut client)).await
+    client.chat.quit().await;
+    // Show what arrived before the goodbye, then report anything the server never confirmed.
+    loop {
+        let event = client.chat.next().await;
+        if let ChatEvent::Closed { .. } = event {
+            return client.received(event, &mut term);
+        }
+        client.received(event, &mut term)?;
+    }
 }
 
-/// Sends `hello` until a name is accepted. `None` means the user gave up (Ctrl-C/Ctrl-D at the prompt).
+/// Asks for (or takes) a name until the server accepts one. `None`: the user gave up at the prompt.
 async fn register(
-    conn: &mut Connection,
+    opts: &LineOptions,
     term: &mut Term,
-    mut name: Option<String>,
     interactive: bool,
-) -> Result<Option<String>, ClientError> {
+) -> Result<Option<Chat>, ClientError> {
+    let mut name = opts.name.clone();
     loop {
         let candidate = match name.take() {
             Some(n) => n,
@@ -222,90 +222,49 @@ async fn register(
             }
             return Err(ClientError::NoName);
         }
-        conn.send(ClientFrame::Hello {
-            name: candidate,
-            version: natter_proto::VERSION,
-            resume_after: None,
-        })
-        .await?;
-        loop {
-            match conn.next().await {
-                NetEvent::Frame(ServerFrame::Welcome { name, .. }) => return Ok(Some(name)),
-                NetEvent::Frame(ServerFrame::Error { code, message, .. })
-                    if matches!(
-                        code,
-                        ErrorCode::InvalidName
-                            | ErrorCode::NameTaken
-                            | ErrorCode::UnsupportedVersion
-                    ) =>
-                {
-                    if !interactive || code == ErrorCode::UnsupportedVersion {
-                        return Err(ClientError::NameRejected(message));
-                    }
-                    term.print(&format!("! {message}"));
-                    break;
-                }
-                NetEvent::Frame(_) | NetEvent::Unreadable(_) => {}
-                NetEvent::Closed => return Err(ClientError::ConnectionLost),
+        let mut options = ChatOptions::new(opts.server.clone(), candidate);
+        if !interactive {
+            // A script should not wait forever for a server that is gone.
+            options.backoff.attempts = Some(RECONNECT_ATTEMPTS_UNATTENDED);
+        }
+        match Chat::connect(options).await {
+            Ok(chat) => return Ok(Some(chat)),
+            Err(ClientError::NameRejected(message)) if interactive => {
+                term.print(&format!("! {message}"))
             }
+            Err(e) => return Err(e),
         }
     }
-}
-
-/// Sends `exit` and waits (briefly) for `bye`, showing whatever arrives meanwhile.
-async fn quit(
-    conn: &mut Connection,
-    term: &mut Term,
-    mut client: Option<&mut Client>,
-) -> Result<(), ClientError> {
-    if conn.send(ClientFrame::Exit).await.is_err() {
-        return Ok(());
-    }
-    let _ = tokio::time::timeout(BYE_WAIT, async {
-        loop {
-            match conn.next().await {
-                NetEvent::Frame(ServerFrame::Bye { .. }) | NetEvent::Closed => return,
-                event => {
-                    if let Some(c) = client.as_deref_mut() {
-                        let _ = c.received(event, term);
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    if let Some(c) = client {
-        for p in c.pending.values() {
-            term.print(&format!(
-                "! not confirmed by the server before quitting: {}",
-                p.text
-            ));
-        }
-    }
-    Ok(())
 }
 
 impl Client {
     fn prompt(&self) -> String {
-        format!("#{}> ", self.room)
+        match self.pending {
+            0 => format!("#{}> ", self.room),
+            n => format!("#{} ({n} sending…)> ", self.room),
+        }
     }
 
     /// Acts on one typed line.
-    async fn typed(
-        &mut self,
-        line: &str,
-        conn: &Connection,
-        term: &mut Term,
-    ) -> Result<Step, ClientError> {
+    async fn typed(&mut self, line: &str, term: &mut Term) -> Step {
         let frame = match command::parse(line) {
-            Command::Nothing => return Ok(Step::Continue),
-            Command::Quit => return Ok(Step::Quit),
-            Command::Say(text) => self.track(Some(self.room.clone()), None, text),
+            Command::Nothing => return Step::Continue,
+            Command::Quit => return Step::Quit,
+            Command::Say(text) => {
+                let room = self.room.clone();
+                self.chat.say(&room, &text).await;
+                self.pending += 1;
+                return Step::Continue;
+            }
             Command::Msg { text, .. } if text.is_empty() => {
                 term.print("usage: /msg NAME TEXT");
-                return Ok(Step::Continue);
+                return Step::Continue;
             }
-            Command::Msg { to, text } => self.track(None, Some(to), text),
+            Command::Msg { to, text } => {
+                self.chat.whisper(&to, &text).await;
+                self.pending += 1;
+                return Step::Continue;
+            }
             Command::Join(room) => ClientFrame::Join { room },
             Command::Leave(room) => ClientFrame::Leave {
                 room: room.unwrap_or_else(|| self.room.clone()),
@@ -318,65 +277,80 @@ impl Client {
                 for (cmd, what) in HELP {
                     term.print(&format!("  {cmd:<16} {what}"));
                 }
-                return Ok(Step::Continue);
+                return Step::Continue;
             }
             Command::Usage(usage) => {
                 term.print(&format!("usage: {usage}"));
-                return Ok(Step::Continue);
+                return Step::Continue;
             }
             Command::Unknown(cmd) => {
                 term.print(&format!("! unknown command {cmd}; /help lists them"));
-                return Ok(Step::Continue);
+                return Step::Continue;
             }
         };
-        conn.send(frame).await?;
-        Ok(Step::Continue)
+        self.chat.send(frame).await;
+        Step::Continue
     }
 
-    /// Remembers a send until its ack, and builds its frame.
-    fn track(&mut self, room: Option<String>, to: Option<String>, text: String) -> ClientFrame {
-        let id = self.next_id.to_string();
-        self.next_id += 1;
-        self.pending.insert(
-            id.clone(),
-            Pending {
-                room: room.clone(),
-                to: to.clone(),
-                text: text.clone(),
-            },
-        );
-        match to {
-            Some(to) => ClientFrame::Whisper {
-                to,
-                text,
-                id: Some(id),
-            },
-            None => ClientFrame::Say {
-                text,
-                room,
-                id: Some(id),
-            },
-        }
-    }
-
-    /// Shows one network event.
-    fn received(&mut self, event: NetEvent, term: &mut Term) -> Result<(), ClientError> {
-        let frame = match event {
-            NetEvent::Frame(f) => f,
-            NetEvent::Unreadable(why) => {
-                term.print(&format!(
-                    "! unreadable frame from the server skipped: {why}"
-                ));
-                return Ok(());
-            }
-            NetEvent::Closed => return Err(ClientError::ConnectionLost),
-        };
-        let line = match frame {
-            ServerFrame::Message(m) => display::message(&m),
-            ServerFrame::Ack { id, ts, .. } => match id.and_then(|id| self.pending.remove(&id)) {
-                Some(p) => display::own(&ts, &self.me, p.room.as_deref(), p.to.as_deref(), &p.text),
+    /// Shows one event from the chat session.
+    fn received(&mut self, event: ChatEvent, term: &mut Term) -> Result<(), ClientError> {
+        let line = match event {
+            ChatEvent::Frame(frame) => match self.frame(frame, term) {
+                Some(line) => line,
                 None => return Ok(()),
             },
+            ChatEvent::Sent { message, ts, .. } => {
+                self.pending = self.pending.saturating_sub(1);
+                display::own(
+                    &ts,
+                    &self.me,
+                    message.room.as_deref(),
+                    message.to.as_deref(),
+                    &message.text,
+                )
+            }
+            ChatEvent::Refused {
+                message, reason, ..
+            } => {
+                self.pending = self.pending.saturating_sub(1);
+                format!(
+                    "! not sent ({}): {}",
+                    neutralise(&reason),
+                    neutralise(&message.text)
+                )
+            }
+            ChatEvent::Reconnecting { delay, attempt } => {
+                format!(
+                    "* connection lost; reconnecting in {:.1}s (attempt {attempt})…",
+                    delay.as_secs_f32()
+                )
+            }
+            ChatEvent::Reconnected { rooms } => {
+                self.rooms = rooms;
+                "* reconnected; catching up on what you missed".to_owned()
+            }
+            ChatEvent::Closed { why, unsent } => {
+                for m in &unsent {
+                    term.print(&format!(
+                        "! not sent (the server never confirmed it): {}",
+                        neutralise(&m.text)
+                    ));
+                }
+                return match why {
+                    Closed::Exit if unsent.is_empty() => Ok(()),
+                    Closed::Exit => Err(ClientError::Unconfirmed(unsent.len())),
+                    Closed::GaveUp(reason) => Err(ClientError::GaveUp(reason)),
+                };
+            }
+        };
+        term.print(&line);
+        Ok(())
+    }
+
+    /// The line for one server frame, or `None` to show nothing.
+    fn frame(&mut self, frame: ServerFrame, term: &mut Term) -> Option<String> {
+        Some(match frame {
+            ServerFrame::Message(m) => display::message(&m),
             ServerFrame::Joined { room, name, .. } => {
                 if name == self.me {
                     self.rooms.retain(|r| !r.eq_ignore_ascii_case(&room));
@@ -401,34 +375,21 @@ impl Client {
                 display::left(&room, &name, reason)
             }
             ServerFrame::Users { room, names } => display::users(&room, &names),
+            ServerFrame::Rooms { rooms } => display::rooms(&rooms),
             ServerFrame::History { messages, .. } => {
                 for m in &messages {
                     term.print(&display::message(m));
                 }
-                return Ok(());
+                return None;
             }
-            ServerFrame::Rooms { rooms } => display::rooms(&rooms),
-            ServerFrame::Error { message, id, .. } => {
-                match id.and_then(|id| self.pending.remove(&id)) {
-                    Some(p) => format!(
-                        "! not sent ({}): {}",
-                        message,
-                        natter_proto::text::neutralise(&p.text)
-                    ),
-                    None => format!("! {}", natter_proto::text::neutralise(&message)),
-                }
-            }
+            ServerFrame::Error { message, .. } => format!("! {}", neutralise(&message)),
             ServerFrame::Bye {
                 reason: ByeReason::Shutdown,
-            } => {
-                term.print("* the server is shutting down");
-                return Err(ClientError::ServerShutdown);
-            }
-            ServerFrame::Bye { .. } | ServerFrame::Pong { .. } | ServerFrame::Welcome { .. } => {
-                return Ok(())
-            }
-        };
-        term.print(&line);
-        Ok(())
+            } => "* the server is shutting down".to_owned(),
+            ServerFrame::Bye { .. }
+            | ServerFrame::Pong { .. }
+            | ServerFrame::Welcome { .. }
+            | ServerFrame::Ack { .. } => return None,
+        })
     }
 }

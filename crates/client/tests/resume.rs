@@ -236,3 +236,50 @@ async fn a_reader_that_stalls_is_cut_reconnects_and_still_gets_everything() {
     );
     assert!(t.arrivals.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[tokio::test]
+async fn a_send_that_can_never_be_delivered_is_reported_not_lost() {
+    let server = TestServer::start_with(Config::default()).await;
+    let addr = server.addr;
+    let mut chat = Chat::connect(ChatOptions {
+        backoff: Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+            attempts: Some(3),
+        },
+        ..ChatOptions::new(addr.to_string(), "alice")
+    })
+    .await
+    .unwrap();
+    // Refused by the server: reported as such, with the reason.
+    let id = chat.say("lobby", "bad \u{1b}[2J text").await;
+    loop {
+        match chat.next().await {
+            ChatEvent::Refused { message, code, .. } => {
+                assert_eq!(message.id, id);
+                assert_eq!(code, natter_proto::ErrorCode::InvalidText);
+                break;
+            }
+            ChatEvent::Frame(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The server goes away for good: the message waits, then is reported unsent when we give up.
+    server.shutdown().await;
+    let id = chat.say("lobby", "into the void").await;
+    loop {
+        match chat.next().await {
+            ChatEvent::Closed { why, unsent } => {
+                assert!(matches!(why, natter_client::chat::Closed::GaveUp(_)));
+                assert_eq!(unsent.len(), 1);
+                assert_eq!(
+                    (unsent[0].id.as_str(), unsent[0].text.as_str()),
+                    (id.as_str(), "into the void")
+                );
+                break;
+            }
+            ChatEvent::Frame(_) | ChatEvent::Reconnecting { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
