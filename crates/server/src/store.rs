@@ -702,6 +702,90 @@ mod tests {
     }
 
     #[test]
+    fn retention_by_age_and_by_count() {
+        let mut opened = Store::open::<u32>(DbPath::Memory, Retention::default()).unwrap();
+        append_all(
+            &mut opened.writer,
+            (0..10)
+                .map(|i| msg(Some("lobby"), "a", None, &i.to_string(), None))
+                .collect(),
+        );
+        // Age the first four messages by 10 days.
+        let old = Timestamp::now().as_millisecond() - 10 * 86_400_000;
+        opened
+            .writer
+            .with_conn(|c| {
+                c.execute(
+                    "UPDATE messages SET ts_ms = ?1 WHERE seq <= 4",
+                    params![old],
+                )
+            })
+            .unwrap();
+        opened.writer.retention = Retention {
+            days: Some(7),
+            max_messages: None,
+        };
+        opened.writer.prune().unwrap();
+        let count = |w: &mut Writer<u32>| {
+            w.with_conn(|c| {
+                c.query_row("SELECT COUNT(*), MIN(seq) FROM messages", [], |r| {
+                    Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?))
+                })
+            })
+            .unwrap()
+        };
+        assert_eq!(count(&mut opened.writer), (6, 5));
+        opened.writer.retention = Retention {
+            days: None,
+            max_messages: Some(3),
+        };
+        opened.writer.prune().unwrap();
+        assert_eq!(count(&mut opened.writer), (3, 8));
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_batch_and_the_store_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open::<u32>(
+            DbPath::File(dir.path().join("full.db")),
+            Retention::default(),
+        )
+        .unwrap();
+        append_all(
+            &mut opened.writer,
+            vec![msg(Some("lobby"), "a", None, "fits", None)],
+        );
+        // Cap the file at its current size: the next big batch cannot be written.
+        let pages: u64 = opened
+            .writer
+            .with_conn(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)))
+            .unwrap();
+        opened
+            .writer
+            .with_conn(|c| c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())))
+            .unwrap();
+        let big = "x".repeat(8000);
+        let batch = (0..50)
+            .map(|i| WriteCmd::Append(msg(Some("lobby"), "a", None, &big, None), i))
+            .collect();
+        let outcomes = opened.writer.commit(batch);
+        assert!(
+            outcomes.iter().all(|o| o.result.is_err()),
+            "every message of the failed batch reports the failure"
+        );
+        // Space returns: the next message is stored, with the seq the failed batch did not use.
+        opened
+            .writer
+            .with_conn(|c| c.query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(())))
+            .unwrap();
+        let stored = append_all(
+            &mut opened.writer,
+            vec![msg(Some("lobby"), "a", None, "again", None)],
+        );
+        assert_eq!(stored[0].seq, 2);
+    }
+
+    #[test]
     fn repeated_client_ids_are_not_stored_twice() {
         let mut opened = Store::open::<u32>(DbPath::Memory, Retention::default()).unwrap();
         let first = append_all(
