@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod plain;
 pub mod session;
 pub mod store;
+pub mod testing;
 
 use std::future::Future;
 use std::io;

@@ -117,14 +117,19 @@ impl Outbox {
             inner.held_bytes += len;
             return true;
         }
+        self.enqueue(inner, item);
+        true
+    }
+
+    /// Appends to the queue (the lock is released here) and wakes the writer if it may be idle.
+    fn enqueue(&self, mut inner: MutexGuard<'_, Inner>, item: Arc<Outgoing>) {
         let was_empty = inner.queue.is_empty();
-        inner.bytes += len;
+        inner.bytes += item.cost();
         inner.queue.push_back(item);
         drop(inner);
         if was_empty {
             self.notify.notify_one();
         }
-        true
     }
 
     /// From now on, hold live pushes back until [`Outbox::release`]; replies pushed with
@@ -161,18 +166,12 @@ impl Outbox {
             tokio::pin!(space);
             space.as_mut().enable();
             {
-                let mut inner = self.lock();
+                let inner = self.lock();
                 if inner.closed || inner.overflowed {
                     return false;
                 }
                 if inner.queue.is_empty() || inner.bytes + len <= self.limit {
-                    let was_empty = inner.queue.is_empty();
-                    inner.bytes += len;
-                    inner.queue.push_back(item);
-                    drop(inner);
-                    if was_empty {
-                        self.notify.notify_one();
-                    }
+                    self.enqueue(inner, item);
                     return true;
                 }
             }

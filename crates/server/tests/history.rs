@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, TestServer};
+use common::{Client, Connect, TestServer};
 use natter_server::store::{DbPath, Retention};
 use natter_server::Config;
 use serde_json::{json, Value};

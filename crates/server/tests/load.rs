@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::TestServer;
+use common::{Connect, TestServer};
 use serde_json::json;
 
 const CLIENTS: usize = 50;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{Connect, TestServer};
 use serde_json::json;
 
 /// `[YYYY-MM-DD HH:MM:SS] ` — the lab's stamp.

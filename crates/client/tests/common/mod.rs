@@ -5,38 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use natter_server::Config;
+pub use natter_server::testing::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-pub struct TestServer {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<Result<(), natter_server::ServerError>>,
-}
-
-impl TestServer {
-    pub async fn start_with(config: Config) -> Self {
-        let listener = natter_server::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(natter_server::run(vec![listener], config, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            handle,
-        }
-    }
-
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.handle.await.unwrap().unwrap();
-    }
-}
 
 /// A TCP proxy to `upstream`. Every connection through it can be cut, or have its server→client
 /// direction paused (the client then looks like one that stopped reading).

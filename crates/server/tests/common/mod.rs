@@ -5,58 +5,29 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use natter_server::Config;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// How long any single expected frame may take before the test fails (a bound, not a sleep).
 pub const WAIT: Duration = Duration::from_secs(10);
 
-pub struct TestServer {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<Result<(), natter_server::ServerError>>,
+pub use natter_server::testing::TestServer;
+
+/// Test-only conveniences on the shared test server.
+pub trait Connect {
+    async fn connect(&self) -> Client;
+    /// Connects and registers as `name`, consuming welcome, joined, users and the replay.
+    async fn join(&self, name: &str) -> Client;
 }
 
-impl TestServer {
-    pub async fn start() -> Self {
-        Self::start_with(Config::default()).await
-    }
-
-    pub async fn start_with(config: Config) -> Self {
-        let listener = natter_server::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(natter_server::run(vec![listener], config, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            handle,
-        }
-    }
-
-    /// Triggers shutdown and waits for `run` to return.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(WAIT, self.handle)
-            .await
-            .expect("server stops")
-            .unwrap()
-            .unwrap();
-    }
-
-    pub async fn connect(&self) -> Client {
+impl Connect for TestServer {
+    async fn connect(&self) -> Client {
         Client::connect(self.addr).await
     }
 
-    /// Connects and registers as `name`, consuming welcome, joined and users.
-    pub async fn join(&self, name: &str) -> Client {
+    async fn join(&self, name: &str) -> Client {
         let mut c = self.connect().await;
         c.hello(name).await;
         c

@@ -1,0 +1,49 @@
+//! A server for tests (this crate's and the client's): bound to 127.0.0.1:0, stopped on demand.
+
+use std::net::SocketAddr;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{Config, ServerError};
+
+/// A real server running in the current runtime.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), ServerError>>,
+}
+
+impl TestServer {
+    /// Starts a server with default settings (history in memory).
+    pub async fn start() -> Self {
+        Self::start_with(Config::default()).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let listener = crate::bind("127.0.0.1:0".parse().expect("valid address"), 1024)
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(crate::run(vec![listener], config, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    /// Triggers shutdown and waits (at most 10 s) for the server to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.handle)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task")
+            .expect("server ran");
+    }
+}
