@@ -72,6 +72,18 @@ struct JoinArgs {
     /// Plain line mode even on a terminal.
     #[arg(long)]
     plain: bool,
+    /// Timestamps in the full-screen client: short [HH:MM:SS] or full [YYYY-MM-DD HH:MM:SS].
+    #[arg(long, value_enum, default_value_t = Timestamps::Short)]
+    timestamps: Timestamps,
+    /// Ring the terminal bell when someone mentions your name.
+    #[arg(long)]
+    bell: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Timestamps {
+    Short,
+    Full,
 }
 
 fn main() -> ExitCode {
@@ -83,10 +95,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Join(args) => runtime
-            .block_on(natter_client::run_line_mode(natter_client::LineOptions {
+            .block_on(natter_client::run_join(natter_client::LineOptions {
                 server: args.server,
                 name: args.name,
                 force_plain: args.plain,
+                tui: natter_client::tui::app::Options {
+                    stamps: match args.timestamps {
+                        Timestamps::Short => natter_client::tui::app::Stamps::Short,
+                        Timestamps::Full => natter_client::tui::app::Stamps::Full,
+                    },
+                    bell: args.bell,
+                },
             }))
             .map_err(|e| e.to_string()),
     };

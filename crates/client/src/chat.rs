@@ -294,6 +294,11 @@ impl Chat {
         })
     }
 
+    /// The next event if one is waiting, without waiting: lets a UI take a whole burst before redrawing.
+    pub fn try_next(&mut self) -> Option<ChatEvent> {
+        self.events.try_recv().ok()
+    }
+
     /// Says `exit` (waiting up to a second for `bye`) and ends the session. The `Closed` event, with any
     /// unconfirmed messages, is still delivered through [`Chat::next`].
     pub async fn quit(&self) {

@@ -6,14 +6,16 @@
 //! * [`line`]: the line-mode client (`natter join`): a prompt that incoming text never mangles, or plain
 //!   stdin/stdout when used from a script.
 //! * [`display`]: how frames read as lines of text (the lab's `[YYYY-MM-DD HH:MM:SS] name: text`).
+//! * [`tui`]: the full-screen client (ratatui): pure `App` state, `ui` drawing, `event` input.
 
 pub mod chat;
 pub mod display;
 pub mod editor;
 pub mod line;
 pub mod net;
+pub mod tui;
 
-pub use line::{run_line_mode, LineOptions};
+pub use line::{run_join, LineOptions};
 
 /// Why a client session ended badly. Each is one clear line for the user.
 #[derive(Debug, thiserror::Error)]

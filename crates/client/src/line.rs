@@ -35,6 +35,8 @@ pub struct LineOptions {
     pub name: Option<String>,
     /// Use plain stdin/stdout even on a terminal.
     pub force_plain: bool,
+    /// Full-screen display options.
+    pub tui: crate::tui::app::Options,
 }
 
 /// One thing the person (or script) did.
@@ -148,10 +150,24 @@ enum Step {
     Quit,
 }
 
-/// Runs `natter join` in line mode until the user quits (Ok) or something fails (Err).
-pub async fn run_line_mode(opts: LineOptions) -> Result<(), ClientError> {
-    let interactive =
-        !opts.force_plain && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+/// Runs `natter join`: the full-screen client on a terminal, line mode with `--plain` or from a script.
+pub async fn run_join(opts: LineOptions) -> Result<(), ClientError> {
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if terminal && !opts.force_plain {
+        let chat = {
+            let mut term = Term::tty()?;
+            match register(&opts, &mut term, true).await? {
+                Some(chat) => chat,
+                None => return Ok(()),
+            }
+        }; // the prompt's terminal settings are undone here, before the full screen starts
+        return crate::tui::run(chat, &opts.server, opts.tui.clone()).await;
+    }
+    run_line_mode(opts, terminal).await
+}
+
+/// Line mode until the user quits (Ok) or something fails (Err).
+async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), ClientError> {
     let mut term = if interactive {
         Term::tty()?
     } else {

@@ -1,0 +1,683 @@
+//! Drawing only: `impl Widget for &App`. Reads the state, never changes it (except remembering the page
+//! height for PgUp/PgDn), never touches the terminal directly — so screens can be snapshot-tested with
+//! ratatui's `TestBackend`.
+//!
+//! Text is laid out by display width (`editor::width`): a CJK character takes two columns and is never
+//! split across rows; combining marks take none. Everything from the network passes through `neutralise`.
+
+use std::time::Instant;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use natter_proto::text::neutralise;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+
+use super::app::{App, Conn, Conv, EntryKind, SendState, Stamps};
+use crate::editor::{shown, width};
+
+const SIDEBAR: u16 = 18;
+const MEMBERS: u16 = 18;
+
+/// Stable colours for names: the same name always gets the same one.
+const NAME_COLOURS: [Color; 10] = [
+    Color::Cyan,
+    Color::Green,
+    Color::Magenta,
+    Color::Blue,
+    Color::LightRed,
+    Color::LightGreen,
+    Color::LightMagenta,
+    Color::LightBlue,
+    Color::LightCyan,
+    Color::Yellow,
+];
+
+pub fn name_colour(name: &str) -> Color {
+    // FNV-1a: stable across runs and platforms (std's hasher is randomly seeded).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.to_lowercase().bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    NAME_COLOURS[h as usize % NAME_COLOURS.len()]
+}
+
+/// The screen's regions.
+pub struct Areas {
+    pub sidebar: Rect,
+    pub messages: Rect,
+    pub members: Option<Rect>,
+    pub status: Rect,
+    pub input: Rect,
+}
+
+pub fn areas(app: &App, area: Rect) -> Areas {
+    let [body, status, input] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let show_members = app.show_members
+        && matches!(app.current().key, super::app::ConvKey::Room(_))
+        && body.width > SIDEBAR + MEMBERS + 20;
+    let [sidebar, rest] = Layout::horizontal([
+        Constraint::Length(SIDEBAR.min(body.width / 3)),
+        Constraint::Min(1),
+    ])
+    .areas(body);
+    let (messages, members) = if show_members {
+        let [m, mem] =
+            Layout::horizontal([Constraint::Min(1), Constraint::Length(MEMBERS)]).areas(rest);
+        (m, Some(mem))
+    } else {
+        (rest, None)
+    };
+    Areas {
+        sidebar,
+        messages,
+        members,
+        status,
+        input,
+    }
+}
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let a = areas(self, area);
+        self.render_sidebar(a.sidebar, buf);
+        self.render_messages(a.messages, buf);
+        if let Some(m) = a.members {
+            self.render_members(m, buf);
+        }
+        self.render_status(a.status, buf);
+        self.render_input(a.input, buf);
+    }
+}
+
+/// A run of text in one style, to be wrapped.
+struct Piece {
+    text: String,
+    style: Style,
+}
+
+fn piece(text: impl Into<String>, style: Style) -> Piece {
+    Piece {
+        text: text.into(),
+        style,
+    }
+}
+
+/// Wraps styled pieces into rows of at most `cols` display columns; continuation rows (and the rows after a
+/// newline in the text) start with `indent` spaces. Wide characters move whole to the next row.
+fn wrap(pieces: Vec<Piece>, cols: usize, indent: usize) -> Vec<Line<'static>> {
+    let cols = cols.max(1);
+    let indent = if indent * 2 >= cols { 0 } else { indent };
+    let mut rows: Vec<Line<'static>> = Vec::new();
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut run = String::new();
+    let mut run_style = Style::default();
+    let mut col = 0;
+    let flush = |spans: &mut Vec<Span<'static>>, run: &mut String, style: Style| {
+        if !run.is_empty() {
+            spans.push(Span::styled(std::mem::take(run), style));
+        }
+    };
+    for p in pieces {
+        if p.style != run_style {
+            flush(&mut spans, &mut run, run_style);
+            run_style = p.style;
+        }
+        for c in p.text.chars() {
+            let newline = c == '\n';
+            let w = if newline { 0 } else { width(c) };
+            if newline || col + w > cols {
+                flush(&mut spans, &mut run, run_style);
+                rows.push(Line::from(std::mem::take(&mut spans)));
+                spans.push(Span::raw(" ".repeat(indent)));
+                col = indent;
+                if newline {
+                    continue;
+                }
+            }
+            run.push(shown(c));
+            col += w;
+        }
+    }
+    flush(&mut spans, &mut run, run_style);
+    rows.push(Line::from(spans));
+    rows
+}
+
+fn local_date(ts: Timestamp) -> jiff::civil::Date {
+    ts.to_zoned(TimeZone::system()).date()
+}
+
+fn stamp(ts: Option<Timestamp>, stamps: Stamps) -> String {
+    let Some(ts) = ts else {
+        return String::new();
+    };
+    let zoned = ts.to_zoned(TimeZone::system());
+    match stamps {
+        Stamps::Short => zoned.strftime("[%H:%M:%S] ").to_string(),
+        Stamps::Full => zoned.strftime("[%Y-%m-%d %H:%M:%S] ").to_string(),
+    }
+}
+
+impl App {
+    /// Every row of a conversation at `cols` columns.
+    pub fn rows(&self, conv: &Conv, cols: usize) -> Vec<Line<'static>> {
+        (0..conv.entries.len())
+            .flat_map(|i| self.entry_rows(conv, i, cols))
+            .collect()
+    }
+
+    /// The newest rows of a conversation: at least `need` of them (fewer if the conversation is shorter).
+    /// Only the entries that can be seen are laid out, so a long scrollback costs nothing per frame.
+    fn last_rows(&self, conv: &Conv, cols: usize, need: usize) -> Vec<Line<'static>> {
+        let mut chunks = Vec::new();
+        let mut count = 0;
+        for i in (0..conv.entries.len()).rev() {
+            let rows = self.entry_rows(conv, i, cols);
+            count += rows.len();
+            chunks.push(rows);
+            if count >= need {
+                break;
+            }
+        }
+        chunks.into_iter().rev().flatten().collect()
+    }
+
+    /// The rows of entry `i`: a day separator if the date changed since the entry before, then the entry.
+    fn entry_rows(&self, conv: &Conv, i: usize, cols: usize) -> Vec<Line<'static>> {
+        let dim = Style::default().fg(Color::DarkGray);
+        let e = &conv.entries[i];
+        let mut rows = Vec::new();
+        if let (Some(ts), Stamps::Short, Some(prev)) = (
+            e.ts,
+            self.options.stamps,
+            i.checked_sub(1).and_then(|p| conv.entries[p].ts),
+        ) {
+            let date = local_date(ts);
+            if local_date(prev) != date {
+                rows.push(Line::styled(format!("── {date} ──"), dim));
+            }
+        }
+        let when = stamp(e.ts, self.options.stamps);
+        let indent = width_of(&when);
+        let pieces = match &e.kind {
+            EntryKind::Message {
+                from,
+                text,
+                own,
+                state,
+                mention,
+            } => {
+                let name_style = if *own {
+                    Style::default()
+                        .fg(Color::White)
+                        .add_modifier(Modifier::BOLD)
+                } else {
+                    Style::default().fg(name_colour(from))
+                };
+                let text_style = match (state, mention) {
+                    (SendState::Pending, _) => dim,
+                    (SendState::Failed(_), _) => Style::default().fg(Color::Red),
+                    (_, true) => Style::default()
+                        .fg(Color::Yellow)
+                        .add_modifier(Modifier::BOLD),
+                    _ => Style::default(),
+                };
+                let mut pieces = vec![
+                    piece(when, dim),
+                    piece(neutralise(from).into_owned(), name_style),
+                    piece(": ", Style::default()),
+                    piece(neutralise(text).into_owned(), text_style),
+                ];
+                match state {
+                    SendState::Pending => pieces.push(piece(" …sending", dim)),
+                    SendState::Failed(reason) => pieces.push(piece(
+                        format!(" ✗ not sent: {}", neutralise(reason)),
+                        Style::default().fg(Color::Red),
+                    )),
+                    SendState::Sent => {}
+                }
+                pieces
+            }
+            EntryKind::Presence(text) => {
+                vec![piece(when, dim), piece(neutralise(text).into_owned(), dim)]
+            }
+            EntryKind::Info(text) => vec![
+                piece(when, dim),
+                piece(
+                    format!("* {}", neutralise(text)),
+                    Style::default().fg(Color::Gray),
+                ),
+            ],
+            EntryKind::Error(text) => vec![
+                piece(when, dim),
+                piece(
+                    format!("! {}", neutralise(text)),
+                    Style::default().fg(Color::Red),
+                ),
+            ],
+        };
+        rows.extend(wrap(pieces, cols, indent));
+        rows
+    }
+
+    fn render_sidebar(&self, area: Rect, buf: &mut Buffer) {
+        let block = Block::default()
+            .borders(Borders::RIGHT)
+            .border_style(Style::default().fg(Color::DarkGray));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let lines: Vec<Line> = self
+            .convs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut text = format!("{} {}", i + 1, neutralise(&c.key.label()));
+                if c.unread > 0 {
+                    text.push_str(&format!(" ({})", c.unread));
+                }
+                if c.mention {
+                    text.push_str(" !");
+                }
+                let style = if i == self.current {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else if c.mention {
+                    Style::default()
+                        .fg(Color::Yellow)
+                        .add_modifier(Modifier::BOLD)
+                } else if c.unread > 0 {
+                    Style::default().add_modifier(Modifier::BOLD)
+                } else {
+                    Style::default()
+                };
+                Line::styled(text, style)
+            })
+            .collect();
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn render_messages(&self, area: Rect, buf: &mut Buffer) {
+        let height = area.height as usize;
+        self.page.set(height);
+        let rows = self.last_rows(self.current(), area.width as usize, height + self.scroll);
+        let scroll = self.scroll.min(rows.len().saturating_sub(height));
+        let end = rows.len() - scroll;
+        let start = end.saturating_sub(height);
+        // Newest at the bottom, like every chat window.
+        let visible: Vec<Line> = rows[start..end].to_vec();
+        let top = area.y + (height - visible.len()) as u16;
+        Paragraph::new(visible).render(
+            Rect {
+                y: top,
+                height: (end - start) as u16,
+                ..area
+            },
+            buf,
+        );
+    }
+
+    fn render_members(&self, area: Rect, buf: &mut Buffer) {
+        let block = Block::default()
+            .borders(Borders::LEFT)
+            .border_style(Style::default().fg(Color::DarkGray));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let mut names = self.current().members.clone();
+        names.sort_by_key(|n| n.to_lowercase());
+        let mut lines = vec![Line::styled(
+            format!("{} here", names.len()),
+            Style::default().fg(Color::DarkGray),
+        )];
+        lines.extend(names.iter().map(|n| {
+            Line::styled(
+                neutralise(n).into_owned(),
+                Style::default().fg(name_colour(n)),
+            )
+        }));
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn render_status(&self, area: Rect, buf: &mut Buffer) {
+        let (state, colour) = match &self.conn {
+            Conn::Connected => ("connected".to_owned(), Color::Green),
+            Conn::Reconnecting { .. } => {
+                let secs = self
+                    .reconnect_in(Instant::now())
+                    .map_or(0, |d| d.as_secs() + 1);
+                (format!("reconnecting in {secs}s"), Color::Yellow)
+            }
+            Conn::Offline(why) => (format!("offline: {why}"), Color::Red),
+        };
+        let pending: usize = self
+            .convs
+            .iter()
+            .flat_map(|c| &c.entries)
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EntryKind::Message {
+                        state: SendState::Pending,
+                        ..
+                    }
+                )
+            })
+            .count();
+        let bar = Style::default().bg(Color::DarkGray).fg(Color::White);
+        let mut spans = vec![
+            Span::styled(
+                format!(
+                    " {} │ {} │ {} │ ",
+                    self.server,
+                    neutralise(&self.me),
+                    neutralise(&self.current().key.label())
+                ),
+                bar,
+            ),
+            Span::styled(state, bar.fg(colour).add_modifier(Modifier::BOLD)),
+        ];
+        if pending > 0 {
+            spans.push(Span::styled(format!(" │ {pending} sending…"), bar));
+        }
+        if self.scroll > 0 {
+            spans.push(Span::styled(" │ scrolled back (End: follow)", bar));
+        }
+        buf.set_style(area, bar);
+        Paragraph::new(Line::from(spans)).render(area, buf);
+    }
+
+    /// The prompt, and how many columns of the input are scrolled off to the left.
+    fn input_view(&self, cols: usize) -> (String, usize) {
+        let prompt = format!("{}> ", neutralise(&self.current().key.label()));
+        let before: usize = self
+            .input
+            .text()
+            .chars()
+            .take(self.input.cursor())
+            .map(width)
+            .sum();
+        let room = cols.saturating_sub(width_of(&prompt) + 1).max(1);
+        let hscroll = before.saturating_sub(room);
+        (prompt, hscroll)
+    }
+
+    fn render_input(&self, area: Rect, buf: &mut Buffer) {
+        if let Some(paste) = &self.paste {
+            let n = paste.lines().count();
+            let text =
+                format!("Send the pasted {n} lines as one message?  Enter: send · Esc: cancel");
+            Paragraph::new(Line::styled(text, Style::default().fg(Color::Yellow)))
+                .render(area, buf);
+            return;
+        }
+        let (prompt, hscroll) = self.input_view(area.width as usize);
+        // Drop whole characters until `hscroll` columns are gone, so no wide character is cut in half.
+        let mut skipped = 0;
+        let text: String = self
+            .input
+            .text()
+            .chars()
+            .skip_while(|&c| {
+                if skipped < hscroll {
+                    skipped += width(c);
+                    true
+                } else {
+                    false
+                }
+            })
+            .map(shown)
+            .collect();
+        let line = Line::from(vec![
+            Span::styled(prompt, Style::default().fg(Color::Cyan)),
+            Span::raw(text),
+        ]);
+        Paragraph::new(line).render(area, buf);
+    }
+
+    /// Where the terminal cursor goes: right after the character before the input cursor.
+    pub fn cursor(&self, area: Rect) -> (u16, u16) {
+        let a = areas(self, area);
+        let (prompt, hscroll) = self.input_view(a.input.width as usize);
+        let before: usize = self
+            .input
+            .text()
+            .chars()
+            .take(self.input.cursor())
+            .map(width)
+            .sum();
+        let mut skipped = 0;
+        for c in self.input.text().chars() {
+            if skipped >= hscroll {
+                break;
+            }
+            skipped += width(c);
+        }
+        let x = width_of(&prompt) + before - skipped;
+        (
+            a.input.x + (x as u16).min(a.input.width.saturating_sub(1)),
+            a.input.y,
+        )
+    }
+}
+
+fn width_of(s: &str) -> usize {
+    s.chars().map(width).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::ChatEvent;
+    use crate::tui::app::{Event, Options};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use natter_proto::frame::Message;
+    use natter_proto::ServerFrame;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    const TS: &str = "2026-11-25T16:38:57.123Z";
+
+    fn app() -> App {
+        let mut a = App::new(
+            "张三",
+            "127.0.0.1:5500",
+            &["lobby".into()],
+            Options::default(),
+        );
+        a.show_members = false;
+        a
+    }
+
+    fn msg(seq: u64, room: Option<&str>, from: &str, to: Option<&str>, text: &str) -> Event {
+        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Message {
+            seq,
+            ts: TS.into(),
+            room: room.map(Into::into),
+            from: from.into(),
+            to: to.map(Into::into),
+            text: text.into(),
+        })))
+    }
+
+    /// Draws the app and returns the screen as text (a wide character counts once) and the cursor.
+    fn draw(app: &App, cols: u16, rows: u16) -> (Vec<String>, (u16, u16)) {
+        let mut terminal = Terminal::new(TestBackend::new(cols, rows)).unwrap();
+        let mut cursor = (0, 0);
+        terminal
+            .draw(|f| {
+                f.render_widget(app, f.area());
+                cursor = app.cursor(f.area());
+            })
+            .unwrap();
+        let buf = terminal.backend().buffer();
+        let screen = (0..rows)
+            .map(|y| {
+                let mut line = String::new();
+                let mut x = 0;
+                while x < cols {
+                    let cell = &buf[(x, y)];
+                    line.push_str(cell.symbol());
+                    x += width_of(cell.symbol()).max(1) as u16;
+                }
+                line.trim_end().to_owned()
+            })
+            .collect();
+        (screen, cursor)
+    }
+
+    fn stamp_short() -> String {
+        stamp(natter_proto::time::parse(TS), Stamps::Short)
+    }
+
+    #[test]
+    fn chinese_wraps_at_the_border_without_half_characters() {
+        let mut a = app();
+        let text: String = "一二三四五六七八九十".repeat(3);
+        a.update(msg(1, Some("lobby"), "bob", None, &text));
+        // 54 columns: 18 for the room list, 36 for messages.
+        let (screen, _) = draw(&a, 54, 6);
+        let pane = areas(&a, Rect::new(0, 0, 54, 6)).messages;
+        assert_eq!(pane.width, 36);
+        let pane: Vec<String> = screen[..4]
+            .iter()
+            .map(|l| l.chars().skip(pane.x as usize).collect())
+            .collect();
+        let stamp = stamp_short();
+        let indent = " ".repeat(stamp.chars().count());
+        // "[HH:MM:SS] bob: " takes 16 columns, leaving 20 for 10 characters; continuation rows have
+        // 36 - 11 = 25 columns: 12 characters (24 columns), never 12 and a half.
+        assert_eq!(pane[1], format!("{stamp}bob: 一二三四五六七八九十"));
+        assert_eq!(pane[2], format!("{indent}一二三四五六七八九十一二"));
+        assert_eq!(pane[3], format!("{indent}三四五六七八九十"));
+        assert_eq!(pane[0], "");
+    }
+
+    #[test]
+    fn the_cursor_sits_right_after_cjk_input() {
+        let mut a = app();
+        for c in "你好".chars() {
+            a.update(Event::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        let (screen, cursor) = draw(&a, 60, 8);
+        assert_eq!(screen[7], "#lobby> 你好");
+        // "#lobby> " is 8 columns, each character 2: the cursor is in column 12.
+        assert_eq!(cursor, (12, 7));
+        a.update(Event::Key(KeyEvent::new(KeyCode::Left, KeyModifiers::NONE)));
+        assert_eq!(draw(&a, 60, 8).1, (10, 7));
+    }
+
+    #[test]
+    fn own_messages_show_pending_until_acknowledged() {
+        let mut a = app();
+        for c in "hi".chars() {
+            a.update(Event::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        a.update(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+        a.bind(1, "x".into());
+        let (screen, _) = draw(&a, 70, 6);
+        assert!(screen[3].ends_with("张三: hi …sending"), "{screen:?}");
+        assert!(screen[4].contains("1 sending…"), "{screen:?}");
+        a.update(Event::Chat(ChatEvent::Sent {
+            message: crate::chat::Outgoing {
+                id: "x".into(),
+                room: Some("lobby".into()),
+                to: None,
+                text: "hi".into(),
+            },
+            seq: 3,
+            ts: TS.into(),
+        }));
+        let (screen, _) = draw(&a, 70, 6);
+        let x = areas(&a, Rect::new(0, 0, 70, 6)).messages.x as usize;
+        assert_eq!(
+            screen[3].chars().skip(x).collect::<String>(),
+            format!("{}张三: hi", stamp_short())
+        );
+        assert!(!screen[4].contains("sending"));
+    }
+
+    #[test]
+    fn the_room_list_shows_unread_counts_and_mentions() {
+        let mut a = app();
+        a.update(msg(1, None, "bob", Some("张三"), "psst"));
+        a.update(msg(2, None, "bob", Some("张三"), "张三 look"));
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
+            room: "rust".into(),
+            name: "张三".into(),
+            ts: TS.into(),
+        })));
+        a.update(Event::Key(KeyEvent::new(
+            KeyCode::Char('1'),
+            KeyModifiers::ALT,
+        )));
+        let (screen, _) = draw(&a, 60, 6);
+        assert!(screen[0].starts_with("1 #lobby"), "{screen:?}");
+        assert!(screen[1].starts_with("2 @bob (2) !"), "{screen:?}");
+        assert!(screen[2].starts_with("3 #rust"), "{screen:?}");
+        assert!(
+            screen[4].contains("127.0.0.1:5500 │ 张三 │ #lobby │ connected"),
+            "{screen:?}"
+        );
+    }
+
+    #[test]
+    fn control_characters_from_the_network_never_reach_the_screen() {
+        let mut a = app();
+        a.update(msg(1, Some("lobby"), "bob", None, "\u{1b}[2Jgotcha\u{7}"));
+        let (screen, _) = draw(&a, 60, 4);
+        assert!(screen[1].ends_with("bob: �[2Jgotcha�"), "{screen:?}");
+    }
+
+    #[test]
+    fn day_separators_and_member_list() {
+        let mut a = app();
+        a.show_members = true;
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Users {
+            room: "lobby".into(),
+            names: vec!["bob".into(), "张三".into()],
+        })));
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
+            room: Some("lobby".into()),
+            messages: vec![
+                Message {
+                    seq: 1,
+                    ts: "2026-11-23T12:00:00Z".into(),
+                    room: Some("lobby".into()),
+                    from: "bob".into(),
+                    to: None,
+                    text: "old".into(),
+                },
+                Message {
+                    seq: 2,
+                    ts: "2026-11-25T12:00:00Z".into(),
+                    room: Some("lobby".into()),
+                    from: "bob".into(),
+                    to: None,
+                    text: "new".into(),
+                },
+            ],
+        })));
+        let (screen, _) = draw(&a, 80, 7);
+        let text = screen.join("\n");
+        let day = local_date(natter_proto::time::parse("2026-11-25T12:00:00Z").unwrap());
+        assert!(text.contains(&format!("── {day} ──")), "{text}");
+        assert!(screen[0].ends_with("│2 here"), "{screen:?}");
+        assert!(screen[1].ends_with("│bob"), "{screen:?}");
+    }
+}
