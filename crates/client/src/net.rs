@@ -25,7 +25,10 @@ pub enum NetEvent {
 
 /// A live connection to a natter server.
 pub struct Connection {
-    outgoing: mpsc::Sender<ClientFrame>,
+    /// Unbounded on purpose: whoever sends must never block on a socket the server is not reading at the
+    /// moment, or it would stop reading the server in turn and both ends would wait for each other. What
+    /// is queued here is bounded by what the user typed (the chat session's outbox).
+    outgoing: mpsc::UnboundedSender<ClientFrame>,
     incoming: mpsc::Receiver<NetEvent>,
 }
 
@@ -44,7 +47,7 @@ impl Connection {
 
     pub fn from_stream(stream: TcpStream) -> Self {
         let (read, mut write) = stream.into_split();
-        let (out_tx, mut out_rx) = mpsc::channel::<ClientFrame>(256);
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientFrame>();
         let (in_tx, in_rx) = mpsc::channel::<NetEvent>(1024);
 
         tokio::spawn(async move {
@@ -81,10 +84,7 @@ impl Connection {
 
     /// Queues a frame for the server. Fails only if the connection is gone.
     pub async fn send(&self, frame: ClientFrame) -> Result<(), ClientError> {
-        self.outgoing
-            .send(frame)
-            .await
-            .map_err(|_| ClientError::ConnectionLost)
+        self.outgoing.send(frame).map_err(|_| ClientError::ConnectionLost)
     }
 
     /// The next event; `Closed` once the connection is gone (and forever after).
