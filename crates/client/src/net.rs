@@ -84,7 +84,9 @@ impl Connection {
 
     /// Queues a frame for the server. Fails only if the connection is gone.
     pub async fn send(&self, frame: ClientFrame) -> Result<(), ClientError> {
-        self.outgoing.send(frame).map_err(|_| ClientError::ConnectionLost)
+        self.outgoing
+            .send(frame)
+            .map_err(|_| ClientError::ConnectionLost)
     }
 
     /// The next event; `Closed` once the connection is gone (and forever after).

@@ -240,6 +240,8 @@ pub struct App {
     pub farewell: Option<String>,
     /// Rows of the message pane at the last draw (for PgUp/PgDn).
     pub page: Cell<usize>,
+    /// `/who` was asked: show the next member list as a line too.
+    asked_who: bool,
     next_local: u64,
 }
 
@@ -266,6 +268,7 @@ impl App {
             quit: false,
             farewell: None,
             page: Cell::new(10),
+            asked_who: false,
             next_local: 0,
         }
     }
@@ -531,9 +534,12 @@ impl App {
                     room: room.unwrap_or_else(|| room_or_lobby(self)),
                 })],
             },
-            Command::Who(room) => vec![Effect::Send(ClientFrame::Who {
-                room: Some(room.unwrap_or_else(|| room_or_lobby(self))),
-            })],
+            Command::Who(room) => {
+                self.asked_who = true;
+                vec![Effect::Send(ClientFrame::Who {
+                    room: Some(room.unwrap_or_else(|| room_or_lobby(self))),
+                })]
+            }
             Command::Rooms => vec![Effect::Send(ClientFrame::Rooms)],
             Command::Help => {
                 for (cmd, what) in HELP {
@@ -717,8 +723,13 @@ impl App {
                 ))));
             }
             ServerFrame::Users { room, names } => {
-                let i = self.conv_index(&ConvKey::Room(room));
-                self.convs[i].members = names;
+                if std::mem::take(&mut self.asked_who) {
+                    self.note(EntryKind::Info(format!("in #{room}: {}", names.join(", "))));
+                }
+                let key = ConvKey::Room(room);
+                if let Some(c) = self.convs.iter_mut().find(|c| c.key.is(&key)) {
+                    c.members = names;
+                }
             }
             ServerFrame::Rooms { rooms } => {
                 let list: Vec<String> = rooms

@@ -1,0 +1,142 @@
+//! The real `natter join` binary in a pseudo-terminal: the full-screen client against a real server.
+//! Types Chinese, sees it arrive at a raw client, receives a message, quits with exit code 0, and leaves
+//! the terminal as it found it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use expectrl::{Expect, Session};
+use serde_json::{json, Value};
+
+const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+
+struct Server(Child, SocketAddr);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn server() -> Server {
+    let mut child = Command::new(NATTER)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let addr = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    Server(child, addr)
+}
+
+/// A blocking raw JSON client.
+struct Raw {
+    lines: BufReader<TcpStream>,
+    write: TcpStream,
+}
+
+impl Raw {
+    fn join(addr: SocketAddr, name: &str) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut raw = Self {
+            lines: BufReader::new(stream.try_clone().unwrap()),
+            write: stream,
+        };
+        raw.send(json!({"type":"hello","name":name}));
+        raw.next_of("welcome");
+        raw
+    }
+
+    fn send(&mut self, v: Value) {
+        self.write.write_all(format!("{v}\n").as_bytes()).unwrap();
+    }
+
+    fn next_of(&mut self, ty: &str) -> Value {
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.lines.read_line(&mut line).unwrap() > 0,
+                "closed while waiting for {ty}"
+            );
+            let f: Value = serde_json::from_str(&line).unwrap();
+            if f["type"] == ty {
+                return f;
+            }
+        }
+    }
+}
+
+#[test]
+fn the_full_screen_client_chats_in_chinese_and_restores_the_terminal() {
+    let server = server();
+    let mut watcher = Raw::join(server.1, "watcher");
+
+    let mut cmd = Command::new(NATTER);
+    cmd.args(["join", "--server", &server.1.to_string(), "--name", "张三"]);
+    cmd.env("TERM", "xterm-256color");
+    let mut tui = Session::spawn(cmd).unwrap();
+    tui.get_process_mut().set_window_size(100, 30).unwrap();
+    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+
+    // The full screen is up: alternate screen entered, status bar drawn.
+    tui.expect("\x1b[?1049h").unwrap();
+    tui.expect("connected").unwrap();
+    while watcher.next_of("joined")["name"] != "张三" {}
+
+    // Typed Chinese arrives at the other client, byte-exact.
+    tui.send("你好，世界").unwrap();
+    tui.send("\r").unwrap();
+    let m = watcher.next_of("message");
+    assert_eq!(
+        (m["from"].as_str(), m["text"].as_str()),
+        (Some("张三"), Some("你好，世界"))
+    );
+
+    // A message from the other client appears on screen.
+    watcher.send(json!({"type":"say","text":"greetings_from_watcher","id":"w1"}));
+    // (ratatui only redraws changed cells, so spaces between words may be skipped: match one word.)
+    tui.expect("greetings_from_watcher").unwrap();
+
+    // Quit: exit code 0, and the terminal is put back (alternate screen left, mouse and paste off).
+    tui.send("/quit\r").unwrap();
+    tui.expect("\x1b[?1049l").unwrap();
+    let left = watcher.next_of("left");
+    assert_eq!(
+        (left["name"].as_str(), left["reason"].as_str()),
+        (Some("张三"), Some("exit"))
+    );
+    let status = tui.get_process().wait().unwrap();
+    assert_eq!(
+        status,
+        expectrl::process::unix::WaitStatus::Exited(tui.get_process().pid(), 0)
+    );
+}
+
+#[test]
+fn ctrl_c_also_quits_cleanly() {
+    let server = server();
+    let mut cmd = Command::new(NATTER);
+    cmd.args(["join", "--server", &server.1.to_string(), "--name", "bob"]);
+    cmd.env("TERM", "xterm-256color");
+    let mut tui = Session::spawn(cmd).unwrap();
+    tui.get_process_mut().set_window_size(80, 24).unwrap();
+    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    tui.expect("connected").unwrap();
+    tui.send("\x03").unwrap(); // Ctrl-C
+    tui.expect("\x1b[?1049l").unwrap();
+    let status = tui.get_process().wait().unwrap();
+    assert_eq!(
+        status,
+        expectrl::process::unix::WaitStatus::Exited(tui.get_process().pid(), 0)
+    );
+}
