@@ -56,6 +56,30 @@ struct ServeArgs {
     /// Keep at most this many messages of history.
     #[arg(long, value_name = "N")]
     history_max: Option<u64>,
+    /// Frames a client may send in a burst before flood control paces it.
+    #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().flood_burst)]
+    flood_burst: u32,
+    /// Frames per second a client may send after its burst; 0 turns flood control off.
+    #[arg(long, value_name = "PER_SEC", default_value_t = natter_server::Config::default().flood_rate)]
+    flood_rate: f64,
+    /// Bytes of a client's frames that may wait for its flood budget before it is disconnected.
+    #[arg(long, value_name = "BYTES", default_value_t = natter_server::Config::default().max_recvq)]
+    max_recvq: usize,
+    /// Seconds of silence after which a client is disconnected (it is pinged halfway); 0 turns this off.
+    #[arg(long, value_name = "SECS", default_value_t = natter_server::Config::default().idle_timeout.as_secs_f64())]
+    idle_timeout: f64,
+    /// Seconds a new connection has to say hello.
+    #[arg(long, value_name = "SECS", default_value_t = natter_server::Config::default().hello_timeout.as_secs_f64())]
+    hello_timeout: f64,
+    /// Connections accepted at once.
+    #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().max_clients)]
+    max_clients: usize,
+    /// Connections accepted at once from one IP address.
+    #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().max_per_ip)]
+    max_per_ip: usize,
+    /// Listen backlog (pending connections the kernel queues).
+    #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().backlog)]
+    backlog: u32,
     /// Also log every message, in the lab's server-console style.
     #[arg(short, long)]
     verbose: bool,
@@ -135,6 +159,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         max_frame: args.max_frame,
         max_text: args.max_text,
         max_outbox: args.max_outbox,
+        flood_burst: args.flood_burst,
+        flood_rate: args.flood_rate,
+        max_recvq: args.max_recvq,
+        idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
+        hello_timeout: seconds(args.hello_timeout, "--hello-timeout")?,
+        max_clients: args.max_clients,
+        max_per_ip: args.max_per_ip,
+        backlog: args.backlog,
         db,
         replay: args.replay,
         retention: natter_server::store::Retention {
@@ -167,6 +199,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     natter_server::run(listeners, config, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+fn seconds(value: f64, flag: &str) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{flag} must be a number of seconds, not {value}"))
 }
 
 /// Prints a start-up line on stdout. A closed stdout is no reason to stop a server, so errors are ignored.

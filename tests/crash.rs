@@ -17,7 +17,14 @@ const NATTER: &str = env!("CARGO_BIN_EXE_natter");
 
 fn start(db: &std::path::Path) -> (Child, SocketAddr) {
     let mut child = Command::new(NATTER)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--flood-rate",
+            "0",
+            "--db",
+        ])
         .arg(db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

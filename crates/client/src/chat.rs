@@ -377,6 +377,12 @@ impl Task {
                     }
                 },
                 event = conn.next() => match event {
+                    NetEvent::Frame(ServerFrame::Ping { id }) => {
+                        last_heard = Instant::now();
+                        if conn.send(ClientFrame::Pong { id }).await.is_err() {
+                            return Phase::Lost;
+                        }
+                    }
                     NetEvent::Frame(frame) => {
                         last_heard = Instant::now();
                         pinged = false;

@@ -403,6 +403,7 @@ impl Client {
                 reason: ByeReason::Shutdown,
             } => "* the server is shutting down".to_owned(),
             ServerFrame::Bye { .. }
+            | ServerFrame::Ping { .. }
             | ServerFrame::Pong { .. }
             | ServerFrame::Welcome { .. }
             | ServerFrame::Ack { .. } => return None,

@@ -100,7 +100,7 @@ async fn chatter(
 fn file_db(dir: &tempfile::TempDir) -> Config {
     Config {
         db: DbPath::File(dir.path().join("h.db")),
-        ..Default::default()
+        ..natter_server::testing::config()
     }
 }
 
@@ -239,7 +239,7 @@ async fn a_reader_that_stalls_is_cut_reconnects_and_still_gets_everything() {
 
 #[tokio::test]
 async fn a_send_that_can_never_be_delivered_is_reported_not_lost() {
-    let server = TestServer::start_with(Config::default()).await;
+    let server = TestServer::start_with(natter_server::testing::config()).await;
     let addr = server.addr;
     let mut chat = Chat::connect(ChatOptions {
         backoff: Backoff {

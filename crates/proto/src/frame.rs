@@ -62,6 +62,11 @@ pub enum ClientFrame {
     },
     /// `{"type":"exit"}` — the lab's exit request; answered by `bye`, then the server closes.
     Exit,
+    /// `{"type":"pong","id":"s1"}` — the answer to a server's `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
 }
 
 fn default_version() -> u32 {
@@ -70,7 +75,7 @@ fn default_version() -> u32 {
 
 /// The `type` values a client may send; anything else is `unknown_type`.
 pub const CLIENT_TYPES: &[&str] = &[
-    "hello", "say", "whisper", "join", "leave", "who", "rooms", "history", "ping", "exit",
+    "hello", "say", "whisper", "join", "leave", "who", "rooms", "history", "ping", "pong", "exit",
 ];
 
 /// Why a client frame could not be understood.
@@ -188,6 +193,11 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
+    /// The server has not heard from you for a while: answer with `pong` (any frame will do).
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -264,6 +274,16 @@ pub enum ErrorCode {
     ServerError,
     /// `resume_after` reaches back further than the history kept; `oldest` says where it starts.
     HistoryGap,
+    /// You sent more than the server will queue for you (or too much before `hello`); you are disconnected.
+    ExcessFlood,
+    /// No `hello` within the registration deadline; you are disconnected.
+    RegistrationTimeout,
+    /// Nothing heard from you (not even a `pong`) for too long; you are disconnected.
+    IdleTimeout,
+    /// The server has as many connections as it accepts; try later.
+    ServerFull,
+    /// Your address has as many connections as the server accepts from one address.
+    TooManyConnections,
     /// A code from a newer server that this build does not know.
     #[serde(other)]
     Unknown,
@@ -288,6 +308,11 @@ impl ErrorCode {
             ErrorCode::TooSlow => "too_slow",
             ErrorCode::ServerError => "server_error",
             ErrorCode::HistoryGap => "history_gap",
+            ErrorCode::ExcessFlood => "excess_flood",
+            ErrorCode::RegistrationTimeout => "registration_timeout",
+            ErrorCode::IdleTimeout => "idle_timeout",
+            ErrorCode::ServerFull => "server_full",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -305,6 +330,10 @@ pub enum LeftReason {
     Disconnect,
     /// They were cut off for not reading.
     TooSlow,
+    /// Nothing was heard from them for too long (a vanished or frozen client).
+    Timeout,
+    /// They sent too much, too fast.
+    ExcessFlood,
     /// A reason from a newer server.
     #[serde(other)]
     Other,
@@ -317,6 +346,8 @@ impl LeftReason {
             LeftReason::Exit => "exit",
             LeftReason::Disconnect => "disconnect",
             LeftReason::TooSlow => "too_slow",
+            LeftReason::Timeout => "timeout",
+            LeftReason::ExcessFlood => "excess_flood",
             LeftReason::Other => "other",
         }
     }
@@ -502,6 +533,7 @@ mod tests {
                 opt().prop_map(|room| ClientFrame::Who { room }),
                 Just(ClientFrame::Rooms),
                 opt().prop_map(|id| ClientFrame::Ping { id }),
+                opt().prop_map(|id| ClientFrame::Pong { id }),
                 Just(ClientFrame::Exit),
             ]
         }
@@ -559,6 +591,35 @@ mod tests {
                         ServerFrame::History { room, messages }
                     }),
                 opt().prop_map(|id| ServerFrame::Pong { id }),
+                opt().prop_map(|id| ServerFrame::Ping { id }),
+                (text(), prop::collection::vec(text(), 0..4), any::<u64>()).prop_map(
+                    |(name, rooms, last_seq)| ServerFrame::Welcome {
+                        name,
+                        version: 1,
+                        rooms,
+                        last_seq
+                    }
+                ),
+                (text(), text(), text()).prop_map(|(room, name, ts)| ServerFrame::Left {
+                    room,
+                    name,
+                    ts,
+                    reason: LeftReason::Timeout
+                }),
+                prop::collection::vec((text(), any::<u32>()), 0..4).prop_map(|rs| {
+                    ServerFrame::Rooms {
+                        rooms: rs
+                            .into_iter()
+                            .map(|(name, m)| RoomInfo {
+                                name,
+                                members: m as usize,
+                            })
+                            .collect(),
+                    }
+                }),
+                Just(ServerFrame::Bye {
+                    reason: ByeReason::Shutdown
+                }),
             ]
         }
 

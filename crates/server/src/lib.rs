@@ -50,6 +50,23 @@ pub struct Config {
     pub retention: Retention,
     /// Most messages waiting for the store's writer at once, server-wide (backpressure on senders).
     pub max_pending_appends: usize,
+    /// Frames a connection may send at once before flood control paces it (`--flood-burst`).
+    pub flood_burst: u32,
+    /// Frames per second a connection may send after its burst (`--flood-rate`; 0 turns flood control off).
+    pub flood_rate: f64,
+    /// Bytes of received frames a connection may have waiting for its flood budget; more is `excess_flood`.
+    pub max_recvq: usize,
+    /// Silence after which a native connection is pinged; twice this and it is closed (`--idle-timeout`
+    /// is the closing time; zero turns it off).
+    pub idle_timeout: Duration,
+    /// Time a connection has to register (`--hello-timeout`).
+    pub hello_timeout: Duration,
+    /// Frames a connection may send before a successful `hello`.
+    pub max_frames_before_hello: usize,
+    /// Connections accepted at once (`--max-clients`).
+    pub max_clients: usize,
+    /// Connections accepted at once from one IP address (`--max-per-ip`).
+    pub max_per_ip: usize,
 }
 
 impl Default for Config {
@@ -64,6 +81,14 @@ impl Default for Config {
             replay: 50,
             retention: Retention::default(),
             max_pending_appends: 65_536,
+            flood_burst: 5,
+            flood_rate: 3.0,
+            max_recvq: 128 * 1024,
+            idle_timeout: Duration::from_secs(120),
+            hello_timeout: Duration::from_secs(30),
+            max_frames_before_hello: 20,
+            max_clients: 15_000,
+            max_per_ip: 500,
         }
     }
 }
@@ -142,12 +167,77 @@ pub async fn run(
     Ok(())
 }
 
+/// Counts connections, in total and per address, for `--max-clients` and `--max-per-ip`.
+#[derive(Default)]
+pub struct Limits {
+    total: std::sync::atomic::AtomicUsize,
+    per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One admitted connection's place in the [`Limits`]; given back on drop.
+pub struct Admission {
+    limits: Arc<Limits>,
+    ip: std::net::IpAddr,
+}
+
+impl Limits {
+    /// Admits a connection from `ip`, or says which limit it hit.
+    fn admit(
+        self: &Arc<Self>,
+        ip: std::net::IpAddr,
+        config: &Config,
+    ) -> Result<Admission, natter_proto::ErrorCode> {
+        use std::sync::atomic::Ordering;
+        if self.total.fetch_add(1, Ordering::SeqCst) >= config.max_clients {
+            self.total.fetch_sub(1, Ordering::SeqCst);
+            return Err(natter_proto::ErrorCode::ServerFull);
+        }
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let count = per_ip.entry(ip).or_default();
+        if *count >= config.max_per_ip {
+            drop(per_ip);
+            self.total.fetch_sub(1, Ordering::SeqCst);
+            return Err(natter_proto::ErrorCode::TooManyConnections);
+        }
+        *count += 1;
+        Ok(Admission {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.limits
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Detects peers that vanished without a FIN (power cut, cable pulled) at the TCP level.
+fn keepalive(stream: &tokio::net::TcpStream) {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&params);
+}
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<session::Shared>,
     token: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let limits = Arc::new(Limits::default());
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => return,
@@ -155,9 +245,32 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let admission = match limits.admit(peer.ip(), &shared.config) {
+                    Ok(a) => a,
+                    Err(code) => {
+                        // One line saying why, then close. The socket's buffer is empty: this never blocks.
+                        let why = match code {
+                            natter_proto::ErrorCode::ServerFull => {
+                                "the server is full; try again later"
+                            }
+                            _ => "too many connections from your address",
+                        };
+                        let _ = stream
+                            .try_write(&natter_proto::ServerFrame::error(code, why, None).encode());
+                        tracing::warn!("refused {peer}: {why}");
+                        continue;
+                    }
+                };
                 // Chat lines are small and latency matters: never wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                tracker.spawn(session::serve(stream, peer, shared.clone(), token.clone()));
+                keepalive(&stream);
+                tracker.spawn(session::serve(
+                    stream,
+                    peer,
+                    shared.clone(),
+                    token.clone(),
+                    admission,
+                ));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; the listener stays up.

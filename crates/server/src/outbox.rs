@@ -24,6 +24,8 @@ pub enum Outgoing {
     Frame { frame: ServerFrame, json: Bytes },
     /// Human text that only a text front end shows (the plain-text mode's `/help`, usage hints).
     Notice(String),
+    /// Bytes written as they are, whatever the front end (the answer to an HTTP request on the chat port).
+    Raw(Bytes),
 }
 
 impl Outgoing {
@@ -37,6 +39,7 @@ impl Outgoing {
         match self {
             Outgoing::Frame { json, .. } => json.len(),
             Outgoing::Notice(text) => text.len(),
+            Outgoing::Raw(bytes) => bytes.len(),
         }
     }
 }
@@ -184,11 +187,16 @@ impl Outbox {
         self.push(Outgoing::new(frame))
     }
 
-    /// Queues a last frame regardless of the limit (`bye`), then closes.
+    /// Queues a last frame regardless of the limit (`bye`, a final error), then closes.
     pub fn push_last(&self, frame: ServerFrame) {
+        self.push_last_item(Outgoing::new(frame));
+    }
+
+    /// Like [`Outbox::push_last`] for any item. Held traffic is dropped: the connection is ending.
+    pub fn push_last_item(&self, item: Arc<Outgoing>) {
         let mut inner = self.lock();
         if !inner.closed && !inner.overflowed {
-            let item = Outgoing::new(frame);
+            inner.held = None;
             inner.bytes += item.cost();
             inner.queue.push_back(item);
         }

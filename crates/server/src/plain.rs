@@ -73,6 +73,7 @@ pub fn translate(line: &[u8], registered: bool) -> Input {
 /// Appends the text rendering of one outbox item to `out`.
 pub fn render(item: &Arc<Outgoing>, out: &mut Vec<u8>) {
     let line = match &**item {
+        Outgoing::Raw(bytes) => return out.extend_from_slice(bytes),
         Outgoing::Notice(text) => text.clone(),
         Outgoing::Frame { frame, .. } => match render_frame(frame) {
             Some(line) => line,
@@ -102,7 +103,9 @@ fn render_frame(frame: &ServerFrame) -> Option<String> {
             let lines: Vec<String> = messages.iter().map(render_message).collect();
             lines.join("\r\n")
         }
-        ServerFrame::Ack { .. } | ServerFrame::Pong { .. } => return None,
+        ServerFrame::Ack { .. } | ServerFrame::Pong { .. } | ServerFrame::Ping { .. } => {
+            return None
+        }
         ServerFrame::Joined { room, name, .. } => format!("* {name} joined{}", room_suffix(room)),
         ServerFrame::Left {
             room, name, reason, ..

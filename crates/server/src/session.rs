@@ -14,16 +14,19 @@
 //! Replays (`hello`, `join`) are read while the outbox is *held*: live traffic waits behind the replay, so a
 //! message is never both replayed and delivered live, nor delivered live before the replay.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use natter_proto::frame::{ByeReason, Message};
 use natter_proto::{
     ClientFrame, ErrorCode, FrameCodec, FrameError, LeftReason, Name, RoomName, ServerFrame,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::codec::FramedRead;
@@ -54,7 +57,81 @@ enum Mode {
 #[derive(PartialEq, Eq)]
 enum Flow {
     Continue,
+    /// `exit`: say `bye` (already queued) and close.
     Exit,
+    /// Close without ceremony (e.g. after answering an HTTP request).
+    Close,
+    /// Too much before `hello`: disconnect as a flood.
+    Flood,
+}
+
+/// The answer to an HTTP request sent to the chat port.
+const HTTP_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
+This is a natter chat server, not a web server: connect with `natter join` or `nc HOST PORT`.\n";
+
+/// Whether a first line is an HTTP request line (`GET / HTTP/1.1`).
+fn is_http_request(line: &[u8]) -> bool {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    method.len() <= 10
+        && method.bytes().all(|b| b.is_ascii_uppercase())
+        && version.starts_with("HTTP/")
+}
+
+/// Flood control: a token bucket. Each frame takes a token; tokens come back at `rate` per second up to
+/// `burst`. A frame that finds no token waits (it is not dropped).
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub fn new(burst: u32, rate: f64, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            tokens: burst,
+            burst,
+            rate,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// When the next frame may be handled.
+    pub fn ready_at(&mut self, now: Instant) -> Instant {
+        if self.rate <= 0.0 {
+            return now;
+        }
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+
+    /// Spends a token (call when `ready_at` has come).
+    pub fn take(&mut self, now: Instant) {
+        if self.rate > 0.0 {
+            self.refill(now);
+            self.tokens -= 1.0;
+        }
+    }
 }
 
 /// What every session shares.
@@ -78,12 +155,13 @@ struct Session {
     last_append: Option<oneshot::Receiver<()>>,
 }
 
-/// Serves one accepted connection until it ends.
+/// Serves one accepted connection until it ends. `_admission` holds its place in the connection limits.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    _admission: crate::Admission,
 ) {
     tracing::info!("connection from {peer}");
     let config = shared.config.clone();
@@ -106,34 +184,8 @@ pub async fn serve(
         mode,
         last_append: None,
     };
-    let mut frames = FramedRead::new(read, FrameCodec::new(config.max_frame));
-    let reason = loop {
-        tokio::select! {
-            _ = conn.cancelled() => {
-                break if session.outbox.is_overflowed() { LeftReason::TooSlow } else { LeftReason::Disconnect };
-            }
-            _ = shutdown.cancelled() => {
-                session.settle().await;
-                session.leave(None);
-                session.outbox.push_last(ServerFrame::Bye { reason: ByeReason::Shutdown });
-                break LeftReason::Other;
-            }
-            item = frames.next() => match item {
-                None | Some(Err(_)) => break LeftReason::Disconnect,
-                Some(Ok(Err(FrameError::TooLarge { limit }))) => {
-                    session.mode.get_or_init(|| Mode::Native);
-                    session.settle().await;
-                    session.error(ErrorCode::FrameTooLarge, format!("frame longer than {limit} bytes; skipped"), None);
-                }
-                Some(Ok(Ok(line))) => {
-                    if session.line(&line).await == Flow::Exit {
-                        break LeftReason::Exit;
-                    }
-                }
-            }
-        }
-    };
-    session.leave(Some(reason));
+    let reason = session.run(read, &config, &conn, &shutdown).await;
+    session.leave(reason);
     session.outbox.close();
     let abort = writer.abort_handle();
     if tokio::time::timeout(config.shutdown_grace, writer)
@@ -146,10 +198,162 @@ pub async fn serve(
 }
 
 impl Session {
+    /// The reader's loop. Returns how the user left (`None`: quietly, or never registered).
+    async fn run(
+        &mut self,
+        mut read: OwnedReadHalf,
+        config: &Config,
+        conn: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> Option<LeftReason> {
+        let hello_deadline = Instant::now() + config.hello_timeout;
+        // Sniff the first byte: a TLS handshake on the plain port (0x16) is closed at once.
+        let mut first = [0u8; 1];
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep_until(hello_deadline.into()) => {
+                self.registration_timeout();
+                return None;
+            }
+            peeked = read.peek(&mut first) => match peeked {
+                Ok(1..) if first[0] == 0x16 => {
+                    tracing::info!("{}: TLS handshake on the plain-text port; closing", self.peer);
+                    return None;
+                }
+                Ok(1..) => {}
+                _ => return None,
+            }
+        }
+
+        let mut frames = FramedRead::new(read, FrameCodec::new(config.max_frame));
+        let mut recvq: VecDeque<Result<Bytes, FrameError>> = VecDeque::new();
+        let mut recvq_bytes = 0usize;
+        let mut eof = false;
+        let mut bucket = Bucket::new(config.flood_burst, config.flood_rate, Instant::now());
+        let mut before_hello = 0usize;
+        let mut last_heard = Instant::now();
+        let mut pinged = false;
+        let idle = config.idle_timeout;
+        loop {
+            let now = Instant::now();
+            let turn = bucket.ready_at(now);
+            if !recvq.is_empty() && turn <= now {
+                // The next queued frame's turn has come (always, without flood control): handle it.
+                bucket.take(now);
+                let Some(item) = recvq.pop_front() else {
+                    continue;
+                };
+                recvq_bytes -= item.as_ref().map_or(0, |b| b.len());
+                if self.name.is_none() {
+                    before_hello += 1;
+                }
+                let flow = if before_hello > config.max_frames_before_hello {
+                    Flow::Flood
+                } else {
+                    match item {
+                        Err(FrameError::TooLarge { limit }) => {
+                            self.mode.get_or_init(|| Mode::Native);
+                            self.settle().await;
+                            self.error(
+                                ErrorCode::FrameTooLarge,
+                                format!("frame longer than {limit} bytes; skipped"),
+                                None,
+                            );
+                            Flow::Continue
+                        }
+                        Ok(line) => self.line(&line).await,
+                    }
+                };
+                match flow {
+                    Flow::Continue => continue,
+                    Flow::Exit => return Some(LeftReason::Exit),
+                    Flow::Close => return None,
+                    Flow::Flood => {
+                        self.outbox.push_last(ServerFrame::error(
+                            ErrorCode::ExcessFlood,
+                            "too many frames before hello",
+                            None,
+                        ));
+                        return None;
+                    }
+                }
+            }
+            if eof && recvq.is_empty() {
+                // Everything the peer sent before closing has been handled.
+                return Some(LeftReason::Disconnect);
+            }
+            // Ping after half the idle time; close after the whole.
+            let idle_at = last_heard + if pinged { idle } else { idle / 2 };
+            let watch_idle =
+                !idle.is_zero() && self.name.is_some() && self.mode.get() == Some(&Mode::Native);
+            tokio::select! {
+                _ = conn.cancelled() => {
+                    return Some(if self.outbox.is_overflowed() { LeftReason::TooSlow } else { LeftReason::Disconnect });
+                }
+                _ = shutdown.cancelled() => {
+                    self.settle().await;
+                    self.leave(None);
+                    self.outbox.push_last(ServerFrame::Bye { reason: ByeReason::Shutdown });
+                    return None;
+                }
+                _ = tokio::time::sleep_until(hello_deadline.into()), if self.name.is_none() => {
+                    self.registration_timeout();
+                    return None;
+                }
+                _ = tokio::time::sleep_until(idle_at.into()), if watch_idle => {
+                    if pinged {
+                        tracing::info!("{}: silent for {idle:?}; closing", self.peer);
+                        self.outbox.push_last(ServerFrame::error(ErrorCode::IdleTimeout, "nothing heard from you for too long", None));
+                        return Some(LeftReason::Timeout);
+                    }
+                    pinged = true;
+                    self.outbox.send(ServerFrame::Ping { id: Some("idle".into()) });
+                }
+                item = frames.next(), if !eof => match item {
+                    None | Some(Err(_)) => eof = true,
+                    Some(Ok(item)) => {
+                        last_heard = Instant::now();
+                        pinged = false;
+                        recvq_bytes += item.as_ref().map_or(0, |b| b.len());
+                        recvq.push_back(item);
+                        if recvq_bytes > config.max_recvq {
+                            tracing::info!("{}: flooding; closing", self.peer);
+                            self.mode.get_or_init(|| Mode::Native);
+                            self.outbox.push_last(ServerFrame::error(ErrorCode::ExcessFlood, "you are sending too much, too fast", None));
+                            return Some(LeftReason::ExcessFlood);
+                        }
+                    }
+                },
+                // Flood control holds the queue back until the next token.
+                _ = tokio::time::sleep_until(turn.into()), if !recvq.is_empty() => {}
+            }
+        }
+    }
+
+    fn registration_timeout(&self) {
+        self.mode.get_or_init(|| Mode::Native);
+        self.outbox.push_last(ServerFrame::error(
+            ErrorCode::RegistrationTimeout,
+            "no hello in time",
+            None,
+        ));
+    }
+
     /// Handles one complete line.
     async fn line(&mut self, line: &[u8]) -> Flow {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Flow::Continue; // blank lines are keep-alives, not errors
+        }
+        if self.mode.get().is_none() && is_http_request(line) {
+            tracing::info!(
+                "{}: HTTP request on the chat port; answering and closing",
+                self.peer
+            );
+            self.outbox
+                .push_last_item(Arc::new(Outgoing::Raw(Bytes::from_static(
+                    HTTP_ANSWER.as_bytes(),
+                ))));
+            return Flow::Close;
         }
         let mode = *self.mode.get_or_init(|| {
             if line.trim_ascii_start().first() == Some(&b'{') {
@@ -212,6 +416,8 @@ impl Session {
                         self.outbox.send(ServerFrame::Pong { id });
                         return Flow::Continue;
                     }
+                    // The answer to our idle ping: hearing it was the point.
+                    (_, ClientFrame::Pong { .. }) => return Flow::Continue,
                     (_, ClientFrame::Exit) => {
                         self.leave(Some(LeftReason::Exit));
                         self.outbox.push_last(ServerFrame::Bye {
@@ -285,9 +491,13 @@ impl Session {
             (_, ClientFrame::Say { .. } | ClientFrame::Whisper { .. }) => {
                 unreachable!("handled above")
             }
-            (_, ClientFrame::Hello { .. } | ClientFrame::Ping { .. } | ClientFrame::Exit) => {
-                unreachable!("handled above")
-            }
+            (
+                _,
+                ClientFrame::Hello { .. }
+                | ClientFrame::Ping { .. }
+                | ClientFrame::Pong { .. }
+                | ClientFrame::Exit,
+            ) => unreachable!("handled above"),
         }
         Flow::Continue
     }
@@ -498,11 +708,9 @@ impl Session {
     /// Unregisters (once). `None` means quietly: no `left` announcements (server shutdown).
     fn leave(&mut self, reason: Option<LeftReason>) {
         if let Some(name) = self.name.take() {
-            let how = reason.map_or("shutdown", LeftReason::as_str);
+            let how = reason.map_or("quietly", LeftReason::as_str);
             tracing::info!("{name} ({}) left: {how}", self.peer);
-            self.shared
-                .hub
-                .unregister(&name, reason.filter(|r| *r != LeftReason::Other));
+            self.shared.hub.unregister(&name, reason);
         }
     }
 }
@@ -566,6 +774,7 @@ fn render(mode: Option<Mode>, item: &Arc<Outgoing>, buf: &mut Vec<u8>) {
     match (mode, &**item) {
         (Some(Mode::Plain), _) => plain::render(item, buf),
         (_, Outgoing::Frame { json, .. }) => buf.extend_from_slice(json),
+        (_, Outgoing::Raw(bytes)) => buf.extend_from_slice(bytes),
         (_, Outgoing::Notice(_)) => {} // notices exist only for text front ends
     }
 }

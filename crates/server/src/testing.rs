@@ -7,6 +7,15 @@ use tokio::task::JoinHandle;
 
 use crate::{Config, ServerError};
 
+/// The defaults, but without flood control or connection caps: tests send fast on purpose.
+pub fn config() -> Config {
+    Config {
+        flood_rate: 0.0,
+        max_per_ip: usize::MAX,
+        ..Config::default()
+    }
+}
+
 /// A real server running in the current runtime.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -15,9 +24,9 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with default settings (history in memory).
+    /// Starts a server with [`config`].
     pub async fn start() -> Self {
-        Self::start_with(Config::default()).await
+        Self::start_with(config()).await
     }
 
     pub async fn start_with(config: Config) -> Self {

@@ -230,7 +230,7 @@ async fn names_are_unique_ignoring_case_and_a_rejected_hello_can_be_retried() {
 async fn every_error_code_leaves_the_connection_usable_and_reaches_nobody_else() {
     let server = TestServer::start_with(natter_server::Config {
         max_frame: 1024,
-        ..Default::default()
+        ..natter_server::testing::config()
     })
     .await;
     let mut bob = server.join("bob").await;
@@ -317,7 +317,7 @@ async fn every_error_code_leaves_the_connection_usable_and_reaches_nobody_else()
 async fn oversized_frame_split_across_writes_is_skipped_to_its_newline() {
     let server = TestServer::start_with(natter_server::Config {
         max_frame: 100,
-        ..Default::default()
+        ..natter_server::testing::config()
     })
     .await;
     let mut a = server.join("a").await;
@@ -427,7 +427,7 @@ async fn shutdown_says_bye_to_everyone_and_returns() {
 async fn a_client_that_stops_reading_is_cut_off_as_too_slow_without_slowing_others() {
     let server = TestServer::start_with(natter_server::Config {
         max_outbox: 64 * 1024,
-        ..Default::default()
+        ..natter_server::testing::config()
     })
     .await;
     let mut alice = server.join("alice").await;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 fn file_config(dir: &tempfile::TempDir) -> Config {
     Config {
         db: DbPath::File(dir.path().join("history.db")),
-        ..Default::default()
+        ..natter_server::testing::config()
     }
 }
 

@@ -743,6 +743,7 @@ impl App {
                 reason: ByeReason::Shutdown,
             } => self.note(EntryKind::Info("the server is shutting down".into())),
             ServerFrame::Welcome { .. }
+            | ServerFrame::Ping { .. }
             | ServerFrame::Ack { .. }
             | ServerFrame::Pong { .. }
             | ServerFrame::Bye { .. } => {}
