@@ -143,6 +143,8 @@ pub struct Chat {
     pub rooms: Vec<String>,
     pub last_seq: u64,
     ids: IdSource,
+    /// Messages given after the session had already ended: reported as unsent with `Closed`.
+    too_late: Vec<Outgoing>,
 }
 
 /// Ids unique across runs of the client, so a restarted client never collides with its earlier ids
@@ -256,6 +258,7 @@ impl Chat {
             rooms,
             last_seq,
             ids: IdSource::new(),
+            too_late: Vec::new(),
         })
     }
 
@@ -277,7 +280,11 @@ impl Chat {
             to,
             text: text.to_owned(),
         };
-        let _ = self.cmds.send(Cmd::Message(message)).await;
+        if let Err(mpsc::error::SendError(Cmd::Message(message))) =
+            self.cmds.send(Cmd::Message(message)).await
+        {
+            self.too_late.push(message);
+        }
         id
     }
 
@@ -288,15 +295,28 @@ impl Chat {
 
     /// The next event. After `Closed`, always `Closed`.
     pub async fn next(&mut self) -> ChatEvent {
-        self.events.recv().await.unwrap_or(ChatEvent::Closed {
+        let event = self.events.recv().await.unwrap_or(ChatEvent::Closed {
             why: Closed::Exit,
             unsent: Vec::new(),
-        })
+        });
+        self.account(event)
+    }
+
+    /// A message sent after the session ended is never lost silently: it joins the `unsent` list.
+    fn account(&mut self, event: ChatEvent) -> ChatEvent {
+        match event {
+            ChatEvent::Closed { why, mut unsent } => {
+                unsent.append(&mut self.too_late);
+                ChatEvent::Closed { why, unsent }
+            }
+            other => other,
+        }
     }
 
     /// The next event if one is waiting, without waiting: lets a UI take a whole burst before redrawing.
     pub fn try_next(&mut self) -> Option<ChatEvent> {
-        self.events.try_recv().ok()
+        let event = self.events.try_recv().ok()?;
+        Some(self.account(event))
     }
 
     /// Says `exit` (waiting up to a second for `bye`) and ends the session. The `Closed` event, with any

@@ -73,9 +73,12 @@ async fn chatter(
     padding: usize,
     expect_total: usize,
     progress: Arc<AtomicUsize>,
+    everyone_here: Arc<tokio::sync::Barrier>,
 ) -> (String, Transcript) {
     let pad = ".".repeat(padding);
     let mut chat = Chat::connect(options(server, &name)).await.unwrap();
+    // Nobody talks before everyone is registered, so every transcript can be complete from live traffic.
+    everyone_here.wait().await;
     let mut t = Transcript::default();
     let mut sent = 0;
     while t.by_seq.len() < expect_total {
@@ -112,6 +115,7 @@ async fn dropped_connections_leave_every_transcript_complete_identical_and_order
     const EACH: usize = 150;
     const CLIENTS: usize = 4;
     let total = EACH * CLIENTS;
+    let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let progress: Vec<Arc<AtomicUsize>> = (0..CLIENTS)
         .map(|_| Arc::new(AtomicUsize::new(0)))
         .collect();
@@ -128,6 +132,7 @@ async fn dropped_connections_leave_every_transcript_complete_identical_and_order
             0,
             total,
             p.clone(),
+            barrier.clone(),
         )));
     }
     // Cut every proxied connection, mid-frame where possible, as the conversation progresses.
@@ -185,6 +190,7 @@ async fn a_reader_that_stalls_is_cut_reconnects_and_still_gets_everything() {
     proxy.pause(true);
 
     let mut talkers = Vec::new();
+    let barrier = Arc::new(tokio::sync::Barrier::new(TALKERS));
     let progress: Vec<Arc<AtomicUsize>> = (0..TALKERS)
         .map(|_| Arc::new(AtomicUsize::new(0)))
         .collect();
@@ -197,16 +203,19 @@ async fn a_reader_that_stalls_is_cut_reconnects_and_still_gets_everything() {
             6000,
             total,
             p.clone(),
+            barrier.clone(),
         )));
     }
     let mut results = Vec::new();
     for t in talkers {
-        results.push(
-            tokio::time::timeout(Duration::from_secs(60), t)
-                .await
-                .expect("talkers finish")
-                .unwrap(),
-        );
+        match tokio::time::timeout(Duration::from_secs(15), t).await {
+            Ok(r) => results.push(r.unwrap()),
+            Err(_) => {
+                let counts: Vec<usize> =
+                    progress.iter().map(|p| p.load(Ordering::Relaxed)).collect();
+                panic!("talkers stuck; messages each has of {total}: {counts:?}");
+            }
+        }
     }
     for (name, t) in &results {
         assert_eq!(t.by_seq.len(), total, "{name} got everything");

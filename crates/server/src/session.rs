@@ -184,7 +184,9 @@ pub async fn serve(
         mode,
         last_append: None,
     };
-    let reason = session.run(read, &config, &conn, &shutdown).await;
+    // Start small: most connections are idle most of the time, and the buffer grows when needed.
+    let mut frames = FramedRead::with_capacity(read, FrameCodec::new(config.max_frame), 512);
+    let reason = session.run(&mut frames, &config, &conn, &shutdown).await;
     session.leave(reason);
     session.outbox.close();
     let abort = writer.abort_handle();
@@ -194,14 +196,23 @@ pub async fn serve(
     {
         tracing::debug!("{peer}: writer did not finish in time; dropping the connection");
         abort.abort();
+        return;
     }
+    // Lingering close: the last frames (`bye`, an error) are sent and our FIN is out. Closing now, with
+    // the peer's latest bytes unread, would make the kernel answer with a reset — which can destroy
+    // those last frames before the peer reads them. So read and discard until the peer closes too.
+    let drain = async { while let Some(Ok(_)) = frames.next().await {} };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
+
+/// How long a closing connection waits for the peer to close its side.
+const LINGER: Duration = Duration::from_millis(500);
 
 impl Session {
     /// The reader's loop. Returns how the user left (`None`: quietly, or never registered).
     async fn run(
         &mut self,
-        mut read: OwnedReadHalf,
+        frames: &mut FramedRead<OwnedReadHalf, FrameCodec>,
         config: &Config,
         conn: &CancellationToken,
         shutdown: &CancellationToken,
@@ -215,7 +226,7 @@ impl Session {
                 self.registration_timeout();
                 return None;
             }
-            peeked = read.peek(&mut first) => match peeked {
+            peeked = frames.get_mut().peek(&mut first) => match peeked {
                 Ok(1..) if first[0] == 0x16 => {
                     tracing::info!("{}: TLS handshake on the plain-text port; closing", self.peer);
                     return None;
@@ -225,7 +236,6 @@ impl Session {
             }
         }
 
-        let mut frames = FramedRead::new(read, FrameCodec::new(config.max_frame));
         let mut recvq: VecDeque<Result<Bytes, FrameError>> = VecDeque::new();
         let mut recvq_bytes = 0usize;
         let mut eof = false;
@@ -732,7 +742,8 @@ async fn write_loop(
     conn: CancellationToken,
 ) {
     let mut batch = Vec::new();
-    let mut buf = Vec::with_capacity(16 * 1024);
+    // Grown on demand and given back after a big burst, so an idle connection holds almost nothing.
+    let mut buf = Vec::new();
     loop {
         match outbox.next(&mut batch).await {
             Next::Write => {
@@ -745,6 +756,9 @@ async fn write_loop(
                     written = write.write_all(&buf) => if written.is_err() { break },
                     // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
                     _ = outbox.overflowed() => break,
+                }
+                if buf.capacity() > 64 * 1024 {
+                    buf = Vec::new();
                 }
             }
             Next::Overflowed => {
