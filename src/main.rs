@@ -56,6 +56,9 @@ struct ServeArgs {
     /// Keep at most this many messages of history.
     #[arg(long, value_name = "N")]
     history_max: Option<u64>,
+    /// Never let the history file grow past this many MiB (sends fail with server_error when full).
+    #[arg(long, value_name = "MIB")]
+    db_max_mb: Option<u64>,
     /// Frames a client may send in a burst before flood control paces it.
     #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().flood_burst)]
     flood_burst: u32,
@@ -172,6 +175,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         retention: natter_server::store::Retention {
             days: args.history_days,
             max_messages: args.history_max,
+            max_bytes: args.db_max_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
         },
         ..Default::default()
     };

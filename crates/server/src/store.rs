@@ -68,6 +68,9 @@ impl std::fmt::Display for DbPath {
 pub struct Retention {
     pub days: Option<u32>,
     pub max_messages: Option<u64>,
+    /// The database file may not grow past this many bytes; sends then fail (`server_error`) until
+    /// retention frees space.
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,9 +259,15 @@ impl Store {
             retention,
             last_prune: Instant::now(),
         };
+        let max_bytes = writer.retention.max_bytes;
         let (last_seq, memberships) = writer
             .with_conn(|conn| {
                 conn.execute_batch(SCHEMA)?;
+                if let Some(bytes) = max_bytes {
+                    let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+                    let pages = (bytes / page.max(1)).max(1);
+                    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+                }
                 let max: Option<u64> =
                     conn.query_row("SELECT MAX(seq) FROM messages", [], |r| r.get(0))?;
                 let meta: Option<u64> = conn
@@ -496,7 +505,9 @@ impl<T> Writer<T> {
     /// Applies the retention limits.
     fn prune(&mut self) -> rusqlite::Result<()> {
         self.last_prune = Instant::now();
-        let Retention { days, max_messages } = self.retention.clone();
+        let Retention {
+            days, max_messages, ..
+        } = self.retention.clone();
         let last_seq = self.last_seq;
         let deleted = self.with_conn(|conn| {
             let mut deleted = 0;
@@ -689,6 +700,7 @@ mod tests {
             Retention {
                 days: None,
                 max_messages: Some(0),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -724,6 +736,7 @@ mod tests {
         opened.writer.retention = Retention {
             days: Some(7),
             max_messages: None,
+            ..Default::default()
         };
         opened.writer.prune().unwrap();
         let count = |w: &mut Writer<u32>| {
@@ -738,6 +751,7 @@ mod tests {
         opened.writer.retention = Retention {
             days: None,
             max_messages: Some(3),
+            ..Default::default()
         };
         opened.writer.prune().unwrap();
         assert_eq!(count(&mut opened.writer), (3, 8));

@@ -484,3 +484,71 @@ async fn a_client_that_stops_reading_is_cut_off_as_too_slow_without_slowing_othe
         assert!(f["type"] == "message" || f["code"] == "too_slow", "{f}");
     }
 }
+
+#[tokio::test]
+async fn text_hygiene_and_normalised_names() {
+    let server = TestServer::start_with(natter_server::Config {
+        max_text: 100,
+        ..natter_server::testing::config()
+    })
+    .await;
+    let mut a = server.join("café").await; // precomposed é
+    let mut b = server.join("b").await;
+    a.sync().await;
+    for (text, why) in [
+        ("c1 \u{9b}31m control", "C1 control"),
+        ("bell \u{7}", "C0 control"),
+        ("carriage\rreturn", "CR"),
+        ("del \u{7f}", "DEL"),
+        (&*"x".repeat(101), "over --max-text"),
+    ] {
+        a.send(json!({"type":"say","text":text,"id":why})).await;
+        let e = a.expect("error").await;
+        assert_eq!(
+            (e["code"].as_str(), e["id"].as_str()),
+            (Some("invalid_text"), Some(why))
+        );
+    }
+    a.say(&"y".repeat(100), "fits").await; // exactly at the limit
+    assert_eq!(
+        b.expect("message").await["text"].as_str().unwrap().len(),
+        100
+    );
+    b.expect_nothing().await;
+
+    // The same visible name, spelled with a combining accent, is the same name.
+    let mut c = server.connect().await;
+    c.send(json!({"type":"hello","name":"cafe\u{301}"})).await;
+    assert_eq!(c.expect("error").await["code"], "name_taken");
+    c.send(json!({"type":"hello","name":"CAFÉ"})).await;
+    assert_eq!(c.expect("error").await["code"], "name_taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_racing_for_one_name_exactly_one_wins_every_time() {
+    let server = TestServer::start().await;
+    for round in 0..100 {
+        let name = format!("racer{round}");
+        let mut clients = Vec::new();
+        for _ in 0..10 {
+            clients.push(server.connect().await);
+        }
+        // Everyone sends hello as close to simultaneously as the runtime allows.
+        let hellos = clients.into_iter().map(|mut c| {
+            let name = name.clone();
+            tokio::spawn(async move {
+                c.send(json!({"type":"hello","name":name})).await;
+                let first = c.recv().await;
+                (first["type"] == "welcome", first["code"] == "name_taken", c)
+            })
+        });
+        let results: Vec<_> = futures::future::join_all(hellos)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let winners = results.iter().filter(|r| r.0).count();
+        let taken = results.iter().filter(|r| r.1).count();
+        assert_eq!((winners, taken), (1, 9), "round {round}");
+    }
+}

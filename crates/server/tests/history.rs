@@ -321,6 +321,7 @@ async fn resume_beyond_retained_history_reports_a_gap() {
         retention: Retention {
             days: None,
             max_messages: Some(5),
+            ..Default::default()
         },
         ..file_config(&dir)
     })
@@ -392,4 +393,50 @@ async fn memory_mode_keeps_history_while_running() {
         texts(lobby["messages"].as_array().unwrap()),
         ["remember me"]
     );
+}
+
+#[tokio::test]
+async fn a_full_history_store_fails_sends_clearly_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(Config {
+        retention: Retention {
+            max_bytes: Some(160 * 1024),
+            ..Default::default()
+        },
+        ..file_config(&dir)
+    })
+    .await;
+    let mut alice = server.join("alice").await;
+    let mut bob = server.join("bob").await;
+    alice.sync().await;
+    let text = "满".repeat(2700); // about 8 KB
+    let mut acked = 0;
+    let refusal = loop {
+        alice
+            .send(json!({"type":"say","text":text,"id":format!("f{acked}")}))
+            .await;
+        let f = alice.recv().await;
+        match f["type"].as_str() {
+            Some("ack") => acked += 1,
+            Some("error") => break f,
+            _ => panic!("unexpected {f}"),
+        }
+        assert!(acked < 100, "the store never filled up");
+    };
+    assert_eq!(refusal["code"], "server_error");
+    assert_eq!(
+        refusal["id"],
+        format!("f{acked}"),
+        "the error names the message that was not stored"
+    );
+    // Exactly the acknowledged messages reached bob; the refused one did not.
+    let got = bob.sync().await;
+    assert_eq!(got.iter().filter(|f| f["type"] == "message").count(), acked);
+    // The server is up: small things still work, and a later send gets a clear answer too.
+    alice.send(json!({"type":"who"})).await;
+    alice.expect("users").await;
+    alice
+        .send(json!({"type":"say","text":text,"id":"again"}))
+        .await;
+    assert_eq!(alice.expect("error").await["code"], "server_error");
 }
