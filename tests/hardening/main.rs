@@ -76,6 +76,7 @@ async fn a_frozen_client_is_pinged_timed_out_and_its_name_freed() {
     let _serial = common::serial().await;
     let server = Server::start(&["--idle-timeout", "1", "--flood-rate", "0"]);
     let mut probe = Probe::new(server.addr).await;
+    let rss = server.rss_kb();
     // A real natter client (it answers the server's pings) ...
     let mut live = common::natter_join(server.addr, "awake");
     // ... and one that will be frozen with SIGSTOP.
@@ -99,6 +100,10 @@ async fn a_frozen_client_is_pinged_timed_out_and_its_name_freed() {
             .any(|n| n == "awake"),
         "{users}"
     );
+    assert!(
+        server.rss_kb() < rss + 20_000,
+        "server memory stayed bounded"
+    );
     common::signal(frozen.id(), "CONT");
     let _ = frozen.kill();
     let _ = live.kill();
@@ -111,6 +116,7 @@ async fn registration_is_bounded_and_other_protocols_get_a_clear_answer() {
     let _serial = common::serial().await;
     let server = Server::start(&["--hello-timeout", "1", "--flood-rate", "0"]);
     let mut probe = Probe::new(server.addr).await;
+    let rss = server.rss_kb();
 
     // Silent after connecting: told and closed at the deadline.
     let mut silent = Raw::connect(server.addr).await;
@@ -167,6 +173,10 @@ async fn registration_is_bounded_and_other_protocols_get_a_clear_answer() {
         "closed promptly, not by the deadline"
     );
 
+    assert!(
+        server.rss_kb() < rss + 20_000,
+        "server memory stayed bounded"
+    );
     probe.check(3).await;
     server.assert_idle();
 }
@@ -216,6 +226,7 @@ async fn connection_limits_answer_clearly() {
         "0",
     ]);
     let mut probe = Probe::new(server.addr).await; // 2 connections from 127.0.0.1
+    let rss = server.rss_kb();
     let a = Raw::connect(server.addr).await;
     let b = Raw::connect(server.addr).await;
     let mut refused = Raw::connect(server.addr).await; // the 5th from 127.0.0.1
@@ -229,6 +240,10 @@ async fn connection_limits_answer_clearly() {
     let d = Raw::connect_from("127.0.0.3", server.addr).await;
     let mut full = Raw::connect_from("127.0.0.4", server.addr).await;
     assert_eq!(full.next_frame().await.unwrap()["code"], "server_full");
+    assert!(
+        server.rss_kb() < rss + 20_000,
+        "server memory stayed bounded"
+    );
     drop((a, b, c, d));
     // Places come back when connections close.
     probe.check(2).await;
@@ -252,6 +267,7 @@ async fn running_out_of_file_descriptors_does_not_stop_the_server() {
     // The server may open only 64 files: accept() hits EMFILE.
     let server = Server::start_with_fd_limit(64, &["--flood-rate", "0"]);
     let mut probe = Probe::new(server.addr).await;
+    let rss = server.rss_kb();
     let mut extra = Vec::new();
     for _ in 0..100 {
         if let Ok(Ok(s)) =
@@ -266,6 +282,10 @@ async fn running_out_of_file_descriptors_does_not_stop_the_server() {
     let mut late = Raw::connect(server.addr).await;
     late.hello("late").await;
     probe.check(2).await;
+    assert!(
+        server.rss_kb() < rss + 20_000,
+        "server memory stayed bounded"
+    );
     server.assert_idle();
 }
 
