@@ -44,6 +44,11 @@ impl LineBuffer {
         self.chars.is_empty()
     }
 
+    /// Display columns taken by the characters before the cursor.
+    pub fn width_before_cursor(&self) -> usize {
+        self.chars[..self.cursor].iter().map(|&c| width(c)).sum()
+    }
+
     pub fn insert(&mut self, c: char) {
         self.chars.insert(self.cursor, c);
         self.cursor += 1;

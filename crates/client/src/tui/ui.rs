@@ -393,19 +393,29 @@ impl App {
         Paragraph::new(Line::from(spans)).render(area, buf);
     }
 
-    /// The prompt, and how many columns of the input are scrolled off to the left.
-    fn input_view(&self, cols: usize) -> (String, usize) {
+    /// The prompt, the part of the input that fits (whole characters only: a wide character is never cut
+    /// in half), and the cursor's column in the input row.
+    fn input_view(&self, cols: usize) -> (String, String, usize) {
         let prompt = format!("{}> ", neutralise(&self.current().key.label()));
-        let before: usize = self
+        let before = self.input.width_before_cursor();
+        let room = cols.saturating_sub(width_of(&prompt) + 1).max(1);
+        let hscroll = before.saturating_sub(room);
+        let mut skipped = 0;
+        let visible: String = self
             .input
             .text()
             .chars()
-            .take(self.input.cursor())
-            .map(width)
-            .sum();
-        let room = cols.saturating_sub(width_of(&prompt) + 1).max(1);
-        let hscroll = before.saturating_sub(room);
-        (prompt, hscroll)
+            .skip_while(|&c| {
+                let skip = skipped < hscroll;
+                if skip {
+                    skipped += width(c);
+                }
+                skip
+            })
+            .map(shown)
+            .collect();
+        let cursor = width_of(&prompt) + before - skipped;
+        (prompt, visible, cursor)
     }
 
     fn render_input(&self, area: Rect, buf: &mut Buffer) {
@@ -417,26 +427,10 @@ impl App {
                 .render(area, buf);
             return;
         }
-        let (prompt, hscroll) = self.input_view(area.width as usize);
-        // Drop whole characters until `hscroll` columns are gone, so no wide character is cut in half.
-        let mut skipped = 0;
-        let text: String = self
-            .input
-            .text()
-            .chars()
-            .skip_while(|&c| {
-                if skipped < hscroll {
-                    skipped += width(c);
-                    true
-                } else {
-                    false
-                }
-            })
-            .map(shown)
-            .collect();
+        let (prompt, visible, _) = self.input_view(area.width as usize);
         let line = Line::from(vec![
             Span::styled(prompt, Style::default().fg(Color::Cyan)),
-            Span::raw(text),
+            Span::raw(visible),
         ]);
         Paragraph::new(line).render(area, buf);
     }
@@ -444,22 +438,7 @@ impl App {
     /// Where the terminal cursor goes: right after the character before the input cursor.
     pub fn cursor(&self, area: Rect) -> (u16, u16) {
         let a = areas(self, area);
-        let (prompt, hscroll) = self.input_view(a.input.width as usize);
-        let before: usize = self
-            .input
-            .text()
-            .chars()
-            .take(self.input.cursor())
-            .map(width)
-            .sum();
-        let mut skipped = 0;
-        for c in self.input.text().chars() {
-            if skipped >= hscroll {
-                break;
-            }
-            skipped += width(c);
-        }
-        let x = width_of(&prompt) + before - skipped;
+        let (_, _, x) = self.input_view(a.input.width as usize);
         (
             a.input.x + (x as u16).min(a.input.width.saturating_sub(1)),
             a.input.y,
