@@ -27,6 +27,85 @@ enum Cmd {
     Serve(ServeArgs),
     /// Join a chat server.
     Join(JoinArgs),
+    /// Measure a chat server (natter or IRC) from the outside. Run it as its own process.
+    Bench {
+        #[command(subcommand)]
+        scenario: Scenario,
+    },
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// C clients in one room, S senders at R msg/s each: throughput, loss, order, latency.
+    Fanout(LoadArgs),
+    /// Like fanout at a low rate, for latency: one sender at 200 msg/s into 100 clients by default.
+    Latency(LoadArgs),
+    /// Raise the rate by 1.4x per step until p99 passes a bound or anything is lost.
+    Maxrate {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// The p99 latency bound, in milliseconds.
+        #[arg(long, default_value_t = 100.0)]
+        p99_ms: f64,
+        /// Most steps.
+        #[arg(long, default_value_t = 15)]
+        steps: usize,
+    },
+    /// C idle registered clients in rooms of 100: server memory per connection.
+    Conns {
+        #[arg(long, default_value = "127.0.0.1:5500")]
+        server: String,
+        #[arg(long, value_enum, default_value_t = BenchDialect::Native)]
+        dialect: BenchDialect,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Connections opened at once.
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+        /// The server's process id, to read its memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    #[arg(long, default_value = "127.0.0.1:5500")]
+    server: String,
+    #[arg(long, value_enum, default_value_t = BenchDialect::Native)]
+    dialect: BenchDialect,
+    /// Clients in the room.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// How many of them send.
+    #[arg(long)]
+    senders: Option<usize>,
+    /// Messages per second per sender.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds of sending.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Room (channel) name, without '#'.
+    #[arg(long, default_value = "bench")]
+    room: String,
+    /// Connections opened at once while setting up (ngIRCd wants about 8).
+    #[arg(long, default_value_t = 50)]
+    connect_batch: usize,
+    /// The server's process id, to report its CPU use.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchDialect {
+    Native,
+    Irc,
 }
 
 #[derive(Args)]
@@ -121,6 +200,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
+        Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
         Cmd::Join(args) => runtime
             .block_on(natter_client::run_join(natter_client::LineOptions {
                 server: args.server,
@@ -142,6 +222,110 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(message),
     }
+}
+
+fn dialect(d: BenchDialect) -> natter_bench::Dialect {
+    match d {
+        BenchDialect::Native => natter_bench::Dialect::Native,
+        BenchDialect::Irc => natter_bench::Dialect::Irc,
+    }
+}
+
+fn load(args: &LoadArgs, defaults: (usize, usize, f64, f64)) -> natter_bench::FanoutOptions {
+    natter_bench::FanoutOptions {
+        server: args.server.clone(),
+        dialect: dialect(args.dialect),
+        clients: args.clients.unwrap_or(defaults.0),
+        senders: args.senders.unwrap_or(defaults.1),
+        rate: args.rate.unwrap_or(defaults.2),
+        duration: std::time::Duration::from_secs_f64(args.duration.unwrap_or(defaults.3)),
+        room: args.room.clone(),
+        connect_batch: args.connect_batch,
+        server_pid: args.server_pid,
+    }
+}
+
+fn print_fanout(r: &natter_bench::FanoutReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{:?} C={} S={} offered {:.0} msg/s: {} of {} delivered ({:.0}/s), lost {}, dup {}, out of order {}; \
+latency p50 {} us, p90 {} us, p99 {} us, max {} us; generator {:.2} cores{}",
+        r.dialect,
+        r.clients,
+        r.senders,
+        r.offered,
+        r.delivered,
+        r.expected,
+        r.deliveries_per_sec,
+        r.lost,
+        r.duplicates,
+        r.out_of_order,
+        r.latency.p50_us,
+        r.latency.p90_us,
+        r.latency.p99_us,
+        r.latency.max_us,
+        r.generator_cpu,
+        r.server_cpu.map(|c| format!(", server {c:.2} cores")).unwrap_or_default()
+    );
+}
+
+async fn bench(scenario: Scenario) -> Result<(), String> {
+    match scenario {
+        Scenario::Fanout(args) => {
+            let r = natter_bench::fanout(&load(&args, (100, 10, 100.0, 5.0)))
+                .await
+                .map_err(|e| e.to_string())?;
+            print_fanout(&r, args.json);
+        }
+        Scenario::Latency(args) => {
+            let r = natter_bench::fanout(&load(&args, (100, 1, 200.0, 10.0)))
+                .await
+                .map_err(|e| e.to_string())?;
+            print_fanout(&r, args.json);
+        }
+        Scenario::Maxrate {
+            load: args,
+            p99_ms,
+            steps,
+        } => {
+            let opts = load(&args, (100, 10, 200.0, 3.0));
+            let r = natter_bench::maxrate::maxrate(&opts, (p99_ms * 1000.0) as u64, steps)
+                .await
+                .map_err(|e| e.to_string())?;
+            match (&r.sustained, args.json) {
+                (_, true) => println!("{}", serde_json::to_string(&r).unwrap_or_default()),
+                (Some(best), false) => {
+                    println!("max sustained (p99 <= {p99_ms} ms, nothing lost):");
+                    print_fanout(best, false);
+                }
+                (None, false) => println!("even the first step missed the bound"),
+            }
+        }
+        Scenario::Conns {
+            server,
+            dialect: d,
+            clients,
+            batch,
+            server_pid,
+            json,
+        } => {
+            let r = natter_bench::conns::conns(&server, dialect(d), clients, batch, server_pid)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                println!(
+                    "{} idle clients connected in {:.2} s; server RSS {:?} -> {:?} KiB; {:?} bytes per connection",
+                    r.clients, r.connect_seconds, r.server_rss_before_kib, r.server_rss_after_kib, r.rss_per_connection_bytes
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fail(message: String) -> ExitCode {

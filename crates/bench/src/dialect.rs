@@ -1,0 +1,161 @@
+//! What differs between servers: registering, joining, sending, and spotting a delivered payload.
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use crate::BenchError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// natter's JSON lines.
+    Native,
+    /// IRC: NICK/USER, JOIN #room, PRIVMSG #room :text.
+    Irc,
+}
+
+/// A registered connection, split for concurrent reading and writing.
+pub struct Conn {
+    pub read: BufReader<OwnedReadHalf>,
+    pub write: OwnedWriteHalf,
+}
+
+impl Dialect {
+    /// Connects, registers as `name` and joins `room`; returns once the server confirmed the join.
+    pub async fn connect(self, addr: &str, name: &str, room: &str) -> Result<Conn, BenchError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| BenchError::Connect {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let mut conn = Conn {
+            read: BufReader::with_capacity(64 * 1024, r),
+            write: w,
+        };
+        let mut line = String::new();
+        match self {
+            Dialect::Native => {
+                let hello = format!("{{\"type\":\"hello\",\"name\":\"{name}\"}}\n{{\"type\":\"join\",\"room\":\"{room}\"}}\n");
+                conn.write.write_all(hello.as_bytes()).await?;
+                // The join's replay (a `history` frame for the room) marks the end of registration.
+                let marker = format!("\"type\":\"history\",\"room\":\"{room}\"");
+                loop {
+                    line.clear();
+                    if conn.read.read_line(&mut line).await? == 0 {
+                        return Err(BenchError::Register("server closed the connection".into()));
+                    }
+                    if line.contains("\"type\":\"error\"") {
+                        return Err(BenchError::Register(line.trim().to_owned()));
+                    }
+                    if line.contains(&marker) {
+                        return Ok(conn);
+                    }
+                }
+            }
+            Dialect::Irc => {
+                let reg = format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\nJOIN #{room}\r\n");
+                conn.write.write_all(reg.as_bytes()).await?;
+                // RPL_ENDOFNAMES (366) for the channel ends the join.
+                loop {
+                    line.clear();
+                    if conn.read.read_line(&mut line).await? == 0 {
+                        return Err(BenchError::Register("server closed the connection".into()));
+                    }
+                    if let Some(rest) = line.strip_prefix("PING ") {
+                        conn.write
+                            .write_all(format!("PONG {rest}").as_bytes())
+                            .await?;
+                    }
+                    let mut words = line.split(' ');
+                    let _prefix = words.next();
+                    match words.next() {
+                        Some("366") => return Ok(conn),
+                        Some(code) if code.starts_with('4') => {
+                            return Err(BenchError::Register(line.trim().to_owned()))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends one room message carrying `payload` (no quotes, backslashes or newlines) to `out`.
+    pub fn encode(self, room: &str, payload: &str, out: &mut Vec<u8>) {
+        match self {
+            Dialect::Native => {
+                out.extend_from_slice(b"{\"type\":\"say\",\"room\":\"");
+                out.extend_from_slice(room.as_bytes());
+                out.extend_from_slice(b"\",\"text\":\"");
+                out.extend_from_slice(payload.as_bytes());
+                out.extend_from_slice(b"\"}\n");
+            }
+            Dialect::Irc => {
+                out.extend_from_slice(b"PRIVMSG #");
+                out.extend_from_slice(room.as_bytes());
+                out.extend_from_slice(b" :");
+                out.extend_from_slice(payload.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// The payload of a delivered room message, if `line` is one. Cheap: no JSON parsing on the hot path.
+    pub fn payload(self, line: &str) -> Option<&str> {
+        match self {
+            Dialect::Native => {
+                if !line.starts_with("{\"type\":\"message\"") {
+                    return None;
+                }
+                let start = line.find("\"text\":\"")? + 8;
+                let end = start + line[start..].find('"')?;
+                Some(&line[start..end])
+            }
+            Dialect::Irc => {
+                let i = line.find(" PRIVMSG ")?;
+                let text = line[i..].find(" :")? + i + 2;
+                Some(line[text..].trim_end())
+            }
+        }
+    }
+
+    /// A line the client must answer (IRC keep-alive), if any.
+    pub fn answer(self, line: &str) -> Option<String> {
+        match self {
+            Dialect::Irc => line
+                .strip_prefix("PING ")
+                .map(|rest| format!("PONG {rest}")),
+            Dialect::Native if line.starts_with("{\"type\":\"ping\"") => {
+                Some("{\"type\":\"pong\"}\n".into())
+            }
+            Dialect::Native => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_payloads_without_parsing_json() {
+        let native = "{\"type\":\"message\",\"seq\":3,\"ts\":\"t\",\"room\":\"b\",\"from\":\"x\",\"text\":\"b|1|2|3\"}\n";
+        assert_eq!(Dialect::Native.payload(native), Some("b|1|2|3"));
+        assert_eq!(
+            Dialect::Native.payload("{\"type\":\"ack\",\"seq\":1}"),
+            None
+        );
+        let irc = ":s1!u@h PRIVMSG #b :b|1|2|3\r\n";
+        assert_eq!(Dialect::Irc.payload(irc), Some("b|1|2|3"));
+        let mut out = Vec::new();
+        Dialect::Native.encode("b", "b|1|2|3", &mut out);
+        assert_eq!(
+            out,
+            b"{\"type\":\"say\",\"room\":\"b\",\"text\":\"b|1|2|3\"}\n"
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! The load generator against a real natter server: its counts must be exact on a healthy server.
+
+use std::time::Duration;
+
+use natter_bench::{fanout, Dialect, FanoutOptions};
+use natter_server::testing::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_counts_every_delivery_exactly() {
+    let server = TestServer::start().await;
+    let report = fanout(&FanoutOptions {
+        server: server.addr.to_string(),
+        dialect: Dialect::Native,
+        clients: 8,
+        senders: 3,
+        rate: 100.0,
+        duration: Duration::from_millis(500),
+        room: "bench".into(),
+        connect_batch: 4,
+        server_pid: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.sent, 150);
+    assert_eq!(report.expected, 150 * 7);
+    assert_eq!(report.delivered, report.expected);
+    assert_eq!(
+        (report.lost, report.duplicates, report.out_of_order),
+        (0, 0, 0)
+    );
+    assert!(report.latency.max_us > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_scenario_connects_everyone() {
+    let server = TestServer::start().await;
+    let report = natter_bench::conns::conns(
+        &server.addr.to_string(),
+        Dialect::Native,
+        150,
+        25,
+        Some(std::process::id()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.clients, 150);
+    assert!(report.server_rss_after_kib.is_some());
+}
