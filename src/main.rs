@@ -194,7 +194,13 @@ enum Timestamps {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // History reads run on blocking threads; a handful is plenty (they share SQLite), and each thread that
+    // exists costs memory, so cap them well below tokio's default of 512.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };

@@ -63,16 +63,19 @@ pub struct FanoutReport {
 
 /// Runs one fan-out measurement.
 pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
-    // Set up: everyone registered and in the room before anyone sends.
+    // Set up: everyone registered and in the room before anyone sends. Names are new for every run, so
+    // runs can follow each other while the server is still saying goodbye to the last one.
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
     let mut conns: Vec<Conn> = Vec::with_capacity(opts.clients);
     for chunk in (0..opts.clients)
         .collect::<Vec<_>>()
         .chunks(opts.connect_batch.max(1))
     {
         let batch = chunk.iter().map(|i| async move {
-            opts.dialect
-                .connect(&opts.server, &format!("b{i}"), &opts.room)
-                .await
+            let name = format!("b{pid}x{run}x{i}");
+            opts.dialect.connect(&opts.server, &name, &opts.room).await
         });
         for c in futures::future::join_all(batch).await {
             conns.push(c?);
@@ -108,7 +111,10 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     }
     let mut sent = 0;
     for s in senders {
-        sent += s.await.map_err(|e| BenchError::Timeout(e.to_string()))??;
+        let (n, write) = s.await.map_err(|e| BenchError::Timeout(e.to_string()))??;
+        sent += n;
+        // Kept open until the run ends: closing would make the server announce a leave mid-measurement.
+        idle_writers.push(write);
     }
     let sending = started.elapsed();
     // Drain: wait until everything arrived, or 5 s without progress.
@@ -174,7 +180,7 @@ async fn send(
     me: usize,
     opts: FanoutOptions,
     epoch: Instant,
-) -> Result<u64, BenchError> {
+) -> Result<(u64, tokio::net::tcp::OwnedWriteHalf), BenchError> {
     let start = Instant::now();
     let total = (opts.rate * opts.duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / opts.rate.max(1e-9));
@@ -209,12 +215,7 @@ async fn send(
             write.write_all(&buf).await?;
         }
     }
-    // Keep the connection open until the run ends (dropping it would make the server announce a leave).
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(write);
-    });
-    Ok(seq)
+    Ok((seq, write))
 }
 
 /// One receiver: counts and times every payload until told to stop.

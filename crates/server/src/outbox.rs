@@ -233,6 +233,9 @@ impl Outbox {
                 if !inner.queue.is_empty() {
                     batch.extend(inner.queue.drain(..));
                     inner.bytes = 0;
+                    if inner.queue.capacity() > 64 {
+                        inner.queue = VecDeque::new(); // a burst is over: give its memory back
+                    }
                     drop(inner);
                     self.space.notify_waiters();
                     return Next::Write;

@@ -271,7 +271,8 @@ impl Session {
                             );
                             Flow::Continue
                         }
-                        Ok(line) => self.line(&line).await,
+                        // Boxed: the request handlers are large futures; kept out of this loop, an idle connection stays small.
+                        Ok(line) => Box::pin(self.line(&line)).await,
                     }
                 };
                 match flow {
@@ -757,8 +758,11 @@ async fn write_loop(
                     // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
                     _ = outbox.overflowed() => break,
                 }
-                if buf.capacity() > 64 * 1024 {
+                if buf.capacity() > 16 * 1024 {
                     buf = Vec::new();
+                }
+                if batch.capacity() > 64 {
+                    batch = Vec::new();
                 }
             }
             Next::Overflowed => {
