@@ -74,6 +74,8 @@ async fn chatter(
     expect_total: usize,
     progress: Arc<AtomicUsize>,
     everyone_here: Arc<tokio::sync::Barrier>,
+    // Wait for each message's ack before sending the next (a person typing), rather than firing all.
+    one_at_a_time: bool,
 ) -> (String, Transcript) {
     let pad = ".".repeat(padding);
     let mut chat = Chat::connect(options(server, &name)).await.unwrap();
@@ -86,6 +88,13 @@ async fn chatter(
             chat.say("lobby", &format!("{name} says {sent} 你好{pad}"))
                 .await;
             sent += 1;
+            if one_at_a_time {
+                let mine = t.by_seq.values().filter(|(from, _)| *from == name).count();
+                while t.by_seq.values().filter(|(from, _)| *from == name).count() == mine {
+                    let event = chat.next().await;
+                    t.apply(&name, event);
+                }
+            }
             // Drain what is ready without blocking, so sending and receiving interleave.
             while let Ok(event) = tokio::time::timeout(Duration::ZERO, chat.next()).await {
                 t.apply(&name, event);
@@ -133,6 +142,7 @@ async fn dropped_connections_leave_every_transcript_complete_identical_and_order
             total,
             p.clone(),
             barrier.clone(),
+            false,
         )));
     }
     // Cut every proxied connection, mid-frame where possible, as the conversation progresses.
@@ -204,6 +214,7 @@ async fn a_reader_that_stalls_is_cut_reconnects_and_still_gets_everything() {
             total,
             p.clone(),
             barrier.clone(),
+            true,
         )));
     }
     let mut results = Vec::new();
