@@ -106,6 +106,8 @@ struct LoadArgs {
 enum BenchDialect {
     Native,
     Irc,
+    /// Plain text lines (ncat --chat, or natter's plain-text mode).
+    Lines,
 }
 
 #[derive(Args)]
@@ -234,6 +236,7 @@ fn dialect(d: BenchDialect) -> natter_bench::Dialect {
     match d {
         BenchDialect::Native => natter_bench::Dialect::Native,
         BenchDialect::Irc => natter_bench::Dialect::Irc,
+        BenchDialect::Lines => natter_bench::Dialect::Lines,
     }
 }
 

@@ -13,6 +13,10 @@ pub enum Dialect {
     Native,
     /// IRC: NICK/USER, JOIN #room, PRIVMSG #room :text.
     Irc,
+    /// Plain text lines: `ncat --chat` (one room, no names), or natter's own plain-text mode (the first line
+    /// is the name; everyone is in the lobby). Payloads are found by their `b|` marker anywhere in a line,
+    /// because ncat prefixes `<userN> ` only to the first line of each chunk it relays.
+    Lines,
 }
 
 /// A registered connection, split for concurrent reading and writing.
@@ -56,10 +60,21 @@ impl Dialect {
                     }
                 }
             }
+            Dialect::Lines => {
+                conn.write.write_all(format!("{name}\n").as_bytes()).await?;
+                // natter greets a plain-text user; ncat says nothing. Either way, a moment is enough.
+                let greeting = tokio::time::timeout(
+                    std::time::Duration::from_millis(200),
+                    conn.read.read_line(&mut line),
+                );
+                let _ = greeting.await;
+                Ok(conn)
+            }
             Dialect::Irc => {
-                let reg = format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\nJOIN #{room}\r\n");
+                // Register first (some servers finish registration only on a timer tick), then join.
+                let reg = format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\n");
                 conn.write.write_all(reg.as_bytes()).await?;
-                // RPL_ENDOFNAMES (366) for the channel ends the join.
+                let mut joined = false;
                 loop {
                     line.clear();
                     if conn.read.read_line(&mut line).await? == 0 {
@@ -69,12 +84,20 @@ impl Dialect {
                         conn.write
                             .write_all(format!("PONG {rest}").as_bytes())
                             .await?;
+                        continue;
                     }
                     let mut words = line.split(' ');
                     let _prefix = words.next();
                     match words.next() {
+                        Some("001") if !joined => {
+                            joined = true;
+                            conn.write
+                                .write_all(format!("JOIN #{room}\r\n").as_bytes())
+                                .await?;
+                        }
                         Some("366") => return Ok(conn),
-                        Some(code) if code.starts_with('4') => {
+                        // 4xx are errors, except 422 (no message of the day), which is only information.
+                        Some(code) if code.starts_with('4') && code != "422" => {
                             return Err(BenchError::Register(line.trim().to_owned()))
                         }
                         _ => {}
@@ -93,6 +116,10 @@ impl Dialect {
                 out.extend_from_slice(b"\",\"text\":\"");
                 out.extend_from_slice(payload.as_bytes());
                 out.extend_from_slice(b"\"}\n");
+            }
+            Dialect::Lines => {
+                out.extend_from_slice(payload.as_bytes());
+                out.push(b'\n');
             }
             Dialect::Irc => {
                 out.extend_from_slice(b"PRIVMSG #");
@@ -115,6 +142,10 @@ impl Dialect {
                 let end = start + line[start..].find('"')?;
                 Some(&line[start..end])
             }
+            Dialect::Lines => {
+                let start = line.find("b|")?;
+                Some(line[start..].trim_end())
+            }
             Dialect::Irc => {
                 let i = line.find(" PRIVMSG ")?;
                 let text = line[i..].find(" :")? + i + 2;
@@ -132,7 +163,7 @@ impl Dialect {
             Dialect::Native if line.starts_with("{\"type\":\"ping\"") => {
                 Some("{\"type\":\"pong\"}\n".into())
             }
-            Dialect::Native => None,
+            Dialect::Native | Dialect::Lines => None,
         }
     }
 }
