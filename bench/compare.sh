@@ -2,7 +2,7 @@
 # natter side by side with ngIRCd, InspIRCd and `ncat --chat`, on loopback, flood control off.
 # Installs the peers from Debian packages if missing, runs the same scenarios against each with
 # `natter bench`, writes bench/results/DATE.md (readable) and DATE.json (one JSON report per line), and
-# stops every server it started. About 5-10 minutes on 2 cores.
+# stops every server it started. About 8 minutes on 2 cores.
 #
 #   bench/compare.sh            # all servers
 #   SERVERS="natter ngircd" bench/compare.sh
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVERS=${SERVERS:-"natter ngircd inspircd ncat"}
 DATE=$(date +%Y-%m-%d)
-OUT=bench/results/$DATE
+OUT=bench/results/$DATE-compare
 mkdir -p bench/results
 : > "$OUT.json"
 
@@ -55,7 +55,7 @@ run() { # label, natter bench args...
   echo '```' >> "$OUT.md"
   if out=$($NATTER bench "$@" --server 127.0.0.1:$PORT --dialect $DIALECT --server-pid $PID 2>&1); then
     echo "$out" | grep -v '^{' >> "$OUT.md" || true
-    echo "$out" | grep '^{' | sed "s/^{/{\"server\":\"$S\",\"scenario\":\"$label\",/" >> "$OUT.json" || true
+    echo "$out" | grep '^{' | sed "s|^{|{\"server\":\"$S\",\"scenario\":\"$label\",|" >> "$OUT.json" || true
   else
     echo "failed: $out" >> "$OUT.md"
   fi
