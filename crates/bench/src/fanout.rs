@@ -218,7 +218,9 @@ async fn send(
     Ok((seq, write))
 }
 
-/// One receiver: counts and times every payload until told to stop.
+/// One receiver: counts and times every payload until told to stop. Cheap on purpose: everything that
+/// arrived in one read is handled as one chunk (one clock reading, one shared-counter update), because the
+/// generator must stay faster than the servers it measures.
 async fn receive(
     mut read: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
     dialect: Dialect,
@@ -227,21 +229,42 @@ async fn receive(
     delivered: Arc<AtomicU64>,
 ) -> Receiver {
     let mut r = Receiver::default();
-    let mut line = String::new();
+    // The start of a line whose end has not arrived yet.
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        line.clear();
-        tokio::select! {
+        let chunk = tokio::select! {
             _ = stop.changed() => return r,
-            n = read.read_line(&mut line) => match n {
-                Ok(0) | Err(_) => return r,
-                Ok(_) => {}
+            chunk = read.fill_buf() => match chunk {
+                Ok([]) | Err(_) => return r,
+                Ok(chunk) => chunk,
             },
-        }
-        let Some((sender, seq, ns)) = dialect.payload(&line).and_then(stats::parse) else {
-            continue;
         };
         let now = epoch.elapsed().as_nanos() as u64;
-        r.record(sender, seq, now.saturating_sub(ns) / 1000);
-        delivered.fetch_add(1, Ordering::Relaxed);
+        let mut count = 0;
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let line = if carry.is_empty() {
+                &rest[..end]
+            } else {
+                carry.extend_from_slice(&rest[..end]);
+                &carry[..]
+            };
+            let parsed = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| dialect.payload(l))
+                .and_then(stats::parse);
+            if let Some((sender, seq, ns)) = parsed {
+                r.record(sender, seq, now.saturating_sub(ns) / 1000);
+                count += 1;
+            }
+            carry.clear();
+            rest = &rest[end + 1..];
+        }
+        carry.extend_from_slice(rest);
+        let used = chunk.len();
+        read.consume(used);
+        if count > 0 {
+            delivered.fetch_add(count, Ordering::Relaxed);
+        }
     }
 }
