@@ -66,17 +66,31 @@ impl Transcript {
 
 /// Runs a client that sends `count` messages and reads until it has `expect_total` messages in its
 /// transcript (its own included).
+/// How a chatter behaves.
+struct Plan {
+    /// Messages to send.
+    count: usize,
+    /// Bytes of padding per message.
+    padding: usize,
+    /// Messages (everyone's) to have seen before stopping.
+    expect_total: usize,
+    /// Wait for each message's ack before sending the next (a person typing), rather than firing all.
+    one_at_a_time: bool,
+}
+
 async fn chatter(
     server: std::net::SocketAddr,
     name: String,
-    count: usize,
-    padding: usize,
-    expect_total: usize,
+    plan: Plan,
     progress: Arc<AtomicUsize>,
     everyone_here: Arc<tokio::sync::Barrier>,
-    // Wait for each message's ack before sending the next (a person typing), rather than firing all.
-    one_at_a_time: bool,
 ) -> (String, Transcript) {
+    let Plan {
+        count,
+        padding,
+        expect_total,
+        one_at_a_time,
+    } = plan;
     let pad = ".".repeat(padding);
     let mut chat = Chat::connect(options(server, &name)).await.unwrap();
     // Nobody talks before everyone is registered, so every transcript can be complete from live traffic.
@@ -134,15 +148,18 @@ async fn dropped_connections_leave_every_transcript_complete_identical_and_order
     for (i, p) in progress.iter().enumerate() {
         // Three clients go through the flaky proxy, one connects directly.
         let via = if i < 3 { proxy.addr } else { server.addr };
+        let plan = Plan {
+            count: EACH,
+            padding: 0,
+            expect_total: total,
+            one_at_a_time: false,
+        };
         tasks.push(tokio::spawn(chatter(
             via,
             format!("user{i}"),
-            EACH,
-            0,
-            total,
+            plan,
             p.clone(),
             barrier.clone(),
-            false,
         )));
     }
     // Cut every proxied connection, mid-frame where possible, as the conversation progresses.
@@ -206,15 +223,18 @@ async fn a_reader_that_stalls_is_cut_reconnects_and_still_gets_everything() {
         .collect();
     for (i, p) in progress.iter().enumerate() {
         // 6 KiB messages: enough traffic to fill the kernel's buffers towards the stalled reader.
+        let plan = Plan {
+            count: EACH,
+            padding: 6000,
+            expect_total: total,
+            one_at_a_time: true,
+        };
         talkers.push(tokio::spawn(chatter(
             server.addr,
             format!("talker{i}"),
-            EACH,
-            6000,
-            total,
+            plan,
             p.clone(),
             barrier.clone(),
-            true,
         )));
     }
     let mut results = Vec::new();
