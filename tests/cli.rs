@@ -354,3 +354,24 @@ async fn join_reconnects_after_a_server_crash_and_sends_what_was_typed_meanwhile
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_script_sending_many_lines_waits_for_all_of_them_under_flood_control() {
+    // Default server flags: flood control paces this script (burst 5, then 3 per second).
+    let server = Server::start();
+    let addr = server.addr.to_string();
+    let mut watcher = Raw::join(server.addr, "watcher").await;
+    let script: String = (0..10).map(|i| format!("line {i}\n")).collect::<String>() + "/quit\n";
+    let out = tokio::task::spawn_blocking(move || {
+        join(&["--server", &addr, "--name", "typist"], &script)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for i in 0..10 {
+        assert_eq!(
+            watcher.next_of("message").await["text"],
+            format!("line {i}")
+        );
+    }
+}

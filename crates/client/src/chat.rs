@@ -483,8 +483,15 @@ impl Task {
     }
 
     async fn quit(&mut self, conn: &mut Connection) {
+        // The server answers `exit` after everything sent before it, so `bye` also means "all acked".
+        // Wait a second for it — longer while messages are unconfirmed (flood control may be pacing them).
+        let wait = if self.outbox.is_empty() {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(1) + Duration::from_millis(500) * self.outbox.len().min(120) as u32
+        };
         if conn.send(ClientFrame::Exit).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = tokio::time::timeout(wait, async {
                 loop {
                     match conn.next().await {
                         NetEvent::Frame(ServerFrame::Bye { .. }) | NetEvent::Closed => return,
