@@ -82,4 +82,7 @@ for S in $SERVERS; do
   kill "$PID" 2>/dev/null || true
   wait "$PID" 2>/dev/null || true
 done
-echo "wrote $OUT.md and $OUT.json"
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need fc-list fonts-dejavu-core
+$NATTER bench plot "$OUT.json" "$OUT.png"
+echo "" >> "$OUT.md"; echo "![delivered/s and p99 vs offered load]($(basename "$OUT").png)" >> "$OUT.md"
+echo "wrote $OUT.md, $OUT.json and $OUT.png"

@@ -51,6 +51,13 @@ enum Scenario {
         #[arg(long, default_value_t = 15)]
         steps: usize,
     },
+    /// Draw delivered/s and p99 against offered load from bench/compare.sh's JSON lines.
+    Plot {
+        /// The JSON lines file (bench/results/DATE-compare.json).
+        json: std::path::PathBuf,
+        /// The PNG to write.
+        png: std::path::PathBuf,
+    },
     /// C idle registered clients in rooms of 100: server memory per connection.
     Conns {
         #[arg(long, default_value = "127.0.0.1:5500")]
@@ -312,6 +319,12 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
                 }
                 (None, false) => println!("even the first step missed the bound"),
             }
+        }
+        Scenario::Plot { json, png } => {
+            let lines = std::fs::read_to_string(&json)
+                .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+            natter_bench::plot::draw(&natter_bench::plot::read(&lines), &png)?;
+            println!("wrote {}", png.display());
         }
         Scenario::Conns {
             server,

@@ -14,6 +14,7 @@ pub mod conns;
 pub mod dialect;
 pub mod fanout;
 pub mod maxrate;
+pub mod plot;
 mod stats;
 
 pub use dialect::Dialect;
