@@ -28,6 +28,7 @@ pub async fn conns(
     let before = server_pid.and_then(crate::rss_kib);
     let started = Instant::now();
     let mut held = Vec::with_capacity(clients);
+    let bar = crate::progress(clients, "connecting");
     for chunk in (0..clients).collect::<Vec<_>>().chunks(batch.max(1)) {
         let joins = chunk.iter().map(|i| async move {
             dialect
@@ -36,8 +37,10 @@ pub async fn conns(
         });
         for c in futures::future::join_all(joins).await {
             held.push(c?);
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     let connect_seconds = started.elapsed().as_secs_f64();
     let after = server_pid.and_then(crate::rss_kib);
     let per = before

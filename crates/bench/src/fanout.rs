@@ -69,6 +69,7 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     let run = RUN.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
     let mut conns: Vec<Conn> = Vec::with_capacity(opts.clients);
+    let bar = crate::progress(opts.clients, "connecting");
     for chunk in (0..opts.clients)
         .collect::<Vec<_>>()
         .chunks(opts.connect_batch.max(1))
@@ -79,8 +80,10 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
         });
         for c in futures::future::join_all(batch).await {
             conns.push(c?);
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     let epoch = Instant::now();
     let (stop_tx, stop_rx) = watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));

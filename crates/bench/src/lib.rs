@@ -39,6 +39,18 @@ pub enum BenchError {
     Timeout(String),
 }
 
+/// A progress bar on stderr for long setups (hidden when stderr is not a terminal).
+pub(crate) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({elapsed})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
 /// The generator's own CPU time so far (user + system), from /proc/self/stat.
 pub fn own_cpu() -> Duration {
     cpu_of("self")
