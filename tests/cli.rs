@@ -1,6 +1,6 @@
 //! The `natter` binary itself: `serve` and `join` as a user or a script runs them.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+mod support;
+
+use support::NATTER;
 
 /// A `natter serve` process on a free loopback port.
 struct Server {
@@ -22,23 +24,9 @@ impl Server {
     }
 
     fn start_on(listen: &str, db: &str) -> Self {
-        let mut child = Command::new(NATTER)
-            .args(["serve", "--listen", listen, "--db", db])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "natter: listening on 127.0.0.1:PORT (...)"
-        let addr = line
-            .split_whitespace()
-            .nth(3)
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .parse()
-            .unwrap();
+        let mut cmd = Command::new(NATTER);
+        cmd.args(["serve", "--listen", listen, "--db", db]);
+        let (child, addr) = support::spawn_server(cmd);
         Self { child, addr }
     }
 

@@ -2,9 +2,8 @@
 //! carries on above everything stored after the restart.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,29 +12,22 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::TcpStream;
 
-const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+mod support;
+
+use support::NATTER;
 
 fn start(db: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(NATTER)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--flood-rate",
-            "0",
-            "--db",
-        ])
-        .arg(db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
-    // Keep reading stdout in the background so the server never writes into a closed pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let mut cmd = Command::new(NATTER);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--flood-rate",
+        "0",
+        "--db",
+    ])
+    .arg(db);
+    support::spawn_server(cmd)
 }
 
 /// Registers and returns the connection, past the replay.

@@ -4,13 +4,15 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use expectrl::{Expect, Session};
 use serde_json::{json, Value};
 
-const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+mod support;
+
+use support::NATTER;
 
 struct Server(Child, SocketAddr);
 
@@ -22,17 +24,9 @@ impl Drop for Server {
 }
 
 fn server() -> Server {
-    let mut child = Command::new(NATTER)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let addr = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let mut cmd = Command::new(NATTER);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"]);
+    let (child, addr) = support::spawn_server(cmd);
     Server(child, addr)
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-pub const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+pub use crate::support::NATTER;
 
 /// These tests measure a server's memory and CPU: they run one at a time.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
@@ -49,24 +49,10 @@ impl Server {
     }
 
     fn spawn(mut cmd: Command, db: &str, args: &[&str]) -> Self {
-        cmd.arg("serve");
-        let mut child = cmd
+        cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--db", db])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let addr = line
-            .split_whitespace()
-            .nth(3)
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .parse()
-            .unwrap();
+            .args(args);
+        let (child, addr) = crate::support::spawn_server(cmd);
         let pid = child.id();
         Self { child, addr, pid }
     }

@@ -4,6 +4,8 @@
 //! from /proc/PID.
 
 mod common;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 

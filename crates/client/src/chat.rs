@@ -443,10 +443,9 @@ impl Task {
             }
             ServerFrame::Ack { id, seq, ts } => {
                 self.last_seq = self.last_seq.max(seq);
-                let Some(i) = id.and_then(|id| self.outbox.iter().position(|m| m.id == id)) else {
+                let Some(message) = id.and_then(|id| self.take_pending(&id)) else {
                     return None; // the ack of a resend whose first ack we already had
                 };
-                let message = self.outbox.remove(i).expect("position is valid");
                 ChatEvent::Sent { message, seq, ts }
             }
             ServerFrame::Error {
@@ -455,12 +454,7 @@ impl Task {
                 id: Some(id),
                 ..
             } if self.outbox.iter().any(|m| m.id == id) => {
-                let i = self
-                    .outbox
-                    .iter()
-                    .position(|m| m.id == id)
-                    .expect("checked");
-                let message = self.outbox.remove(i).expect("position is valid");
+                let message = self.take_pending(&id).expect("checked just above");
                 ChatEvent::Refused {
                     message,
                     code,
@@ -480,6 +474,12 @@ impl Task {
         } else {
             Some(Phase::Done)
         }
+    }
+
+    /// Removes and returns the unacknowledged message with this id, if any.
+    fn take_pending(&mut self, id: &str) -> Option<Outgoing> {
+        let i = self.outbox.iter().position(|m| m.id == id)?;
+        self.outbox.remove(i)
     }
 
     async fn quit(&mut self, conn: &mut Connection) {

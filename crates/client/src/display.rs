@@ -4,31 +4,16 @@
 //! so no control character or escape sequence reaches the terminal.
 
 use natter_proto::frame::{Message, RoomInfo};
-use natter_proto::text::neutralise;
+use natter_proto::text::{neutralise, room_prefix};
 use natter_proto::{time, LeftReason, LOBBY};
 
-/// `#room ` for rooms other than the lobby, so lobby chat reads exactly like the lab's.
-fn room_prefix(room: &str) -> String {
-    if room.eq_ignore_ascii_case(LOBBY) {
-        String::new()
-    } else {
-        format!("#{} ", neutralise(room))
-    }
-}
-
-/// Indents continuation lines so a multi-line message cannot pass for several messages.
 fn body(text: &str) -> String {
-    neutralise(text).replace('\n', "\n    ")
+    natter_proto::text::body(text, "\n")
 }
 
 /// `[YYYY-MM-DD HH:MM:SS] bob: text`, `[…] bob → you: text`, or `[…] #rust bob: text`.
 pub fn message(m: &Message) -> String {
-    let when = time::local_display_wire(&m.ts);
-    let from = neutralise(&m.from);
-    match (&m.room, &m.to) {
-        (Some(room), _) => format!("[{when}] {}{from}: {}", room_prefix(room), body(&m.text)),
-        (None, _) => format!("[{when}] {from} → you: {}", body(&m.text)),
-    }
+    natter_proto::text::message_line(m, "\n")
 }
 
 /// Your own message, once the server acknowledged it.

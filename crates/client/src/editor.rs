@@ -345,6 +345,9 @@ impl Editor {
 
     /// Shows the prompt with the current buffer.
     pub fn show_prompt(&mut self, prompt: &str) -> io::Result<()> {
+        if self.active && self.prompt == prompt {
+            return Ok(()); // already on screen (print_above redraws it after every line)
+        }
         let mut out = io::stdout().lock();
         self.erase(&mut out)?;
         self.prompt = prompt.to_owned();

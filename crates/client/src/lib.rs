@@ -32,8 +32,6 @@ pub enum ClientError {
     NoName,
     #[error("the connection to the server was lost")]
     ConnectionLost,
-    #[error("the server shut down")]
-    ServerShutdown,
     #[error("{0} message(s) were not confirmed by the server")]
     Unconfirmed(usize),
     #[error("gave up: {0}")]

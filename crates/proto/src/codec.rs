@@ -39,10 +39,6 @@ impl FrameCodec {
             discarding: false,
         }
     }
-
-    pub fn max_frame(&self) -> usize {
-        self.max
-    }
 }
 
 impl Default for FrameCodec {

@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use crate::frame::Message;
+
 /// Default largest message text, in bytes.
 pub const DEFAULT_MAX_TEXT: usize = 8 * 1024;
 
@@ -51,6 +53,36 @@ pub fn neutralise(text: &str) -> Cow<'_, str> {
         )
     } else {
         Cow::Borrowed(text)
+    }
+}
+
+/// `#room ` for rooms other than the lobby (so lobby chat reads exactly like the lab's), else nothing.
+pub fn room_prefix(room: &str) -> String {
+    if room.eq_ignore_ascii_case(crate::LOBBY) {
+        String::new()
+    } else {
+        format!("#{} ", neutralise(room))
+    }
+}
+
+/// Neutralised text whose continuation lines are indented (after `newline`), so a multi-line message
+/// cannot pass for several messages.
+pub fn body(text: &str, newline: &str) -> String {
+    neutralise(text).replace('\n', &format!("{newline}    "))
+}
+
+/// The lab's line for a delivered message, in the viewer's local time: `[YYYY-MM-DD HH:MM:SS] bob: text`,
+/// `[…] #rust bob: text`, or `[…] bob → you: text`. Used by every text front end.
+pub fn message_line(m: &Message, newline: &str) -> String {
+    let when = crate::time::local_display_wire(&m.ts);
+    let from = neutralise(&m.from);
+    match &m.room {
+        Some(room) => format!(
+            "[{when}] {}{from}: {}",
+            room_prefix(room),
+            body(&m.text, newline)
+        ),
+        None => format!("[{when}] {from} → you: {}", body(&m.text, newline)),
     }
 }
 

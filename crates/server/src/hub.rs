@@ -395,11 +395,6 @@ impl Hub {
             .is_some_and(|rooms| rooms.contains(room))
     }
 
-    /// The replay watermark: everything at or below it has been delivered.
-    pub fn watermark(&self) -> u64 {
-        self.lock().watermark
-    }
-
     /// `who`: the members of a room, sorted. A room nobody is in has no members.
     pub fn who(&self, room: Option<&str>) -> Answer<ServerFrame> {
         let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
@@ -425,11 +420,6 @@ impl Hub {
             })
             .collect();
         ServerFrame::Rooms { rooms }
-    }
-
-    /// Number of users online.
-    pub fn user_count(&self) -> usize {
-        self.lock().users.len()
     }
 
     /// Asks the writer to finish and stop (after the last session has ended).

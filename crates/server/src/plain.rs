@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use natter_proto::command::{self, Command, HELP};
 use natter_proto::frame::{ByeReason, Message};
-use natter_proto::text::neutralise;
-use natter_proto::{time, ClientFrame, ErrorCode, LeftReason, ServerFrame, LOBBY};
+use natter_proto::{ClientFrame, ErrorCode, LeftReason, ServerFrame, LOBBY};
 
 use crate::outbox::Outgoing;
 
@@ -135,16 +134,7 @@ fn render_frame(frame: &ServerFrame) -> Option<String> {
 }
 
 fn render_message(m: &Message) -> String {
-    let when = time::local_display_wire(&m.ts);
-    let who = match (&m.room, &m.to) {
-        (Some(room), _) if !room.eq_ignore_ascii_case(LOBBY) => format!("#{room} {}", m.from),
-        (None, Some(_)) => format!("{} → you", m.from),
-        _ => m.from.clone(),
-    };
-    let text = neutralise(&m.text);
-    // Continuation lines of a multi-line message are indented so they cannot pass for new messages.
-    let text = text.replace('\n', "\r\n    ");
-    format!("[{when}] {who}: {text}")
+    natter_proto::text::message_line(m, "\r\n")
 }
 
 #[cfg(test)]

@@ -308,10 +308,6 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &DbPath {
-        &self.shared.path
-    }
-
     /// Runs a read on a pooled connection, off the async threads.
     pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
     where
@@ -535,24 +531,26 @@ fn find_duplicate(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Option<
     let Some(id) = &m.client_id else {
         return Ok(None);
     };
-    let floor: u64 = conn
+    // The common case (a new id) costs one index lookup; the window is checked only on a match.
+    let earlier = conn
         .prepare_cached(
-            "SELECT seq FROM messages WHERE sender_key = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2",
+            "SELECT seq, ts FROM messages WHERE sender_key = ?1 AND client_id = ?2 ORDER BY seq DESC LIMIT 1",
         )?
-        .query_row(params![m.from.key(), DEDUPE_WINDOW], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
-    conn.prepare_cached(
-        "SELECT seq, ts FROM messages WHERE sender_key = ?1 AND client_id = ?2 AND seq > ?3 ORDER BY seq DESC LIMIT 1",
-    )?
-    .query_row(params![m.from.key(), id, floor], |r| {
-        Ok(Stored {
-            seq: r.get(0)?,
-            ts: r.get(1)?,
-            duplicate: true,
+        .query_row(params![m.from.key(), id], |r| {
+            Ok(Stored {
+                seq: r.get(0)?,
+                ts: r.get(1)?,
+                duplicate: true,
+            })
         })
-    })
-    .optional()
+        .optional()?;
+    let Some(earlier) = earlier else {
+        return Ok(None);
+    };
+    let newer: u64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM messages WHERE sender_key = ?1 AND seq > ?2")?
+        .query_row(params![m.from.key(), earlier.seq], |r| r.get(0))?;
+    Ok((newer < DEDUPE_WINDOW).then_some(earlier))
 }
 
 const COLUMNS: &str = "seq, ts, room, sender, recipient, text";

@@ -1,0 +1,29 @@
+//! Shared by the tests that run the real `natter` binary.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+pub const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+
+/// Spawns `cmd` — a `natter serve … --listen HOST:PORT` command line — and returns the process and the
+/// address it announced ("natter: listening on ADDR (…)"). The rest of its stdout keeps being drained, so
+/// the server never writes into a closed pipe.
+pub fn spawn_server(mut cmd: Command) -> (Child, SocketAddr) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
+}
