@@ -191,6 +191,7 @@ async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> 
         name: name.to_owned(),
         version: natter_proto::VERSION,
         resume_after,
+        lobby: true,
     };
     if conn.send(frame).await.is_err() {
         return Hello::Lost;

@@ -18,6 +18,10 @@ pub enum ClientFrame {
         /// Resume: replay every message after this seq that you may see, then continue live.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_after: Option<u64>,
+        /// `false`: do not put me in the lobby (for big servers, where everyone in one room is a storm of
+        /// join announcements). Rooms joined before are restored either way.
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        lobby: bool,
     },
     /// `{"type":"say","text":"…","room":"lobby","id":"7"}` — a message to a room (default `lobby`).
     Say {
@@ -71,6 +75,14 @@ pub enum ClientFrame {
 
 fn default_version() -> u32 {
     crate::VERSION
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The `type` values a client may send; anything else is `unknown_type`.
@@ -380,7 +392,8 @@ mod tests {
             ClientFrame::Hello {
                 name: "alice".into(),
                 version: 1,
-                resume_after: None
+                resume_after: None,
+                lobby: true,
             }
         );
         assert_eq!(
@@ -402,7 +415,8 @@ mod tests {
             ClientFrame::Hello {
                 name: "bob".into(),
                 version: 1,
-                resume_after: None
+                resume_after: None,
+                lobby: true,
             }
         );
     }
@@ -502,12 +516,13 @@ mod tests {
 
         fn client_frame() -> impl Strategy<Value = ClientFrame> {
             prop_oneof![
-                (text(), any::<u32>(), any::<Option<u64>>()).prop_map(
-                    |(name, version, resume_after)| {
+                (text(), any::<u32>(), any::<Option<u64>>(), any::<bool>()).prop_map(
+                    |(name, version, resume_after, lobby)| {
                         ClientFrame::Hello {
                             name,
                             version,
                             resume_after,
+                            lobby,
                         }
                     }
                 ),

@@ -5,18 +5,28 @@
 //!
 //! A message takes this path: the session asks the hub to [`Hub::prepare`] it (validation, membership);
 //! the session hands it to the store's writer; after the commit the writer calls [`Hub::deliver`], which —
-//! under the hub lock, in seq order — pushes it to every recipient and acks the sender. So every outbox
-//! receives messages in seq order, and nothing is delivered or acknowledged before it is stored.
+//! in seq order — pushes it to every recipient and acks the sender. So every outbox receives messages in
+//! seq order, and nothing is delivered or acknowledged before it is stored.
 //!
-//! Concurrency rule: all state sits behind one `std::sync::Mutex`, taken for the length of one request or one
-//! delivered batch and never across `.await`. Every push into any outbox happens under it, which is what
-//! lets a session *hold* its outbox during a replay (see `session.rs`) without missing anything.
+//! Locks, always taken in this order and never across `.await`:
+//! 1. `registry` — names online and remembered memberships (hello, join, leave, whispers);
+//! 2. `rooms` — a read/write lock on the room table: written only to create or drop a room;
+//! 3. one lock per room — its member list;
+//! 4. one lock per outbox.
+//!
+//! A room message is fanned out under the room table's *read* lock and that room's own lock, so messages
+//! to different rooms, and requests that touch no room, do not wait for each other; no global lock is on
+//! the fan-out path. The *watermark* (the highest seq delivered) is advanced under the same lock as the
+//! push, which gives the replay rule: a session that holds its outbox, then enters a room (under that
+//! room's lock), then reads the watermark W, finds every later message of the room in its held outbox and
+//! every earlier one in the store — so it replays up to W from the store and drops held messages ≤ W.
 //!
 //! Membership is remembered per name (in the store) while presence is not: a user who reconnects is put
 //! back in the rooms they had joined, so a resume can replay every room they are in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use natter_proto::frame::RoomInfo;
 use natter_proto::{time, ErrorCode, LeftReason, Name, RoomName, ServerFrame, VERSION};
@@ -52,7 +62,7 @@ struct Member {
 struct Room {
     name: RoomName,
     /// Online members, keyed by folded name.
-    members: HashMap<String, Member>,
+    members: Mutex<HashMap<String, Member>>,
 }
 
 struct User {
@@ -60,19 +70,23 @@ struct User {
     outbox: Arc<Outbox>,
 }
 
-struct State {
+#[derive(Default)]
+struct Registry {
     users: HashMap<String, User>,
-    /// Rooms with someone online, ordered so `rooms` lists them alphabetically.
-    rooms: BTreeMap<String, Room>,
     /// Rooms each name has joined (online or not), in the order joined.
     memberships: HashMap<String, Vec<RoomName>>,
-    /// The highest seq delivered: everything at or below it is in the store *and* in the outboxes.
-    watermark: u64,
 }
+
+/// Rooms with someone online (and the lobby), ordered so `rooms` lists them alphabetically.
+type Rooms = BTreeMap<String, Arc<Room>>;
 
 /// Shared by every session of a server.
 pub struct Hub {
-    state: Mutex<State>,
+    registry: Mutex<Registry>,
+    rooms: RwLock<Rooms>,
+    /// The highest seq delivered: everything at or below it is in the store *and* in the outboxes.
+    /// Advanced under the lock of what it was delivered to (see the module notes).
+    watermark: AtomicU64,
     config: HubConfig,
     writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
 }
@@ -118,87 +132,101 @@ impl Hub {
         memberships: HashMap<String, Vec<RoomName>>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(State {
+            registry: Mutex::new(Registry {
                 users: HashMap::new(),
-                rooms: BTreeMap::new(),
                 memberships,
-                watermark: last_seq,
             }),
+            rooms: RwLock::new(Rooms::new()),
+            watermark: AtomicU64::new(last_seq),
             config,
             writer,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    // A panic elsewhere while holding one of these locks leaves plain data behind; keep going.
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `hello`: takes the name, sends `welcome`, and puts the user back in their rooms (the lobby at least),
-    /// each with `joined` to its members and `users` to the user. On success the outbox is left *held*.
-    pub fn register(&self, raw: &str, outbox: &Arc<Outbox>) -> Answer<Registered> {
+    fn rooms(&self) -> RwLockReadGuard<'_, Rooms> {
+        self.rooms.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rooms_mut(&self) -> RwLockWriteGuard<'_, Rooms> {
+        self.rooms.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn watermark(&self) -> u64 {
+        self.watermark.load(Ordering::Acquire)
+    }
+
+    /// `hello`: takes the name, sends `welcome`, and puts the user back in their rooms (the lobby too, unless
+    /// `lobby` is false), each with `joined` to its members and `users` to the user. On success the outbox is
+    /// left *held*: release it with the returned watermark once the replay is queued.
+    pub fn register(&self, raw: &str, lobby: bool, outbox: &Arc<Outbox>) -> Answer<Registered> {
         let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.to_string()))?;
-        let mut state = self.lock();
-        if state.users.contains_key(name.key()) {
+        let mut registry = self.registry();
+        if registry.users.contains_key(name.key()) {
             return refuse(ErrorCode::NameTaken, format!("the name {name} is taken"));
         }
-        state.users.insert(
+        outbox.hold();
+        registry.users.insert(
             name.key().to_owned(),
             User {
                 name: name.clone(),
                 outbox: outbox.clone(),
             },
         );
-        let lobby = RoomName::lobby();
-        let mut rooms = state
+        let mut rooms = registry
             .memberships
             .get(name.key())
             .cloned()
             .unwrap_or_default();
-        rooms.retain(|r| *r != lobby);
-        rooms.insert(0, lobby);
-        state
+        let home = RoomName::lobby();
+        rooms.retain(|r| *r != home);
+        if lobby {
+            rooms.insert(0, home);
+        }
+        registry
             .memberships
             .insert(name.key().to_owned(), rooms.clone());
-        outbox.send(ServerFrame::Welcome {
+        outbox.reply(ServerFrame::Welcome {
             name: name.to_string(),
             version: VERSION,
             rooms: rooms.iter().map(ToString::to_string).collect(),
-            last_seq: state.watermark,
+            last_seq: self.watermark(),
         });
         for room in &rooms {
-            self.enter(&mut state, &name, room.clone());
+            self.enter(&name, outbox, room.clone());
         }
-        outbox.hold();
         Ok(Registered {
             name,
             rooms,
-            watermark: state.watermark,
+            watermark: self.watermark(),
         })
     }
 
     /// Removes a user's presence and tells the rooms they were in (unless the server is shutting down).
     /// Their memberships are kept for their return.
     pub fn unregister(&self, me: &Name, reason: Option<LeftReason>) {
-        let mut state = self.lock();
-        if state.users.remove(me.key()).is_none() {
+        let mut registry = self.registry();
+        if registry.users.remove(me.key()).is_none() {
             return;
         }
         let ts = time::now_wire();
-        let rooms = state.memberships.get(me.key()).cloned().unwrap_or_default();
+        let rooms = registry
+            .memberships
+            .get(me.key())
+            .cloned()
+            .unwrap_or_default();
         for room in rooms {
-            let Some(r) = state.rooms.get_mut(room.key()) else {
-                continue;
-            };
-            r.members.remove(me.key());
-            if let Some(reason) = reason {
-                r.broadcast(Outgoing::new(ServerFrame::Left {
-                    room: r.name.to_string(),
-                    name: me.to_string(),
-                    ts: ts.clone(),
-                    reason,
-                }));
-            }
-            state.drop_if_empty(room.key());
+            let frame = reason.map(|reason| ServerFrame::Left {
+                room: room.to_string(),
+                name: me.to_string(),
+                ts: ts.clone(),
+                reason,
+            });
+            self.exit(me, &room, frame);
         }
     }
 
@@ -213,10 +241,10 @@ impl Hub {
     ) -> Answer<NewMessage> {
         natter_proto::text::validate(text, self.config.max_text)
             .map_err(|e| Refusal(ErrorCode::InvalidText, e.to_string()))?;
-        let state = self.lock();
         let (room, to) = match to {
             Some(to) => {
-                let target = Name::new(to).ok().and_then(|n| state.users.get(n.key()));
+                let registry = self.registry();
+                let target = Name::new(to).ok().and_then(|n| registry.users.get(n.key()));
                 let Some(target) = target else {
                     return refuse(
                         ErrorCode::NoSuchUser,
@@ -227,10 +255,10 @@ impl Hub {
             }
             None => {
                 let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
-                let Some(r) = state
-                    .rooms
+                let rooms = self.rooms();
+                let Some(r) = rooms
                     .get(room.key())
-                    .filter(|r| r.members.contains_key(me.key()))
+                    .filter(|r| r.members().contains_key(me.key()))
                 else {
                     return refuse(
                         ErrorCode::NotInRoom,
@@ -261,7 +289,6 @@ impl Hub {
 
     /// Called by the store's writer after each commit, with the batch's outcomes in seq order.
     pub fn deliver(&self, outcomes: Vec<Outcome<AppendToken>>) {
-        let mut state = self.lock();
         for Outcome {
             message,
             token,
@@ -283,8 +310,7 @@ impl Hub {
                             },
                             message.text
                         );
-                        state.fan_out(&message, &stored);
-                        state.watermark = state.watermark.max(stored.seq);
+                        self.fan_out(&message, &stored);
                     }
                     token.outbox.send(ServerFrame::Ack {
                         id: token.id,
@@ -304,18 +330,57 @@ impl Hub {
         }
     }
 
-    /// `join`: enter a room, creating it if needed. Members (the joiner included) get `joined`; the joiner
-    /// then gets `users`. Returns the room and the replay watermark if the user was not in it before —
-    /// then the outbox is left held for the replay. Joining a room you are in just sends `users`.
+    /// Pushes a stored message to its recipients — a room's other members, or a whisper's target — and
+    /// advances the watermark under the same lock.
+    fn fan_out(&self, message: &NewMessage, stored: &crate::store::Stored) {
+        let item = Outgoing::new(ServerFrame::Message(message.to_message(stored)));
+        let advance = || self.watermark.fetch_max(stored.seq, Ordering::AcqRel);
+        match (&message.room, &message.to) {
+            (Some(room), _) => {
+                let rooms = self.rooms();
+                match rooms.get(room.key()) {
+                    Some(r) => {
+                        let members = r.members();
+                        for (key, member) in members.iter() {
+                            if key != message.from.key() {
+                                member.outbox.push(item.clone());
+                            }
+                        }
+                        advance();
+                    }
+                    // Nobody online in it: the table's read lock keeps anyone from creating it meanwhile.
+                    None => {
+                        advance();
+                    }
+                }
+            }
+            (None, Some(to)) => {
+                let registry = self.registry();
+                if *to != message.from {
+                    if let Some(user) = registry.users.get(to.key()) {
+                        user.outbox.push(item);
+                    }
+                }
+                advance();
+            }
+            (None, None) => {
+                advance();
+            }
+        }
+    }
+
+    /// `join`: enter a room, creating it if needed. Members get `joined`; the joiner gets `joined` and
+    /// `users`. Returns the room and the replay watermark if the user was not in it before — then the
+    /// outbox is left held for the replay. Joining a room you are in just sends `users`.
     pub fn join(&self, me: &Name, room: &str) -> Answer<Option<(RoomName, u64)>> {
         let room = parse_room(room)?;
-        let mut state = self.lock();
-        let Some(outbox) = state.users.get(me.key()).map(|u| u.outbox.clone()) else {
+        let mut registry = self.registry();
+        let Some(outbox) = registry.users.get(me.key()).map(|u| u.outbox.clone()) else {
             return Ok(None);
         };
-        let list = state.memberships.entry(me.key().to_owned()).or_default();
+        let list = registry.memberships.entry(me.key().to_owned()).or_default();
         if list.contains(&room) {
-            if let Some(r) = state.rooms.get(room.key()) {
+            if let Some(r) = self.rooms().get(room.key()) {
                 outbox.send(r.users_frame());
             }
             return Ok(None);
@@ -325,71 +390,109 @@ impl Hub {
             name: me.key().to_owned(),
             room: room.clone(),
         });
-        let display = self.enter(&mut state, me, room);
         outbox.hold();
-        Ok(Some((display, state.watermark)))
+        let display = self.enter(me, &outbox, room);
+        Ok(Some((display, self.watermark())))
     }
 
     /// Puts an online user into a room's member list and announces it. Returns the room's display name.
-    fn enter(&self, state: &mut State, me: &Name, room: RoomName) -> RoomName {
-        let Some(outbox) = state.users.get(me.key()).map(|u| u.outbox.clone()) else {
-            return room;
+    /// Called with the registry locked.
+    fn enter(&self, me: &Name, outbox: &Arc<Outbox>, room: RoomName) -> RoomName {
+        let existing = self.rooms().get(room.key()).cloned();
+        let mut table;
+        let r = match &existing {
+            Some(r) => r,
+            None => {
+                table = self.rooms_mut();
+                table
+                    .entry(room.key().to_owned())
+                    .or_insert_with(|| Arc::new(Room::new(room)))
+            }
         };
-        let r = state
-            .rooms
-            .entry(room.key().to_owned())
-            .or_insert_with(|| Room {
-                name: room,
-                members: HashMap::new(),
-            });
-        r.members.insert(
+        let mut members = r.members();
+        let joined = Outgoing::new(ServerFrame::Joined {
+            room: r.name.to_string(),
+            name: me.to_string(),
+            ts: time::now_wire(),
+        });
+        for member in members.values() {
+            member.outbox.push(joined.clone());
+        }
+        members.insert(
             me.key().to_owned(),
             Member {
                 name: me.clone(),
                 outbox: outbox.clone(),
             },
         );
-        r.broadcast(Outgoing::new(ServerFrame::Joined {
-            room: r.name.to_string(),
-            name: me.to_string(),
-            ts: time::now_wire(),
-        }));
-        outbox.send(r.users_frame());
+        outbox.push_ahead(joined);
+        outbox.reply(Room::users_frame_of(&r.name, &members));
         r.name.clone()
+    }
+
+    /// Takes a user out of a room's member list, tells the others (when `frame` is given) and drops the
+    /// room if that left it empty. Called with the registry locked. Returns the announcement.
+    fn exit(
+        &self,
+        me: &Name,
+        room: &RoomName,
+        frame: Option<ServerFrame>,
+    ) -> Option<Arc<Outgoing>> {
+        let mut table = self.rooms_mut();
+        let r = table.get(room.key())?;
+        let mut members = r.members();
+        members.remove(me.key());
+        let item = frame.map(Outgoing::new);
+        if let Some(item) = &item {
+            for member in members.values() {
+                member.outbox.push(item.clone());
+            }
+        }
+        let empty = members.is_empty();
+        drop(members);
+        if empty && room.key() != natter_proto::LOBBY {
+            table.remove(room.key());
+        }
+        item
     }
 
     /// `leave`: members (the leaver included) get `left` with reason `leave`; the membership is forgotten.
     pub fn leave(&self, me: &Name, room: &str) -> Answer {
         let room = parse_room(room)?;
-        let mut state = self.lock();
-        let Some(r) = state
-            .rooms
-            .get_mut(room.key())
-            .filter(|r| r.members.contains_key(me.key()))
+        let mut registry = self.registry();
+        let Some(outbox) = registry.users.get(me.key()).map(|u| u.outbox.clone()) else {
+            return Ok(());
+        };
+        let Some(display) = self
+            .rooms()
+            .get(room.key())
+            .filter(|r| r.members().contains_key(me.key()))
+            .map(|r| r.name.clone())
         else {
             return refuse(ErrorCode::NotInRoom, format!("you are not in #{room}"));
         };
-        r.broadcast(Outgoing::new(ServerFrame::Left {
-            room: r.name.to_string(),
+        let frame = ServerFrame::Left {
+            room: display.to_string(),
             name: me.to_string(),
             ts: time::now_wire(),
             reason: LeftReason::Leave,
-        }));
-        r.members.remove(me.key());
-        if let Some(list) = state.memberships.get_mut(me.key()) {
+        };
+        if let Some(left) = self.exit(me, &room, Some(frame)) {
+            outbox.push(left);
+        }
+        if let Some(list) = registry.memberships.get_mut(me.key()) {
             list.retain(|r| *r != room);
         }
         let _ = self.writer.send(WriteCmd::Leave {
             name: me.key().to_owned(),
             room: room.key().to_owned(),
         });
-        state.drop_if_empty(room.key());
         Ok(())
     }
 
     /// Whether `me` is in `room` (for history paging).
     pub fn is_member(&self, me: &Name, room: &RoomName) -> bool {
-        self.lock()
+        self.registry()
             .memberships
             .get(me.key())
             .is_some_and(|rooms| rooms.contains(room))
@@ -398,8 +501,7 @@ impl Hub {
     /// `who`: the members of a room, sorted. A room nobody is in has no members.
     pub fn who(&self, room: Option<&str>) -> Answer<ServerFrame> {
         let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
-        let state = self.lock();
-        Ok(match state.rooms.get(room.key()) {
+        Ok(match self.rooms().get(room.key()) {
             Some(r) => r.users_frame(),
             None => ServerFrame::Users {
                 room: room.to_string(),
@@ -409,14 +511,13 @@ impl Hub {
     }
 
     /// `rooms`: every room with someone online, alphabetically.
-    pub fn rooms(&self) -> ServerFrame {
-        let state = self.lock();
-        let rooms = state
-            .rooms
+    pub fn rooms_frame(&self) -> ServerFrame {
+        let rooms = self
+            .rooms()
             .values()
             .map(|r| RoomInfo {
                 name: r.name.to_string(),
-                members: r.members.len(),
+                members: r.members().len(),
             })
             .collect();
         ServerFrame::Rooms { rooms }
@@ -428,48 +529,27 @@ impl Hub {
     }
 }
 
-impl State {
-    /// Pushes a stored message to its recipients: a room's other members, or a whisper's target.
-    fn fan_out(&self, message: &NewMessage, stored: &crate::store::Stored) {
-        let item = Outgoing::new(ServerFrame::Message(message.to_message(stored)));
-        match (&message.room, &message.to) {
-            (Some(room), _) => {
-                if let Some(r) = self.rooms.get(room.key()) {
-                    for (key, member) in &r.members {
-                        if key != message.from.key() {
-                            member.outbox.push(item.clone());
-                        }
-                    }
-                }
-            }
-            (None, Some(to)) if *to != message.from => {
-                if let Some(user) = self.users.get(to.key()) {
-                    user.outbox.push(item);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn drop_if_empty(&mut self, key: &str) {
-        if key != natter_proto::LOBBY && self.rooms.get(key).is_some_and(|r| r.members.is_empty()) {
-            self.rooms.remove(key);
-        }
-    }
-}
-
 impl Room {
-    fn broadcast(&self, item: Arc<Outgoing>) {
-        for member in self.members.values() {
-            member.outbox.push(item.clone());
+    fn new(name: RoomName) -> Self {
+        Self {
+            name,
+            members: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn members(&self) -> MutexGuard<'_, HashMap<String, Member>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn users_frame(&self) -> ServerFrame {
-        let mut names: Vec<&Name> = self.members.values().map(|m| &m.name).collect();
+        Self::users_frame_of(&self.name, &self.members())
+    }
+
+    fn users_frame_of(name: &RoomName, members: &HashMap<String, Member>) -> ServerFrame {
+        let mut names: Vec<&Name> = members.values().map(|m| &m.name).collect();
         names.sort_by(|a, b| a.key().cmp(b.key()));
         ServerFrame::Users {
-            room: self.name.to_string(),
+            room: name.to_string(),
             names: names.into_iter().map(|n| n.to_string()).collect(),
         }
     }

@@ -34,6 +34,17 @@ impl Outgoing {
         Arc::new(Outgoing::Frame { frame, json })
     }
 
+    /// Whether this is a message at or below `watermark` in `room` (any scope when `room` is `None`).
+    fn replayed(&self, watermark: u64, room: Option<&str>) -> bool {
+        match self {
+            Outgoing::Frame {
+                frame: ServerFrame::Message(m),
+                ..
+            } => m.seq <= watermark && room.is_none_or(|r| m.room.as_deref() == Some(r)),
+            _ => false,
+        }
+    }
+
     /// Bytes this item costs in an outbox.
     pub fn cost(&self) -> usize {
         match self {
@@ -99,6 +110,21 @@ impl Outbox {
 
     /// Queues a frame. Returns false if the outbox is (or just became) unusable.
     pub fn push(&self, item: Arc<Outgoing>) -> bool {
+        self.push_inner(item, false)
+    }
+
+    /// Queues a reply to this connection's own request ahead of any held traffic (`welcome` and `users`
+    /// during a `hello` or `join`, which come before the replay).
+    pub fn reply(&self, frame: ServerFrame) -> bool {
+        self.push_ahead(Outgoing::new(frame))
+    }
+
+    /// Like [`Outbox::reply`] for an item shared with others.
+    pub fn push_ahead(&self, item: Arc<Outgoing>) -> bool {
+        self.push_inner(item, true)
+    }
+
+    fn push_inner(&self, item: Arc<Outgoing>, ahead: bool) -> bool {
         let mut inner = self.lock();
         if inner.closed || inner.overflowed {
             return false;
@@ -115,7 +141,7 @@ impl Outbox {
             self.notify.notify_one();
             return false;
         }
-        if let Some(held) = &mut inner.held {
+        if let (Some(held), false) = (&mut inner.held, ahead) {
             held.push_back(item);
             inner.held_bytes += len;
             return true;
@@ -144,12 +170,16 @@ impl Outbox {
         }
     }
 
-    /// Lets the held traffic follow what was pushed during the hold.
-    pub fn release(&self) {
+    /// Lets the held traffic follow what was pushed during the hold — except messages at or below
+    /// `watermark` (of `room`, or of any scope when `room` is `None`): the replay that ends at the watermark
+    /// already covered them.
+    pub fn release(&self, watermark: u64, room: Option<&str>) {
         let mut inner = self.lock();
-        if let Some(held) = inner.held.take() {
+        if let Some(mut held) = inner.held.take() {
+            held.retain(|item| !item.replayed(watermark, room));
+            let held_bytes: usize = held.iter().map(|item| item.cost()).sum();
             let was_empty = inner.queue.is_empty();
-            inner.bytes += inner.held_bytes;
+            inner.bytes += held_bytes;
             inner.held_bytes = 0;
             inner.queue.extend(held);
             drop(inner);
@@ -300,7 +330,7 @@ mod tests {
             })
             .await
         );
-        ob.release();
+        ob.release(0, None);
         let mut batch = Vec::new();
         ob.next(&mut batch).await;
         let ids: Vec<_> = batch
@@ -314,6 +344,54 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["replay", "live"]);
+    }
+
+    fn message(seq: u64, room: &str) -> Arc<Outgoing> {
+        Outgoing::new(ServerFrame::Message(natter_proto::frame::Message {
+            seq,
+            ts: "t".into(),
+            room: Some(room.into()),
+            from: "x".into(),
+            to: None,
+            text: format!("{room}{seq}"),
+        }))
+    }
+
+    #[tokio::test]
+    async fn release_drops_only_what_the_replay_covered() {
+        let ob = Outbox::new(1 << 20);
+        ob.hold();
+        for item in [
+            message(4, "a"),
+            message(5, "b"),
+            message(6, "a"),
+            message(7, "a"),
+        ] {
+            assert!(ob.push(item));
+        }
+        assert!(ob.reply(pong()), "replies go ahead of held traffic");
+        // The replay of #a went up to seq 6: #a's 4 and 6 were in it; #b's 5 was not.
+        ob.release(6, Some("a"));
+        let mut batch = Vec::new();
+        ob.next(&mut batch).await;
+        let seqs: Vec<_> = batch
+            .iter()
+            .map(|o| match &**o {
+                Outgoing::Frame {
+                    frame: ServerFrame::Message(m),
+                    ..
+                } => m.seq,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(seqs, [0, 5, 7]);
+        // A hello's replay covers every scope.
+        ob.hold();
+        assert!(ob.push(message(8, "a")) && ob.push(message(9, "b")) && ob.push(message(10, "b")));
+        ob.release(9, None);
+        batch.clear();
+        ob.next(&mut batch).await;
+        assert_eq!(batch.len(), 1);
     }
 
     #[tokio::test]

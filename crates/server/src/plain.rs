@@ -34,6 +34,7 @@ pub fn translate(line: &[u8], registered: bool) -> Input {
                 name: name.to_owned(),
                 version: natter_proto::VERSION,
                 resume_after: None,
+                lobby: true,
             }),
         };
     }
@@ -155,7 +156,8 @@ mod tests {
             ClientFrame::Hello {
                 name: "alice".into(),
                 version: 1,
-                resume_after: None
+                resume_after: None,
+                lobby: true,
             }
         );
         assert_eq!(frame("exit", false), ClientFrame::Exit);

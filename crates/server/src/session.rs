@@ -442,9 +442,10 @@ impl Session {
                             name,
                             version,
                             resume_after,
+                            lobby,
                         },
                     ) => {
-                        self.hello(&name, version, resume_after).await;
+                        self.hello(&name, version, resume_after, lobby).await;
                         return Flow::Continue;
                     }
                     (Some(me), ClientFrame::Hello { .. }) => {
@@ -475,7 +476,7 @@ impl Session {
                         .tail(Scope::Room(room.key().to_owned()), watermark)
                         .await;
                     self.replay_history(Some(room.to_string()), tail).await;
-                    self.outbox.release();
+                    self.outbox.release(watermark, Some(&room.to_string()));
                 }
                 Ok(None) => {}
                 Err(refusal) => {
@@ -489,7 +490,7 @@ impl Session {
             }
             (_, ClientFrame::Who { room }) => self.send(hub.who(room.as_deref())),
             (_, ClientFrame::Rooms) => {
-                self.outbox.send(hub.rooms());
+                self.outbox.send(hub.rooms_frame());
             }
             (
                 me,
@@ -554,7 +555,7 @@ impl Session {
 
     /// `hello`: register, then replay — the recent history of each room and of private messages, or with
     /// `resume_after` every message missed since — and only then let live traffic through.
-    async fn hello(&mut self, name: &str, version: u32, resume_after: Option<u64>) {
+    async fn hello(&mut self, name: &str, version: u32, resume_after: Option<u64>, lobby: bool) {
         if version != natter_proto::VERSION {
             let msg = format!(
                 "this server speaks protocol version {}",
@@ -563,7 +564,7 @@ impl Session {
             self.error(ErrorCode::UnsupportedVersion, msg, None);
             return;
         }
-        let registered = match self.shared.hub.register(name, &self.outbox) {
+        let registered = match self.shared.hub.register(name, lobby, &self.outbox) {
             Ok(r) => r,
             Err(refusal) => {
                 self.outbox.send(refusal.frame(None));
@@ -591,7 +592,7 @@ impl Session {
                 self.replay_history(None, tail).await;
             }
         }
-        self.outbox.release();
+        self.outbox.release(registered.watermark, None);
     }
 
     /// The last `replay` messages of a scope at or below the watermark.

@@ -552,3 +552,46 @@ async fn many_connections_racing_for_one_name_exactly_one_wins_every_time() {
         assert_eq!((winners, taken), (1, 9), "round {round}");
     }
 }
+
+#[tokio::test]
+async fn hello_with_lobby_false_stays_out_of_the_lobby_but_gets_its_rooms_back() {
+    let server = TestServer::start().await;
+    let mut alice = server.join("alice").await;
+    let mut bob = server.connect().await;
+    bob.send(json!({"type":"hello","name":"bob","lobby":false}))
+        .await;
+    let w = bob.expect("welcome").await;
+    assert_eq!(w["rooms"], json!([]));
+    assert_eq!(
+        bob.expect("history").await,
+        json!({"type":"history","messages":[]}),
+        "only the private replay"
+    );
+    alice.expect_nothing().await; // no `joined` in the lobby
+    alice.send(json!({"type":"who"})).await;
+    assert_eq!(alice.expect("users").await["names"], json!(["alice"]));
+    alice.say("lobby only", "1").await;
+    bob.expect_nothing().await;
+    bob.send(json!({"type":"say","text":"x","id":"b1"})).await;
+    assert_eq!(bob.expect("error").await["code"], "not_in_room");
+
+    // Rooms joined before come back on the next hello, still without the lobby.
+    bob.send(json!({"type":"join","room":"quiet"})).await;
+    bob.sync().await;
+    bob.send(json!({"type":"exit"})).await;
+    bob.expect("bye").await;
+    let mut bob = server.connect().await;
+    bob.send(json!({"type":"hello","name":"bob","lobby":false}))
+        .await;
+    assert_eq!(bob.expect("welcome").await["rooms"], json!(["quiet"]));
+    // And a plain hello puts the lobby back first.
+    bob.sync().await;
+    bob.send(json!({"type":"exit"})).await;
+    bob.expect("bye").await;
+    let mut bob = server.connect().await;
+    bob.send(json!({"type":"hello","name":"bob"})).await;
+    assert_eq!(
+        bob.expect("welcome").await["rooms"],
+        json!(["lobby", "quiet"])
+    );
+}

@@ -440,3 +440,101 @@ async fn a_full_history_store_fails_sends_clearly_and_the_server_stays_up() {
         .await;
     assert_eq!(alice.expect("error").await["code"], "server_error");
 }
+
+/// The hub fans out per room (no global lock) and a joiner replays up to a watermark, dropping held
+/// messages the replay covered. This races three floods in three rooms against someone joining them one
+/// after another: for every room they must see each message exactly once, in order — including the
+/// live messages of rooms they were already in while a later join's replay was being read.
+#[tokio::test]
+async fn joins_racing_floods_in_several_rooms_lose_and_duplicate_nothing() {
+    const ROOMS: [&str; 3] = ["r1", "r2", "r3"];
+    const MIN_EACH: usize = 200;
+    const BURST: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(Config {
+        replay: 1000,
+        ..file_config(&dir)
+    })
+    .await;
+    let mut talkers = Vec::new();
+    for room in ROOMS {
+        let mut t = server.join(&format!("t{room}")).await;
+        t.send(json!({"type":"join","room":room})).await;
+        t.sync().await;
+        talkers.push(t);
+    }
+    let mut joiner = server.join("joiner").await;
+    // Each talker floods its room in bursts until the joiner has joined all three, so every join and
+    // its replay happen while messages stream into every room.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let floods: Vec<_> = talkers
+        .into_iter()
+        .zip(ROOMS)
+        .map(|(mut t, room)| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                while seqs.len() < MIN_EACH || !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    for i in 0..BURST {
+                        let n = seqs.len() + i;
+                        let frame = json!({"type":"say","room":room,"text":format!("{room}-{n}"),"id":n.to_string()});
+                        t.send(frame).await;
+                    }
+                    let mut acked = 0;
+                    while acked < BURST {
+                        let f = t.recv().await;
+                        if f["type"] == "ack" {
+                            seqs.push(f["seq"].as_u64().unwrap());
+                            acked += 1;
+                        }
+                    }
+                }
+                (t, seqs)
+            })
+        })
+        .collect();
+    let mut seen: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    let record = |f: &Value, seen: &mut std::collections::HashMap<String, Vec<u64>>| match f["type"]
+        .as_str()
+        .unwrap()
+    {
+        "history" => {
+            for m in f["messages"].as_array().unwrap() {
+                let room = m["room"].as_str().unwrap().to_owned();
+                seen.entry(room)
+                    .or_default()
+                    .push(m["seq"].as_u64().unwrap());
+            }
+        }
+        "message" => {
+            let room = f["room"].as_str().unwrap().to_owned();
+            seen.entry(room)
+                .or_default()
+                .push(f["seq"].as_u64().unwrap());
+        }
+        _ => {}
+    };
+    for room in ROOMS {
+        joiner.send(json!({"type":"join","room":room})).await;
+        for f in joiner.sync().await {
+            record(&f, &mut seen);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut sent = Vec::new();
+    for flood in floods {
+        let (mut t, seqs) = flood.await.unwrap();
+        t.sync().await;
+        sent.push(seqs);
+    }
+    for f in joiner.sync().await {
+        record(&f, &mut seen);
+    }
+    for (room, seqs) in ROOMS.iter().zip(sent) {
+        assert_eq!(
+            seen.get(*room).map(Vec::as_slice).unwrap_or_default(),
+            seqs,
+            "#{room}: every message once, in seq order"
+        );
+    }
+}
