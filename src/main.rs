@@ -72,6 +72,16 @@ enum Scenario {
         /// The server's process id, to read its memory.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Generator processes to spread the clients over (one process holds at most ~19,900 sockets).
+        #[arg(long, default_value_t = 1)]
+        procs: usize,
+        /// Prefix of client and room names, so several generators can share one server.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Run as one of the generator processes of `--procs`: connect, report on stdout, hold the
+        /// clients until stdin closes.
+        #[arg(long, hide = true)]
+        child: bool,
         #[arg(long)]
         json: bool,
     },
@@ -332,17 +342,37 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
             clients,
             batch,
             server_pid,
+            procs,
+            prefix,
+            child,
             json,
         } => {
-            let r = natter_bench::conns::conns(&server, dialect(d), clients, batch, server_pid)
+            let opts = natter_bench::conns::ConnsOptions {
+                server,
+                dialect: dialect(d),
+                clients,
+                batch,
+                server_pid,
+                procs,
+                prefix,
+                progress: !child,
+            };
+            if child {
+                return natter_bench::conns::child(&opts)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find this program to start generators: {e}"))?;
+            let r = natter_bench::conns::conns(&opts, &exe)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
                 println!(
-                    "{} idle clients connected in {:.2} s; server RSS {:?} -> {:?} KiB; {:?} bytes per connection",
-                    r.clients, r.connect_seconds, r.server_rss_before_kib, r.server_rss_after_kib, r.rss_per_connection_bytes
+                    "{} idle clients ({} generator processes) connected in {:.2} s; server RSS {:?} -> {:?} KiB; {:?} bytes per connection",
+                    r.clients, r.procs, r.connect_seconds, r.server_rss_before_kib, r.server_rss_after_kib, r.rss_per_connection_bytes
                 );
             }
         }

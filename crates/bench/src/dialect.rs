@@ -26,6 +26,15 @@ pub struct Conn {
 }
 
 impl Dialect {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Native => "native",
+            Dialect::Irc => "irc",
+            Dialect::Lines => "lines",
+        }
+    }
+
     /// Connects, registers as `name` and joins `room`; returns once the server confirmed the join.
     pub async fn connect(self, addr: &str, name: &str, room: &str) -> Result<Conn, BenchError> {
         let stream = TcpStream::connect(addr)
@@ -43,7 +52,8 @@ impl Dialect {
         let mut line = String::new();
         match self {
             Dialect::Native => {
-                let hello = format!("{{\"type\":\"hello\",\"name\":\"{name}\"}}\n{{\"type\":\"join\",\"room\":\"{room}\"}}\n");
+                // Not in the lobby: the measured room is the only one, as on an IRC server.
+                let hello = format!("{{\"type\":\"hello\",\"name\":\"{name}\",\"lobby\":false}}\n{{\"type\":\"join\",\"room\":\"{room}\"}}\n");
                 conn.write.write_all(hello.as_bytes()).await?;
                 // The join's replay (a `history` frame for the room) marks the end of registration.
                 let marker = format!("\"type\":\"history\",\"room\":\"{room}\"");
@@ -131,27 +141,19 @@ impl Dialect {
         }
     }
 
-    /// The payload of a delivered room message, if `line` is one. Cheap: no JSON parsing on the hot path.
-    pub fn payload(self, line: &str) -> Option<&str> {
-        match self {
-            Dialect::Native => {
-                if !line.starts_with("{\"type\":\"message\"") {
-                    return None;
-                }
-                let start = line.find("\"text\":\"")? + 8;
-                let end = start + line[start..].find('"')?;
-                Some(&line[start..end])
-            }
-            Dialect::Lines => {
-                let start = line.find("b|")?;
-                Some(line[start..].trim_end())
-            }
-            Dialect::Irc => {
-                let i = line.find(" PRIVMSG ")?;
-                let text = line[i..].find(" :")? + i + 2;
-                Some(line[text..].trim_end())
-            }
+    /// The payload of a delivered room message, if `line` is one. Cheap: no JSON or IRC parsing on the hot
+    /// path — the payload is the last `b|…` in the line (no name or room the generator uses contains `|`).
+    pub fn payload(self, line: &[u8]) -> Option<&[u8]> {
+        if self == Dialect::Native && !line.starts_with(b"{\"type\":\"message\"") {
+            return None;
         }
+        // Searched from the end, where every dialect puts the text: a few bytes, not the whole line.
+        let start = line.windows(2).rposition(|w| w == b"b|")?;
+        let len = line[start + 2..]
+            .iter()
+            .take_while(|&&b| b.is_ascii_digit() || b == b'|')
+            .count();
+        Some(&line[start..start + 2 + len])
     }
 
     /// A line the client must answer (IRC keep-alive), if any.
@@ -175,13 +177,21 @@ mod tests {
     #[test]
     fn finds_payloads_without_parsing_json() {
         let native = "{\"type\":\"message\",\"seq\":3,\"ts\":\"t\",\"room\":\"b\",\"from\":\"x\",\"text\":\"b|1|2|3\"}\n";
-        assert_eq!(Dialect::Native.payload(native), Some("b|1|2|3"));
         assert_eq!(
-            Dialect::Native.payload("{\"type\":\"ack\",\"seq\":1}"),
+            Dialect::Native.payload(native.as_bytes()),
+            Some(&b"b|1|2|3"[..])
+        );
+        assert_eq!(
+            Dialect::Native.payload(b"{\"type\":\"ack\",\"seq\":1}"),
             None
         );
         let irc = ":s1!u@h PRIVMSG #b :b|1|2|3\r\n";
-        assert_eq!(Dialect::Irc.payload(irc), Some("b|1|2|3"));
+        assert_eq!(Dialect::Irc.payload(irc.as_bytes()), Some(&b"b|1|2|3"[..]));
+        let ncat = "<user5> b|1|2|3\n";
+        assert_eq!(
+            Dialect::Lines.payload(ncat.as_bytes()),
+            Some(&b"b|1|2|3"[..])
+        );
         let mut out = Vec::new();
         Dialect::Native.encode("b", "b|1|2|3", &mut out);
         assert_eq!(

@@ -245,18 +245,14 @@ async fn receive(
         let now = epoch.elapsed().as_nanos() as u64;
         let mut count = 0;
         let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let line = if carry.is_empty() {
                 &rest[..end]
             } else {
                 carry.extend_from_slice(&rest[..end]);
                 &carry[..]
             };
-            let parsed = std::str::from_utf8(line)
-                .ok()
-                .and_then(|l| dialect.payload(l))
-                .and_then(stats::parse);
-            if let Some((sender, seq, ns)) = parsed {
+            if let Some((sender, seq, ns)) = dialect.payload(line).and_then(stats::parse) {
                 r.record(sender, seq, now.saturating_sub(ns) / 1000);
                 count += 1;
             }
