@@ -363,3 +363,41 @@ async fn a_script_sending_many_lines_waits_for_all_of_them_under_flood_control()
         );
     }
 }
+
+/// `bench conns --procs N` spreads the idle clients over N generator processes (one process cannot hold
+/// more sockets than its open-file limit) and adds up what they registered.
+#[test]
+fn bench_conns_spreads_clients_over_generator_processes() {
+    let server = Server::start();
+    let out = Command::new(NATTER)
+        .args(["bench", "conns", "--server", &server.addr.to_string()])
+        .args(["--clients", "90", "--procs", "3", "--batch", "10", "--json"])
+        .args(["--server-pid", &server.child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_line(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["clients"], 90, "{report}");
+    assert_eq!(report["procs"], 3);
+    assert!(report["rss_per_connection_bytes"].is_u64());
+    // Every child held its share until the parent had measured, then let go: the server is empty again.
+    let mut probe = std::net::TcpStream::connect(server.addr).unwrap();
+    probe
+        .write_all(
+            b"{\"type\":\"hello\",\"name\":\"probe\",\"lobby\":false}\n{\"type\":\"rooms\"}\n",
+        )
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(probe));
+    let rooms = lines
+        .by_ref()
+        .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+        .find(|f| f["type"] == "rooms")
+        .unwrap();
+    let members: u64 = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["members"].as_u64().unwrap())
+        .sum();
+    assert!(members < 90, "the generators' clients are gone: {rooms}");
+}

@@ -34,15 +34,19 @@ async fn fanout_counts_every_delivery_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_scenario_connects_everyone() {
     let server = TestServer::start().await;
-    let report = natter_bench::conns::conns(
-        &server.addr.to_string(),
-        Dialect::Native,
-        150,
-        25,
-        Some(std::process::id()),
-    )
-    .await
-    .unwrap();
+    let opts = natter_bench::conns::ConnsOptions {
+        server: server.addr.to_string(),
+        dialect: Dialect::Native,
+        clients: 150,
+        batch: 25,
+        server_pid: Some(std::process::id()),
+        procs: 1,
+        prefix: String::new(),
+        progress: false,
+    };
+    let report = natter_bench::conns::conns(&opts, std::path::Path::new("unused"))
+        .await
+        .unwrap();
     assert_eq!(report.clients, 150);
     assert!(report.server_rss_after_kib.is_some());
 }

@@ -50,12 +50,14 @@ fn fold(s: &str) -> String {
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident) => {
         $(#[$doc])*
+        ///
+        /// Cloning shares the text: a name is stored once however many tables hold it.
         #[derive(Clone)]
         pub struct $ty {
             /// As the user spelled it (after NFC): what others see.
-            display: String,
+            display: std::sync::Arc<str>,
             /// Lower-cased: what equality, hashing and lookups use.
-            key: String,
+            key: std::sync::Arc<str>,
         }
 
         impl $ty {
@@ -63,7 +65,10 @@ macro_rules! name_type {
             pub fn new(raw: &str) -> Result<Self, NameError> {
                 let display = validate(raw)?;
                 let key = fold(&display);
-                Ok(Self { display, key })
+                Ok(Self {
+                    display: display.into(),
+                    key: key.into(),
+                })
             }
 
             /// The name as it is displayed.
@@ -83,6 +88,12 @@ macro_rules! name_type {
             }
         }
         impl Eq for $ty {}
+        /// Tables keyed by a name can be searched with its key.
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.key
+            }
+        }
         impl Hash for $ty {
             fn hash<H: Hasher>(&self, state: &mut H) {
                 self.key.hash(state)

@@ -61,8 +61,8 @@ struct Member {
 
 struct Room {
     name: RoomName,
-    /// Online members, keyed by folded name.
-    members: Mutex<HashMap<String, Member>>,
+    /// Online members (a name hashes and compares by its folded key).
+    members: Mutex<HashMap<Name, Member>>,
 }
 
 struct User {
@@ -72,7 +72,7 @@ struct User {
 
 #[derive(Default)]
 struct Registry {
-    users: HashMap<String, User>,
+    users: HashMap<Name, User>,
     /// Rooms each name has joined (online or not), in the order joined.
     memberships: HashMap<String, Vec<RoomName>>,
 }
@@ -171,7 +171,7 @@ impl Hub {
         }
         outbox.hold();
         registry.users.insert(
-            name.key().to_owned(),
+            name.clone(),
             User {
                 name: name.clone(),
                 outbox: outbox.clone(),
@@ -342,7 +342,7 @@ impl Hub {
                     Some(r) => {
                         let members = r.members();
                         for (key, member) in members.iter() {
-                            if key != message.from.key() {
+                            if *key != message.from {
                                 member.outbox.push(item.clone());
                             }
                         }
@@ -386,6 +386,7 @@ impl Hub {
             return Ok(None);
         }
         list.push(room.clone());
+        list.shrink_to_fit(); // one entry per user online or not: keep it tight
         let _ = self.writer.send(WriteCmd::Join {
             name: me.key().to_owned(),
             room: room.clone(),
@@ -419,7 +420,7 @@ impl Hub {
             member.outbox.push(joined.clone());
         }
         members.insert(
-            me.key().to_owned(),
+            me.clone(),
             Member {
                 name: me.clone(),
                 outbox: outbox.clone(),
@@ -537,7 +538,7 @@ impl Room {
         }
     }
 
-    fn members(&self) -> MutexGuard<'_, HashMap<String, Member>> {
+    fn members(&self) -> MutexGuard<'_, HashMap<Name, Member>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -545,7 +546,7 @@ impl Room {
         Self::users_frame_of(&self.name, &self.members())
     }
 
-    fn users_frame_of(name: &RoomName, members: &HashMap<String, Member>) -> ServerFrame {
+    fn users_frame_of(name: &RoomName, members: &HashMap<Name, Member>) -> ServerFrame {
         let mut names: Vec<&Name> = members.values().map(|m| &m.name).collect();
         names.sort_by(|a, b| a.key().cmp(b.key()));
         ServerFrame::Users {

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use natter_proto::frame::{ByeReason, Message};
 use natter_proto::{
@@ -185,7 +185,8 @@ pub async fn serve(
         last_append: None,
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
-    let mut frames = FramedRead::with_capacity(read, FrameCodec::new(config.max_frame), 512);
+    let mut frames =
+        FramedRead::with_capacity(read, FrameCodec::new(config.max_frame), READ_BUFFER);
     let reason = session.run(&mut frames, &config, &conn, &shutdown).await;
     session.leave(reason);
     session.outbox.close();
@@ -204,6 +205,10 @@ pub async fn serve(
     let drain = async { while let Some(Ok(_)) = frames.next().await {} };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
+
+/// The read buffer of a quiet connection: a chat line or two. It grows for bursts and long frames and
+/// shrinks back when the connection is idle again.
+const READ_BUFFER: usize = 256;
 
 /// How long a closing connection waits for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
@@ -293,10 +298,25 @@ impl Session {
                 // Everything the peer sent before closing has been handled.
                 return Some(LeftReason::Disconnect);
             }
+            if recvq.is_empty() {
+                // Idle again: hand back what a burst grew, so thousands of quiet connections stay small.
+                if recvq.capacity() > 0 {
+                    recvq = VecDeque::new();
+                }
+                let buffer = frames.read_buffer_mut();
+                if buffer.is_empty() && buffer.capacity() > READ_BUFFER {
+                    *buffer = BytesMut::with_capacity(READ_BUFFER);
+                }
+            }
             // Ping after half the idle time; close after the whole.
-            let idle_at = last_heard + if pinged { idle } else { idle / 2 };
             let watch_idle =
                 !idle.is_zero() && self.name.is_some() && self.mode.get() == Some(&Mode::Native);
+            let idle_at = watch_idle.then(|| last_heard + if pinged { idle } else { idle / 2 });
+            let hello_at = self.name.is_none().then_some(hello_deadline);
+            // Flood control holds the queue back until the next token.
+            let turn_at = (!recvq.is_empty()).then_some(turn);
+            // One timer for all three deadlines: a future per connection is memory per connection.
+            let wake = [hello_at, idle_at, turn_at].into_iter().flatten().min();
             tokio::select! {
                 _ = conn.cancelled() => {
                     return Some(if self.outbox.is_overflowed() { LeftReason::TooSlow } else { LeftReason::Disconnect });
@@ -307,18 +327,22 @@ impl Session {
                     self.outbox.push_last(ServerFrame::Bye { reason: ByeReason::Shutdown });
                     return None;
                 }
-                _ = tokio::time::sleep_until(hello_deadline.into()), if self.name.is_none() => {
-                    self.registration_timeout();
-                    return None;
-                }
-                _ = tokio::time::sleep_until(idle_at.into()), if watch_idle => {
-                    if pinged {
-                        tracing::info!("{}: silent for {idle:?}; closing", self.peer);
-                        self.outbox.push_last(ServerFrame::error(ErrorCode::IdleTimeout, "nothing heard from you for too long", None));
-                        return Some(LeftReason::Timeout);
+                _ = tokio::time::sleep_until(wake.unwrap_or(now).into()), if wake.is_some() => {
+                    let now = Instant::now();
+                    if hello_at.is_some_and(|t| t <= now) {
+                        self.registration_timeout();
+                        return None;
                     }
-                    pinged = true;
-                    self.outbox.send(ServerFrame::Ping { id: Some("idle".into()) });
+                    if idle_at.is_some_and(|t| t <= now) {
+                        if pinged {
+                            tracing::info!("{}: silent for {idle:?}; closing", self.peer);
+                            self.outbox.push_last(ServerFrame::error(ErrorCode::IdleTimeout, "nothing heard from you for too long", None));
+                            return Some(LeftReason::Timeout);
+                        }
+                        pinged = true;
+                        self.outbox.send(ServerFrame::Ping { id: Some("idle".into()) });
+                    }
+                    // Otherwise the flood-control turn came: the loop handles the next frame.
                 }
                 item = frames.next(), if !eof => match item {
                     None | Some(Err(_)) => eof = true,
@@ -335,8 +359,6 @@ impl Session {
                         }
                     }
                 },
-                // Flood control holds the queue back until the next token.
-                _ = tokio::time::sleep_until(turn.into()), if !recvq.is_empty() => {}
             }
         }
     }
@@ -744,7 +766,6 @@ async fn write_loop(
     conn: CancellationToken,
 ) {
     let mut batch = Vec::new();
-    // Grown on demand and given back after a big burst, so an idle connection holds almost nothing.
     let mut buf = Vec::new();
     loop {
         match outbox.next(&mut batch).await {
@@ -759,10 +780,12 @@ async fn write_loop(
                     // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
                     _ = outbox.overflowed() => break,
                 }
-                if buf.capacity() > 16 * 1024 {
+                // Give the buffers back after every write: most connections are idle most of the time,
+                // and an allocation is cheap next to the write it serves.
+                if buf.capacity() > 512 {
                     buf = Vec::new();
                 }
-                if batch.capacity() > 64 {
+                if batch.capacity() > 8 {
                     batch = Vec::new();
                 }
             }
