@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # natter side by side with ngIRCd, InspIRCd and `ncat --chat`, on loopback, flood control off.
 # Installs the peers from Debian packages if missing, runs the same scenarios against each with
-# `natter bench`, writes bench/results/DATE.md (readable) and DATE.json (one JSON report per line), and
-# stops every server it started. About 8 minutes on 2 cores.
+# `natter bench` — every figure REPEATS times (3), each repeat against a freshly started server — writes
+# bench/results/DATE-compare.md (the median table first, then every run) and .json (one JSON report per
+# line) and a PNG plot, and stops every server it started. About 15 minutes on 2 cores.
 #
 #   bench/compare.sh            # all servers
-#   SERVERS="natter ngircd" bench/compare.sh
+#   SERVERS="natter ngircd" REPEATS=1 bench/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVERS=${SERVERS:-"natter ngircd inspircd ncat"}
+REPEATS=${REPEATS:-3}
 DATE=$(date +%Y-%m-%d)
 OUT=bench/results/$DATE-compare
 mkdir -p bench/results
@@ -32,7 +34,7 @@ start() { # name -> sets PORT, PID, DIALECT, BATCH
   case $1 in
     natter)
       rm -f /tmp/natter-bench.db*
-      $NATTER serve --listen 127.0.0.1:5700 --db /tmp/natter-bench.db --flood-rate 0 --max-per-ip 1000000 >/dev/null 2>&1 &
+      $NATTER serve --listen 127.0.0.1:5700 --db /tmp/natter-bench.db --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &
       PID=$!; PORT=5700; DIALECT=native; BATCH=50 ;;
     ngircd)
       ngircd -n -f bench/peers/ngircd.conf >/dev/null 2>&1 &
@@ -69,20 +71,42 @@ run() { # label, natter bench args...
   echo "Deliveries = messages x recipients; max sustained = p99 <= 100 ms and nothing lost."
 } > "$OUT.md"
 
+stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+
+# Ramps start near 2 M deliveries/s and rise x1.4 per step until p99 > 100 ms or anything is lost.
 for S in $SERVERS; do
   echo "== $S"
-  start "$S"
   echo >> "$OUT.md"; echo "## $S" >> "$OUT.md"
-  run "latency 200 msg/s into 100" latency --duration 5 --connect-batch $BATCH --json
-  run "maxrate C=100 S=10" maxrate --clients 100 --senders 10 --rate 500 --duration 2 --connect-batch $BATCH --json
-  if [ "$S" != ncat ]; then # ncat exits near 1,019 clients (select's FD_SETSIZE)
-    run "maxrate C=1000 S=5" maxrate --clients 1000 --senders 5 --rate 200 --duration 2 --connect-batch $BATCH --json
-    run "conns 2000 idle" conns --clients 2000 --batch $BATCH --json
+  for rep in $(seq "$REPEATS"); do
+    echo "   run $rep of $REPEATS"
+    start "$S"
+    run "latency 200 msg/s into 100" latency --duration 5 --connect-batch $BATCH --json
+    run "maxrate C=100 S=10" maxrate --clients 100 --senders 10 --rate 2000 --duration 2 --connect-batch $BATCH --json
+    if [ "$S" != ncat ]; then # ncat exits near 1,019 clients (select's FD_SETSIZE)
+      run "maxrate C=1000 S=5" maxrate --clients 1000 --senders 5 --rate 400 --duration 2 --connect-batch $BATCH --json
+    fi
+    stop
+    if [ "$S" != ncat ]; then # idle connections on a fresh server: freed memory of the runs above would hide the cost
+      start "$S"
+      run "conns 2000 idle" conns --clients 2000 --batch $BATCH --json
+      stop
+    fi
+  done
+  if [ "$S" = natter ]; then # one process, 19,000 clients, from two generator processes (fd limit 20,000 each)
+    start natter
+    run "conns 19000 idle (natter only)" conns --clients 19000 --procs 2 --batch 50 --json
+    stop
   fi
-  kill "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
 done
+{
+  echo
+  echo "## Medians of $REPEATS runs"
+  echo
+  $NATTER bench summary "$OUT.json"
+} > "$OUT.summary.md"
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need fc-list fonts-dejavu-core
 $NATTER bench plot "$OUT.json" "$OUT.png"
 echo "" >> "$OUT.md"; echo "![delivered/s and p99 vs offered load]($(basename "$OUT").png)" >> "$OUT.md"
+{ sed -n 1,4p "$OUT.md"; cat "$OUT.summary.md"; tail -n +5 "$OUT.md"; } > "$OUT.md.tmp"
+mv "$OUT.md.tmp" "$OUT.md" && rm "$OUT.summary.md"
 echo "wrote $OUT.md, $OUT.json and $OUT.png"

@@ -58,6 +58,11 @@ enum Scenario {
         /// The PNG to write.
         png: std::path::PathBuf,
     },
+    /// The median of every scenario and server in a compare.sh JSON file, as a Markdown table.
+    Summary {
+        /// The JSON lines file (bench/results/DATE-compare.json).
+        json: std::path::PathBuf,
+    },
     /// C idle registered clients in rooms of 100: server memory per connection.
     Conns {
         #[arg(long, default_value = "127.0.0.1:5500")]
@@ -329,6 +334,11 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
                 }
                 (None, false) => println!("even the first step missed the bound"),
             }
+        }
+        Scenario::Summary { json } => {
+            let lines = std::fs::read_to_string(&json)
+                .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+            print!("{}", natter_bench::summary::table(&lines));
         }
         Scenario::Plot { json, png } => {
             let lines = std::fs::read_to_string(&json)

@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod maxrate;
 pub mod plot;
 mod stats;
+pub mod summary;
 
 pub use dialect::Dialect;
 pub use fanout::{fanout, FanoutOptions, FanoutReport};
