@@ -106,8 +106,16 @@ mod tests {
         ]
         .join("\n");
         let t = table(&lines);
-        assert!(t.contains("| maxrate C=100 | natter | 7.00 M/s | 6.00 M/s, 8.00 M/s, 7.00 M/s | 2.00× |"), "{t}");
-        assert!(t.contains("| latency | natter | 0.90 ms | 0.90 ms | 0.50× |"), "{t}");
+        assert!(
+            t.contains(
+                "| maxrate C=100 | natter | 7.00 M/s | 6.00 M/s, 8.00 M/s, 7.00 M/s | 2.00× |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| latency | natter | 0.90 ms | 0.90 ms | 0.50× |"),
+            "{t}"
+        );
         assert!(t.contains("| maxrate C=100 | inspircd | 0.00 M/s |"), "{t}");
     }
 }

@@ -12,6 +12,10 @@
 //!   [`DEDUPE_WINDOW`] messages is not stored again; the outcome carries the original seq and ts.
 //! * `:memory:` keeps history in RAM only; writer and readers then share one connection.
 //!
+//! * **Checkpoints.** A thread of its own copies the WAL back into the database file when the writer has
+//!   been quiet for a second (or after a few thousand commits), so a checkpoint's fsyncs do not stall the
+//!   commits people are waiting for; under unbroken load the writer's own rare checkpoint bounds the log.
+//!
 //! Durability: WAL with `synchronous=NORMAL`. A committed (hence acknowledged) message survives the server
 //! process being killed; an operating-system crash or power cut may lose the last moments of traffic.
 
@@ -358,6 +362,91 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// How often the checkpointer looks at the log.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
+
+/// A quiet moment: no commit for this long. Checkpoints wait for one, because a checkpoint's fsyncs can stall
+/// the writer's own writes to the log for milliseconds (ext4 commits its journal as a whole).
+const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
+
+/// Commits after which a checkpoint runs even without a quiet moment (a small commit writes about four
+/// 4 KiB pages to the log: this is some 30 MB).
+const CHECKPOINT_COMMITS: u64 = 2000;
+
+/// The writer's own (SQLite automatic) checkpoint threshold, in WAL pages. Under unbroken load a passive
+/// checkpoint never finds the log fully copied, so the log could not restart; at this size the writer
+/// checkpoints itself — only the few pages the checkpointer has not copied yet — and the log restarts.
+const WAL_WRITER_CHECKPOINT_PAGES: i64 = 8192;
+
+/// The log file is cut back to this size when it restarts.
+const WAL_SIZE_LIMIT: i64 = 32 << 20;
+
+/// What the writer tells the checkpointer: how many commits so far, and when the last one was.
+#[derive(Default)]
+struct CommitClock {
+    commits: std::sync::atomic::AtomicU64,
+    /// Milliseconds since `epoch` at the last commit.
+    last_ms: std::sync::atomic::AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl CommitClock {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    fn committed(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.last_ms.store(self.now_ms(), Relaxed);
+        self.commits.fetch_add(1, Relaxed);
+    }
+}
+
+/// Copies the WAL back into the database file on a thread of its own, in quiet moments (or after many
+/// commits), so commits — and the acks and deliveries waiting on them — do not pause for its fsyncs.
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &str, clock: Arc<CommitClock>) -> Option<Self> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let conn = Connection::open(path).ok()?;
+        configure(&conn).ok()?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("natter-checkpoint".into())
+            .spawn(move || {
+                let mut done = 0;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_POLL)
+                {
+                    let commits = clock.commits.load(Relaxed);
+                    let quiet = clock.now_ms().saturating_sub(clock.last_ms.load(Relaxed))
+                        >= CHECKPOINT_QUIET.as_millis() as u64;
+                    if commits == done || !(quiet || commits - done >= CHECKPOINT_COMMITS) {
+                        continue;
+                    }
+                    done = commits;
+                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = result {
+                        tracing::warn!("history checkpoint failed: {e}");
+                    }
+                }
+                // A last one on the way out, so the next start finds a short log.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })
+            .ok()?;
+        Some(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
 impl<T> Writer<T> {
     fn with_conn<R>(
         &mut self,
@@ -374,6 +463,28 @@ impl<T> Writer<T> {
 
     /// Runs until [`WriteCmd::Stop`] or until every sender is gone. Call on a thread of its own.
     pub fn run(mut self, mut deliver: impl FnMut(Vec<Outcome<T>>)) {
+        let clock = Arc::new(CommitClock::default());
+        let checkpointer = match &self.conn {
+            WriteConn::Own(conn) => conn
+                .path()
+                .and_then(|path| Checkpointer::start(path, clock.clone())),
+            WriteConn::Shared(_) => None,
+        };
+        if checkpointer.is_some() {
+            // Checkpoints (and their fsyncs) happen on the checkpointer's thread from now on, not in the
+            // middle of a commit that people are waiting for — except, rarely, a short one under unbroken load.
+            let _ = self.with_conn(|c| {
+                c.pragma_update(None, "wal_autocheckpoint", WAL_WRITER_CHECKPOINT_PAGES)?;
+                c.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            });
+        }
+        self.serve(&mut deliver, &clock);
+        if let Some(c) = checkpointer {
+            c.stop();
+        }
+    }
+
+    fn serve(&mut self, deliver: &mut impl FnMut(Vec<Outcome<T>>), clock: &CommitClock) {
         let mut stop = false;
         while !stop {
             let Some(first) = self.rx.blocking_recv() else {
@@ -392,6 +503,7 @@ impl<T> Writer<T> {
                 stop = true;
             }
             let outcomes = self.commit(batch);
+            clock.committed();
             if !outcomes.is_empty() {
                 deliver(outcomes);
             }
@@ -709,6 +821,34 @@ mod tests {
             vec![msg(Some("lobby"), "a", None, "3", None)],
         );
         assert_eq!(stored[0].seq, 3);
+    }
+
+    /// Checkpoints run on the checkpointer's thread once the writer is quiet: the database file itself
+    /// (not only the log) holds the messages while the writer is still running.
+    #[test]
+    fn the_log_is_copied_into_the_database_in_a_quiet_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.db");
+        let opened = Store::open::<u32>(DbPath::File(file.clone()), Retention::default()).unwrap();
+        let size = || std::fs::metadata(&file).unwrap().len();
+        let empty = size();
+        let commands = opened.commands.clone();
+        let writer = std::thread::spawn(move || opened.writer.run(|_| {}));
+        for i in 0..200u32 {
+            let text = format!("message {i} {}", "x".repeat(200));
+            let m = msg(Some("lobby"), "a", None, &text, None);
+            commands.send(WriteCmd::Append(m, i)).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() < empty + 40_000 {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint while the writer was quiet"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        commands.send(WriteCmd::Stop).unwrap();
+        writer.join().unwrap();
     }
 
     #[test]
