@@ -9,7 +9,7 @@
 //! holds its own lock (hub lock → outbox lock); the writer takes only this lock, so there is no cycle.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use natter_proto::ServerFrame;
@@ -88,8 +88,21 @@ pub struct Outbox {
     space: Notify,
     /// Maximum queued bytes.
     limit: usize,
-    /// Cancelled on overflow, so a writer stuck in a write to a peer that stopped reading notices at once.
-    overflow: CancellationToken,
+    /// Cancelled when the connection must end: on overflow (so a writer stuck in a write to a peer that
+    /// stopped reading notices at once), or when the writer stopped (so the reader stops too).
+    ended: CancellationToken,
+    /// How this connection's front end shows frames; set by its first line.
+    mode: OnceLock<Mode>,
+}
+
+/// Which front end a connection speaks, decided by its first line. Only the connection's own reader and
+/// writer look at it: the hub pushes the same items to every outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One JSON object per line (PROTOCOL.md).
+    Native,
+    /// Human lines for `nc` / `telnet`.
+    Plain,
 }
 
 impl Outbox {
@@ -99,7 +112,8 @@ impl Outbox {
             notify: Notify::new(),
             space: Notify::new(),
             limit,
-            overflow: CancellationToken::new(),
+            ended: CancellationToken::new(),
+            mode: OnceLock::new(),
         })
     }
 
@@ -137,7 +151,7 @@ impl Outbox {
             inner.bytes = 0;
             inner.held_bytes = 0;
             drop(inner);
-            self.overflow.cancel();
+            self.ended.cancel();
             self.notify.notify_one();
             return false;
         }
@@ -247,9 +261,19 @@ impl Outbox {
         self.lock().overflowed
     }
 
-    /// Completes when the outbox overflows.
-    pub async fn overflowed(&self) {
-        self.overflow.cancelled().await
+    /// Cancelled when the connection must end (overflow, or the writer stopped); see [`Outbox::end`].
+    pub fn ended(&self) -> &CancellationToken {
+        &self.ended
+    }
+
+    /// Ends the connection: the reader stops.
+    pub fn end(&self) {
+        self.ended.cancel();
+    }
+
+    /// The connection's front end, once its first line decided it.
+    pub fn mode(&self) -> &OnceLock<Mode> {
+        &self.mode
     }
 
     /// Waits for work and moves every queued frame into `batch` (so one wake-up becomes one write).

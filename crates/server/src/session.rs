@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +33,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{AppendToken, Hub, Refusal};
-use crate::outbox::{Next, Outbox, Outgoing};
+use crate::outbox::{Mode, Next, Outbox, Outgoing};
 use crate::plain::{self, Input};
 use crate::store::{self, Scope, Store};
 use crate::Config;
@@ -43,15 +43,6 @@ const RESUME_CHUNK: usize = 500;
 
 /// Largest `limit` a history page may ask for.
 pub const MAX_HISTORY_PAGE: usize = 500;
-
-/// Which front end a connection speaks, decided by its first line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// One JSON object per line (PROTOCOL.md).
-    Native,
-    /// Human lines for `nc` / `telnet`.
-    Plain,
-}
 
 /// Whether the reader should keep going.
 #[derive(PartialEq, Eq)]
@@ -149,8 +140,6 @@ struct Session {
     peer: SocketAddr,
     /// Set once `hello` succeeded.
     name: Option<Name>,
-    /// Set by the first line; read by the writer when it renders.
-    mode: Arc<OnceLock<Mode>>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
     last_append: Option<oneshot::Receiver<()>>,
 }
@@ -167,21 +156,14 @@ pub async fn serve(
     let config = shared.config.clone();
     let (read, write) = stream.into_split();
     let outbox = Outbox::new(config.max_outbox);
-    let conn = CancellationToken::new();
-    let mode = Arc::new(OnceLock::new());
-    let writer = tokio::spawn(write_loop(
-        write,
-        outbox.clone(),
-        mode.clone(),
-        conn.clone(),
-    ));
+    let conn = outbox.ended().clone();
+    let writer = tokio::spawn(write_loop(write, outbox.clone()));
 
     let mut session = Session {
         shared,
         outbox,
         peer,
         name: None,
-        mode,
         last_append: None,
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
@@ -208,7 +190,7 @@ pub async fn serve(
 
 /// The read buffer of a quiet connection: a chat line or two. It grows for bursts and long frames and
 /// shrinks back when the connection is idle again.
-const READ_BUFFER: usize = 256;
+const READ_BUFFER: usize = 128;
 
 /// How long a closing connection waits for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
@@ -267,7 +249,7 @@ impl Session {
                 } else {
                     match item {
                         Err(FrameError::TooLarge { limit }) => {
-                            self.mode.get_or_init(|| Mode::Native);
+                            self.outbox.mode().get_or_init(|| Mode::Native);
                             self.settle().await;
                             self.error(
                                 ErrorCode::FrameTooLarge,
@@ -309,8 +291,9 @@ impl Session {
                 }
             }
             // Ping after half the idle time; close after the whole.
-            let watch_idle =
-                !idle.is_zero() && self.name.is_some() && self.mode.get() == Some(&Mode::Native);
+            let watch_idle = !idle.is_zero()
+                && self.name.is_some()
+                && self.outbox.mode().get() == Some(&Mode::Native);
             let idle_at = watch_idle.then(|| last_heard + if pinged { idle } else { idle / 2 });
             let hello_at = self.name.is_none().then_some(hello_deadline);
             // Flood control holds the queue back until the next token.
@@ -353,7 +336,7 @@ impl Session {
                         recvq.push_back(item);
                         if recvq_bytes > config.max_recvq {
                             tracing::info!("{}: flooding; closing", self.peer);
-                            self.mode.get_or_init(|| Mode::Native);
+                            self.outbox.mode().get_or_init(|| Mode::Native);
                             self.outbox.push_last(ServerFrame::error(ErrorCode::ExcessFlood, "you are sending too much, too fast", None));
                             return Some(LeftReason::ExcessFlood);
                         }
@@ -364,7 +347,7 @@ impl Session {
     }
 
     fn registration_timeout(&self) {
-        self.mode.get_or_init(|| Mode::Native);
+        self.outbox.mode().get_or_init(|| Mode::Native);
         self.outbox.push_last(ServerFrame::error(
             ErrorCode::RegistrationTimeout,
             "no hello in time",
@@ -377,7 +360,7 @@ impl Session {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Flow::Continue; // blank lines are keep-alives, not errors
         }
-        if self.mode.get().is_none() && is_http_request(line) {
+        if self.outbox.mode().get().is_none() && is_http_request(line) {
             tracing::info!(
                 "{}: HTTP request on the chat port; answering and closing",
                 self.peer
@@ -388,7 +371,7 @@ impl Session {
                 ))));
             return Flow::Close;
         }
-        let mode = *self.mode.get_or_init(|| {
+        let mode = *self.outbox.mode().get_or_init(|| {
             if line.trim_ascii_start().first() == Some(&b'{') {
                 Mode::Native
             } else {
@@ -759,26 +742,21 @@ fn frame_id(frame: &ClientFrame) -> Option<String> {
 }
 
 /// The writer task: drains the outbox into the socket until the outbox closes or the socket fails.
-async fn write_loop(
-    mut write: OwnedWriteHalf,
-    outbox: Arc<Outbox>,
-    mode: Arc<OnceLock<Mode>>,
-    conn: CancellationToken,
-) {
+async fn write_loop(mut write: OwnedWriteHalf, outbox: Arc<Outbox>) {
     let mut batch = Vec::new();
     let mut buf = Vec::new();
     loop {
         match outbox.next(&mut batch).await {
             Next::Write => {
                 buf.clear();
-                let mode = mode.get().copied();
+                let mode = outbox.mode().get().copied();
                 for item in batch.drain(..) {
                     render(mode, &item, &mut buf);
                 }
                 tokio::select! {
                     written = write.write_all(&buf) => if written.is_err() { break },
                     // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
-                    _ = outbox.overflowed() => break,
+                    _ = outbox.ended().cancelled() => break,
                 }
                 // Give the buffers back after every write: most connections are idle most of the time,
                 // and an allocation is cheap next to the write it serves.
@@ -797,7 +775,11 @@ async fn write_loop(
                     None,
                 );
                 let mut last = Vec::new();
-                render(mode.get().copied(), &Outgoing::new(frame), &mut last);
+                render(
+                    outbox.mode().get().copied(),
+                    &Outgoing::new(frame),
+                    &mut last,
+                );
                 let _ = write.try_write(&last);
                 break;
             }
@@ -808,7 +790,7 @@ async fn write_loop(
         }
     }
     outbox.close();
-    conn.cancel();
+    outbox.end();
 }
 
 /// Appends one outbox item as this connection's front end shows it.
