@@ -9,12 +9,12 @@
 #   SERVERS="natter ngircd" REPEATS=1 bench/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SERVERS=${SERVERS:-"natter ngircd inspircd ncat"}
+SERVERS=${SERVERS:-"natter natter-mem ngircd inspircd ncat"}
 REPEATS=${REPEATS:-3}
 DATE=$(date +%Y-%m-%d)
 OUT=bench/results/$DATE-compare
 mkdir -p bench/results
-: > "$OUT.json"
+[ -n "${APPEND:-}" ] || : > "$OUT.json" # APPEND=1: add to today's runs (e.g. one more server)
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; }; }
 for s in $SERVERS; do
@@ -32,6 +32,9 @@ trap cleanup EXIT
 
 start() { # name -> sets PORT, PID, DIALECT, BATCH
   case $1 in
+    natter-mem) # history in RAM only: the "history off" reference for natter
+      $NATTER serve --listen 127.0.0.1:5701 --db :memory: --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &
+      PID=$!; PORT=5701; DIALECT=native; BATCH=50 ;;
     natter)
       rm -f /tmp/natter-bench.db*
       $NATTER serve --listen 127.0.0.1:5700 --db /tmp/natter-bench.db --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &

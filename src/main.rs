@@ -40,16 +40,19 @@ enum Scenario {
     Fanout(LoadArgs),
     /// Like fanout at a low rate, for latency: one sender at 200 msg/s into 100 clients by default.
     Latency(LoadArgs),
-    /// Raise the rate by 1.4x per step until p99 passes a bound or anything is lost.
+    /// Raise the rate by 1.4x per step until p99 passes a bound or anything is lost, then narrow down.
     Maxrate {
         #[command(flatten)]
         load: LoadArgs,
         /// The p99 latency bound, in milliseconds.
         #[arg(long, default_value_t = 100.0)]
         p99_ms: f64,
-        /// Most steps.
+        /// Most steps of the ramp.
         #[arg(long, default_value_t = 15)]
         steps: usize,
+        /// Extra steps halving the gap between the last rate that passed and the first that failed.
+        #[arg(long, default_value_t = 2)]
+        refine: usize,
     },
     /// Draw delivered/s and p99 against offered load from bench/compare.sh's JSON lines.
     Plot {
@@ -321,9 +324,10 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
             load: args,
             p99_ms,
             steps,
+            refine,
         } => {
             let opts = load(&args, (100, 10, 200.0, 3.0));
-            let r = natter_bench::maxrate::maxrate(&opts, (p99_ms * 1000.0) as u64, steps)
+            let r = natter_bench::maxrate::maxrate(&opts, (p99_ms * 1000.0) as u64, steps, refine)
                 .await
                 .map_err(|e| e.to_string())?;
             match (&r.sustained, args.json) {

@@ -28,7 +28,7 @@ pub fn read(json_lines: &str) -> BTreeMap<String, BTreeMap<String, Ramp>> {
         ) else {
             continue;
         };
-        let ramp = steps
+        let mut ramp: Ramp = steps
             .iter()
             .filter_map(|s| {
                 Some((
@@ -38,6 +38,8 @@ pub fn read(json_lines: &str) -> BTreeMap<String, BTreeMap<String, Ramp>> {
                 ))
             })
             .collect();
+        // Refinement steps come after the ramp: draw by offered load.
+        ramp.sort_by(|a, b| a.0.total_cmp(&b.0));
         out.entry(scenario.to_owned())
             .or_default()
             .insert(server.to_owned(), ramp);
