@@ -288,7 +288,12 @@ impl Hub {
     }
 
     /// Called by the store's writer after each commit, with the batch's outcomes in seq order.
+    ///
+    /// Consecutive messages to the same room form a *run*, pushed to each member under one lock with one
+    /// wake-up (at high rates a commit carries dozens of messages); the run's acks follow it. Every outbox
+    /// still receives messages in seq order, and an ack never overtakes a message with a lower seq.
     pub fn deliver(&self, outcomes: Vec<Outcome<AppendToken>>) {
+        let mut run = Run::default();
         for Outcome {
             message,
             token,
@@ -296,77 +301,121 @@ impl Hub {
         } in outcomes
         {
             match result {
-                Ok(stored) => {
-                    if !stored.duplicate {
-                        tracing::info!(
-                            target: "natter::chat",
-                            "[{}] Received message from {} {}: {}",
-                            time::local_display_wire(&stored.ts),
-                            message.from,
-                            match (&message.room, &message.to) {
-                                (Some(room), _) => format!("in #{room}"),
-                                (None, Some(to)) => format!("to {to}"),
-                                (None, None) => String::new(),
-                            },
-                            message.text
-                        );
-                        self.fan_out(&message, &stored);
+                Ok(stored) if !stored.duplicate => {
+                    tracing::info!(
+                        target: "natter::chat",
+                        "[{}] Received message from {} {}: {}",
+                        time::local_display_wire(&stored.ts),
+                        message.from,
+                        match (&message.room, &message.to) {
+                            (Some(room), _) => format!("in #{room}"),
+                            (None, Some(to)) => format!("to {to}"),
+                            (None, None) => String::new(),
+                        },
+                        message.text
+                    );
+                    let item = Outgoing::new(ServerFrame::Message(message.to_message(&stored)));
+                    let ack = Outgoing::new(ServerFrame::Ack {
+                        id: token.id.clone(),
+                        seq: stored.seq,
+                        ts: stored.ts.clone(),
+                    });
+                    match &message.room {
+                        Some(room) => {
+                            if run.room.as_ref() != Some(room) {
+                                self.flush(&mut run);
+                                run.room = Some(room.clone());
+                            }
+                            run.last_seq = stored.seq;
+                            run.entries.push(RunEntry {
+                                from: message.from,
+                                item,
+                                ack,
+                                token,
+                            });
+                        }
+                        None => {
+                            self.flush(&mut run);
+                            self.whisper(&message, item, stored.seq);
+                            token.outbox.push(ack);
+                            let _ = token.done.send(());
+                        }
                     }
-                    token.outbox.send(ServerFrame::Ack {
-                        id: token.id,
+                }
+                Ok(stored) => {
+                    // A resend of a stored message: acked again (with its first seq), not delivered again.
+                    self.flush(&mut run);
+                    let ack = ServerFrame::Ack {
+                        id: token.id.clone(),
                         seq: stored.seq,
                         ts: stored.ts,
-                    });
+                    };
+                    answer(token, ack);
                 }
                 Err(e) => {
-                    token.outbox.send(ServerFrame::error(
+                    self.flush(&mut run);
+                    let error = ServerFrame::error(
                         ErrorCode::ServerError,
                         format!("the server could not store your message ({e}); it was not sent"),
-                        token.id,
-                    ));
+                        token.id.clone(),
+                    );
+                    answer(token, error);
                 }
             }
-            let _ = token.done.send(());
+        }
+        self.flush(&mut run);
+    }
+
+    /// Pushes a run of room messages to the room's members, each member getting its own messages' acks in
+    /// their place instead, so everything a connection receives is in seq order. Advances the watermark
+    /// under the room's lock; acks senders who are no longer in the room separately.
+    fn flush(&self, run: &mut Run) {
+        let Some(room) = run.room.take() else {
+            return;
+        };
+        let mut acked = vec![false; run.entries.len()];
+        {
+            let rooms = self.rooms();
+            // A room nobody is online in: the table's read lock keeps anyone from creating it meanwhile.
+            if let Some(r) = rooms.get(room.key()) {
+                let members = r.members();
+                for (name, member) in members.iter() {
+                    member.outbox.push_many(run.entries.iter().map(|e| {
+                        if e.from == *name {
+                            &e.ack
+                        } else {
+                            &e.item
+                        }
+                    }));
+                }
+                for (acked, e) in acked.iter_mut().zip(&run.entries) {
+                    *acked = members.contains_key(e.from.key());
+                }
+            }
+            self.advance(run.last_seq);
+        }
+        for (e, acked) in run.entries.drain(..).zip(acked) {
+            if !acked {
+                e.token.outbox.push(e.ack);
+            }
+            let _ = e.token.done.send(());
         }
     }
 
-    /// Pushes a stored message to its recipients — a room's other members, or a whisper's target — and
-    /// advances the watermark under the same lock.
-    fn fan_out(&self, message: &NewMessage, stored: &crate::store::Stored) {
-        let item = Outgoing::new(ServerFrame::Message(message.to_message(stored)));
-        let advance = || self.watermark.fetch_max(stored.seq, Ordering::AcqRel);
-        match (&message.room, &message.to) {
-            (Some(room), _) => {
-                let rooms = self.rooms();
-                match rooms.get(room.key()) {
-                    Some(r) => {
-                        let members = r.members();
-                        for (key, member) in members.iter() {
-                            if *key != message.from {
-                                member.outbox.push(item.clone());
-                            }
-                        }
-                        advance();
-                    }
-                    // Nobody online in it: the table's read lock keeps anyone from creating it meanwhile.
-                    None => {
-                        advance();
-                    }
-                }
-            }
-            (None, Some(to)) => {
-                let registry = self.registry();
-                if *to != message.from {
-                    if let Some(user) = registry.users.get(to.key()) {
-                        user.outbox.push(item);
-                    }
-                }
-                advance();
-            }
-            (None, None) => {
-                advance();
+    /// Delivers a whisper to its target (not to a sender whispering to themselves).
+    fn whisper(&self, message: &NewMessage, item: Arc<Outgoing>, seq: u64) {
+        let registry = self.registry();
+        if let Some(to) = message.to.as_ref().filter(|to| **to != message.from) {
+            if let Some(user) = registry.users.get(to.key()) {
+                user.outbox.push(item);
             }
         }
+        self.advance(seq);
+    }
+
+    /// Moves the watermark up to `seq`. Call under the lock the delivery was made under.
+    fn advance(&self, seq: u64) {
+        self.watermark.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// `join`: enter a room, creating it if needed. Members get `joined`; the joiner gets `joined` and
@@ -528,6 +577,30 @@ impl Hub {
     pub fn stop_writer(&self) {
         let _ = self.writer.send(WriteCmd::Stop);
     }
+}
+
+/// Consecutive delivered messages to one room, waiting to be pushed together.
+#[derive(Default)]
+struct Run {
+    room: Option<RoomName>,
+    /// In seq order.
+    entries: Vec<RunEntry>,
+    last_seq: u64,
+}
+
+struct RunEntry {
+    from: Name,
+    /// The message, for the other members.
+    item: Arc<Outgoing>,
+    /// Its ack, for the sender.
+    ack: Arc<Outgoing>,
+    token: AppendToken,
+}
+
+/// Queues the answer to a `say`/`whisper` and tells its session that it has been.
+fn answer(token: AppendToken, frame: ServerFrame) {
+    token.outbox.send(frame);
+    let _ = token.done.send(());
 }
 
 impl Room {

@@ -138,6 +138,48 @@ impl Outbox {
         self.push_inner(item, true)
     }
 
+    /// Queues several items under one lock, with at most one wake-up of the writer: a delivered batch's
+    /// messages for one room reach each member this way. Returns false if the outbox is (or became) unusable.
+    pub fn push_many<'a>(&self, items: impl IntoIterator<Item = &'a Arc<Outgoing>>) -> bool {
+        let mut inner = self.lock();
+        if inner.closed || inner.overflowed {
+            return false;
+        }
+        let was_empty = inner.queue.is_empty();
+        for item in items {
+            let len = item.cost();
+            if inner.bytes + inner.held_bytes + len > self.limit {
+                self.overflow(inner);
+                return false;
+            }
+            if let Some(held) = &mut inner.held {
+                held.push_back(item.clone());
+                inner.held_bytes += len;
+            } else {
+                inner.bytes += len;
+                inner.queue.push_back(item.clone());
+            }
+        }
+        let wake = was_empty && !inner.queue.is_empty();
+        drop(inner);
+        if wake {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Flips to overflowed: drops everything queued and wakes the writer, which ends the connection.
+    fn overflow(&self, mut inner: MutexGuard<'_, Inner>) {
+        inner.overflowed = true;
+        inner.queue.clear();
+        inner.held = None;
+        inner.bytes = 0;
+        inner.held_bytes = 0;
+        drop(inner);
+        self.ended.cancel();
+        self.notify.notify_one();
+    }
+
     fn push_inner(&self, item: Arc<Outgoing>, ahead: bool) -> bool {
         let mut inner = self.lock();
         if inner.closed || inner.overflowed {
@@ -145,14 +187,7 @@ impl Outbox {
         }
         let len = item.cost();
         if inner.bytes + inner.held_bytes + len > self.limit {
-            inner.overflowed = true;
-            inner.queue.clear();
-            inner.held = None;
-            inner.bytes = 0;
-            inner.held_bytes = 0;
-            drop(inner);
-            self.ended.cancel();
-            self.notify.notify_one();
+            self.overflow(inner);
             return false;
         }
         if let (Some(held), false) = (&mut inner.held, ahead) {
@@ -416,6 +451,27 @@ mod tests {
         batch.clear();
         ob.next(&mut batch).await;
         assert_eq!(batch.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn push_many_queues_in_order_held_or_not_and_overflows_like_push() {
+        let ob = Outbox::new(1 << 20);
+        let items = [message(1, "a"), message(2, "a"), message(3, "a")];
+        assert!(ob.push_many(&items[..2]));
+        ob.hold();
+        assert!(ob.push_many(&items[2..]));
+        let mut batch = Vec::new();
+        ob.next(&mut batch).await;
+        assert_eq!(batch.len(), 2, "the third waits behind the hold");
+        ob.release(0, None);
+        batch.clear();
+        ob.next(&mut batch).await;
+        assert_eq!(batch.len(), 1);
+
+        let small = Outbox::new(items[0].cost() * 2);
+        assert!(!small.push_many(&items), "three do not fit in two");
+        assert!(small.is_overflowed());
+        assert_eq!(small.next(&mut batch).await, Next::Overflowed);
     }
 
     #[tokio::test]
