@@ -285,7 +285,7 @@ fn print_fanout(r: &natter_bench::FanoutReport, json: bool) {
         return;
     }
     println!(
-        "{:?} C={} S={} offered {:.0} msg/s: {} of {} delivered ({:.0}/s), lost {}, dup {}, out of order {}; \
+        "{:?} C={} S={} offered {:.0} msg/s: {} of {} delivered ({:.0}/s), lost {}, dup {}, out of order {}, cut {}; \
 latency p50 {} us, p90 {} us, p99 {} us, max {} us; generator {:.2} cores{}",
         r.dialect,
         r.clients,
@@ -297,6 +297,7 @@ latency p50 {} us, p90 {} us, p99 {} us, max {} us; generator {:.2} cores{}",
         r.lost,
         r.duplicates,
         r.out_of_order,
+        r.cut,
         r.latency.p50_us,
         r.latency.p90_us,
         r.latency.p99_us,

@@ -52,6 +52,8 @@ pub struct FanoutReport {
     pub lost: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
+    /// Connections the server closed during the run (a sender or receiver cut as too slow).
+    pub cut: u64,
     /// Deliveries per second over the sending period.
     pub deliveries_per_sec: f64,
     pub latency: Latency,
@@ -87,6 +89,7 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     let epoch = Instant::now();
     let (stop_tx, stop_rx) = watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for (i, conn) in conns.into_iter().enumerate() {
@@ -97,6 +100,7 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
             epoch,
             stop_rx.clone(),
             delivered.clone(),
+            cut.clone(),
         )));
         writers.push((i, write));
     }
@@ -114,10 +118,17 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     }
     let mut sent = 0;
     for s in senders {
-        let (n, write) = s.await.map_err(|e| BenchError::Timeout(e.to_string()))??;
+        let (n, write) = s.await.map_err(|e| BenchError::Timeout(e.to_string()))?;
         sent += n;
-        // Kept open until the run ends: closing would make the server announce a leave mid-measurement.
-        idle_writers.push(write);
+        match write {
+            // Kept open until the run ends: closing would make the server announce a leave mid-measurement.
+            Some(write) => idle_writers.push(write),
+            // The server closed it (past the knee a sender that cannot keep up with its own room's
+            // traffic is cut as too slow): counted, and its undelivered messages count as lost.
+            None => {
+                cut.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
     let sending = started.elapsed();
     // Drain: wait until everything arrived, or 5 s without progress.
@@ -161,6 +172,7 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
         lost: expected.saturating_sub(all.received),
         duplicates: all.duplicates,
         out_of_order: all.out_of_order,
+        cut: cut.load(Ordering::Relaxed),
         deliveries_per_sec: all.received as f64 / sending.as_secs_f64().max(1e-9),
         latency: Latency {
             p50_us: q(0.5),
@@ -183,7 +195,7 @@ async fn send(
     me: usize,
     opts: FanoutOptions,
     epoch: Instant,
-) -> Result<(u64, tokio::net::tcp::OwnedWriteHalf), BenchError> {
+) -> (u64, Option<tokio::net::tcp::OwnedWriteHalf>) {
     let start = Instant::now();
     let total = (opts.rate * opts.duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / opts.rate.max(1e-9));
@@ -215,10 +227,12 @@ async fn send(
             seq += 1;
         }
         if !buf.is_empty() {
-            write.write_all(&buf).await?;
+            if write.write_all(&buf).await.is_err() {
+                return (seq, None);
+            }
         }
     }
-    Ok((seq, write))
+    (seq, Some(write))
 }
 
 /// One receiver: counts and times every payload until told to stop. Cheap on purpose: everything that
@@ -230,6 +244,7 @@ async fn receive(
     epoch: Instant,
     mut stop: watch::Receiver<bool>,
     delivered: Arc<AtomicU64>,
+    cut: Arc<AtomicU64>,
 ) -> Receiver {
     let mut r = Receiver::default();
     // The start of a line whose end has not arrived yet.
@@ -238,7 +253,10 @@ async fn receive(
         let chunk = tokio::select! {
             _ = stop.changed() => return r,
             chunk = read.fill_buf() => match chunk {
-                Ok([]) | Err(_) => return r,
+                Ok([]) | Err(_) => {
+                    cut.fetch_add(1, Ordering::Relaxed);
+                    return r;
+                }
                 Ok(chunk) => chunk,
             },
         };

@@ -94,17 +94,21 @@ impl Search {
 }
 
 fn passed(report: &FanoutReport, p99_bound_us: u64) -> bool {
-    report.lost == 0 && report.duplicates == 0 && report.latency.p99_us <= p99_bound_us
+    report.lost == 0
+        && report.duplicates == 0
+        && report.cut == 0
+        && report.latency.p99_us <= p99_bound_us
 }
 
 async fn step(opts: &FanoutOptions, p99_bound_us: u64) -> Result<FanoutReport, BenchError> {
     let report = fanout(opts).await?;
     eprintln!(
-        "  offered {:>9.0} msg/s -> {:>10.0} deliveries/s, p99 {:>7} us, lost {} {}",
+        "  offered {:>9.0} msg/s -> {:>10.0} deliveries/s, p99 {:>7} us, lost {}, cut {} {}",
         report.offered,
         report.deliveries_per_sec,
         report.latency.p99_us,
         report.lost,
+        report.cut,
         if passed(&report, p99_bound_us) {
             "ok"
         } else {

@@ -28,6 +28,7 @@ async fn fanout_counts_every_delivery_exactly() {
         (report.lost, report.duplicates, report.out_of_order),
         (0, 0, 0)
     );
+    assert_eq!(report.cut, 0, "nobody was disconnected");
     assert!(report.latency.max_us > 0);
 }
 
