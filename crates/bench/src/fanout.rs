@@ -226,10 +226,8 @@ async fn send(
                 .encode(&opts.room, &stats::payload(me, seq, ns), &mut buf);
             seq += 1;
         }
-        if !buf.is_empty() {
-            if write.write_all(&buf).await.is_err() {
-                return (seq, None);
-            }
+        if !buf.is_empty() && write.write_all(&buf).await.is_err() {
+            return (seq, None);
         }
     }
     (seq, Some(write))

@@ -13,9 +13,9 @@
 //! * `:memory:` keeps history in RAM only; writer and readers then share one connection.
 //!
 //! * **Checkpoints.** A thread of its own copies the WAL back into the database file when the writer has
-//!   been quiet for a second, or every 200 commits of a steady trickle, so a checkpoint's fsyncs do not
-//!   stall the commits people are waiting for; under heavy load the writer's own small checkpoints (SQLite's
-//!   automatic ones, every 1,000 pages) measured better and bound the log.
+//!   been quiet for a second, or every 1,500 commits of a steady trickle, so a checkpoint's fsyncs do not
+//!   stall the commits people are waiting for; under heavy load (batches of several commands) the writer's
+//!   own small checkpoints (SQLite's automatic ones, every 1,000 pages) measured better and bound the log.
 //!
 //! Durability: WAL with `synchronous=NORMAL`. A committed (hence acknowledged) message survives the server
 //! process being killed; an operating-system crash or power cut may lose the last moments of traffic.
@@ -371,18 +371,23 @@ const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
 const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
 
 /// At a steady trickle (no quiet moment, yet at most [`CHECKPOINT_TRICKLE`] commits per poll) the
-/// checkpointer copies the log after this many commits — before the writer's own threshold makes it
-/// checkpoint in the middle of a commit. A one-message commit writes about four 4 KiB pages.
-const CHECKPOINT_COMMITS: u64 = 200;
+/// checkpointer copies the log after this many commits — a few times a minute at chat rates, before the
+/// writer's own light-load threshold. A one-message commit writes about four 4 KiB pages.
+const CHECKPOINT_COMMITS: u64 = 1500;
 
 /// Commits per poll above which traffic is heavy: then the writer's own checkpoints, small and in line,
 /// measured better than a concurrent checkpoint competing with every commit.
 const CHECKPOINT_TRICKLE: u64 = 100;
 
-/// The writer's own (SQLite automatic) checkpoint threshold, in WAL pages (SQLite's default). It bounds the
-/// log under unbroken load, when a passive checkpoint never finds the log fully copied and so the log
-/// could not restart.
-const WAL_WRITER_CHECKPOINT_PAGES: i64 = 1000;
+/// The writer's own (SQLite automatic) checkpoint threshold, in WAL pages, under light load: rarely
+/// reached, because the checkpointer copies the log first; it bounds the log if the checkpointer lags.
+const WAL_WRITER_CHECKPOINT_LIGHT: i64 = 8192;
+
+/// The same under heavy load (SQLite's default): frequent small checkpoints in line with the commits.
+const WAL_WRITER_CHECKPOINT_HEAVY: i64 = 1000;
+
+/// Commands in one batch from which the writer counts the load as heavy.
+const HEAVY_BATCH: usize = 4;
 
 /// The log file is cut back to this size when it restarts.
 const WAL_SIZE_LIMIT: i64 = 32 << 20;
@@ -482,19 +487,22 @@ impl<T> Writer<T> {
         if checkpointer.is_some() {
             // Checkpoints (and their fsyncs) happen on the checkpointer's thread from now on, not in the
             // middle of a commit that people are waiting for — except under heavy load (see above).
-            let _ = self.with_conn(|c| {
-                c.pragma_update(None, "wal_autocheckpoint", WAL_WRITER_CHECKPOINT_PAGES)?;
-                c.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
-            });
+            let _ = self.with_conn(|c| c.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT));
         }
-        self.serve(&mut deliver, &clock);
+        self.serve(&mut deliver, &clock, checkpointer.is_some());
         if let Some(c) = checkpointer {
             c.stop();
         }
     }
 
-    fn serve(&mut self, deliver: &mut impl FnMut(Vec<Outcome<T>>), clock: &CommitClock) {
+    fn serve(
+        &mut self,
+        deliver: &mut impl FnMut(Vec<Outcome<T>>),
+        clock: &CommitClock,
+        checkpointed: bool,
+    ) {
         let mut stop = false;
+        let mut heavy = None;
         while !stop {
             let Some(first) = self.rx.blocking_recv() else {
                 return;
@@ -510,6 +518,16 @@ impl<T> Writer<T> {
                 // Stop is sent after the last session ended, so nothing follows it.
                 batch.truncate(i);
                 stop = true;
+            }
+            let now_heavy = batch.len() >= HEAVY_BATCH;
+            if checkpointed && heavy != Some(now_heavy) {
+                heavy = Some(now_heavy);
+                let pages = if now_heavy {
+                    WAL_WRITER_CHECKPOINT_HEAVY
+                } else {
+                    WAL_WRITER_CHECKPOINT_LIGHT
+                };
+                let _ = self.with_conn(|c| c.pragma_update(None, "wal_autocheckpoint", pages));
             }
             let outcomes = self.commit(batch);
             clock.committed();
