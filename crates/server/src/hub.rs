@@ -366,38 +366,32 @@ impl Hub {
         self.flush(&mut run);
     }
 
-    /// Pushes a run of room messages to the room's members, each member getting its own messages' acks in
-    /// their place instead, so everything a connection receives is in seq order. Advances the watermark
-    /// under the room's lock; acks senders who are no longer in the room separately.
+    /// Pushes a run of room messages to the room's members (each but its own), advances the watermark under
+    /// the room's lock, and only then acks the run's senders: when a sender has its ack, every recipient
+    /// has the message queued. (So a sender's ack may follow messages of others stored in the same commit,
+    /// with higher seqs; it never precedes a message with a lower seq.)
     fn flush(&self, run: &mut Run) {
         let Some(room) = run.room.take() else {
             return;
         };
-        let mut acked = vec![false; run.entries.len()];
         {
             let rooms = self.rooms();
             // A room nobody is online in: the table's read lock keeps anyone from creating it meanwhile.
             if let Some(r) = rooms.get(room.key()) {
                 let members = r.members();
                 for (name, member) in members.iter() {
-                    member.outbox.push_many(run.entries.iter().map(|e| {
-                        if e.from == *name {
-                            &e.ack
-                        } else {
-                            &e.item
-                        }
-                    }));
-                }
-                for (acked, e) in acked.iter_mut().zip(&run.entries) {
-                    *acked = members.contains_key(e.from.key());
+                    member.outbox.push_many(
+                        run.entries
+                            .iter()
+                            .filter(|e| e.from != *name)
+                            .map(|e| &e.item),
+                    );
                 }
             }
             self.advance(run.last_seq);
         }
-        for (e, acked) in run.entries.drain(..).zip(acked) {
-            if !acked {
-                e.token.outbox.push(e.ack);
-            }
+        for e in run.entries.drain(..) {
+            e.token.outbox.push(e.ack);
             let _ = e.token.done.send(());
         }
     }
@@ -592,7 +586,7 @@ struct RunEntry {
     from: Name,
     /// The message, for the other members.
     item: Arc<Outgoing>,
-    /// Its ack, for the sender.
+    /// Its ack, for the sender once everyone else has the message.
     ack: Arc<Outgoing>,
     token: AppendToken,
 }

@@ -34,6 +34,8 @@ async fn fifty_clients_a_hundred_messages_each() {
             let mut acks = 0;
             let mut from: HashMap<String, Vec<usize>> = HashMap::new();
             let mut seqs = Vec::new();
+            // Per entry of `seqs`: an ack (true) or a message (false).
+            let mut kinds = Vec::new();
             let mut received = 0;
             while acks < MESSAGES || received < (CLIENTS - 1) * MESSAGES {
                 let f = c.recv().await;
@@ -42,6 +44,7 @@ async fn fifty_clients_a_hundred_messages_each() {
                         assert_eq!(f["id"], acks.to_string(), "acks come in send order");
                         acks += 1;
                         seqs.push(f["seq"].as_u64().unwrap());
+                        kinds.push(true);
                     }
                     "message" => {
                         let sender = f["from"].as_str().unwrap().to_owned();
@@ -51,6 +54,7 @@ async fn fifty_clients_a_hundred_messages_each() {
                         assert_eq!(who, sender);
                         from.entry(sender).or_default().push(n.parse().unwrap());
                         seqs.push(f["seq"].as_u64().unwrap());
+                        kinds.push(false);
                         received += 1;
                     }
                     other => panic!("unexpected {other}: {f}"),
@@ -64,10 +68,33 @@ async fn fifty_clients_a_hundred_messages_each() {
                     "from {sender}: lost, duplicated or reordered"
                 );
             }
+            // Messages arrive in seq order. An ack comes once every recipient has its message, so it may
+            // follow others' messages stored in the same commit (higher seqs) — but never precede a message
+            // with a lower seq.
+            let messages: Vec<u64> = seqs
+                .iter()
+                .zip(&kinds)
+                .filter(|(_, ack)| !**ack)
+                .map(|(s, _)| *s)
+                .collect();
             assert!(
-                seqs.windows(2).all(|w| w[0] < w[1]),
-                "{me} saw seq go backwards"
+                messages.windows(2).all(|w| w[0] < w[1]),
+                "{me} saw message seqs go backwards"
             );
+            for (i, (ack_seq, _)) in seqs
+                .iter()
+                .zip(&kinds)
+                .enumerate()
+                .filter(|(_, (_, ack))| **ack)
+            {
+                assert!(
+                    seqs[i + 1..]
+                        .iter()
+                        .zip(&kinds[i + 1..])
+                        .all(|(s, ack)| *ack || s > ack_seq),
+                    "{me}: ack {ack_seq} came before a message with a lower seq"
+                );
+            }
             (seqs, c)
         }));
     }
