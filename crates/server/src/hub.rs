@@ -315,11 +315,7 @@ impl Hub {
                         message.text
                     );
                     let item = Outgoing::new(ServerFrame::Message(message.to_message(&stored)));
-                    let ack = Outgoing::new(ServerFrame::Ack {
-                        id: token.id.clone(),
-                        seq: stored.seq,
-                        ts: stored.ts.clone(),
-                    });
+                    let ack = ack(&token, &stored);
                     match &message.room {
                         Some(room) => {
                             if run.room.as_ref() != Some(room) {
@@ -337,19 +333,14 @@ impl Hub {
                         None => {
                             self.flush(&mut run);
                             self.whisper(&message, item, stored.seq);
-                            token.outbox.push(ack);
-                            let _ = token.done.send(());
+                            answer(token, ack);
                         }
                     }
                 }
                 Ok(stored) => {
                     // A resend of a stored message: acked again (with its first seq), not delivered again.
                     self.flush(&mut run);
-                    let ack = ServerFrame::Ack {
-                        id: token.id.clone(),
-                        seq: stored.seq,
-                        ts: stored.ts,
-                    };
+                    let ack = ack(&token, &stored);
                     answer(token, ack);
                 }
                 Err(e) => {
@@ -391,8 +382,7 @@ impl Hub {
             self.advance(run.last_seq);
         }
         for e in run.entries.drain(..) {
-            e.token.outbox.push(e.ack);
-            let _ = e.token.done.send(());
+            answer(e.token, e.ack);
         }
     }
 
@@ -587,8 +577,17 @@ struct RunEntry {
     /// The message, for the other members.
     item: Arc<Outgoing>,
     /// Its ack, for the sender once everyone else has the message.
-    ack: Arc<Outgoing>,
+    ack: ServerFrame,
     token: AppendToken,
+}
+
+/// The ack of a stored message, echoing the sender's `id`.
+fn ack(token: &AppendToken, stored: &crate::store::Stored) -> ServerFrame {
+    ServerFrame::Ack {
+        id: token.id.clone(),
+        seq: stored.seq,
+        ts: stored.ts.clone(),
+    }
 }
 
 /// Queues the answer to a `say`/`whisper` and tells its session that it has been.

@@ -124,7 +124,7 @@ impl Outbox {
 
     /// Queues a frame. Returns false if the outbox is (or just became) unusable.
     pub fn push(&self, item: Arc<Outgoing>) -> bool {
-        self.push_inner(item, false)
+        self.push_all([&item], false)
     }
 
     /// Queues a reply to this connection's own request ahead of any held traffic (`welcome` and `users`
@@ -135,12 +135,22 @@ impl Outbox {
 
     /// Like [`Outbox::reply`] for an item shared with others.
     pub fn push_ahead(&self, item: Arc<Outgoing>) -> bool {
-        self.push_inner(item, true)
+        self.push_all([&item], true)
     }
 
     /// Queues several items under one lock, with at most one wake-up of the writer: a delivered batch's
     /// messages for one room reach each member this way. Returns false if the outbox is (or became) unusable.
     pub fn push_many<'a>(&self, items: impl IntoIterator<Item = &'a Arc<Outgoing>>) -> bool {
+        self.push_all(items, false)
+    }
+
+    /// Every push goes through here: into the held queue during a hold (unless `ahead`), else into the
+    /// queue; over the limit, the outbox overflows instead.
+    fn push_all<'a>(
+        &self,
+        items: impl IntoIterator<Item = &'a Arc<Outgoing>>,
+        ahead: bool,
+    ) -> bool {
         let mut inner = self.lock();
         if inner.closed || inner.overflowed {
             return false;
@@ -152,12 +162,15 @@ impl Outbox {
                 self.overflow(inner);
                 return false;
             }
-            if let Some(held) = &mut inner.held {
-                held.push_back(item.clone());
-                inner.held_bytes += len;
-            } else {
-                inner.bytes += len;
-                inner.queue.push_back(item.clone());
+            match (&mut inner.held, ahead) {
+                (Some(held), false) => {
+                    held.push_back(item.clone());
+                    inner.held_bytes += len;
+                }
+                _ => {
+                    inner.bytes += len;
+                    inner.queue.push_back(item.clone());
+                }
             }
         }
         let wake = was_empty && !inner.queue.is_empty();
@@ -178,25 +191,6 @@ impl Outbox {
         drop(inner);
         self.ended.cancel();
         self.notify.notify_one();
-    }
-
-    fn push_inner(&self, item: Arc<Outgoing>, ahead: bool) -> bool {
-        let mut inner = self.lock();
-        if inner.closed || inner.overflowed {
-            return false;
-        }
-        let len = item.cost();
-        if inner.bytes + inner.held_bytes + len > self.limit {
-            self.overflow(inner);
-            return false;
-        }
-        if let (Some(held), false) = (&mut inner.held, ahead) {
-            held.push_back(item);
-            inner.held_bytes += len;
-            return true;
-        }
-        self.enqueue(inner, item);
-        true
     }
 
     /// Appends to the queue (the lock is released here) and wakes the writer if it may be idle.

@@ -192,6 +192,9 @@ pub async fn serve(
 /// shrinks back when the connection is idle again.
 const READ_BUFFER: usize = 128;
 
+/// A read buffer grown beyond this by a burst is replaced by a [`READ_BUFFER`] one once it is empty.
+const READ_BUFFER_KEPT: usize = 4096;
+
 /// How long a closing connection waits for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
 
@@ -285,8 +288,10 @@ impl Session {
                 if recvq.capacity() > 0 {
                     recvq = VecDeque::new();
                 }
+                // Only a big one: a steady sender's few-KiB buffer stays, or every chunk it sends would be
+                // read in small pieces while the buffer grows back.
                 let buffer = frames.read_buffer_mut();
-                if buffer.is_empty() && buffer.capacity() > READ_BUFFER {
+                if buffer.is_empty() && buffer.capacity() > READ_BUFFER_KEPT {
                     *buffer = BytesMut::with_capacity(READ_BUFFER);
                 }
             }

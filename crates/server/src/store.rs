@@ -393,17 +393,24 @@ const HEAVY_BATCH: usize = 4;
 const WAL_SIZE_LIMIT: i64 = 32 << 20;
 
 /// What the writer tells the checkpointer: how many commits so far, and when the last one was.
-#[derive(Default)]
 struct CommitClock {
     commits: std::sync::atomic::AtomicU64,
     /// Milliseconds since `epoch` at the last commit.
     last_ms: std::sync::atomic::AtomicU64,
-    epoch: std::sync::OnceLock<Instant>,
+    epoch: Instant,
 }
 
 impl CommitClock {
+    fn new() -> Self {
+        Self {
+            commits: Default::default(),
+            last_ms: Default::default(),
+            epoch: Instant::now(),
+        }
+    }
+
     fn now_ms(&self) -> u64 {
-        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+        self.epoch.elapsed().as_millis() as u64
     }
 
     fn committed(&self) {
@@ -477,7 +484,7 @@ impl<T> Writer<T> {
 
     /// Runs until [`WriteCmd::Stop`] or until every sender is gone. Call on a thread of its own.
     pub fn run(mut self, mut deliver: impl FnMut(Vec<Outcome<T>>)) {
-        let clock = Arc::new(CommitClock::default());
+        let clock = Arc::new(CommitClock::new());
         let checkpointer = match &self.conn {
             WriteConn::Own(conn) => conn
                 .path()
