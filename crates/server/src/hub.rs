@@ -89,6 +89,18 @@ pub struct Hub {
     watermark: AtomicU64,
     config: HubConfig,
     writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
+    /// Tests stop the hub at chosen points (between a push and what must happen under the same lock).
+    #[cfg(test)]
+    probe: Mutex<Option<Arc<dyn Fn(Probe) + Send + Sync>>>,
+}
+
+/// Points inside the hub where a test may look at (or race against) it; a no-op outside tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// A run of room messages has been pushed to the members; the watermark has not moved yet.
+    RunPushed,
+    /// A `left` has been pushed to a room's remaining members.
+    LeftPushed,
 }
 
 /// A successful `hello`.
@@ -140,7 +152,21 @@ impl Hub {
             watermark: AtomicU64::new(last_seq),
             config,
             writer,
+            #[cfg(test)]
+            probe: Mutex::new(None),
         })
+    }
+
+    #[cfg_attr(not(test), allow(unused_variables))]
+    #[inline]
+    fn probe(&self, at: Probe) {
+        #[cfg(test)]
+        {
+            let probe = self.probe.lock().unwrap().clone();
+            if let Some(probe) = probe {
+                probe(at);
+            }
+        }
     }
 
     // A panic elsewhere while holding one of these locks leaves plain data behind; keep going.
@@ -367,19 +393,25 @@ impl Hub {
         };
         {
             let rooms = self.rooms();
-            // A room nobody is online in: the table's read lock keeps anyone from creating it meanwhile.
-            if let Some(r) = rooms.get(room.key()) {
-                let members = r.members();
-                for (name, member) in members.iter() {
-                    member.outbox.push_many(
-                        run.entries
-                            .iter()
-                            .filter(|e| e.from != *name)
-                            .map(|e| &e.item),
-                    );
+            match rooms.get(room.key()) {
+                Some(r) => {
+                    let members = r.members();
+                    for (name, member) in members.iter() {
+                        member.outbox.push_many(
+                            run.entries
+                                .iter()
+                                .filter(|e| e.from != *name)
+                                .map(|e| &e.item),
+                        );
+                    }
+                    self.probe(Probe::RunPushed);
+                    // Still under the room's lock (rule 5): a joiner entering after the push reads a
+                    // watermark that covers the run, so the run reaches it by replay.
+                    self.advance(run.last_seq, &members);
                 }
+                // A room nobody is online in: the table's read lock keeps anyone from creating it meanwhile.
+                None => self.advance(run.last_seq, &rooms),
             }
-            self.advance(run.last_seq);
         }
         for e in run.entries.drain(..) {
             answer(e.token, e.ack);
@@ -394,11 +426,12 @@ impl Hub {
                 user.outbox.push(item);
             }
         }
-        self.advance(seq);
+        self.advance(seq, &registry);
     }
 
-    /// Moves the watermark up to `seq`. Call under the lock the delivery was made under.
-    fn advance(&self, seq: u64) {
+    /// Moves the watermark up to `seq`. `_under` is the guard of the lock the delivery was made under: the
+    /// signature makes rule 5 (advance under the same lock as the push) hard to break by accident.
+    fn advance<G>(&self, seq: u64, _under: &G) {
         self.watermark.fetch_max(seq, Ordering::AcqRel);
     }
 
@@ -466,26 +499,39 @@ impl Hub {
 
     /// Takes a user out of a room's member list, tells the others (when `frame` is given) and drops the
     /// room if that left it empty. Called with the registry locked. Returns the announcement.
+    ///
+    /// The announcement goes out under the table's *read* lock and the room's lock (rule 3: a departure
+    /// does not stall fan-out elsewhere); the write lock is taken only to drop a room that became empty.
     fn exit(
         &self,
         me: &Name,
         room: &RoomName,
         frame: Option<ServerFrame>,
     ) -> Option<Arc<Outgoing>> {
-        let mut table = self.rooms_mut();
-        let r = table.get(room.key())?;
-        let mut members = r.members();
-        members.remove(me.key());
-        let item = frame.map(Outgoing::new);
-        if let Some(item) = &item {
-            for member in members.values() {
-                member.outbox.push(item.clone());
+        let (item, empty) = {
+            let table = self.rooms();
+            let r = table.get(room.key())?;
+            let mut members = r.members();
+            members.remove(me.key());
+            let item = frame.map(Outgoing::new);
+            if let Some(item) = &item {
+                for member in members.values() {
+                    member.outbox.push(item.clone());
+                }
+                self.probe(Probe::LeftPushed);
             }
-        }
-        let empty = members.is_empty();
-        drop(members);
+            (item, members.is_empty())
+        };
         if empty && room.key() != natter_proto::LOBBY {
-            table.remove(room.key());
+            // Entries and exits are serialised by the registry lock (held by every caller), so nobody can
+            // have entered meanwhile; checking again costs nothing and keeps this true without it.
+            let mut table = self.rooms_mut();
+            if table
+                .get(room.key())
+                .is_some_and(|r| r.members().is_empty())
+            {
+                table.remove(room.key());
+            }
         }
         item
     }
@@ -524,12 +570,12 @@ impl Hub {
         Ok(())
     }
 
-    /// Whether `me` is in `room` (for history paging).
+    /// Whether `me` is in `room` (for history paging). Only the room's own lock is taken — never the
+    /// registry, which registrations hold for longer.
     pub fn is_member(&self, me: &Name, room: &RoomName) -> bool {
-        self.registry()
-            .memberships
-            .get(me.key())
-            .is_some_and(|rooms| rooms.contains(room))
+        self.rooms()
+            .get(room.key())
+            .is_some_and(|r| r.members().contains_key(me.key()))
     }
 
     /// `who`: the members of a room, sorted. A room nobody is in has no members.
@@ -619,5 +665,145 @@ impl Room {
             room: name.to_string(),
             names: names.into_iter().map(|n| n.to_string()).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::store::Stored;
+
+    fn hub() -> Arc<Hub> {
+        let (writer, _) = mpsc::unbounded_channel();
+        Hub::new(HubConfig { max_text: 1000 }, writer, 0, HashMap::new())
+    }
+
+    /// Registers `name` and lets its (empty) replay finish.
+    fn online(hub: &Hub, name: &str, lobby: bool) -> (Name, Arc<Outbox>) {
+        let outbox = Outbox::new(1 << 20);
+        let registered = hub.register(name, lobby, &outbox).ok().unwrap();
+        outbox.release(registered.watermark, None);
+        (registered.name, outbox)
+    }
+
+    fn said(from: &Name, outbox: &Arc<Outbox>, seq: u64) -> Outcome<AppendToken> {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        Outcome {
+            message: NewMessage {
+                room: Some(RoomName::lobby()),
+                from: from.clone(),
+                to: None,
+                text: format!("m{seq}"),
+                client_id: None,
+            },
+            token: AppendToken {
+                outbox: outbox.clone(),
+                id: None,
+                done: oneshot::channel().0,
+                permit,
+            },
+            result: Ok(Stored {
+                seq,
+                ts: "2026-01-01T00:00:00.000Z".into(),
+                duplicate: false,
+            }),
+        }
+    }
+
+    fn set_probe(hub: &Hub, probe: impl Fn(Probe) + Send + Sync + 'static) {
+        *hub.probe.lock().unwrap() = Some(Arc::new(probe));
+    }
+
+    /// Defect 1 of issue 10: a `join` racing the fan-out of a run must get the run — by replay (its
+    /// watermark covers it) or live (it is in the joiner's outbox). Before the fix the watermark moved
+    /// after the room's lock was dropped, so a join in between got neither.
+    #[test]
+    fn a_join_racing_a_delivery_gets_the_message_one_way_or_the_other() {
+        let hub = hub();
+        let (alice, alice_outbox) = online(&hub, "alice", true);
+        let (carol, carol_outbox) = online(&hub, "carol", false);
+        let (joined_tx, joined_rx) = std_mpsc::channel();
+        let racer = {
+            let hub = hub.clone();
+            let carol = carol.clone();
+            let (start_tx, start_rx) = std_mpsc::channel::<()>();
+            let (start_tx, joined_rx) = (Mutex::new(start_tx), Mutex::new(joined_rx));
+            set_probe(&hub, move |at| {
+                if at == Probe::RunPushed {
+                    let _ = start_tx.lock().unwrap().send(());
+                    // Give the join every chance to get in between the push and the watermark: it
+                    // can only if the room's lock is free here.
+                    let _ = joined_rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_millis(300));
+                }
+            });
+            std::thread::spawn(move || {
+                start_rx.recv().unwrap();
+                let joined = hub.join(&carol, "lobby").ok().flatten().unwrap();
+                let _ = joined_tx.send(());
+                joined.1
+            })
+        };
+        hub.deliver(vec![said(&alice, &alice_outbox, 1)]);
+        let watermark = racer.join().unwrap();
+        *hub.probe.lock().unwrap() = None;
+        carol_outbox.release(watermark, Some("lobby"));
+        let live = carol_outbox.queued_message_seqs();
+        assert!(
+            watermark >= 1 || live.contains(&1),
+            "carol gets seq 1 neither by replay (watermark {watermark}) nor live ({live:?})"
+        );
+    }
+
+    /// Defect 5 of issue 10: a departure announces itself under the room table's *read* lock, so
+    /// other rooms' fan-out (which takes the read lock) does not wait for it.
+    #[test]
+    fn a_departure_does_not_hold_the_room_table_exclusively() {
+        let hub = hub();
+        let (alice, _a) = online(&hub, "alice", true);
+        let (_bob, _b) = online(&hub, "bob", true);
+        let readable = Arc::new(Mutex::new(None));
+        {
+            let hub2 = hub.clone();
+            let readable = readable.clone();
+            set_probe(&hub, move |at| {
+                if at == Probe::LeftPushed {
+                    *readable.lock().unwrap() = Some(hub2.rooms.try_read().is_ok());
+                }
+            });
+        }
+        hub.unregister(&alice, Some(LeftReason::Disconnect));
+        *hub.probe.lock().unwrap() = None; // the probe holds the hub: let it go
+        assert_eq!(
+            *readable.lock().unwrap(),
+            Some(true),
+            "while `left` was pushed, the room table could not be read"
+        );
+    }
+
+    /// History paging asks whether the user is in the room without the registry lock.
+    #[test]
+    fn membership_checks_do_not_wait_for_the_registry() {
+        let hub = hub();
+        let (alice, _a) = online(&hub, "alice", true);
+        let (tx, rx) = std_mpsc::channel();
+        let registry = hub.registry();
+        let checker = {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(hub.is_member(&alice, &RoomName::lobby()));
+            })
+        };
+        let answer = rx.recv_timeout(Duration::from_secs(5));
+        drop(registry);
+        checker.join().unwrap();
+        assert_eq!(answer, Ok(true), "is_member waited for the registry");
     }
 }

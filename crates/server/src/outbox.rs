@@ -334,6 +334,24 @@ impl Outbox {
 }
 
 #[cfg(test)]
+impl Outbox {
+    /// The seqs of the messages queued (not held) right now, for tests.
+    pub(crate) fn queued_message_seqs(&self) -> Vec<u64> {
+        self.lock()
+            .queue
+            .iter()
+            .filter_map(|item| match &**item {
+                Outgoing::Frame {
+                    frame: ServerFrame::Message(m),
+                    ..
+                } => Some(m.seq),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use natter_proto::frame::ServerFrame;
