@@ -91,8 +91,11 @@ pub struct Hub {
     writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
     /// Tests stop the hub at chosen points (between a push and what must happen under the same lock).
     #[cfg(test)]
-    probe: Mutex<Option<Arc<dyn Fn(Probe) + Send + Sync>>>,
+    probe: Mutex<Option<ProbeFn>>,
 }
+
+#[cfg(test)]
+type ProbeFn = Arc<dyn Fn(Probe) + Send + Sync>;
 
 /// Points inside the hub where a test may look at (or race against) it; a no-op outside tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -94,15 +94,20 @@ impl Default for Config {
 }
 
 /// Binds a listening socket with an explicit backlog (tokio's `TcpListener::bind` uses 128).
+///
+/// An IPv6 socket is IPv6-only, so `0.0.0.0:5500` and `[::]:5500` can be listened on side by side (on
+/// Linux a `[::]` socket otherwise takes the IPv4 port too, and the second bind fails).
 pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(backlog)
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Why the server could not run.
@@ -146,10 +151,13 @@ pub async fn run(
     });
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // One set of limits for the whole server: `--max-clients` counts every listener's connections.
+    let limits = Arc::new(Limits::default());
     for listener in listeners {
         tracker.spawn(accept_loop(
             listener,
             shared.clone(),
+            limits.clone(),
             token.clone(),
             tracker.clone(),
         ));
@@ -234,10 +242,10 @@ fn keepalive(stream: &tokio::net::TcpStream) {
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<session::Shared>,
+    limits: Arc<Limits>,
     token: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let limits = Arc::new(Limits::default());
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => return,

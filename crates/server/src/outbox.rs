@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use natter_proto::ServerFrame;
@@ -232,9 +233,14 @@ impl Outbox {
         }
     }
 
-    /// Queues a frame ahead of any held traffic, waiting while the queue is over the limit instead of
-    /// overflowing: for long replays, which go out at the pace the client reads them.
-    pub async fn push_paced(&self, frame: ServerFrame) -> bool {
+    /// Queues a frame ahead of any held traffic, waiting while the queue is over *half* the limit instead
+    /// of overflowing: for long replays, which go out at the pace the client reads them. The other half is
+    /// room for the live traffic held behind the replay — a replay that filled the whole outbox made the
+    /// next held push overflow and cut a resuming client as `too_slow`.
+    ///
+    /// A client that makes no room for `stall` is cut as if the outbox had overflowed (`too_slow`): a
+    /// replay does not wait for ever on someone who stopped reading.
+    pub async fn push_paced(&self, frame: ServerFrame, stall: Option<Duration>) -> bool {
         let item = Outgoing::new(frame);
         let len = item.cost();
         loop {
@@ -246,12 +252,21 @@ impl Outbox {
                 if inner.closed || inner.overflowed {
                     return false;
                 }
-                if inner.queue.is_empty() || inner.bytes + len <= self.limit {
+                if inner.queue.is_empty() || inner.bytes + inner.held_bytes + len <= self.limit / 2
+                {
                     self.enqueue(inner, item);
                     return true;
                 }
             }
-            space.await;
+            match stall {
+                Some(stall) => {
+                    if tokio::time::timeout(stall, space).await.is_err() {
+                        self.overflow(self.lock());
+                        return false;
+                    }
+                }
+                None => space.await,
+            }
         }
     }
 
@@ -396,9 +411,12 @@ mod tests {
             id: Some("live".into())
         }));
         assert!(
-            ob.push_paced(ServerFrame::Pong {
-                id: Some("replay".into())
-            })
+            ob.push_paced(
+                ServerFrame::Pong {
+                    id: Some("replay".into())
+                },
+                None
+            )
             .await
         );
         ob.release(0, None);
@@ -489,16 +507,35 @@ mod tests {
     #[tokio::test]
     async fn paced_pushes_wait_for_the_writer() {
         let one = Outgoing::new(pong()).cost();
-        let ob = Outbox::new(one);
-        assert!(ob.push_paced(pong()).await);
+        let ob = Outbox::new(one * 2);
+        assert!(ob.push_paced(pong(), None).await);
         let ob2 = ob.clone();
-        let second = tokio::spawn(async move { ob2.push_paced(pong()).await });
+        let second = tokio::spawn(async move { ob2.push_paced(pong(), None).await });
         tokio::task::yield_now().await;
         assert!(!second.is_finished(), "waits while the queue is full");
         let mut batch = Vec::new();
         ob.next(&mut batch).await;
         assert!(second.await.unwrap());
         assert!(!ob.is_overflowed());
+    }
+
+    /// Defect 3 of issue 10: a long replay leaves room for the live traffic held behind it.
+    #[tokio::test]
+    async fn a_paced_replay_leaves_room_for_held_live_traffic() {
+        let one = Outgoing::new(pong()).cost();
+        let ob = Outbox::new(one * 4);
+        ob.hold();
+        assert!(ob.push_paced(pong(), None).await);
+        assert!(ob.push_paced(pong(), None).await);
+        let ob2 = ob.clone();
+        let third = tokio::spawn(async move { ob2.push_paced(pong(), None).await });
+        tokio::task::yield_now().await;
+        assert!(!third.is_finished(), "the replay waits at half the limit");
+        assert!(ob.send(pong()) && ob.send(pong()), "live pushes still fit");
+        assert!(!ob.is_overflowed());
+        let mut batch = Vec::new();
+        ob.next(&mut batch).await;
+        assert!(third.await.unwrap());
     }
 
     #[tokio::test]

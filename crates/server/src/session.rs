@@ -54,6 +54,10 @@ enum Flow {
     Close,
     /// Too much before `hello`: disconnect as a flood.
     Flood,
+    /// The server is shutting down (noticed while a request was being handled).
+    Shutdown,
+    /// The connection ended under us (noticed while a request was being handled).
+    Ended,
 }
 
 /// The answer to an HTTP request sent to the chat port.
@@ -142,6 +146,9 @@ struct Session {
     name: Option<Name>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
     last_append: Option<oneshot::Receiver<()>>,
+    /// How long a replay waits for the client to make room before it is cut as `too_slow` (the idle
+    /// timeout: a client that reads nothing for that long is gone either way).
+    stall: Option<Duration>,
 }
 
 /// Serves one accepted connection until it ends. `_admission` holds its place in the connection limits.
@@ -165,6 +172,7 @@ pub async fn serve(
         peer,
         name: None,
         last_append: None,
+        stall: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
@@ -186,6 +194,12 @@ pub async fn serve(
     // those last frames before the peer reads them. So read and discard until the peer closes too.
     let drain = async { while let Some(Ok(_)) = frames.next().await {} };
     let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// What a received frame costs while it waits in the receive queue: its bytes and the queue entry
+/// itself, so even tiny frames count against `--max-recvq`.
+fn queued_cost(item: &Result<Bytes, FrameError>) -> usize {
+    std::mem::size_of::<Result<Bytes, FrameError>>() + item.as_ref().map_or(0, |b| b.len())
 }
 
 /// The read buffer of a quiet connection: a chat line or two. It grows for bursts and long frames and
@@ -243,32 +257,33 @@ impl Session {
                 let Some(item) = recvq.pop_front() else {
                     continue;
                 };
-                recvq_bytes -= item.as_ref().map_or(0, |b| b.len());
+                recvq_bytes -= queued_cost(&item);
                 if self.name.is_none() {
                     before_hello += 1;
                 }
                 let flow = if before_hello > config.max_frames_before_hello {
                     Flow::Flood
                 } else {
-                    match item {
-                        Err(FrameError::TooLarge { limit }) => {
-                            self.outbox.mode().get_or_init(|| Mode::Native);
-                            self.settle().await;
-                            self.error(
-                                ErrorCode::FrameTooLarge,
-                                format!("frame longer than {limit} bytes; skipped"),
-                                None,
-                            );
-                            Flow::Continue
-                        }
-                        // Boxed: the request handlers are large futures; kept out of this loop, an idle connection stays small.
-                        Ok(line) => Box::pin(self.line(&line)).await,
+                    // Boxed: the request handlers are large futures; kept out of this loop, an idle
+                    // connection stays small. A handler can wait — for the client to drain a replay, for
+                    // room at the store's writer — so it is raced against the end of the server and of
+                    // the connection: no reader is left waiting for something that will not come.
+                    let handling = Box::pin(self.handle(item));
+                    tokio::select! {
+                        flow = handling => flow,
+                        _ = shutdown.cancelled() => Flow::Shutdown,
+                        _ = conn.cancelled() => Flow::Ended,
                     }
                 };
                 match flow {
                     Flow::Continue => continue,
                     Flow::Exit => return Some(LeftReason::Exit),
                     Flow::Close => return None,
+                    Flow::Shutdown => {
+                        self.shut_down().await;
+                        return None;
+                    }
+                    Flow::Ended => return Some(self.ended_reason()),
                     Flow::Flood => {
                         self.outbox.push_last(ServerFrame::error(
                             ErrorCode::ExcessFlood,
@@ -306,13 +321,12 @@ impl Session {
             // One timer for all three deadlines: a future per connection is memory per connection.
             let wake = [hello_at, idle_at, turn_at].into_iter().flatten().min();
             tokio::select! {
-                _ = conn.cancelled() => {
-                    return Some(if self.outbox.is_overflowed() { LeftReason::TooSlow } else { LeftReason::Disconnect });
-                }
+                // In this order: a connection that ended (say, cut as too slow during a replay) must not
+                // be reported as timed out because its idle deadline passed meanwhile.
+                biased;
+                _ = conn.cancelled() => return Some(self.ended_reason()),
                 _ = shutdown.cancelled() => {
-                    self.settle().await;
-                    self.leave(None);
-                    self.outbox.push_last(ServerFrame::Bye { reason: ByeReason::Shutdown });
+                    self.shut_down().await;
                     return None;
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or(now).into()), if wake.is_some() => {
@@ -337,7 +351,12 @@ impl Session {
                     Some(Ok(item)) => {
                         last_heard = Instant::now();
                         pinged = false;
-                        recvq_bytes += item.as_ref().map_or(0, |b| b.len());
+                        if item.as_ref().is_ok_and(|line| line.iter().all(u8::is_ascii_whitespace)) {
+                            // A blank line is a keep-alive: heard, not queued (so it costs no flood token
+                            // and no memory; queued, a stream of newlines grew the queue without bound).
+                            continue;
+                        }
+                        recvq_bytes += queued_cost(&item);
                         recvq.push_back(item);
                         if recvq_bytes > config.max_recvq {
                             tracing::info!("{}: flooding; closing", self.peer);
@@ -348,6 +367,41 @@ impl Session {
                     }
                 },
             }
+        }
+    }
+
+    /// The server is stopping: leave quietly and say `bye`.
+    async fn shut_down(&mut self) {
+        self.settle().await;
+        self.leave(None);
+        self.outbox.push_last(ServerFrame::Bye {
+            reason: ByeReason::Shutdown,
+        });
+    }
+
+    /// Why a connection that ended under us (writer gone, outbox overflowed) left.
+    fn ended_reason(&self) -> LeftReason {
+        if self.outbox.is_overflowed() {
+            LeftReason::TooSlow
+        } else {
+            LeftReason::Disconnect
+        }
+    }
+
+    /// Handles one received item: a line, or a frame that was too long.
+    async fn handle(&mut self, item: Result<Bytes, FrameError>) -> Flow {
+        match item {
+            Err(FrameError::TooLarge { limit }) => {
+                self.outbox.mode().get_or_init(|| Mode::Native);
+                self.settle().await;
+                self.error(
+                    ErrorCode::FrameTooLarge,
+                    format!("frame longer than {limit} bytes; skipped"),
+                    None,
+                );
+                Flow::Continue
+            }
+            Ok(line) => self.line(&line).await,
         }
     }
 
@@ -629,7 +683,7 @@ impl Session {
                 ServerFrame::error(ErrorCode::ServerError, "could not read history", None)
             }
         };
-        self.outbox.push_paced(frame).await;
+        self.outbox.push_paced(frame, self.stall).await;
     }
 
     /// Replays, in seq order, every message after `after` (up to the watermark) that `me` may see.
@@ -640,12 +694,15 @@ impl Session {
                 let oldest = oldest.unwrap_or(watermark + 1);
                 if after.saturating_add(1) < oldest && after < watermark {
                     self.outbox
-                        .push_paced(ServerFrame::Error {
-                            code: ErrorCode::HistoryGap,
-                            message: format!("history starts at seq {oldest}; messages after {after} before it are gone"),
-                            id: None,
-                            oldest: Some(oldest),
-                        })
+                        .push_paced(
+                            ServerFrame::Error {
+                                code: ErrorCode::HistoryGap,
+                                message: format!("history starts at seq {oldest}; messages after {after} before it are gone"),
+                                id: None,
+                                oldest: Some(oldest),
+                            },
+                            self.stall,
+                        )
                         .await;
                 }
             }
@@ -663,11 +720,14 @@ impl Session {
                 Err(e) => {
                     tracing::error!("resume read failed: {e}");
                     self.outbox
-                        .push_paced(ServerFrame::error(
-                            ErrorCode::ServerError,
-                            "could not read history",
-                            None,
-                        ))
+                        .push_paced(
+                            ServerFrame::error(
+                                ErrorCode::ServerError,
+                                "could not read history",
+                                None,
+                            ),
+                            self.stall,
+                        )
                         .await;
                     return;
                 }
@@ -675,7 +735,11 @@ impl Session {
             let full = chunk.len() == RESUME_CHUNK;
             for message in chunk {
                 cursor = message.seq;
-                if !self.outbox.push_paced(ServerFrame::Message(message)).await {
+                if !self
+                    .outbox
+                    .push_paced(ServerFrame::Message(message), self.stall)
+                    .await
+                {
                     return;
                 }
             }

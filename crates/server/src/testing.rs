@@ -32,9 +32,14 @@ impl TestServer {
     pub async fn start_with(config: Config) -> Self {
         let listener = crate::bind("127.0.0.1:0".parse().expect("valid address"), 1024)
             .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("bound address");
+        Self::start_on(vec![listener], config)
+    }
+
+    /// Starts a server on listeners the test bound; `addr` is the first one's.
+    pub fn start_on(listeners: Vec<tokio::net::TcpListener>, config: Config) -> Self {
+        let addr = listeners[0].local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(crate::run(vec![listener], config, async move {
+        let handle = tokio::spawn(crate::run(listeners, config, async move {
             let _ = stopped.await;
         }));
         Self {
