@@ -186,6 +186,9 @@ struct ServeArgs {
     /// Connections accepted at once from one IP address.
     #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().max_per_ip)]
     max_per_ip: usize,
+    /// Rooms one user may be in at once (the lobby counts).
+    #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().max_rooms)]
+    max_rooms: usize,
     /// Listen backlog (pending connections the kernel queues).
     #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().backlog)]
     backlog: u32,
@@ -420,6 +423,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         hello_timeout: seconds(args.hello_timeout, "--hello-timeout")?,
         max_clients: args.max_clients,
         max_per_ip: args.max_per_ip,
+        max_rooms: args.max_rooms,
         backlog: args.backlog,
         db,
         replay: args.replay,

@@ -296,6 +296,8 @@ pub enum ErrorCode {
     ServerFull,
     /// Your address has as many connections as the server accepts from one address.
     TooManyConnections,
+    /// `join` when you are already in as many rooms as the server allows one user.
+    TooManyRooms,
     /// A code from a newer server that this build does not know.
     #[serde(other)]
     Unknown,
@@ -325,6 +327,7 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => "idle_timeout",
             ErrorCode::ServerFull => "server_full",
             ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::Unknown => "unknown",
         }
     }

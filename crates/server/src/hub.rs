@@ -9,7 +9,7 @@
 //! seq order, and nothing is delivered or acknowledged before it is stored.
 //!
 //! Locks, always taken in this order and never across `.await`:
-//! 1. `registry` — names online and remembered memberships (hello, join, leave, whispers);
+//! 1. `registry` — names online and the rooms each is in (hello, join, leave, whispers);
 //! 2. `rooms` — a read/write lock on the room table: written only to create or drop a room;
 //! 3. one lock per room — its member list;
 //! 4. one lock per outbox.
@@ -21,8 +21,11 @@
 //! room's lock), then reads the watermark W, finds every later message of the room in its held outbox and
 //! every earlier one in the store — so it replays up to W from the store and drops held messages ≤ W.
 //!
-//! Membership is remembered per name (in the store) while presence is not: a user who reconnects is put
-//! back in the rooms they had joined, so a resume can replay every room they are in.
+//! Membership is remembered per name in the store, not here: the hub holds the rooms of users *online*
+//! only, so its memory follows who is connected, not every name ever used. A `hello` reserves the name
+//! ([`Hub::reserve`]), asks the store's writer for the rooms the name had joined ([`Hub::remembered_rooms`],
+//! queued behind any join or leave of the name's previous session, so never stale), and then takes its
+//! seats ([`Hub::seat`]); a resume can then replay every room the user is in.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +43,8 @@ use crate::store::{NewMessage, Outcome, WriteCmd};
 pub struct HubConfig {
     /// Largest message text in bytes.
     pub max_text: usize,
+    /// Most rooms one user may be in (the lobby counts).
+    pub max_rooms: usize,
 }
 
 /// Travels with a message through the store's writer and comes back with its outcome.
@@ -68,13 +73,14 @@ struct Room {
 struct User {
     name: Name,
     outbox: Arc<Outbox>,
+    /// The rooms the user is in, in the order joined (the lobby first when in it).
+    rooms: Vec<RoomName>,
 }
 
 #[derive(Default)]
 struct Registry {
+    /// Who is online: nothing is kept here for a name that is not.
     users: HashMap<Name, User>,
-    /// Rooms each name has joined (online or not), in the order joined.
-    memberships: HashMap<String, Vec<RoomName>>,
 }
 
 /// Rooms with someone online (and the lobby), ordered so `rooms` lists them alphabetically.
@@ -97,6 +103,10 @@ pub struct Hub {
 #[cfg(test)]
 type ProbeFn = Arc<dyn Fn(Probe) + Send + Sync>;
 
+/// A message text that makes the store's writer thread panic in `deliver` (tests only).
+#[cfg(test)]
+pub(crate) const CRASH_THE_WRITER: &str = "please crash the store writer";
+
 /// Points inside the hub where a test may look at (or race against) it; a no-op outside tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Probe {
@@ -106,9 +116,38 @@ pub(crate) enum Probe {
     LeftPushed,
 }
 
-/// A successful `hello`.
+/// A name held by one connection. Dropping it unregisters the user — announced as a disconnect unless
+/// [`Registration::leave`] said otherwise — so even a session that panics leaves no ghost online.
+pub struct Registration {
+    hub: Arc<Hub>,
+    name: Name,
+    reason: Option<LeftReason>,
+}
+
+impl Registration {
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// Unregisters now, telling the user's rooms `reason` (`None`: quietly).
+    pub fn leave(mut self, reason: Option<LeftReason>) {
+        self.reason = reason;
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(&self.name, self.reason);
+    }
+}
+
+/// The store's writer is gone: nothing can be stored or looked up.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the history store has stopped")]
+pub struct StoreStopped;
+
+/// A seated `hello`.
 pub struct Registered {
-    pub name: Name,
     /// The rooms the user is now in (lobby first).
     pub rooms: Vec<RoomName>,
     /// Replay up to here; later messages arrive live (the outbox is held until the replay is queued).
@@ -144,13 +183,9 @@ impl Hub {
         config: HubConfig,
         writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
         last_seq: u64,
-        memberships: HashMap<String, Vec<RoomName>>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            registry: Mutex::new(Registry {
-                users: HashMap::new(),
-                memberships,
-            }),
+            registry: Mutex::new(Registry::default()),
             rooms: RwLock::new(Rooms::new()),
             watermark: AtomicU64::new(last_seq),
             config,
@@ -189,10 +224,11 @@ impl Hub {
         self.watermark.load(Ordering::Acquire)
     }
 
-    /// `hello`: takes the name, sends `welcome`, and puts the user back in their rooms (the lobby too, unless
-    /// `lobby` is false), each with `joined` to its members and `users` to the user. On success the outbox is
-    /// left *held*: release it with the returned watermark once the replay is queued.
-    pub fn register(&self, raw: &str, lobby: bool, outbox: &Arc<Outbox>) -> Answer<Registered> {
+    /// `hello`, first step: takes the name for this connection and puts its outbox on hold (live traffic
+    /// waits behind the replay to come). The user is online, in no room yet. Dropping the returned
+    /// [`Registration`] unregisters the user, so a session that ends in any way — a panic included —
+    /// leaves no one behind.
+    pub fn reserve(self: &Arc<Self>, raw: &str, outbox: &Arc<Outbox>) -> Answer<Registration> {
         let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.to_string()))?;
         let mut registry = self.registry();
         if registry.users.contains_key(name.key()) {
@@ -204,51 +240,73 @@ impl Hub {
             User {
                 name: name.clone(),
                 outbox: outbox.clone(),
+                rooms: Vec::new(),
             },
         );
-        let mut rooms = registry
-            .memberships
-            .get(name.key())
-            .cloned()
-            .unwrap_or_default();
+        Ok(Registration {
+            hub: self.clone(),
+            name,
+            reason: Some(LeftReason::Disconnect),
+        })
+    }
+
+    /// The rooms `name` had joined, from the store. The request is queued behind every join and leave
+    /// sent before it, so a name's earlier session cannot make the answer stale.
+    pub async fn remembered_rooms(&self, name: &Name) -> Result<Vec<RoomName>, StoreStopped> {
+        let (reply, rooms) = oneshot::channel();
+        self.writer
+            .send(WriteCmd::Rooms {
+                name: name.key().to_owned(),
+                reply,
+            })
+            .map_err(|_| StoreStopped)?;
+        rooms.await.map_err(|_| StoreStopped)
+    }
+
+    /// `hello`, second step: sends `welcome` and puts the user in their rooms (the lobby too, unless
+    /// `lobby` is false), each with `joined` to its members and `users` to the user. The outbox stays
+    /// held: release it with the returned watermark once the replay is queued.
+    pub fn seat(&self, me: &Name, remembered: Vec<RoomName>, lobby: bool) -> Registered {
+        let mut registry = self.registry();
+        let Some(user) = registry.users.get_mut(me.key()) else {
+            // Unregistered meanwhile (the session is ending): nothing to seat.
+            return Registered {
+                rooms: Vec::new(),
+                watermark: self.watermark(),
+            };
+        };
+        let mut rooms = remembered;
         let home = RoomName::lobby();
         rooms.retain(|r| *r != home);
         if lobby {
             rooms.insert(0, home);
         }
-        registry
-            .memberships
-            .insert(name.key().to_owned(), rooms.clone());
+        user.rooms = rooms.clone();
+        let outbox = user.outbox.clone();
         outbox.reply(ServerFrame::Welcome {
-            name: name.to_string(),
+            name: me.to_string(),
             version: VERSION,
             rooms: rooms.iter().map(ToString::to_string).collect(),
             last_seq: self.watermark(),
         });
         for room in &rooms {
-            self.enter(&name, outbox, room.clone());
+            self.enter(me, &outbox, room.clone());
         }
-        Ok(Registered {
-            name,
+        Registered {
             rooms,
             watermark: self.watermark(),
-        })
+        }
     }
 
-    /// Removes a user's presence and tells the rooms they were in (unless the server is shutting down).
-    /// Their memberships are kept for their return.
-    pub fn unregister(&self, me: &Name, reason: Option<LeftReason>) {
+    /// Removes a user's presence and tells the rooms they were in (unless `reason` is `None`: quietly, as
+    /// at shutdown). Their memberships stay in the store for their return. Called by [`Registration`].
+    fn unregister(&self, me: &Name, reason: Option<LeftReason>) {
         let mut registry = self.registry();
-        if registry.users.remove(me.key()).is_none() {
+        let Some(user) = registry.users.remove(me.key()) else {
             return;
-        }
+        };
         let ts = time::now_wire();
-        let rooms = registry
-            .memberships
-            .get(me.key())
-            .cloned()
-            .unwrap_or_default();
-        for room in rooms {
+        for room in user.rooms {
             let frame = reason.map(|reason| ServerFrame::Left {
                 room: room.to_string(),
                 name: me.to_string(),
@@ -329,6 +387,10 @@ impl Hub {
             result,
         } in outcomes
         {
+            #[cfg(test)]
+            if message.text == CRASH_THE_WRITER {
+                panic!("the store's writer dies, as a test asked");
+            }
             match result {
                 Ok(stored) if !stored.duplicate => {
                     tracing::info!(
@@ -374,9 +436,11 @@ impl Hub {
                 }
                 Err(e) => {
                     self.flush(&mut run);
+                    // The details are for the log; the sender learns what it means for them.
+                    tracing::error!("message from {} not stored: {e}", message.from);
                     let error = ServerFrame::error(
                         ErrorCode::ServerError,
-                        format!("the server could not store your message ({e}); it was not sent"),
+                        "the server could not store your message; it was not sent",
                         token.id.clone(),
                     );
                     answer(token, error);
@@ -444,18 +508,26 @@ impl Hub {
     pub fn join(&self, me: &Name, room: &str) -> Answer<Option<(RoomName, u64)>> {
         let room = parse_room(room)?;
         let mut registry = self.registry();
-        let Some(outbox) = registry.users.get(me.key()).map(|u| u.outbox.clone()) else {
+        let Some(user) = registry.users.get_mut(me.key()) else {
             return Ok(None);
         };
-        let list = registry.memberships.entry(me.key().to_owned()).or_default();
-        if list.contains(&room) {
+        let outbox = user.outbox.clone();
+        if user.rooms.contains(&room) {
             if let Some(r) = self.rooms().get(room.key()) {
                 outbox.send(r.users_frame());
             }
             return Ok(None);
         }
-        list.push(room.clone());
-        list.shrink_to_fit(); // one entry per user online or not: keep it tight
+        if user.rooms.len() >= self.config.max_rooms {
+            return refuse(
+                ErrorCode::TooManyRooms,
+                format!(
+                    "you are in {} rooms, the most this server allows; /leave one first",
+                    user.rooms.len()
+                ),
+            );
+        }
+        user.rooms.push(room.clone());
         let _ = self.writer.send(WriteCmd::Join {
             name: me.key().to_owned(),
             room: room.clone(),
@@ -563,8 +635,8 @@ impl Hub {
         if let Some(left) = self.exit(me, &room, Some(frame)) {
             outbox.push(left);
         }
-        if let Some(list) = registry.memberships.get_mut(me.key()) {
-            list.retain(|r| *r != room);
+        if let Some(user) = registry.users.get_mut(me.key()) {
+            user.rooms.retain(|r| *r != room);
         }
         let _ = self.writer.send(WriteCmd::Leave {
             name: me.key().to_owned(),
@@ -683,15 +755,23 @@ mod tests {
 
     fn hub() -> Arc<Hub> {
         let (writer, _) = mpsc::unbounded_channel();
-        Hub::new(HubConfig { max_text: 1000 }, writer, 0, HashMap::new())
+        Hub::new(
+            HubConfig {
+                max_text: 1000,
+                max_rooms: 3,
+            },
+            writer,
+            0,
+        )
     }
 
-    /// Registers `name` and lets its (empty) replay finish.
-    fn online(hub: &Hub, name: &str, lobby: bool) -> (Name, Arc<Outbox>) {
+    /// Registers `name` (remembering no rooms) and lets its (empty) replay finish.
+    fn online(hub: &Arc<Hub>, name: &str, lobby: bool) -> (Registration, Arc<Outbox>) {
         let outbox = Outbox::new(1 << 20);
-        let registered = hub.register(name, lobby, &outbox).ok().unwrap();
+        let registration = hub.reserve(name, &outbox).ok().unwrap();
+        let registered = hub.seat(registration.name(), Vec::new(), lobby);
         outbox.release(registered.watermark, None);
-        (registered.name, outbox)
+        (registration, outbox)
     }
 
     fn said(from: &Name, outbox: &Arc<Outbox>, seq: u64) -> Outcome<AppendToken> {
@@ -730,6 +810,7 @@ mod tests {
         let hub = hub();
         let (alice, alice_outbox) = online(&hub, "alice", true);
         let (carol, carol_outbox) = online(&hub, "carol", false);
+        let (alice, carol) = (alice.name().clone(), carol.name().clone());
         let (joined_tx, joined_rx) = std_mpsc::channel();
         let racer = {
             let hub = hub.clone();
@@ -782,7 +863,7 @@ mod tests {
                 }
             });
         }
-        hub.unregister(&alice, Some(LeftReason::Disconnect));
+        alice.leave(Some(LeftReason::Disconnect));
         *hub.probe.lock().unwrap() = None; // the probe holds the hub: let it go
         assert_eq!(
             *readable.lock().unwrap(),
@@ -796,6 +877,7 @@ mod tests {
     fn membership_checks_do_not_wait_for_the_registry() {
         let hub = hub();
         let (alice, _a) = online(&hub, "alice", true);
+        let alice = alice.name().clone();
         let (tx, rx) = std_mpsc::channel();
         let registry = hub.registry();
         let checker = {
@@ -808,5 +890,67 @@ mod tests {
         drop(registry);
         checker.join().unwrap();
         assert_eq!(answer, Ok(true), "is_member waited for the registry");
+    }
+
+    /// Defect 10 of issue 10: a session that panics still gives its name back and leaves its rooms.
+    #[test]
+    fn a_panicking_session_leaves_no_ghost_behind() {
+        let hub = hub();
+        let (_bob, bob_outbox) = online(&hub, "bob", true);
+        let (alice, _a) = online(&hub, "alice", true);
+        let session = std::thread::spawn(move || {
+            let _registration = alice;
+            panic!("a bug in a session");
+        });
+        assert!(session.join().is_err());
+        assert!(
+            !hub.registry().users.contains_key("alice"),
+            "alice is still online"
+        );
+        assert!(!hub.is_member(&Name::new("alice").unwrap(), &RoomName::lobby()));
+        let left = bob_outbox.queued_frames();
+        assert!(
+            left.iter()
+                .any(|f| matches!(f, ServerFrame::Left { name, reason: LeftReason::Disconnect, .. } if name == "alice")),
+            "bob was not told: {left:?}"
+        );
+        assert!(
+            hub.reserve("alice", &Outbox::new(1024)).is_ok(),
+            "the name is free again"
+        );
+    }
+
+    /// Defect 10: nothing stays in the hub for a name that went offline (memberships live in the store).
+    #[test]
+    fn offline_names_cost_the_hub_nothing() {
+        let hub = hub();
+        for i in 0..100 {
+            let (me, _outbox) = online(&hub, &format!("user{i}"), true);
+            hub.join(me.name(), "rust").ok().unwrap();
+            me.leave(Some(LeftReason::Exit));
+        }
+        assert!(hub.registry().users.is_empty());
+        assert_eq!(
+            hub.rooms().len(),
+            1,
+            "only the lobby is left: {:?}",
+            hub.rooms().keys()
+        );
+    }
+
+    /// Defect 10: one user cannot make the server keep unbounded rooms.
+    #[test]
+    fn joins_stop_at_the_room_limit() {
+        let hub = hub();
+        let (me, _outbox) = online(&hub, "alice", true);
+        assert!(hub.join(me.name(), "one").is_ok());
+        assert!(hub.join(me.name(), "two").is_ok());
+        let refused = hub.join(me.name(), "three").err().map(|r| r.0);
+        assert_eq!(refused, Some(ErrorCode::TooManyRooms));
+        hub.leave(me.name(), "one").ok().unwrap();
+        assert!(
+            hub.join(me.name(), "three").is_ok(),
+            "room again after a leave"
+        );
     }
 }

@@ -67,6 +67,8 @@ pub struct Config {
     pub max_clients: usize,
     /// Connections accepted at once from one IP address (`--max-per-ip`).
     pub max_per_ip: usize,
+    /// Rooms one user may be in at once, the lobby included (`--max-rooms`).
+    pub max_rooms: usize,
 }
 
 impl Default for Config {
@@ -89,6 +91,7 @@ impl Default for Config {
             max_frames_before_hello: 20,
             max_clients: 15_000,
             max_per_ip: 500,
+            max_rooms: 100,
         }
     }
 }
@@ -117,6 +120,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Io(#[from] io::Error),
+    #[error("the history store stopped working; the server shut down (see the log above)")]
+    StoreFailed,
 }
 
 /// Runs the server on `listeners` until `shutdown` completes, then says `bye` to every client, lets the
@@ -131,17 +136,23 @@ pub async fn run(
     let hub = Hub::new(
         HubConfig {
             max_text: config.max_text,
+            max_rooms: config.max_rooms,
         },
         opened.commands,
         opened.last_seq,
-        opened.memberships,
     );
+    // Cancelled when the writer's thread ends, however it ends: before `Stop` that means it died.
+    let store_down = CancellationToken::new();
     let writer = {
         let hub = hub.clone();
         let store_writer = opened.writer;
+        let down = store_down.clone().drop_guard();
         std::thread::Builder::new()
             .name("natter-store".into())
-            .spawn(move || store_writer.run(|outcomes| hub.deliver(outcomes)))?
+            .spawn(move || {
+                let _down = down;
+                store_writer.run(|outcomes| hub.deliver(outcomes))
+            })?
     };
     let shared = Arc::new(session::Shared {
         hub: hub.clone(),
@@ -162,7 +173,14 @@ pub async fn run(
             tracker.clone(),
         ));
     }
-    shutdown.await;
+    let store_failed = tokio::select! {
+        _ = shutdown => false,
+        _ = store_down.cancelled() => {
+            // Nothing can be stored, so nothing can be sent: stop rather than accept people who cannot talk.
+            tracing::error!("the history store's writer stopped unexpectedly; shutting down");
+            true
+        }
+    };
     tracing::info!("shutting down");
     token.cancel();
     tracker.close();
@@ -171,9 +189,21 @@ pub async fn run(
         tracing::warn!("some connections did not close in time");
     }
     hub.stop_writer();
-    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    // Bounded: a writer stuck in a long commit must not keep the process from exiting.
+    let joined = tokio::task::spawn_blocking(move || writer.join());
+    match tokio::time::timeout(STORE_STOP_GRACE, joined).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(_) => tracing::error!("the history store's writer failed"),
+        Err(_) => tracing::warn!("the history store's writer did not stop in time"),
+    }
+    if store_failed {
+        return Err(ServerError::StoreFailed);
+    }
     Ok(())
 }
+
+/// How long shutdown waits for the store's writer to commit what it holds and stop.
+const STORE_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Counts connections, in total and per address, for `--max-clients` and `--max-per-ip`.
 #[derive(Default)]
@@ -286,5 +316,64 @@ async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    use crate::testing::TestServer;
+    use crate::ServerError;
+
+    async fn hello(server: &TestServer, name: &str) -> BufReader<TcpStream> {
+        let mut c = BufReader::new(TcpStream::connect(server.addr).await.unwrap());
+        let line = format!("{{\"type\":\"hello\",\"name\":\"{name}\",\"version\":1}}\n");
+        c.get_mut().write_all(line.as_bytes()).await.unwrap();
+        c
+    }
+
+    /// Every line until the server closes the connection.
+    async fn until_closed(c: &mut BufReader<TcpStream>) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), c.read_line(&mut line));
+            match read.await.expect("closed within 10 s") {
+                Ok(0) | Err(_) => return lines,
+                Ok(_) => lines.push(line),
+            }
+        }
+    }
+
+    /// Defect 10 of issue 10: when the store's writer dies, the server says so, says `bye` to everyone,
+    /// and `run` fails (the binary exits non-zero) instead of accepting people who can no longer talk.
+    #[tokio::test]
+    async fn a_dead_store_writer_stops_the_server_with_an_error() {
+        let server = TestServer::start().await;
+        let mut bob = hello(&server, "bob").await;
+        let mut alice = hello(&server, "alice").await;
+        let say = format!(
+            "{{\"type\":\"say\",\"text\":\"{}\",\"id\":\"1\"}}\n",
+            crate::hub::CRASH_THE_WRITER
+        );
+        alice.get_mut().write_all(say.as_bytes()).await.unwrap();
+        let result = server.stopped().await;
+        assert!(
+            matches!(result, Err(ServerError::StoreFailed)),
+            "{result:?}"
+        );
+        let lines = until_closed(&mut bob).await;
+        assert!(
+            lines.last().is_some_and(|l| l.contains(r#""type":"bye""#)),
+            "bob was not told: {lines:?}"
+        );
+        assert!(!lines
+            .iter()
+            .any(|l| l.contains(crate::hub::CRASH_THE_WRITER)));
+        until_closed(&mut alice).await;
     }
 }

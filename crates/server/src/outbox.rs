@@ -350,6 +350,18 @@ impl Outbox {
 
 #[cfg(test)]
 impl Outbox {
+    /// The frames queued (not held) right now, for tests.
+    pub(crate) fn queued_frames(&self) -> Vec<ServerFrame> {
+        self.lock()
+            .queue
+            .iter()
+            .filter_map(|item| match &**item {
+                Outgoing::Frame { frame, .. } => Some(frame.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The seqs of the messages queued (not held) right now, for tests.
     pub(crate) fn queued_message_seqs(&self) -> Vec<u64> {
         self.lock()

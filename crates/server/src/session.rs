@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{AppendToken, Hub, Refusal};
+use crate::hub::{AppendToken, Hub, Refusal, Registration};
 use crate::outbox::{Mode, Next, Outbox, Outgoing};
 use crate::plain::{self, Input};
 use crate::store::{self, Scope, Store};
@@ -142,8 +142,8 @@ struct Session {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
-    /// Set once `hello` succeeded.
-    name: Option<Name>,
+    /// Set once `hello` succeeded; dropping it unregisters the user (whatever ends the session).
+    me: Option<Registration>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
     last_append: Option<oneshot::Receiver<()>>,
     /// How long a replay waits for the client to make room before it is cut as `too_slow` (the idle
@@ -170,7 +170,7 @@ pub async fn serve(
         shared,
         outbox,
         peer,
-        name: None,
+        me: None,
         last_append: None,
         stall: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
     };
@@ -258,7 +258,7 @@ impl Session {
                     continue;
                 };
                 recvq_bytes -= queued_cost(&item);
-                if self.name.is_none() {
+                if self.me.is_none() {
                     before_hello += 1;
                 }
                 let flow = if before_hello > config.max_frames_before_hello {
@@ -312,10 +312,10 @@ impl Session {
             }
             // Ping after half the idle time; close after the whole.
             let watch_idle = !idle.is_zero()
-                && self.name.is_some()
+                && self.me.is_some()
                 && self.outbox.mode().get() == Some(&Mode::Native);
             let idle_at = watch_idle.then(|| last_heard + if pinged { idle } else { idle / 2 });
-            let hello_at = self.name.is_none().then_some(hello_deadline);
+            let hello_at = self.me.is_none().then_some(hello_deadline);
             // Flood control holds the queue back until the next token.
             let turn_at = (!recvq.is_empty()).then_some(turn);
             // One timer for all three deadlines: a future per connection is memory per connection.
@@ -446,7 +446,7 @@ impl Session {
                     Flow::Continue
                 }
             },
-            Mode::Plain => match plain::translate(line, self.name.is_some()) {
+            Mode::Plain => match plain::translate(line, self.me.is_some()) {
                 Input::Frame(frame) => self.dispatch(frame).await,
                 Input::Notice(text) => {
                     self.settle().await;
@@ -475,7 +475,7 @@ impl Session {
 
     /// Carries out one request. The first match is the table of what may come before `hello`.
     async fn dispatch(&mut self, frame: ClientFrame) -> Flow {
-        let me = match (self.name.clone(), frame) {
+        let me = match (self.me.as_ref().map(|r| r.name().clone()), frame) {
             (Some(me), ClientFrame::Say { text, room, id }) => {
                 self.append(&me, room.as_deref(), None, &text, id).await;
                 return Flow::Continue;
@@ -610,7 +610,7 @@ impl Session {
             Err(token) => {
                 self.outbox.send(ServerFrame::error(
                     ErrorCode::ServerError,
-                    "the server is shutting down",
+                    "the server cannot store messages right now; it was not sent",
                     token.id,
                 ));
             }
@@ -628,16 +628,32 @@ impl Session {
             self.error(ErrorCode::UnsupportedVersion, msg, None);
             return;
         }
-        let registered = match self.shared.hub.register(name, lobby, &self.outbox) {
+        let hub = self.shared.hub.clone();
+        let registration = match hub.reserve(name, &self.outbox) {
             Ok(r) => r,
             Err(refusal) => {
                 self.outbox.send(refusal.frame(None));
                 return;
             }
         };
-        let me = registered.name.clone();
+        let me = registration.name().clone();
+        self.me = Some(registration);
+        let remembered = match hub.remembered_rooms(&me).await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::error!("{}: cannot register {me}: {e}", self.peer);
+                self.leave(None);
+                self.outbox.release(0, None);
+                self.error(
+                    ErrorCode::ServerError,
+                    "the server cannot look up your rooms right now; try again later",
+                    None,
+                );
+                return;
+            }
+        };
+        let registered = hub.seat(&me, remembered, lobby);
         tracing::info!("{} is now {me}", self.peer);
-        self.name = Some(me.clone());
         match resume_after {
             Some(after) => {
                 self.resume(&me, &registered.rooms, after, registered.watermark)
@@ -793,10 +809,10 @@ impl Session {
 
     /// Unregisters (once). `None` means quietly: no `left` announcements (server shutdown).
     fn leave(&mut self, reason: Option<LeftReason>) {
-        if let Some(name) = self.name.take() {
+        if let Some(me) = self.me.take() {
             let how = reason.map_or("quietly", LeftReason::as_str);
-            tracing::info!("{name} ({}) left: {how}", self.peer);
-            self.shared.hub.unregister(&name, reason);
+            tracing::info!("{} ({}) left: {how}", me.name(), self.peer);
+            me.leave(reason);
         }
     }
 }

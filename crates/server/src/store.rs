@@ -20,7 +20,6 @@
 //! Durability: WAL with `synchronous=NORMAL`. A committed (hence acknowledged) message survives the server
 //! process being killed; an operating-system crash or power cut may lose the last moments of traffic.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,6 +142,11 @@ pub enum WriteCmd<T> {
         name: String,
         room: String,
     },
+    /// The rooms `name` has joined, answered after every command queued before it is committed.
+    Rooms {
+        name: String,
+        reply: tokio::sync::oneshot::Sender<Vec<RoomName>>,
+    },
     /// Finish what is queued and stop.
     Stop,
 }
@@ -190,8 +194,6 @@ pub struct Opened<T> {
     pub commands: mpsc::UnboundedSender<WriteCmd<T>>,
     /// Highest seq ever assigned.
     pub last_seq: u64,
-    /// Remembered room memberships: folded user name → rooms.
-    pub memberships: HashMap<String, Vec<RoomName>>,
 }
 
 const SCHEMA: &str = "
@@ -265,7 +267,7 @@ impl Store {
             last_prune: Instant::now(),
         };
         let max_bytes = writer.retention.max_bytes;
-        let (last_seq, memberships) = writer
+        let last_seq = writer
             .with_conn(|conn| {
                 conn.execute_batch(SCHEMA)?;
                 if let Some(bytes) = max_bytes {
@@ -280,18 +282,7 @@ impl Store {
                         r.get(0)
                     })
                     .optional()?;
-                let mut memberships: HashMap<String, Vec<RoomName>> = HashMap::new();
-                let mut stmt =
-                    conn.prepare("SELECT name_key, room FROM memberships ORDER BY rowid")?;
-                let rows =
-                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-                for row in rows {
-                    let (name, room) = row?;
-                    if let Ok(room) = RoomName::new(&room) {
-                        memberships.entry(name).or_default().push(room);
-                    }
-                }
-                Ok((max.unwrap_or(0).max(meta.unwrap_or(0)), memberships))
+                Ok(max.unwrap_or(0).max(meta.unwrap_or(0)))
             })
             .map_err(open_err)?;
         writer.last_seq = last_seq;
@@ -309,7 +300,6 @@ impl Store {
             writer,
             commands: tx,
             last_seq,
-            memberships,
         })
     }
 
@@ -601,7 +591,7 @@ impl<T> Writer<T> {
                         tx.prepare_cached("DELETE FROM memberships WHERE name_key = ?1 AND room_key = ?2")?
                             .execute(params![name, room])?;
                     }
-                    WriteCmd::Stop => {}
+                    WriteCmd::Rooms { .. } | WriteCmd::Stop => {}
                 }
             }
             if seq != first_seq {
@@ -614,10 +604,24 @@ impl<T> Writer<T> {
             tx.commit()?;
             Ok((seq, stored))
         });
-        let appends = batch.into_iter().filter_map(|cmd| match cmd {
-            WriteCmd::Append(m, token) => Some((m, token)),
-            _ => None,
-        });
+        let mut appends = Vec::new();
+        for cmd in batch {
+            match cmd {
+                WriteCmd::Append(m, token) => appends.push((m, token)),
+                // Answered after the commit, so the answer includes this batch's joins and leaves.
+                WriteCmd::Rooms { name, reply } => {
+                    let rooms = self.with_conn(|conn| rooms_of(conn, &name));
+                    match rooms {
+                        Ok(rooms) => {
+                            let _ = reply.send(rooms);
+                        }
+                        Err(e) => tracing::error!("history store: reading rooms failed: {e}"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let appends = appends.into_iter();
         match result {
             Ok((seq, stored)) => {
                 self.last_seq = seq;
@@ -670,6 +674,20 @@ impl<T> Writer<T> {
         }
         Ok(())
     }
+}
+
+/// The rooms a name has joined, in the order joined.
+fn rooms_of(conn: &Connection, name: &str) -> rusqlite::Result<Vec<RoomName>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT room FROM memberships WHERE name_key = ?1 ORDER BY rowid")?;
+    let rooms = stmt.query_map(params![name], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for room in rooms {
+        if let Ok(room) = RoomName::new(&room?) {
+            out.push(room);
+        }
+    }
+    Ok(out)
 }
 
 /// The earlier message this one repeats, if its client id matches one of the sender's recent messages.

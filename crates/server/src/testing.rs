@@ -60,4 +60,12 @@ impl TestServer {
             .expect("server task")
             .expect("server ran");
     }
+
+    /// Waits (at most 10 s) for the server to stop by itself, and returns how it ended.
+    pub async fn stopped(mut self) -> Result<(), ServerError> {
+        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.handle)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task")
+    }
 }
