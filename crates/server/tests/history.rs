@@ -538,3 +538,59 @@ async fn joins_racing_floods_in_several_rooms_lose_and_duplicate_nothing() {
         );
     }
 }
+
+/// A database written by the release before schema migrations (tests/fixtures/schema-v0.db: alice and
+/// 张三 in #lobby and #rust, six messages, one whisper) opens, is migrated, and keeps everything: rooms,
+/// history, private messages, and seqs that continue where they stopped.
+#[tokio::test]
+async fn a_database_from_the_previous_release_is_migrated_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schema-v0.db"),
+        &path,
+    )
+    .unwrap();
+    let server = TestServer::start_with(file_config(&dir)).await;
+    let mut alice = server.connect().await;
+    let frames = hello_frames(&mut alice, "alice", None).await;
+    assert_eq!(frames[0]["rooms"], json!(["lobby", "rust"]));
+    assert_eq!(frames[0]["last_seq"], 6);
+    let history = |room: Option<&str>| {
+        let f = frames
+            .iter()
+            .find(|f| f["type"] == "history" && f.get("room").and_then(Value::as_str) == room)
+            .unwrap_or_else(|| panic!("no history for {room:?}: {frames:?}"));
+        texts(f["messages"].as_array().unwrap())
+    };
+    assert_eq!(
+        history(Some("lobby")),
+        ["hello lobby 0", "hello lobby 1", "hello lobby 2"]
+    );
+    assert_eq!(history(Some("rust")), ["in rust", "你好 rust"]);
+    assert_eq!(history(None), ["悄悄话"]);
+    assert_eq!(alice.say("after the upgrade", "u1").await["seq"], 7);
+    drop(alice);
+    server.shutdown().await;
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, natter_server::store::SCHEMA_VERSION);
+}
+
+/// A database from a newer natter is refused with a clear error rather than misread.
+#[tokio::test]
+async fn a_database_from_a_newer_natter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    let err = natter_server::store::Store::open::<()>(DbPath::File(path), Retention::default())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("newer"), "{err}");
+}
