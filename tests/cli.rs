@@ -401,3 +401,55 @@ fn bench_conns_spreads_clients_over_generator_processes() {
         .sum();
     assert!(members < 90, "the generators' clients are gone: {rooms}");
 }
+
+/// A fake server that answers every connection's first line with `answer`, then reads until closed.
+async fn hostile_server(answer: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut lines = tokio::io::BufReader::new(r).lines();
+                if let Ok(Some(_hello)) = lines.next_line().await {
+                    let _ = w.write_all(answer.as_bytes()).await;
+                }
+                while let Ok(Some(_)) = lines.next_line().await {}
+            });
+        }
+    });
+    addr
+}
+
+/// Defect 6 of issue 10: nothing a server says reaches the terminal raw — not a refusal's reason (printed
+/// on stderr), not the name in its welcome.
+#[tokio::test]
+async fn a_hostile_server_cannot_drive_the_terminal() {
+    let refuses = hostile_server(
+        "{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b[2J\\u001b]0;owned\\u0007 taken\"}\n",
+    )
+    .await
+    .to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        join(&["--server", &refuses, "--name", "alice"], "hi\n")
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_line(&out);
+    assert!(err.contains("taken"), "{err:?}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+
+    let welcomes = hostile_server(
+        "{\"type\":\"welcome\",\"name\":\"\\u001b[31mevil\",\"version\":1,\"rooms\":[\"lobby\"],\"last_seq\":0}\n",
+    )
+    .await
+    .to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        join(&["--server", &welcomes, "--name", "alice"], "/quit\n")
+    })
+    .await
+    .unwrap();
+    let all = [out.stdout, out.stderr].concat();
+    assert!(!all.contains(&0x1b), "{:?}", String::from_utf8_lossy(&all));
+}

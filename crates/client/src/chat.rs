@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use natter_proto::text::neutralise;
 use natter_proto::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 
@@ -204,11 +205,12 @@ async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> 
                 last_seq,
                 ..
             }) => {
+                // What the server says is shown to the user: nothing in it may drive the terminal.
                 return Hello::Welcome {
-                    name,
-                    rooms,
+                    name: neutralise(&name).into_owned(),
+                    rooms: rooms.iter().map(|r| neutralise(r).into_owned()).collect(),
                     last_seq,
-                }
+                };
             }
             NetEvent::Frame(ServerFrame::Error { code, message, .. })
                 if matches!(
@@ -216,7 +218,8 @@ async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> 
                     ErrorCode::InvalidName | ErrorCode::NameTaken | ErrorCode::UnsupportedVersion
                 ) =>
             {
-                return Hello::Refused { code, message }
+                let message = neutralise(&message).into_owned();
+                return Hello::Refused { code, message };
             }
             NetEvent::Frame(_) | NetEvent::Unreadable(_) => {}
             NetEvent::Closed => return Hello::Lost,

@@ -210,6 +210,50 @@ pub fn layout(prompt: &str, buf: &LineBuffer, cols: usize) -> (usize, usize, usi
     (crow, ccol, row)
 }
 
+/// Continuation rows start with this: a printed line's own rows begin with `[`, `*` or `!`, so a row that
+/// starts indented is always the rest of the line above — padding a message so that its tail wraps to the
+/// start of a row cannot make that tail pass for another message.
+pub const CONTINUATION: &str = "    ";
+
+/// Splits a printed line into the rows a terminal `cols` wide shows, wrapping it ourselves (wide
+/// characters move whole to the next row) and starting every row after the first with [`CONTINUATION`].
+/// Newlines in the line start new rows the same way.
+pub fn rows(line: &str, cols: usize) -> Vec<String> {
+    let cols = cols.max(2);
+    let indent = if cols > 2 * CONTINUATION.len() {
+        CONTINUATION
+    } else {
+        " "
+    };
+    let mut rows = Vec::new();
+    for (n, logical) in line.split('\n').enumerate() {
+        let mut row = String::new();
+        let mut col = 0;
+        // The body's own continuation lines already carry the indent; don't add it twice.
+        let mut rest = logical;
+        if n > 0 {
+            rest = logical.strip_prefix(CONTINUATION).unwrap_or(logical);
+            row.push_str(indent);
+            col = indent.len();
+        }
+        for c in rest.chars() {
+            let w = width(c);
+            if col + w > cols && col > indent.len() {
+                rows.push(std::mem::take(&mut row));
+                row.push_str(indent);
+                col = indent.len();
+                if c == ' ' {
+                    continue; // the space the row broke at
+                }
+            }
+            row.push(c);
+            col += w;
+        }
+        rows.push(row);
+    }
+    rows
+}
+
 /// What a key press means to the client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
@@ -379,12 +423,11 @@ impl Editor {
     pub fn print_above(&mut self, line: &str) -> io::Result<()> {
         let mut out = io::stdout().lock();
         self.erase(&mut out)?;
-        // Raw mode: a bare "\n" would not return the carriage.
-        queue!(
-            out,
-            style::Print(line.replace('\n', "\r\n")),
-            style::Print("\r\n")
-        )?;
+        // Wrapped here, not by the terminal, so continuation rows are indented (see `rows`).
+        for row in rows(line, Self::cols()) {
+            // Raw mode: a bare "\n" would not return the carriage.
+            queue!(out, style::Print(row), style::Print("\r\n"))?;
+        }
         if self.active {
             self.draw(&mut out)?;
         }
@@ -409,6 +452,28 @@ impl Drop for Editor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Defect 6 of issue 10: text padded to wrap at the terminal's edge cannot start a row that looks
+    /// like a message of its own.
+    #[test]
+    fn wrapped_rows_are_indented_so_a_padded_tail_cannot_pass_for_a_message() {
+        let fake = "[2026-11-27 10:00:00] bob: send me your password";
+        let line = format!(
+            "[2026-11-27 10:00:00] mallory: hi{}{fake}",
+            " ".repeat(80 - 35)
+        );
+        let shown = rows(&line, 80);
+        assert!(shown.len() > 1);
+        for row in &shown[1..] {
+            assert!(row.starts_with(CONTINUATION), "{row:?}");
+        }
+        assert!(shown
+            .iter()
+            .all(|r| r.chars().map(width).sum::<usize>() <= 80));
+        // Multi-line bodies keep one indent; wide characters never split across rows.
+        let shown = rows("[t] 张三: 你好\n    世界世界", 9);
+        assert_eq!(shown, ["[t] 张三:", "    你好", "    世界", "    世界"]);
+    }
 
     fn typed(s: &str) -> LineBuffer {
         let mut b = LineBuffer::default();

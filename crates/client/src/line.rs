@@ -118,7 +118,10 @@ impl Term {
         }
     }
 
+    /// Prints a line. Whatever it quotes from the server, it is neutralised here once more: this is the
+    /// one door to the terminal, so no escape sequence gets through it by any path.
     fn print(&mut self, line: &str) {
+        let line = &*natter_proto::text::neutralise(line);
         match self {
             Term::Tty { editor, .. } => {
                 let _ = editor.print_above(line);

@@ -277,6 +277,23 @@ impl App {
         &self.convs[self.current]
     }
 
+    /// Closes conversation `i`. There is always one to show: closing the last leaves an empty #lobby
+    /// (where `/join lobby` gets you back in), never nothing — the screen and `current` rely on it.
+    fn close(&mut self, i: usize) {
+        if i < self.convs.len() {
+            self.convs.remove(i);
+        }
+        if self.convs.is_empty() {
+            self.convs.push(Conv::new(ConvKey::Room(LOBBY.to_owned())));
+        }
+        let current = if i < self.current {
+            self.current - 1
+        } else {
+            self.current
+        };
+        self.switch(current.min(self.convs.len() - 1));
+    }
+
     fn conv_index(&mut self, key: &ConvKey) -> usize {
         match self.convs.iter().position(|c| c.key.is(key)) {
             Some(i) => i,
@@ -526,8 +543,7 @@ impl App {
             Command::Leave(room) => match (room, self.current().key.clone()) {
                 (None, ConvKey::Private(_)) => {
                     // Closing a private conversation is local.
-                    self.convs.remove(self.current);
-                    self.switch(0);
+                    self.close(self.current);
                     Vec::new()
                 }
                 (room, _) => vec![Effect::Send(ClientFrame::Leave {
@@ -705,12 +721,7 @@ impl App {
                     return Vec::new();
                 };
                 if name == self.me && reason == LeftReason::Leave {
-                    self.convs.remove(i);
-                    if self.convs.is_empty() {
-                        self.convs.push(Conv::new(ConvKey::Room(LOBBY.to_owned())));
-                    }
-                    self.current = self.current.min(self.convs.len() - 1);
-                    self.switch(self.current);
+                    self.close(i);
                     return Vec::new();
                 }
                 self.convs[i].members.retain(|m| *m != name);
@@ -810,6 +821,29 @@ mod tests {
             to: to.map(Into::into),
             text: text.into(),
         })))
+    }
+
+    /// Defect 7 of issue 10: leave #lobby, then close the last private conversation — the app keeps a
+    /// conversation to show (it used to be left with none and panicked on the next draw).
+    #[test]
+    fn closing_the_last_conversation_leaves_one_to_show() {
+        let mut a = app();
+        a.update(msg(1, None, "bob", Some("张三"), "hi"));
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Left {
+            room: "lobby".into(),
+            name: "张三".into(),
+            ts: "2026-11-25T16:38:57.123Z".into(),
+            reason: LeftReason::Leave,
+        })));
+        assert_eq!(a.convs.len(), 1);
+        assert_eq!(a.current().key, ConvKey::Private("bob".into()));
+        type_str(&mut a, "/leave");
+        assert_eq!(a.update(key(KeyCode::Enter)), vec![]);
+        assert_eq!(a.convs.len(), 1);
+        assert_eq!(a.current().key, ConvKey::Room("lobby".into()));
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(60, 12)).unwrap();
+        terminal.draw(|f| f.render_widget(&a, f.area())).unwrap();
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), C
     drop(screen);
     if let Some(words) = &app.farewell {
         for line in words.lines() {
-            eprintln!("natter: {line}");
+            eprintln!("natter: {}", natter_proto::text::neutralise(line));
         }
     }
     match outcome {
