@@ -419,6 +419,21 @@ impl Editor {
         out.flush()
     }
 
+    /// Clears the screen and puts the prompt back at the top.
+    pub fn clear_screen(&mut self) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        queue!(
+            out,
+            terminal::Clear(terminal::ClearType::All),
+            cursor::MoveTo(0, 0)
+        )?;
+        self.cursor_row = 0;
+        if self.active {
+            self.draw(&mut out)?;
+        }
+        out.flush()
+    }
+
     /// Prints a line above the prompt, then puts the prompt back.
     pub fn print_above(&mut self, line: &str) -> io::Result<()> {
         let mut out = io::stdout().lock();

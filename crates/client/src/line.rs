@@ -118,6 +118,13 @@ impl Term {
         }
     }
 
+    /// Clears the screen (a terminal only: a script's output is kept whole).
+    fn clear(&mut self) {
+        if let Term::Tty { editor, .. } = self {
+            let _ = editor.clear_screen();
+        }
+    }
+
     /// Prints a line. Whatever it quotes from the server, it is neutralised here once more: this is the
     /// one door to the terminal, so no escape sequence gets through it by any path.
     fn print(&mut self, line: &str) {
@@ -292,6 +299,15 @@ impl Client {
                 room: Some(room.unwrap_or_else(|| self.room.clone())),
             },
             Command::Rooms => ClientFrame::Rooms,
+            Command::History => ClientFrame::History {
+                room: Some(self.room.clone()),
+                before: None,
+                limit: None,
+            },
+            Command::Clear => {
+                term.clear();
+                return Step::Continue;
+            }
             Command::Help => {
                 for (cmd, what) in HELP {
                     term.print(&format!("  {cmd:<16} {what}"));

@@ -68,9 +68,7 @@ impl Decoder for FrameCodec {
             }
             // A frame of `max` bytes may be followed by "\r\n", so look at most max + 2 bytes in.
             let window = buf.len().min(self.max + 2);
-            let found = buf[self.scanned.min(window)..window]
-                .iter()
-                .position(|&b| b == b'\n')
+            let found = memchr(&buf[self.scanned.min(window)..window])
                 .map(|i| i + self.scanned.min(window));
             match found {
                 Some(i) => {
@@ -115,7 +113,7 @@ impl Decoder for FrameCodec {
 }
 
 fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 #[cfg(test)]

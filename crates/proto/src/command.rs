@@ -17,6 +17,10 @@ pub enum Command {
     Who(Option<String>),
     /// `/rooms`
     Rooms,
+    /// `/history` — older messages of the current conversation.
+    History,
+    /// `/clear` — clear the screen or the conversation's window (clients only).
+    Clear,
     /// `/help`
     Help,
     /// `/quit`, or the lab's bare `exit`.
@@ -36,6 +40,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/leave [ROOM]", "leave a room (default: the current one)"),
     ("/who [ROOM]", "list a room's members"),
     ("/rooms", "list rooms"),
+    ("/history", "show older messages of the current room"),
     ("/help", "this list"),
     ("/quit or exit", "leave the chat"),
     ("//text", "say text that starts with '/'"),
@@ -81,6 +86,8 @@ pub fn parse(line: &str) -> Command {
         "leave" | "part" => Command::Leave(one_arg()),
         "who" | "names" => Command::Who(one_arg()),
         "rooms" | "list" => Command::Rooms,
+        "history" => Command::History,
+        "clear" => Command::Clear,
         "help" | "?" => Command::Help,
         "quit" | "exit" | "q" => Command::Quit,
         _ => Command::Unknown(format!("/{cmd}")),
@@ -116,6 +123,8 @@ mod tests {
         assert_eq!(parse("/leave"), Command::Leave(None));
         assert_eq!(parse("/who lobby"), Command::Who(Some("lobby".into())));
         assert_eq!(parse("/rooms"), Command::Rooms);
+        assert_eq!(parse("/history"), Command::History);
+        assert_eq!(parse("/CLEAR"), Command::Clear);
         assert_eq!(parse("//slash"), Command::Say("/slash".into()));
         assert_eq!(parse("/dance"), Command::Unknown("/dance".into()));
         assert_eq!(parse("exit now"), Command::Say("exit now".into()));

@@ -43,7 +43,10 @@ fn validate(raw: &str) -> Result<String, NameError> {
     Ok(nfc)
 }
 
-fn fold(s: &str) -> String {
+/// What "the same name" means: two names (or room names) are the same when their folded forms are equal.
+/// [`Name`] and [`RoomName`] use it for equality and hashing; clients use it to compare names they hold
+/// as plain strings.
+pub fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 

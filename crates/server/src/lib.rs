@@ -56,8 +56,8 @@ pub struct Config {
     pub flood_rate: f64,
     /// Bytes of received frames a connection may have waiting for its flood budget; more is `excess_flood`.
     pub max_recvq: usize,
-    /// Silence after which a native connection is pinged; twice this and it is closed (`--idle-timeout`
-    /// is the closing time; zero turns it off).
+    /// Silence after which a native connection is closed (`--idle-timeout`; zero turns it off). It is
+    /// pinged after half of it, so a live client's `pong` keeps it open.
     pub idle_timeout: Duration,
     /// Time a connection has to register (`--hello-timeout`).
     pub hello_timeout: Duration,

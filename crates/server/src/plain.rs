@@ -54,6 +54,13 @@ pub fn translate(line: &[u8], registered: bool) -> Input {
         Command::Leave(None) => return Input::Notice("usage: /leave ROOM".into()),
         Command::Who(room) => ClientFrame::Who { room },
         Command::Rooms => ClientFrame::Rooms,
+        // The lobby is the plain-text user's room.
+        Command::History => ClientFrame::History {
+            room: Some(LOBBY.to_owned()),
+            before: None,
+            limit: None,
+        },
+        Command::Clear => return Input::Notice("* /clear is for natter's own clients".into()),
         Command::Quit => ClientFrame::Exit,
         Command::Help => {
             let mut help = String::from("* Type a line to say it in #lobby. Commands:");
@@ -84,11 +91,11 @@ pub fn render(item: &Arc<Outgoing>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// ` #room` after a presence line, nothing for the lobby (the same rule as a message's room prefix).
 fn room_suffix(room: &str) -> String {
-    if room.eq_ignore_ascii_case(LOBBY) {
-        String::new()
-    } else {
-        format!(" #{room}")
+    match natter_proto::text::room_prefix(room).trim_end() {
+        "" => String::new(),
+        tag => format!(" {tag}"),
     }
 }
 

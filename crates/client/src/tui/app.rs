@@ -1,4 +1,6 @@
-//! The TUI's state: pure data with one entry point, [`App::update`]. No terminal, no socket.
+//! The TUI's state: plain data with one entry point, [`App::update`]. No terminal, no socket; the one
+//! thing it reads from outside is the clock (the time of a local note, the next reconnect's deadline), so
+//! tests assert on everything but those stamps.
 //!
 //! `update` takes an [`Event`] (a key, a paste, a scroll, something from the chat session) and returns the
 //! [`Effect`]s the runner should carry out (send a message, ring the bell, quit). Drawing is `ui.rs`.
@@ -37,7 +39,7 @@ impl ConvKey {
     fn is(&self, other: &ConvKey) -> bool {
         match (self, other) {
             (ConvKey::Room(a), ConvKey::Room(b)) | (ConvKey::Private(a), ConvKey::Private(b)) => {
-                a.to_lowercase() == b.to_lowercase()
+                natter_proto::name::fold(a) == natter_proto::name::fold(b)
             }
             _ => false,
         }
@@ -493,31 +495,26 @@ impl App {
             ConvKey::Room(r) => r.clone(),
             ConvKey::Private(_) => LOBBY.to_owned(),
         };
-        if let Some(rest) = line.trim().strip_prefix('/') {
-            match rest.split_whitespace().next().unwrap_or("") {
-                "clear" => {
-                    let i = self.current;
-                    self.convs[i].entries.clear();
-                    self.scroll = 0;
-                    return Vec::new();
-                }
-                "history" => {
-                    let before = self.current().oldest_seq();
-                    let room = match &self.current().key {
-                        ConvKey::Room(r) => Some(r.clone()),
-                        ConvKey::Private(_) => None,
-                    };
-                    return vec![Effect::Send(ClientFrame::History {
-                        room,
-                        before,
-                        limit: Some(50),
-                    })];
-                }
-                _ => {}
-            }
-        }
         match command::parse(line) {
             Command::Nothing => Vec::new(),
+            Command::Clear => {
+                let i = self.current;
+                self.convs[i].entries.clear();
+                self.scroll = 0;
+                Vec::new()
+            }
+            Command::History => {
+                let before = self.current().oldest_seq();
+                let room = match &self.current().key {
+                    ConvKey::Room(r) => Some(r.clone()),
+                    ConvKey::Private(_) => None,
+                };
+                vec![Effect::Send(ClientFrame::History {
+                    room,
+                    before,
+                    limit: Some(50),
+                })]
+            }
             Command::Quit => vec![Effect::Quit],
             Command::Say(text) => self.send_text(text),
             Command::Msg { to, text } => {
@@ -562,7 +559,6 @@ impl App {
                     self.note(EntryKind::Info(format!("{cmd:<16} {what}")));
                 }
                 for (cmd, what) in [
-                    ("/history", "fetch older messages of this conversation"),
                     ("/clear", "clear this conversation's window"),
                     ("Alt-1..9 Ctrl-N/P", "switch conversation"),
                     ("PgUp/PgDn, wheel", "scroll; End follows live messages"),
@@ -773,8 +769,8 @@ impl App {
 
 /// Whether `text` mentions `name` (case-insensitive, not inside a longer word).
 pub fn mentions(text: &str, name: &str) -> bool {
-    let text = text.to_lowercase();
-    let name = name.to_lowercase();
+    let text = natter_proto::name::fold(text);
+    let name = natter_proto::name::fold(name);
     if name.is_empty() {
         return false;
     }
