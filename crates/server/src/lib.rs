@@ -3,16 +3,18 @@
 //! [`run`] takes already-bound listeners, a [`Config`] and any shutdown future, so the binary passes
 //! Ctrl-C/SIGTERM while tests bind `127.0.0.1:0` and pass a trigger they control.
 //!
-//! Modules: [`session`] (one connection: reader + writer tasks), [`hub`] (users, rooms, delivery),
-//! [`outbox`] (bounded per-connection queue), [`store`] (SQLite history: the log that assigns seq),
-//! [`plain`] (the `nc`/`telnet` front end). ARCHITECTURE.md has the concurrency rules.
+//! Modules: [`transport`] (what a connection runs over), [`session`] (one connection: reader + writer
+//! tasks), [`frontend`] (native JSON, plain text: lines in, frames out), [`hub`] (users, rooms, delivery),
+//! [`outbox`] (bounded per-connection queue), [`store`] (the message log that assigns seq, and history).
+//! ARCHITECTURE.md has the concurrency rules.
 
+pub mod frontend;
 pub mod hub;
 pub mod outbox;
-pub mod plain;
 pub mod session;
 pub mod store;
 pub mod testing;
+pub mod transport;
 
 use std::future::Future;
 use std::io;
@@ -25,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::hub::{AppendToken, Hub, HubConfig};
-use crate::store::{DbPath, Retention, Store, StoreError};
+use crate::store::{DbPath, Retention, StoreError};
 
 pub use crate::store::default_db_path;
 
@@ -132,7 +134,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
-    let opened = Store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
+    let opened = store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
     let hub = Hub::new(
         HubConfig {
             max_text: config.max_text,
@@ -145,18 +147,18 @@ pub async fn run(
     let store_down = CancellationToken::new();
     let writer = {
         let hub = hub.clone();
-        let store_writer = opened.writer;
+        let log = opened.log;
         let down = store_down.clone().drop_guard();
         std::thread::Builder::new()
             .name("natter-store".into())
             .spawn(move || {
                 let _down = down;
-                store_writer.run(|outcomes| hub.deliver(outcomes))
+                log.run(&mut |outcomes| hub.deliver(outcomes))
             })?
     };
     let shared = Arc::new(session::Shared {
         hub: hub.clone(),
-        store: opened.store,
+        history: opened.history,
         appends: Arc::new(tokio::sync::Semaphore::new(config.max_pending_appends)),
         config: Arc::new(config),
     });

@@ -9,7 +9,7 @@
 //! holds its own lock (hub lock → outbox lock); the writer takes only this lock, so there is no cycle.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -92,18 +92,6 @@ pub struct Outbox {
     /// Cancelled when the connection must end: on overflow (so a writer stuck in a write to a peer that
     /// stopped reading notices at once), or when the writer stopped (so the reader stops too).
     ended: CancellationToken,
-    /// How this connection's front end shows frames; set by its first line.
-    mode: OnceLock<Mode>,
-}
-
-/// Which front end a connection speaks, decided by its first line. Only the connection's own reader and
-/// writer look at it: the hub pushes the same items to every outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// One JSON object per line (PROTOCOL.md).
-    Native,
-    /// Human lines for `nc` / `telnet`.
-    Plain,
 }
 
 impl Outbox {
@@ -114,7 +102,6 @@ impl Outbox {
             space: Notify::new(),
             limit,
             ended: CancellationToken::new(),
-            mode: OnceLock::new(),
         })
     }
 
@@ -313,11 +300,6 @@ impl Outbox {
     /// Ends the connection: the reader stops.
     pub fn end(&self) {
         self.ended.cancel();
-    }
-
-    /// The connection's front end, once its first line decided it.
-    pub fn mode(&self) -> &OnceLock<Mode> {
-        &self.mode
     }
 
     /// Waits for work and moves every queued frame into `batch` (so one wake-up becomes one write).

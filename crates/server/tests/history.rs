@@ -589,7 +589,7 @@ async fn a_database_from_a_newer_natter_is_refused() {
         .unwrap()
         .pragma_update(None, "user_version", 999)
         .unwrap();
-    let err = natter_server::store::Store::open::<()>(DbPath::File(path), Retention::default())
+    let err = natter_server::store::open::<()>(DbPath::File(path), Retention::default())
         .err()
         .expect("refused");
     assert!(err.to_string().contains("newer"), "{err}");

@@ -1,18 +1,30 @@
-//! One connection: a reader task (this module's [`serve`]) and a writer task it spawns.
+//! One connection: a reader task (this module's [`serve`]) and a writer task it starts.
 //!
-//! * The reader owns the read half: it decodes frames, decides the front end (native JSON or plain text)
-//!   from the first line, and carries out each request with the hub and the store. It never writes the
-//!   socket.
-//! * The writer owns the write half: it drains the connection's [`Outbox`] — everything queued since its
-//!   last wake-up goes out in one write — and is the only code that writes this socket.
+//! * The reader owns the read half: it decodes frames, picks the front end from the first line
+//!   ([`crate::frontend::pick`]), and carries out each request with the hub and the message log. It never
+//!   writes the socket.
+//! * The writer ([`writer`]) owns the write half: it drains the connection's [`Outbox`] — everything queued
+//!   since its last wake-up goes out in one write, rendered by the front end — and is the only code that
+//!   writes this socket. It is started once the front end is known (or when the connection ends), so a
+//!   connection that never says anything costs no second task.
 //! * They end together: the reader closes the outbox (the writer flushes and sends FIN); a failed write or
 //!   an overflowed outbox cancels `conn` (the reader stops and unregisters).
 //!
 //! Ordering: a connection's requests are handled one at a time, in order. `say`/`whisper` are pipelined
 //! through the store's writer (so a fast sender's messages share group commits); before any other request
 //! the reader waits for the last one's ack, so replies — `pong` included — never overtake earlier acks.
-//! Replays (`hello`, `join`) are read while the outbox is *held*: live traffic waits behind the replay, so a
+//! Replays ([`replay`]) are read while the outbox is *held*: live traffic waits behind the replay, so a
 //! message is never both replayed and delivered live, nor delivered live before the replay.
+//!
+//! The session is generic over its [`Transport`]; [`serve`] takes an accepted TCP connection, sniffs its
+//! first byte ([`crate::transport::sniff`]) and runs [`serve_stream`].
+
+mod flood;
+mod replay;
+mod writer;
+
+pub use flood::Bucket;
+pub use replay::MAX_HISTORY_PAGE;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -21,28 +33,21 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use natter_proto::frame::{ByeReason, Message};
-use natter_proto::{
-    ClientFrame, ErrorCode, FrameCodec, FrameError, LeftReason, Name, RoomName, ServerFrame,
-};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use natter_proto::frame::ByeReason;
+use natter_proto::{ClientFrame, ErrorCode, FrameCodec, FrameError, LeftReason, Name, ServerFrame};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use crate::frontend::{self, FrontEnd, Input, Picked, Render};
 use crate::hub::{AppendToken, Hub, Refusal, Registration};
-use crate::outbox::{Mode, Next, Outbox, Outgoing};
-use crate::plain::{self, Input};
-use crate::store::{self, Scope, Store};
+use crate::outbox::{Outbox, Outgoing};
+use crate::store::History;
+use crate::transport::{self, Sniffed, Transport};
 use crate::Config;
-
-/// Most messages a resume replays per store read.
-const RESUME_CHUNK: usize = 500;
-
-/// Largest `limit` a history page may ask for.
-pub const MAX_HISTORY_PAGE: usize = 500;
 
 /// Whether the reader should keep going.
 #[derive(PartialEq, Eq)]
@@ -60,88 +65,27 @@ enum Flow {
     Ended,
 }
 
-/// The answer to an HTTP request sent to the chat port.
-const HTTP_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
-This is a natter chat server, not a web server: connect with `natter join` or `nc HOST PORT`.\n";
-
-/// Whether a first line is an HTTP request line (`GET / HTTP/1.1`).
-fn is_http_request(line: &[u8]) -> bool {
-    let Ok(line) = std::str::from_utf8(line) else {
-        return false;
-    };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(_target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    method.len() <= 10
-        && method.bytes().all(|b| b.is_ascii_uppercase())
-        && version.starts_with("HTTP/")
-}
-
-/// Flood control: a token bucket. Each frame takes a token; tokens come back at `rate` per second up to
-/// `burst`. A frame that finds no token waits (it is not dropped).
-#[derive(Debug, Clone)]
-pub struct Bucket {
-    tokens: f64,
-    burst: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    pub fn new(burst: u32, rate: f64, now: Instant) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self {
-            tokens: burst,
-            burst,
-            rate,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.last = now;
-    }
-
-    /// When the next frame may be handled.
-    pub fn ready_at(&mut self, now: Instant) -> Instant {
-        if self.rate <= 0.0 {
-            return now;
-        }
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            now
-        } else {
-            now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
-        }
-    }
-
-    /// Spends a token (call when `ready_at` has come).
-    pub fn take(&mut self, now: Instant) {
-        if self.rate > 0.0 {
-            self.refill(now);
-            self.tokens -= 1.0;
-        }
-    }
-}
-
 /// What every session shares.
 pub struct Shared {
     pub hub: Arc<Hub>,
-    pub store: Store,
+    pub history: Arc<dyn History>,
     pub config: Arc<Config>,
     /// Messages waiting for the store's writer, server-wide.
     pub appends: Arc<Semaphore>,
 }
 
+/// Starts the connection's writer task with a front end's renderer (the write half is inside).
+type StartWriter = Box<dyn FnOnce(Box<dyn Render>) -> JoinHandle<()> + Send + Sync>;
+
 struct Session {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
+    /// Picked by the first line.
+    front: Option<Box<dyn FrontEnd>>,
+    /// Until the writer runs: what starts it. Then: the writer.
+    start_writer: Option<StartWriter>,
+    writer: Option<JoinHandle<()>>,
     /// Set once `hello` succeeded; dropping it unregisters the user (whatever ends the session).
     me: Option<Registration>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
@@ -151,7 +95,7 @@ struct Session {
     stall: Option<Duration>,
 }
 
-/// Serves one accepted connection until it ends. `_admission` holds its place in the connection limits.
+/// Serves one accepted TCP connection until it ends. `_admission` holds its place in the connection limits.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -160,16 +104,40 @@ pub async fn serve(
     _admission: crate::Admission,
 ) {
     tracing::info!("connection from {peer}");
+    let accepted = Instant::now();
+    let deadline = accepted + shared.config.hello_timeout;
+    match transport::sniff(&stream, deadline, &shutdown).await {
+        Sniffed::Clear => serve_stream(stream, peer, shared, shutdown, accepted).await,
+        Sniffed::Tls => {
+            tracing::info!("{peer}: TLS handshake on the plain-text port; closing");
+        }
+        Sniffed::Gone => {}
+    }
+}
+
+/// Serves one connection over any transport until it ends. `accepted` starts the hello deadline.
+pub async fn serve_stream<T: Transport>(
+    stream: T,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    accepted: Instant,
+) {
     let config = shared.config.clone();
-    let (read, write) = stream.into_split();
+    let (read, write) = stream.split();
     let outbox = Outbox::new(config.max_outbox);
     let conn = outbox.ended().clone();
-    let writer = tokio::spawn(write_loop(write, outbox.clone()));
-
+    let start_writer: StartWriter = {
+        let outbox = outbox.clone();
+        Box::new(move |front| tokio::spawn(writer::write_loop(write, outbox, front)))
+    };
     let mut session = Session {
         shared,
         outbox,
         peer,
+        front: None,
+        start_writer: Some(start_writer),
+        writer: None,
         me: None,
         last_append: None,
         stall: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
@@ -177,9 +145,17 @@ pub async fn serve(
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
         FramedRead::with_capacity(read, FrameCodec::new(config.max_frame), READ_BUFFER);
-    let reason = session.run(&mut frames, &config, &conn, &shutdown).await;
+    let reason = session
+        .run(&mut frames, &config, &conn, &shutdown, accepted)
+        .await;
     session.leave(reason);
     session.outbox.close();
+    // Whatever was said last (`bye`, an error) goes out in the front end's form, or as JSON if none
+    // was picked.
+    session.start_writer(Box::new(frontend::native::Native));
+    let Some(writer) = session.writer.take() else {
+        return;
+    };
     let abort = writer.abort_handle();
     if tokio::time::timeout(config.shutdown_grace, writer)
         .await
@@ -213,32 +189,23 @@ const READ_BUFFER_KEPT: usize = 4096;
 const LINGER: Duration = Duration::from_millis(500);
 
 impl Session {
+    /// Starts the writer with `front`'s renderer, unless it runs already.
+    fn start_writer(&mut self, front: Box<dyn Render>) {
+        if let Some(start) = self.start_writer.take() {
+            self.writer = Some(start(front));
+        }
+    }
+
     /// The reader's loop. Returns how the user left (`None`: quietly, or never registered).
-    async fn run(
+    async fn run<R: AsyncRead + Unpin>(
         &mut self,
-        frames: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+        frames: &mut FramedRead<R, FrameCodec>,
         config: &Config,
         conn: &CancellationToken,
         shutdown: &CancellationToken,
+        accepted: Instant,
     ) -> Option<LeftReason> {
-        let hello_deadline = Instant::now() + config.hello_timeout;
-        // Sniff the first byte: a TLS handshake on the plain port (0x16) is closed at once.
-        let mut first = [0u8; 1];
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep_until(hello_deadline.into()) => {
-                self.registration_timeout();
-                return None;
-            }
-            peeked = frames.get_mut().peek(&mut first) => match peeked {
-                Ok(1..) if first[0] == 0x16 => {
-                    tracing::info!("{}: TLS handshake on the plain-text port; closing", self.peer);
-                    return None;
-                }
-                Ok(1..) => {}
-                _ => return None,
-            }
-        }
+        let hello_deadline = accepted + config.hello_timeout;
 
         let mut recvq: VecDeque<Result<Bytes, FrameError>> = VecDeque::new();
         let mut recvq_bytes = 0usize;
@@ -313,7 +280,7 @@ impl Session {
             // Ping after half the idle time; close after the whole.
             let watch_idle = !idle.is_zero()
                 && self.me.is_some()
-                && self.outbox.mode().get() == Some(&Mode::Native);
+                && self.front.as_ref().is_some_and(|f| f.pinged_when_idle());
             let idle_at = watch_idle.then(|| last_heard + if pinged { idle } else { idle / 2 });
             let hello_at = self.me.is_none().then_some(hello_deadline);
             // Flood control holds the queue back until the next token.
@@ -360,7 +327,6 @@ impl Session {
                         recvq.push_back(item);
                         if recvq_bytes > config.max_recvq {
                             tracing::info!("{}: flooding; closing", self.peer);
-                            self.outbox.mode().get_or_init(|| Mode::Native);
                             self.outbox.push_last(ServerFrame::error(ErrorCode::ExcessFlood, "you are sending too much, too fast", None));
                             return Some(LeftReason::ExcessFlood);
                         }
@@ -392,7 +358,11 @@ impl Session {
     async fn handle(&mut self, item: Result<Bytes, FrameError>) -> Flow {
         match item {
             Err(FrameError::TooLarge { limit }) => {
-                self.outbox.mode().get_or_init(|| Mode::Native);
+                if self.front.is_none() {
+                    // An oversized first line picks nothing: JSON is the protocol's own voice.
+                    self.front = Some(Box::new(frontend::native::Native));
+                    self.start_writer(Box::new(frontend::native::Native));
+                }
                 self.settle().await;
                 self.error(
                     ErrorCode::FrameTooLarge,
@@ -401,12 +371,12 @@ impl Session {
                 );
                 Flow::Continue
             }
+            Ok(line) if line.iter().all(u8::is_ascii_whitespace) => Flow::Continue,
             Ok(line) => self.line(&line).await,
         }
     }
 
     fn registration_timeout(&self) {
-        self.outbox.mode().get_or_init(|| Mode::Native);
         self.outbox.push_last(ServerFrame::error(
             ErrorCode::RegistrationTimeout,
             "no hello in time",
@@ -414,47 +384,50 @@ impl Session {
         ));
     }
 
-    /// Handles one complete line.
+    /// Handles one complete line: the first picks the front end, every line goes through it.
     async fn line(&mut self, line: &[u8]) -> Flow {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Flow::Continue; // blank lines are keep-alives, not errors
-        }
-        if self.outbox.mode().get().is_none() && is_http_request(line) {
-            tracing::info!(
-                "{}: HTTP request on the chat port; answering and closing",
-                self.peer
-            );
-            self.outbox
-                .push_last_item(Arc::new(Outgoing::Raw(Bytes::from_static(
-                    HTTP_ANSWER.as_bytes(),
-                ))));
-            return Flow::Close;
-        }
-        let mode = *self.outbox.mode().get_or_init(|| {
-            if line.trim_ascii_start().first() == Some(&b'{') {
-                Mode::Native
-            } else {
-                Mode::Plain
+        let front = match &mut self.front {
+            Some(front) => front,
+            None => match frontend::pick(line) {
+                Picked::Http => {
+                    tracing::info!(
+                        "{}: HTTP request on the chat port; answering and closing",
+                        self.peer
+                    );
+                    self.outbox
+                        .push_last_item(Arc::new(Outgoing::Raw(Bytes::from_static(
+                            frontend::HTTP_ANSWER.as_bytes(),
+                        ))));
+                    return Flow::Close;
+                }
+                Picked::FrontEnd(front) => {
+                    self.start_writer(front.renderer());
+                    self.front.insert(front)
+                }
+            },
+        };
+        match front.translate(line, self.me.is_some()) {
+            Input::Frame(frame) => self.dispatch(frame).await,
+            Input::Frames(frames) => {
+                for frame in frames {
+                    let flow = self.dispatch(frame).await;
+                    if flow != Flow::Continue {
+                        return flow;
+                    }
+                }
+                Flow::Continue
             }
-        });
-        match mode {
-            Mode::Native => match ClientFrame::parse(line) {
-                Ok(frame) => self.dispatch(frame).await,
-                Err(bad) => {
-                    self.settle().await;
-                    self.error(bad.code, bad.message, bad.id);
-                    Flow::Continue
-                }
-            },
-            Mode::Plain => match plain::translate(line, self.me.is_some()) {
-                Input::Frame(frame) => self.dispatch(frame).await,
-                Input::Notice(text) => {
-                    self.settle().await;
-                    self.outbox.push(Arc::new(Outgoing::Notice(text)));
-                    Flow::Continue
-                }
-                Input::Nothing => Flow::Continue,
-            },
+            Input::Invalid { code, message, id } => {
+                self.settle().await;
+                self.error(code, message, id);
+                Flow::Continue
+            }
+            Input::Notice(text) => {
+                self.settle().await;
+                self.outbox.push(Arc::new(Outgoing::Notice(text)));
+                Flow::Continue
+            }
+            Input::Nothing => Flow::Continue,
         }
     }
 
@@ -535,13 +508,7 @@ impl Session {
         let hub = self.shared.hub.clone();
         match me {
             (me, ClientFrame::Join { room }) => match hub.join(&me, &room) {
-                Ok(Some((room, watermark))) => {
-                    let tail = self
-                        .tail(Scope::Room(room.key().to_owned()), watermark)
-                        .await;
-                    self.replay_history(Some(room.to_string()), tail).await;
-                    self.outbox.release(watermark, Some(&room.to_string()));
-                }
+                Ok(Some((room, watermark))) => self.joined(&room, watermark).await,
                 Ok(None) => {}
                 Err(refusal) => {
                     self.outbox.send(refusal.frame(None));
@@ -617,196 +584,6 @@ impl Session {
         }
     }
 
-    /// `hello`: register, then replay — the recent history of each room and of private messages, or with
-    /// `resume_after` every message missed since — and only then let live traffic through.
-    async fn hello(&mut self, name: &str, version: u32, resume_after: Option<u64>, lobby: bool) {
-        if version != natter_proto::VERSION {
-            let msg = format!(
-                "this server speaks protocol version {}",
-                natter_proto::VERSION
-            );
-            self.error(ErrorCode::UnsupportedVersion, msg, None);
-            return;
-        }
-        let hub = self.shared.hub.clone();
-        let registration = match hub.reserve(name, &self.outbox) {
-            Ok(r) => r,
-            Err(refusal) => {
-                self.outbox.send(refusal.frame(None));
-                return;
-            }
-        };
-        let me = registration.name().clone();
-        self.me = Some(registration);
-        let remembered = match hub.remembered_rooms(&me).await {
-            Ok(rooms) => rooms,
-            Err(e) => {
-                tracing::error!("{}: cannot register {me}: {e}", self.peer);
-                self.leave(None);
-                self.outbox.release(0, None);
-                self.error(
-                    ErrorCode::ServerError,
-                    "the server cannot look up your rooms right now; try again later",
-                    None,
-                );
-                return;
-            }
-        };
-        let registered = hub.seat(&me, remembered, lobby);
-        tracing::info!("{} is now {me}", self.peer);
-        match resume_after {
-            Some(after) => {
-                self.resume(&me, &registered.rooms, after, registered.watermark)
-                    .await
-            }
-            None => {
-                for room in &registered.rooms {
-                    let tail = self
-                        .tail(Scope::Room(room.key().to_owned()), registered.watermark)
-                        .await;
-                    self.replay_history(Some(room.to_string()), tail).await;
-                }
-                let tail = self
-                    .tail(Scope::Private(me.key().to_owned()), registered.watermark)
-                    .await;
-                self.replay_history(None, tail).await;
-            }
-        }
-        self.outbox.release(registered.watermark, None);
-    }
-
-    /// The last `replay` messages of a scope at or below the watermark.
-    async fn tail(&self, scope: Scope, watermark: u64) -> Result<Vec<Message>, store::StoreError> {
-        let limit = self.shared.config.replay;
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        self.shared
-            .store
-            .read(move |conn| store::page(conn, &scope, watermark.saturating_add(1), limit))
-            .await
-    }
-
-    async fn replay_history(
-        &self,
-        room: Option<String>,
-        messages: Result<Vec<Message>, store::StoreError>,
-    ) {
-        let frame = match messages {
-            Ok(messages) => ServerFrame::History { room, messages },
-            Err(e) => {
-                tracing::error!("history read failed: {e}");
-                ServerFrame::error(ErrorCode::ServerError, "could not read history", None)
-            }
-        };
-        self.outbox.push_paced(frame, self.stall).await;
-    }
-
-    /// Replays, in seq order, every message after `after` (up to the watermark) that `me` may see.
-    async fn resume(&self, me: &Name, rooms: &[RoomName], after: u64, watermark: u64) {
-        let store = &self.shared.store;
-        match store.read(store::oldest_seq).await {
-            Ok(oldest) => {
-                let oldest = oldest.unwrap_or(watermark + 1);
-                if after.saturating_add(1) < oldest && after < watermark {
-                    self.outbox
-                        .push_paced(
-                            ServerFrame::Error {
-                                code: ErrorCode::HistoryGap,
-                                message: format!("history starts at seq {oldest}; messages after {after} before it are gone"),
-                                id: None,
-                                oldest: Some(oldest),
-                            },
-                            self.stall,
-                        )
-                        .await;
-                }
-            }
-            Err(e) => tracing::error!("history read failed: {e}"),
-        }
-        let keys: Vec<String> = rooms.iter().map(|r| r.key().to_owned()).collect();
-        let mut cursor = after;
-        while cursor < watermark {
-            let (me, keys) = (me.key().to_owned(), keys.clone());
-            let chunk = store
-                .read(move |conn| store::missed(conn, &me, &keys, cursor, watermark, RESUME_CHUNK))
-                .await;
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    tracing::error!("resume read failed: {e}");
-                    self.outbox
-                        .push_paced(
-                            ServerFrame::error(
-                                ErrorCode::ServerError,
-                                "could not read history",
-                                None,
-                            ),
-                            self.stall,
-                        )
-                        .await;
-                    return;
-                }
-            };
-            let full = chunk.len() == RESUME_CHUNK;
-            for message in chunk {
-                cursor = message.seq;
-                if !self
-                    .outbox
-                    .push_paced(ServerFrame::Message(message), self.stall)
-                    .await
-                {
-                    return;
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-    }
-
-    /// `history`: one page of older messages from a room you are in, or of your private messages.
-    async fn history_page(
-        &self,
-        me: &Name,
-        room: Option<String>,
-        before: Option<u64>,
-        limit: Option<usize>,
-    ) {
-        let scope = match &room {
-            Some(raw) => match RoomName::parse_lenient(raw) {
-                Ok(room) if self.shared.hub.is_member(me, &room) => {
-                    Scope::Room(room.key().to_owned())
-                }
-                Ok(room) => {
-                    return self.error(
-                        ErrorCode::NotInRoom,
-                        format!("you are not in #{room}"),
-                        None,
-                    )
-                }
-                Err(e) => {
-                    return self.error(
-                        ErrorCode::InvalidRoom,
-                        format!("bad room name {raw:?}: {e}"),
-                        None,
-                    )
-                }
-            },
-            None => Scope::Private(me.key().to_owned()),
-        };
-        let before = before.unwrap_or(u64::MAX);
-        let limit = limit
-            .unwrap_or(self.shared.config.replay.max(1))
-            .min(MAX_HISTORY_PAGE);
-        let page = self
-            .shared
-            .store
-            .read(move |conn| store::page(conn, &scope, before, limit))
-            .await;
-        self.replay_history(room, page).await;
-    }
-
     /// Unregisters (once). `None` means quietly: no `left` announcements (server shutdown).
     fn leave(&mut self, reason: Option<LeftReason>) {
         if let Some(me) = self.me.take() {
@@ -826,64 +603,67 @@ fn frame_id(frame: &ClientFrame) -> Option<String> {
     }
 }
 
-/// The writer task: drains the outbox into the socket until the outbox closes or the socket fails.
-async fn write_loop(mut write: OwnedWriteHalf, outbox: Arc<Outbox>) {
-    let mut batch = Vec::new();
-    let mut buf = Vec::new();
-    loop {
-        match outbox.next(&mut batch).await {
-            Next::Write => {
-                buf.clear();
-                let mode = outbox.mode().get().copied();
-                for item in batch.drain(..) {
-                    render(mode, &item, &mut buf);
-                }
-                tokio::select! {
-                    written = write.write_all(&buf) => if written.is_err() { break },
-                    // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
-                    _ = outbox.ended().cancelled() => break,
-                }
-                // Give the buffers back after every write: most connections are idle most of the time,
-                // and an allocation is cheap next to the write it serves.
-                if buf.capacity() > 512 {
-                    buf = Vec::new();
-                }
-                if batch.capacity() > 8 {
-                    batch = Vec::new();
-                }
-            }
-            Next::Overflowed => {
-                // Best effort: if the socket has room for one more line, say why we are hanging up.
-                let frame = ServerFrame::error(
-                    ErrorCode::TooSlow,
-                    "you are not reading; disconnecting",
-                    None,
-                );
-                let mut last = Vec::new();
-                render(
-                    outbox.mode().get().copied(),
-                    &Outgoing::new(frame),
-                    &mut last,
-                );
-                let _ = write.try_write(&last);
-                break;
-            }
-            Next::Closed => {
-                let _ = write.shutdown().await;
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+    use crate::hub::HubConfig;
+    use crate::store::{self, DbPath, Retention};
+    use crate::transport::Stream;
+
+    /// The session runs over any byte stream (here an in-memory pipe, as TLS or WebSocket will be):
+    /// nothing in it is tied to TCP.
+    #[tokio::test]
+    async fn a_session_runs_over_any_byte_stream() {
+        let config = crate::testing::config();
+        let opened = store::open::<AppendToken>(DbPath::Memory, Retention::default()).unwrap();
+        let hub = Hub::new(
+            HubConfig {
+                max_text: config.max_text,
+                max_rooms: config.max_rooms,
+            },
+            opened.commands,
+            opened.last_seq,
+        );
+        let writer = {
+            let hub = hub.clone();
+            let log = opened.log;
+            std::thread::spawn(move || log.run(&mut |outcomes| hub.deliver(outcomes)))
+        };
+        let shared = Arc::new(Shared {
+            hub: hub.clone(),
+            history: opened.history,
+            appends: Arc::new(Semaphore::new(16)),
+            config: Arc::new(config),
+        });
+        let (client, server) = tokio::io::duplex(4096);
+        let shutdown = CancellationToken::new();
+        let session = tokio::spawn(serve_stream(
+            Stream(server),
+            "127.0.0.1:1".parse().unwrap(),
+            shared,
+            shutdown.clone(),
+            Instant::now(),
+        ));
+        let (read, mut write) = tokio::io::split(client);
+        let mut lines = BufReader::new(read).lines();
+        write
+            .write_all(b"{\"type\":\"hello\",\"name\":\"pipe\",\"version\":1}\n{\"type\":\"say\",\"text\":\"hi\",\"id\":\"1\"}\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let ack = line.contains(r#""type":"ack""#);
+            seen.push(line);
+            if ack {
                 break;
             }
         }
-    }
-    outbox.close();
-    outbox.end();
-}
-
-/// Appends one outbox item as this connection's front end shows it.
-fn render(mode: Option<Mode>, item: &Arc<Outgoing>, buf: &mut Vec<u8>) {
-    match (mode, &**item) {
-        (Some(Mode::Plain), _) => plain::render(item, buf),
-        (_, Outgoing::Frame { json, .. }) => buf.extend_from_slice(json),
-        (_, Outgoing::Raw(bytes)) => buf.extend_from_slice(bytes),
-        (_, Outgoing::Notice(_)) => {} // notices exist only for text front ends
+        assert!(seen[0].contains(r#""type":"welcome""#), "{seen:?}");
+        shutdown.cancel();
+        session.await.unwrap();
+        hub.stop_writer();
+        writer.join().unwrap();
     }
 }

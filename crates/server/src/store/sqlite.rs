@@ -1,34 +1,40 @@
-//! The message log and history, in SQLite: the one place that assigns `seq`.
+//! The message log and history in SQLite: [`MessageLog`] and [`History`] for one file (or `:memory:`).
 //!
 //! * **Writer.** One thread owns the write connection. It takes every command waiting in its channel as one
 //!   batch, runs them in one transaction (group commit), and only after `COMMIT` hands the outcomes, in seq
-//!   order, to a `deliver` callback — the hub, which fans messages out and acks them. Append → seq → fan
-//!   out: nothing is seen or acknowledged before it is stored, and a seq is never reused (the highest one is
-//!   kept in `meta`, so even pruning everything cannot lower it). A cluster mode can put a JetStream stream
-//!   (its stream sequence becomes `seq`) behind the same writer/deliver pair.
+//!   order, to the `deliver` callback. A seq is never reused (the highest one is kept in `meta`, so even
+//!   pruning everything cannot lower it). Retention deletes in bounded steps between batches.
 //! * **Readers.** History reads run on a small pool of read-only connections via `spawn_blocking`, so a long
 //!   replay never blocks chat. WAL mode lets them read while the writer writes.
 //! * **Idempotence.** A message with a client `id` that repeats one of the same sender's last
 //!   [`DEDUPE_WINDOW`] messages is not stored again; the outcome carries the original seq and ts.
 //! * `:memory:` keeps history in RAM only; writer and readers then share one connection.
 //!
-//! * **Checkpoints.** A thread of its own copies the WAL back into the database file when the writer has
-//!   been quiet for a second, or every 1,500 commits of a steady trickle, so a checkpoint's fsyncs do not
-//!   stall the commits people are waiting for; under heavy load (batches of several commands) the writer's
-//!   own small checkpoints (SQLite's automatic ones, every 1,000 pages) measured better and bound the log.
+//! * **Checkpoints** run on a thread of their own ([`super::checkpoint`]).
+//! * **Schema** versions are numbered migrations ([`super::schema`]); the queries are in [`super::queries`].
 //!
 //! Durability: WAL with `synchronous=NORMAL`. A committed (hence acknowledged) message survives the server
 //! process being killed; an operating-system crash or power cut may lose the last moments of traffic.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use natter_proto::frame::Message;
-use natter_proto::{time, Name, RoomName};
+use natter_proto::time;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::mpsc;
+
+use super::checkpoint::{
+    Checkpointer, CommitClock, HEAVY_BATCH, WAL_SIZE_LIMIT, WAL_WRITER_CHECKPOINT_HEAVY,
+    WAL_WRITER_CHECKPOINT_LIGHT,
+};
+use super::queries::{find_duplicate, missed, oldest_seq, page, rooms_of};
+use super::schema::migrate;
+use super::{
+    DbPath, History, MessageLog, Outcome, Read, Retention, Scope, StoreError, Stored, WriteCmd,
+};
 
 /// How many of a sender's most recent messages a repeated client `id` is checked against.
 pub const DEDUPE_WINDOW: u64 = 1000;
@@ -38,127 +44,6 @@ const MAX_BATCH: usize = 1024;
 
 /// Read connections kept open for reuse.
 const READER_POOL: usize = 8;
-
-/// Where history lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbPath {
-    File(PathBuf),
-    /// Nothing on disk: history lasts as long as the process.
-    Memory,
-}
-
-impl DbPath {
-    /// `:memory:` or a file path.
-    pub fn parse(s: &str) -> Self {
-        if s == ":memory:" {
-            DbPath::Memory
-        } else {
-            DbPath::File(PathBuf::from(s))
-        }
-    }
-}
-
-impl std::fmt::Display for DbPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DbPath::File(p) => write!(f, "{}", p.display()),
-            DbPath::Memory => f.write_str(":memory:"),
-        }
-    }
-}
-
-/// History retention: rows beyond either limit are deleted (at start-up, then at most once a minute).
-#[derive(Debug, Clone, Default)]
-pub struct Retention {
-    pub days: Option<u32>,
-    pub max_messages: Option<u64>,
-    /// The database file may not grow past this many bytes; sends then fail (`server_error`) until
-    /// retention frees space.
-    pub max_bytes: Option<u64>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open the history database {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("cannot create the directory for {path}: {source}")]
-    Dir {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("history database error: {0}")]
-    Sql(#[from] rusqlite::Error),
-    #[error("the history store has stopped")]
-    Stopped,
-    #[error("the history database has schema version {found}, newer than this natter knows ({known}); use a newer natter")]
-    TooNew { found: u32, known: u32 },
-}
-
-/// A message to be stored.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub room: Option<RoomName>,
-    pub from: Name,
-    pub to: Option<Name>,
-    pub text: String,
-    /// The sender's `id`, for idempotent resends.
-    pub client_id: Option<String>,
-}
-
-/// What the store did with a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    pub seq: u64,
-    pub ts: String,
-    /// True if this repeated an earlier message's client `id`: nothing new was stored or should be delivered.
-    pub duplicate: bool,
-}
-
-impl NewMessage {
-    pub fn to_message(&self, stored: &Stored) -> Message {
-        Message {
-            seq: stored.seq,
-            ts: stored.ts.clone(),
-            room: self.room.as_ref().map(|r| r.to_string()),
-            from: self.from.to_string(),
-            to: self.to.as_ref().map(|n| n.to_string()),
-            text: self.text.clone(),
-        }
-    }
-}
-
-/// A command for the writer. `T` travels with an append and comes back with its outcome.
-pub enum WriteCmd<T> {
-    Append(NewMessage, T),
-    /// Remember that `name` is in `room` (rooms are rejoined on the next `hello`).
-    Join {
-        name: String,
-        room: RoomName,
-    },
-    Leave {
-        name: String,
-        room: String,
-    },
-    /// The rooms `name` has joined, answered after every command queued before it is committed.
-    Rooms {
-        name: String,
-        reply: tokio::sync::oneshot::Sender<Vec<RoomName>>,
-    },
-    /// Finish what is queued and stop.
-    Stop,
-}
-
-/// The result of one append, handed to `deliver` after the batch's commit.
-pub struct Outcome<T> {
-    pub message: NewMessage,
-    pub token: T,
-    pub result: Result<Stored, String>,
-}
 
 /// The connection the writer uses: its own, or (for `:memory:`) the one shared with readers.
 enum WriteConn {
@@ -189,7 +74,7 @@ pub struct Writer<T> {
     last_prune: Instant,
 }
 
-/// Everything the server needs from an opened store.
+/// An opened SQLite log, in its concrete parts (the server takes them as [`super::Opened`]).
 pub struct Opened<T> {
     pub store: Store,
     pub writer: Writer<T>,
@@ -198,79 +83,11 @@ pub struct Opened<T> {
     pub last_seq: u64,
 }
 
-/// The schema, as numbered migrations: entry `i` takes a database from `user_version` i to i + 1, in one
-/// transaction with the version bump. Append only — never edit a migration that has shipped. A database
-/// from before migrations (version 0, tables present) takes migration 0 harmlessly (`IF NOT EXISTS`).
-const MIGRATIONS: &[&str] = &[
-    // 1: the first release's schema.
-    "
-CREATE TABLE IF NOT EXISTS messages (
-    seq           INTEGER PRIMARY KEY,
-    ts            TEXT    NOT NULL,
-    ts_ms         INTEGER NOT NULL,
-    room_key      TEXT,
-    room          TEXT,
-    sender_key    TEXT    NOT NULL,
-    sender        TEXT    NOT NULL,
-    recipient_key TEXT,
-    recipient     TEXT,
-    client_id     TEXT,
-    text          TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_room      ON messages(room_key, seq)      WHERE room_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_recipient ON messages(recipient_key, seq) WHERE recipient_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_sender    ON messages(sender_key, seq);
-CREATE INDEX IF NOT EXISTS messages_client_id ON messages(sender_key, client_id) WHERE client_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS memberships (
-    name_key TEXT NOT NULL,
-    room_key TEXT NOT NULL,
-    room     TEXT NOT NULL,
-    PRIMARY KEY (name_key, room_key)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-",
-    // 2: retention by age finds old rows by index; a user's own private messages have one of their own,
-    // so neither a prune nor a private-history read walks everything a heavy talker said in rooms.
-    "
-CREATE INDEX messages_ts             ON messages(ts_ms);
-CREATE INDEX messages_private_sender ON messages(sender_key, seq) WHERE room_key IS NULL;
-",
-];
-
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
-
-/// Brings the database up to [`SCHEMA_VERSION`], one migration per transaction.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::TooNew {
-            found: version,
-            known: SCHEMA_VERSION,
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as u32 + 1)?;
-        tx.commit()?;
-        if version > 0 || i > 0 {
-            tracing::info!("history database migrated to schema version {}", i + 1);
-        }
-    }
-    Ok(())
-}
-
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
-}
-
-/// The platform's data directory for natter's default database (`~/.local/share/natter/natter.db` on Linux).
-pub fn default_db_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().join("natter.db"))
 }
 
 impl Store {
@@ -344,7 +161,7 @@ impl Store {
     }
 
     /// Runs a read on a pooled connection, off the async threads.
-    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
@@ -353,6 +170,33 @@ impl Store {
         tokio::task::spawn_blocking(move || shared.with_reader(f))
             .await
             .map_err(|_| StoreError::Stopped)?
+    }
+}
+
+impl History for Store {
+    fn page(&self, scope: Scope, before: u64, limit: usize) -> Read<'_, Vec<Message>> {
+        Box::pin(self.read(move |conn| page(conn, &scope, before, limit)))
+    }
+
+    fn missed(
+        &self,
+        me: String,
+        rooms: Vec<String>,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Read<'_, Vec<Message>> {
+        Box::pin(self.read(move |conn| missed(conn, &me, &rooms, after, upto, limit)))
+    }
+
+    fn oldest_seq(&self) -> Read<'_, Option<u64>> {
+        Box::pin(self.read(oldest_seq))
+    }
+}
+
+impl<T: Send> MessageLog<T> for Writer<T> {
+    fn run(self: Box<Self>, deliver: &mut dyn FnMut(Vec<Outcome<T>>)) {
+        Writer::run(*self, deliver)
     }
 }
 
@@ -391,111 +235,6 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
-}
-
-/// How often the checkpointer looks at the log.
-const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
-
-/// A quiet moment: no commit for this long. Checkpoints prefer one, because a checkpoint's fsyncs can stall
-/// the writer's own writes to the log for milliseconds (ext4 commits its journal as a whole).
-const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
-
-/// At a steady trickle (no quiet moment, yet at most [`CHECKPOINT_TRICKLE`] commits per poll) the
-/// checkpointer copies the log after this many commits — a few times a minute at chat rates, before the
-/// writer's own light-load threshold. A one-message commit writes about four 4 KiB pages.
-const CHECKPOINT_COMMITS: u64 = 1500;
-
-/// Commits per poll above which traffic is heavy: then the writer's own checkpoints, small and in line,
-/// measured better than a concurrent checkpoint competing with every commit.
-const CHECKPOINT_TRICKLE: u64 = 100;
-
-/// The writer's own (SQLite automatic) checkpoint threshold, in WAL pages, under light load: rarely
-/// reached, because the checkpointer copies the log first; it bounds the log if the checkpointer lags.
-const WAL_WRITER_CHECKPOINT_LIGHT: i64 = 8192;
-
-/// The same under heavy load (SQLite's default): frequent small checkpoints in line with the commits.
-const WAL_WRITER_CHECKPOINT_HEAVY: i64 = 1000;
-
-/// Commands in one batch from which the writer counts the load as heavy.
-const HEAVY_BATCH: usize = 4;
-
-/// The log file is cut back to this size when it restarts.
-const WAL_SIZE_LIMIT: i64 = 32 << 20;
-
-/// What the writer tells the checkpointer: how many commits so far, and when the last one was.
-struct CommitClock {
-    commits: std::sync::atomic::AtomicU64,
-    /// Milliseconds since `epoch` at the last commit.
-    last_ms: std::sync::atomic::AtomicU64,
-    epoch: Instant,
-}
-
-impl CommitClock {
-    fn new() -> Self {
-        Self {
-            commits: Default::default(),
-            last_ms: Default::default(),
-            epoch: Instant::now(),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    fn committed(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.last_ms.store(self.now_ms(), Relaxed);
-        self.commits.fetch_add(1, Relaxed);
-    }
-}
-
-/// Copies the WAL back into the database file on a thread of its own, in quiet moments (or after many
-/// commits), so commits — and the acks and deliveries waiting on them — do not pause for its fsyncs.
-struct Checkpointer {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Checkpointer {
-    fn start(path: &str, clock: Arc<CommitClock>) -> Option<Self> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let conn = Connection::open(path).ok()?;
-        configure(&conn).ok()?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("natter-checkpoint".into())
-            .spawn(move || {
-                let (mut done, mut polled) = (0, 0);
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_POLL)
-                {
-                    let commits = clock.commits.load(Relaxed);
-                    let quiet = clock.now_ms().saturating_sub(clock.last_ms.load(Relaxed))
-                        >= CHECKPOINT_QUIET.as_millis() as u64;
-                    let trickle = commits - polled <= CHECKPOINT_TRICKLE
-                        && commits - done >= CHECKPOINT_COMMITS;
-                    polled = commits;
-                    if commits == done || !(quiet || trickle) {
-                        continue;
-                    }
-                    done = commits;
-                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(e) = result {
-                        tracing::warn!("history checkpoint failed: {e}");
-                    }
-                }
-                // A last one on the way out, so the next start finds a short log.
-                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            })
-            .ok()?;
-        Some(Self { stop, thread })
-    }
-
-    fn stop(self) {
-        drop(self.stop);
-        let _ = self.thread.join();
-    }
 }
 
 impl<T> Writer<T> {
@@ -751,157 +490,12 @@ const PRUNE_BY_AGE: &str =
 const PRUNE_BY_COUNT: &str =
     "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE seq <= ?1 ORDER BY seq LIMIT ?2)";
 
-/// The rooms a name has joined, in the order joined.
-fn rooms_of(conn: &Connection, name: &str) -> rusqlite::Result<Vec<RoomName>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT room FROM memberships WHERE name_key = ?1 ORDER BY rowid")?;
-    let rooms = stmt.query_map(params![name], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for room in rooms {
-        if let Ok(room) = RoomName::new(&room?) {
-            out.push(room);
-        }
-    }
-    Ok(out)
-}
-
-/// The earlier message this one repeats, if its client id matches one of the sender's recent messages.
-fn find_duplicate(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Option<Stored>> {
-    let Some(id) = &m.client_id else {
-        return Ok(None);
-    };
-    // The common case (a new id) costs one index lookup; the window is checked only on a match.
-    let earlier = conn
-        .prepare_cached(
-            "SELECT seq, ts FROM messages WHERE sender_key = ?1 AND client_id = ?2 ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row(params![m.from.key(), id], |r| {
-            Ok(Stored {
-                seq: r.get(0)?,
-                ts: r.get(1)?,
-                duplicate: true,
-            })
-        })
-        .optional()?;
-    let Some(earlier) = earlier else {
-        return Ok(None);
-    };
-    let newer: u64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM messages WHERE sender_key = ?1 AND seq > ?2")?
-        .query_row(params![m.from.key(), earlier.seq], |r| r.get(0))?;
-    Ok((newer < DEDUPE_WINDOW).then_some(earlier))
-}
-
-const COLUMNS: &str = "seq, ts, room, sender, recipient, text";
-
-fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
-    Ok(Message {
-        seq: r.get(0)?,
-        ts: r.get(1)?,
-        room: r.get(2)?,
-        from: r.get(3)?,
-        to: r.get(4)?,
-        text: r.get(5)?,
-    })
-}
-
-/// Whose messages a history read covers.
-#[derive(Debug, Clone)]
-pub enum Scope {
-    /// A room, by folded name.
-    Room(String),
-    /// The private messages to or from a user, by folded name.
-    Private(String),
-}
-
-/// Up to `limit` messages of `scope` with seq < `before`, oldest first.
-pub fn page(
-    conn: &Connection,
-    scope: &Scope,
-    before: u64,
-    limit: usize,
-) -> rusqlite::Result<Vec<Message>> {
-    let before = i64::try_from(before).unwrap_or(i64::MAX);
-    let key = match scope {
-        Scope::Room(key) | Scope::Private(key) => key,
-    };
-    let mut stmt = conn.prepare_cached(&page_sql(scope))?;
-    let rows = stmt.query_map(params![key, before, limit as i64], row_to_message)?;
-    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    messages.reverse();
-    Ok(messages)
-}
-
-/// `page`'s statement: ?1 the room or user key, ?2 before, ?3 limit.
-fn page_sql(scope: &Scope) -> String {
-    match scope {
-        Scope::Room(_) => format!(
-            "SELECT {COLUMNS} FROM messages WHERE room_key = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-        ),
-        // Two index ranges merged in seq order (an OR here made SQLite collect and sort every match):
-        // what others sent me, and what I sent privately (a whisper to myself is in the first arm only).
-        Scope::Private(_) => format!(
-                "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?1 AND seq < ?2
-                 UNION ALL
-                 SELECT {COLUMNS} FROM messages
-                 WHERE sender_key = ?1 AND room_key IS NULL AND recipient_key <> ?1 AND seq < ?2
-                 ORDER BY seq DESC LIMIT ?3"
-        ),
-    }
-}
-
-/// Messages with `after < seq <= upto` that `me` may see and did not send — in their rooms or addressed to
-/// them — oldest first, at most `limit`.
-///
-/// One index range per room and one for private messages, merged in seq order: each arm starts at
-/// `after` and the merge stops at `limit`, so a chunk costs what it returns, however long the history
-/// (an OR over the scopes made SQLite collect and sort every match again for each chunk).
-pub fn missed(
-    conn: &Connection,
-    me: &str,
-    rooms: &[String],
-    after: u64,
-    upto: u64,
-    limit: usize,
-) -> rusqlite::Result<Vec<Message>> {
-    let mut stmt = conn.prepare(&missed_sql(rooms.len()))?;
-    let mut values: Vec<rusqlite::types::Value> = vec![
-        (after.min(i64::MAX as u64) as i64).into(),
-        (upto.min(i64::MAX as u64) as i64).into(),
-        me.to_owned().into(),
-        (limit as i64).into(),
-    ];
-    values.extend(
-        rooms
-            .iter()
-            .map(|r| rusqlite::types::Value::from(r.clone())),
-    );
-    let rows = stmt.query_map(rusqlite::params_from_iter(values), row_to_message)?;
-    rows.collect()
-}
-
-/// `missed`'s statement for `rooms` rooms: ?1 after, ?2 up to, ?3 me, ?4 limit, ?5… the rooms.
-fn missed_sql(rooms: usize) -> String {
-    let mut arms = vec![format!(
-        "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?3 AND sender_key <> ?3 AND seq > ?1 AND seq <= ?2"
-    )];
-    for i in 0..rooms {
-        arms.push(format!(
-            "SELECT {COLUMNS} FROM messages WHERE room_key = ?{} AND sender_key <> ?3 AND seq > ?1 AND seq <= ?2",
-            i + 5
-        ));
-    }
-    format!("{} ORDER BY seq LIMIT ?4", arms.join(" UNION ALL "))
-}
-
-/// The oldest seq still stored, if any.
-pub fn oldest_seq(conn: &Connection) -> rusqlite::Result<Option<u64>> {
-    conn.query_row("SELECT MIN(seq) FROM messages", [], |r| r.get(0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::queries::{missed_sql, page_sql};
+    use crate::store::NewMessage;
+    use natter_proto::{Name, RoomName};
 
     fn msg(
         room: Option<&str>,

@@ -4,24 +4,38 @@
 //! same [`ClientFrame`]s a native client sends, and the frames it receives are rendered as the lab's
 //! `[YYYY-MM-DD HH:MM:SS] name: text` lines (server local time). The hub cannot tell the difference.
 
-use std::sync::Arc;
-
 use natter_proto::command::{self, Command, HELP};
 use natter_proto::frame::{ByeReason, Message};
 use natter_proto::{ClientFrame, ErrorCode, LeftReason, ServerFrame, LOBBY};
 
+use super::{FrontEnd, Input, Render};
 use crate::outbox::Outgoing;
 
-/// What a typed line asks for.
-pub enum Input {
-    Frame(ClientFrame),
-    /// Something to tell the typist without involving the hub.
-    Notice(String),
-    Nothing,
+/// People typing in `nc` or `telnet`.
+pub struct Plain;
+
+impl FrontEnd for Plain {
+    fn translate(&mut self, line: &[u8], registered: bool) -> Input {
+        translate(line, registered)
+    }
+
+    fn renderer(&self) -> Box<dyn Render> {
+        Box::new(Plain)
+    }
+
+    fn pinged_when_idle(&self) -> bool {
+        false
+    }
+}
+
+impl Render for Plain {
+    fn render(&mut self, item: &Outgoing, out: &mut Vec<u8>) {
+        render(item, out)
+    }
 }
 
 /// Translates one line. Before registration the line is the name the user wants.
-pub fn translate(line: &[u8], registered: bool) -> Input {
+fn translate(line: &[u8], registered: bool) -> Input {
     let Ok(line) = std::str::from_utf8(line) else {
         return Input::Notice("! lines must be UTF-8 text".into());
     };
@@ -78,8 +92,8 @@ pub fn translate(line: &[u8], registered: bool) -> Input {
 }
 
 /// Appends the text rendering of one outbox item to `out`.
-pub fn render(item: &Arc<Outgoing>, out: &mut Vec<u8>) {
-    let line = match &**item {
+fn render(item: &Outgoing, out: &mut Vec<u8>) {
+    let line = match item {
         Outgoing::Raw(bytes) => return out.extend_from_slice(bytes),
         Outgoing::Notice(text) => text.clone(),
         Outgoing::Frame { frame, .. } => match render_frame(frame) {

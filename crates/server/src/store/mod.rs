@@ -1,0 +1,220 @@
+//! The message log: the one place that assigns `seq`, and the history read from it.
+//!
+//! Two seams, so another log (a JetStream stream in cluster mode, whose stream sequence becomes `seq`) can
+//! stand where SQLite stands without the rest of the server changing:
+//!
+//! * [`MessageLog`] — the write side. It takes every queued [`WriteCmd`] as a batch, appends it (one
+//!   commit), and only then hands the outcomes, in seq order, to a `deliver` callback — the hub, which fans
+//!   messages out and acks them. **Append → seq → fan out**: nothing is seen or acknowledged before it is
+//!   stored, and a seq is never reused. A repeated client `id` within the sender's recent messages is not
+//!   stored again; its outcome carries the original seq (idempotent resends).
+//! * [`History`] — the read side: pages of a room or of a user's private messages, everything a resuming
+//!   user missed, and where history starts. Reads never wait for the writer.
+//!
+//! Only [`sqlite`] knows SQLite; nothing outside this module sees a `rusqlite` type.
+
+mod checkpoint;
+mod queries;
+mod schema;
+pub mod sqlite;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use natter_proto::frame::Message;
+use natter_proto::{Name, RoomName};
+use tokio::sync::mpsc;
+
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::DEDUPE_WINDOW;
+
+/// Where history lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbPath {
+    File(PathBuf),
+    /// Nothing on disk: history lasts as long as the process.
+    Memory,
+}
+
+impl DbPath {
+    /// `:memory:` or a file path.
+    pub fn parse(s: &str) -> Self {
+        if s == ":memory:" {
+            DbPath::Memory
+        } else {
+            DbPath::File(PathBuf::from(s))
+        }
+    }
+}
+
+impl std::fmt::Display for DbPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbPath::File(p) => write!(f, "{}", p.display()),
+            DbPath::Memory => f.write_str(":memory:"),
+        }
+    }
+}
+
+/// History retention: rows beyond either limit are deleted (at start-up, then at most once a minute).
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    pub days: Option<u32>,
+    pub max_messages: Option<u64>,
+    /// The database file may not grow past this many bytes; sends then fail (`server_error`) until
+    /// retention frees space.
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the history database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the directory for {path}: {source}")]
+    Dir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("history database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the history store has stopped")]
+    Stopped,
+    #[error("the history database has schema version {found}, newer than this natter knows ({known}); use a newer natter")]
+    TooNew { found: u32, known: u32 },
+}
+
+/// A message to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room: Option<RoomName>,
+    pub from: Name,
+    pub to: Option<Name>,
+    pub text: String,
+    /// The sender's `id`, for idempotent resends.
+    pub client_id: Option<String>,
+}
+
+/// What the store did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: u64,
+    pub ts: String,
+    /// True if this repeated an earlier message's client `id`: nothing new was stored or should be delivered.
+    pub duplicate: bool,
+}
+
+impl NewMessage {
+    pub fn to_message(&self, stored: &Stored) -> Message {
+        Message {
+            seq: stored.seq,
+            ts: stored.ts.clone(),
+            room: self.room.as_ref().map(|r| r.to_string()),
+            from: self.from.to_string(),
+            to: self.to.as_ref().map(|n| n.to_string()),
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// A command for the writer. `T` travels with an append and comes back with its outcome.
+pub enum WriteCmd<T> {
+    Append(NewMessage, T),
+    /// Remember that `name` is in `room` (rooms are rejoined on the next `hello`).
+    Join {
+        name: String,
+        room: RoomName,
+    },
+    Leave {
+        name: String,
+        room: String,
+    },
+    /// The rooms `name` has joined, answered after every command queued before it is committed.
+    Rooms {
+        name: String,
+        reply: tokio::sync::oneshot::Sender<Vec<RoomName>>,
+    },
+    /// Finish what is queued and stop.
+    Stop,
+}
+
+/// The result of one append, handed to `deliver` after the batch's commit.
+pub struct Outcome<T> {
+    pub message: NewMessage,
+    pub token: T,
+    pub result: Result<Stored, String>,
+}
+
+/// Whose messages a history read covers.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// A room, by folded name.
+    Room(String),
+    /// The private messages to or from a user, by folded name.
+    Private(String),
+}
+
+/// A history read in progress.
+pub type Read<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The read side of the message log.
+pub trait History: Send + Sync + 'static {
+    /// Up to `limit` messages of `scope` with seq < `before`, oldest first.
+    fn page(&self, scope: Scope, before: u64, limit: usize) -> Read<'_, Vec<Message>>;
+
+    /// Messages with `after < seq <= upto` that `me` (a folded name) may see and did not send — in
+    /// `rooms` (folded names) or addressed to them — oldest first, at most `limit`.
+    fn missed(
+        &self,
+        me: String,
+        rooms: Vec<String>,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Read<'_, Vec<Message>>;
+
+    /// The oldest seq still stored, if any.
+    fn oldest_seq(&self) -> Read<'_, Option<u64>>;
+}
+
+/// The write side of the message log, run on a thread of its own.
+pub trait MessageLog<T>: Send {
+    /// Runs until [`WriteCmd::Stop`] or until every sender of commands is gone: appends each batch and
+    /// then hands its outcomes, in seq order, to `deliver`.
+    fn run(self: Box<Self>, deliver: &mut dyn FnMut(Vec<Outcome<T>>));
+}
+
+/// An opened message log: everything the server needs to start.
+pub struct Opened<T> {
+    pub history: Arc<dyn History>,
+    pub log: Box<dyn MessageLog<T>>,
+    /// Where sessions (through the hub) send their commands.
+    pub commands: mpsc::UnboundedSender<WriteCmd<T>>,
+    /// Highest seq ever assigned.
+    pub last_seq: u64,
+}
+
+/// Opens the SQLite log at `path` (creating and migrating it as needed).
+pub fn open<T: Send + 'static>(
+    path: DbPath,
+    retention: Retention,
+) -> Result<Opened<T>, StoreError> {
+    let opened = sqlite::Store::open::<T>(path, retention)?;
+    Ok(Opened {
+        history: Arc::new(opened.store),
+        log: Box::new(opened.writer),
+        commands: opened.commands,
+        last_seq: opened.last_seq,
+    })
+}
+
+/// The platform's data directory for natter's default database (`~/.local/share/natter/natter.db` on Linux).
+pub fn default_db_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().join("natter.db"))
+}

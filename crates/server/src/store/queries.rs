@@ -1,0 +1,151 @@
+//! The SQL of history: reads (pages, what a resume missed), the dedupe lookup, remembered rooms. Every
+//! read walks index ranges in seq order and stops at its limit (a test checks SQLite's plans).
+
+use natter_proto::frame::Message;
+use natter_proto::RoomName;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::sqlite::DEDUPE_WINDOW;
+use super::{NewMessage, Scope, Stored};
+
+/// The rooms a name has joined, in the order joined.
+pub(super) fn rooms_of(conn: &Connection, name: &str) -> rusqlite::Result<Vec<RoomName>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT room FROM memberships WHERE name_key = ?1 ORDER BY rowid")?;
+    let rooms = stmt.query_map(params![name], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for room in rooms {
+        if let Ok(room) = RoomName::new(&room?) {
+            out.push(room);
+        }
+    }
+    Ok(out)
+}
+
+/// The earlier message this one repeats, if its client id matches one of the sender's recent messages.
+pub(super) fn find_duplicate(
+    conn: &Connection,
+    m: &NewMessage,
+) -> rusqlite::Result<Option<Stored>> {
+    let Some(id) = &m.client_id else {
+        return Ok(None);
+    };
+    // The common case (a new id) costs one index lookup; the window is checked only on a match.
+    let earlier = conn
+        .prepare_cached(
+            "SELECT seq, ts FROM messages WHERE sender_key = ?1 AND client_id = ?2 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(params![m.from.key(), id], |r| {
+            Ok(Stored {
+                seq: r.get(0)?,
+                ts: r.get(1)?,
+                duplicate: true,
+            })
+        })
+        .optional()?;
+    let Some(earlier) = earlier else {
+        return Ok(None);
+    };
+    let newer: u64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM messages WHERE sender_key = ?1 AND seq > ?2")?
+        .query_row(params![m.from.key(), earlier.seq], |r| r.get(0))?;
+    Ok((newer < DEDUPE_WINDOW).then_some(earlier))
+}
+
+pub(super) const COLUMNS: &str = "seq, ts, room, sender, recipient, text";
+
+pub(super) fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        seq: r.get(0)?,
+        ts: r.get(1)?,
+        room: r.get(2)?,
+        from: r.get(3)?,
+        to: r.get(4)?,
+        text: r.get(5)?,
+    })
+}
+
+/// Up to `limit` messages of `scope` with seq < `before`, oldest first.
+pub(super) fn page(
+    conn: &Connection,
+    scope: &Scope,
+    before: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Message>> {
+    let before = i64::try_from(before).unwrap_or(i64::MAX);
+    let key = match scope {
+        Scope::Room(key) | Scope::Private(key) => key,
+    };
+    let mut stmt = conn.prepare_cached(&page_sql(scope))?;
+    let rows = stmt.query_map(params![key, before, limit as i64], row_to_message)?;
+    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    messages.reverse();
+    Ok(messages)
+}
+
+/// `page`'s statement: ?1 the room or user key, ?2 before, ?3 limit.
+pub(super) fn page_sql(scope: &Scope) -> String {
+    match scope {
+        Scope::Room(_) => format!(
+            "SELECT {COLUMNS} FROM messages WHERE room_key = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+        ),
+        // Two index ranges merged in seq order (an OR here made SQLite collect and sort every match):
+        // what others sent me, and what I sent privately (a whisper to myself is in the first arm only).
+        Scope::Private(_) => format!(
+                "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?1 AND seq < ?2
+                 UNION ALL
+                 SELECT {COLUMNS} FROM messages
+                 WHERE sender_key = ?1 AND room_key IS NULL AND recipient_key <> ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3"
+        ),
+    }
+}
+
+/// Messages with `after < seq <= upto` that `me` may see and did not send — in their rooms or addressed to
+/// them — oldest first, at most `limit`.
+///
+/// One index range per room and one for private messages, merged in seq order: each arm starts at
+/// `after` and the merge stops at `limit`, so a chunk costs what it returns, however long the history
+/// (an OR over the scopes made SQLite collect and sort every match again for each chunk).
+pub(super) fn missed(
+    conn: &Connection,
+    me: &str,
+    rooms: &[String],
+    after: u64,
+    upto: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Message>> {
+    let mut stmt = conn.prepare(&missed_sql(rooms.len()))?;
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        (after.min(i64::MAX as u64) as i64).into(),
+        (upto.min(i64::MAX as u64) as i64).into(),
+        me.to_owned().into(),
+        (limit as i64).into(),
+    ];
+    values.extend(
+        rooms
+            .iter()
+            .map(|r| rusqlite::types::Value::from(r.clone())),
+    );
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), row_to_message)?;
+    rows.collect()
+}
+
+/// `missed`'s statement for `rooms` rooms: ?1 after, ?2 up to, ?3 me, ?4 limit, ?5… the rooms.
+pub(super) fn missed_sql(rooms: usize) -> String {
+    let mut arms = vec![format!(
+        "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?3 AND sender_key <> ?3 AND seq > ?1 AND seq <= ?2"
+    )];
+    for i in 0..rooms {
+        arms.push(format!(
+            "SELECT {COLUMNS} FROM messages WHERE room_key = ?{} AND sender_key <> ?3 AND seq > ?1 AND seq <= ?2",
+            i + 5
+        ));
+    }
+    format!("{} ORDER BY seq LIMIT ?4", arms.join(" UNION ALL "))
+}
+
+/// The oldest seq still stored, if any.
+pub(super) fn oldest_seq(conn: &Connection) -> rusqlite::Result<Option<u64>> {
+    conn.query_row("SELECT MIN(seq) FROM messages", [], |r| r.get(0))
+}

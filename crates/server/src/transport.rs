@@ -1,0 +1,71 @@
+//! Transports: the byte streams a session runs over.
+//!
+//! A session is generic over a [`Transport`] — anything that reads and writes bytes and splits into a read
+//! half (for the reader task) and a write half (for the writer task). A plain TCP connection splits without
+//! a lock; any other stream ([`Stream`]: TLS, a WebSocket adapter) splits through tokio's.
+//!
+//! What runs over an accepted TCP connection is decided by its first bytes, in two steps: here the first
+//! byte picks the transport ([`sniff`]: 0x16 opens a TLS handshake), then the session's first line picks
+//! the front end (`frontend::pick`). Nothing is ever sent before the client's first bytes could arrive,
+//! so sniffing never races a greeting.
+
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// A byte stream a session can run over.
+pub trait Transport: Send + 'static {
+    type Read: AsyncRead + Send + Unpin + 'static;
+    type Write: AsyncWrite + Send + Sync + Unpin + 'static;
+
+    fn split(self) -> (Self::Read, Self::Write);
+}
+
+impl Transport for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+
+    fn split(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+/// Any other stream, split through tokio's lock.
+pub struct Stream<S>(pub S);
+
+impl<S: AsyncRead + AsyncWrite + Send + Sync + 'static> Transport for Stream<S> {
+    type Read = tokio::io::ReadHalf<S>;
+    type Write = tokio::io::WriteHalf<S>;
+
+    fn split(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self.0)
+    }
+}
+
+/// What the first byte of a connection says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sniffed {
+    /// Text (JSON lines, plain text, HTTP) — or nothing yet by the deadline, which the session then
+    /// answers with `registration_timeout`.
+    Clear,
+    /// A TLS handshake (a ClientHello record starts with 0x16).
+    Tls,
+    /// The peer closed (or the connection failed) before saying anything, or the server is stopping.
+    Gone,
+}
+
+/// Waits for the first byte (without consuming it) until `deadline`.
+pub async fn sniff(stream: &TcpStream, deadline: Instant, shutdown: &CancellationToken) -> Sniffed {
+    let mut first = [0u8; 1];
+    tokio::select! {
+        _ = shutdown.cancelled() => Sniffed::Gone,
+        _ = tokio::time::sleep_until(deadline.into()) => Sniffed::Clear,
+        peeked = stream.peek(&mut first) => match peeked {
+            Ok(1..) if first[0] == 0x16 => Sniffed::Tls,
+            Ok(1..) => Sniffed::Clear,
+            _ => Sniffed::Gone,
+        }
+    }
+}
