@@ -189,6 +189,9 @@ struct ServeArgs {
     /// Rooms one user may be in at once (the lobby counts).
     #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().max_rooms)]
     max_rooms: usize,
+    /// Rooms with more members than this announce no individual joins and leaves (`/who` lists everyone).
+    #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().announce_limit)]
+    announce_limit: usize,
     /// Listen backlog (pending connections the kernel queues).
     #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().backlog)]
     backlog: u32,
@@ -424,6 +427,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         max_clients: args.max_clients,
         max_per_ip: args.max_per_ip,
         max_rooms: args.max_rooms,
+        announce_limit: args.announce_limit,
         backlog: args.backlog,
         db,
         replay: args.replay,

@@ -51,6 +51,12 @@ pub fn users(room: &str, names: &[String]) -> String {
     format!("* in #{}: {}", neutralise(room), names.join(", "))
 }
 
+/// A room too big to list on every join.
+pub fn member_count(room: &str, count: usize) -> String {
+    let room = neutralise(room);
+    format!("* #{room} has {count} members; /who {room} lists them")
+}
+
 pub fn rooms(rooms: &[RoomInfo]) -> String {
     let list: Vec<_> = rooms
         .iter()

@@ -409,7 +409,12 @@ impl Client {
                 }
                 display::left(&room, &name, reason)
             }
-            ServerFrame::Users { room, names } => display::users(&room, &names),
+            ServerFrame::Users {
+                room,
+                count: Some(count),
+                ..
+            } => display::member_count(&room, count),
+            ServerFrame::Users { room, names, .. } => display::users(&room, &names),
             ServerFrame::Rooms { rooms } => display::rooms(&rooms),
             ServerFrame::History { messages, .. } => {
                 for m in &messages {

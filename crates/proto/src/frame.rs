@@ -188,9 +188,14 @@ pub enum ServerFrame {
         ts: String,
         reason: LeftReason,
     },
+    /// A room's members. In a room too big to list on every join (more members than the server's
+    /// announce limit), the list sent on `join`/`hello` is empty and `count` says how many there are;
+    /// `who` always lists everyone.
     Users {
         room: String,
         names: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<usize>,
     },
     Rooms {
         rooms: Vec<RoomInfo>,
@@ -580,8 +585,13 @@ mod tests {
                     name,
                     ts
                 }),
-                (text(), prop::collection::vec(text(), 0..5))
-                    .prop_map(|(room, names)| ServerFrame::Users { room, names }),
+                (text(), prop::collection::vec(text(), 0..5)).prop_map(|(room, names)| {
+                    ServerFrame::Users {
+                        room,
+                        names,
+                        count: None,
+                    }
+                }),
                 (text(), opt(), any::<Option<u64>>()).prop_map(|(message, id, oldest)| {
                     ServerFrame::Error {
                         code: ErrorCode::HistoryGap,

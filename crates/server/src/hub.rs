@@ -45,6 +45,10 @@ pub struct HubConfig {
     pub max_text: usize,
     /// Most rooms one user may be in (the lobby counts).
     pub max_rooms: usize,
+    /// Rooms with more members than this do not announce joins and leaves one by one, and a joiner gets
+    /// the member count instead of the list (`who` still lists everyone). Without it, seating n users in
+    /// one room costs n² notices and n full lists.
+    pub announce_limit: usize,
 }
 
 /// Travels with a message through the store's writer and comes back with its outcome.
@@ -514,7 +518,7 @@ impl Hub {
         let outbox = user.outbox.clone();
         if user.rooms.contains(&room) {
             if let Some(r) = self.rooms().get(room.key()) {
-                outbox.send(r.users_frame());
+                outbox.send(self.users_on_join(&r.name, &r.members()));
             }
             return Ok(None);
         }
@@ -557,8 +561,11 @@ impl Hub {
             name: me.to_string(),
             ts: time::now_wire(),
         });
-        for member in members.values() {
-            member.outbox.push(joined.clone());
+        let quiet = members.len() + 1 > self.config.announce_limit;
+        if !quiet {
+            for member in members.values() {
+                member.outbox.push(joined.clone());
+            }
         }
         members.insert(
             me.clone(),
@@ -568,8 +575,21 @@ impl Hub {
             },
         );
         outbox.push_ahead(joined);
-        outbox.reply(Room::users_frame_of(&r.name, &members));
+        outbox.reply(self.users_on_join(&r.name, &members));
         r.name.clone()
+    }
+
+    /// The `users` a joiner gets: the list, or in a room over the announce limit just the count.
+    fn users_on_join(&self, room: &RoomName, members: &HashMap<Name, Member>) -> ServerFrame {
+        if members.len() > self.config.announce_limit {
+            ServerFrame::Users {
+                room: room.to_string(),
+                names: Vec::new(),
+                count: Some(members.len()),
+            }
+        } else {
+            Room::users_frame_of(room, members)
+        }
     }
 
     /// Takes a user out of a room's member list, tells the others (when `frame` is given) and drops the
@@ -587,9 +607,10 @@ impl Hub {
             let table = self.rooms();
             let r = table.get(room.key())?;
             let mut members = r.members();
+            let quiet = members.len() > self.config.announce_limit;
             members.remove(me.key());
             let item = frame.map(Outgoing::new);
-            if let Some(item) = &item {
+            if let Some(item) = item.as_ref().filter(|_| !quiet) {
                 for member in members.values() {
                     member.outbox.push(item.clone());
                 }
@@ -661,6 +682,7 @@ impl Hub {
             None => ServerFrame::Users {
                 room: room.to_string(),
                 names: Vec::new(),
+                count: None,
             },
         })
     }
@@ -739,6 +761,7 @@ impl Room {
         ServerFrame::Users {
             room: name.to_string(),
             names: names.into_iter().map(|n| n.to_string()).collect(),
+            count: None,
         }
     }
 }
@@ -759,6 +782,7 @@ mod tests {
             HubConfig {
                 max_text: 1000,
                 max_rooms: 3,
+                announce_limit: 4,
             },
             writer,
             0,
@@ -952,5 +976,59 @@ mod tests {
             hub.join(me.name(), "three").is_ok(),
             "room again after a leave"
         );
+    }
+
+    /// Big rooms (over the announce limit, 4 here) are quiet: no `joined`/`left` to the others, the count
+    /// instead of the list to a joiner — while `who` stays exact.
+    #[test]
+    fn big_rooms_announce_no_joins_or_leaves_but_who_is_exact() {
+        let hub = hub();
+        let users: Vec<_> = (0..4)
+            .map(|i| online(&hub, &format!("u{i}"), true))
+            .collect();
+        // Four in the lobby: every arrival was announced to those already there.
+        let announced = |outbox: &Arc<Outbox>| {
+            outbox
+                .queued_frames()
+                .iter()
+                .filter(|f| matches!(f, ServerFrame::Joined { name, .. } if name != "u0"))
+                .count()
+        };
+        assert_eq!(announced(&users[0].1), 3);
+        let (fifth, fifth_outbox) = online(&hub, "u4", true);
+        assert_eq!(
+            announced(&users[0].1),
+            3,
+            "the fifth arrival is not announced"
+        );
+        let users_frame = fifth_outbox
+            .queued_frames()
+            .into_iter()
+            .find(|f| matches!(f, ServerFrame::Users { .. }));
+        assert_eq!(
+            users_frame,
+            Some(ServerFrame::Users {
+                room: "lobby".into(),
+                names: Vec::new(),
+                count: Some(5)
+            })
+        );
+        let Ok(ServerFrame::Users { names, count, .. }) = hub.who(None) else {
+            panic!("who failed");
+        };
+        assert_eq!((names.len(), count), (5, None));
+        // Leaving a room of five is quiet; leaving one of four is announced again.
+        let left = |outbox: &Arc<Outbox>| {
+            outbox
+                .queued_frames()
+                .iter()
+                .filter(|f| matches!(f, ServerFrame::Left { .. }))
+                .count()
+        };
+        fifth.leave(Some(LeftReason::Exit));
+        assert_eq!(left(&users[0].1), 0);
+        let mut users = users;
+        users.pop().unwrap().0.leave(Some(LeftReason::Exit));
+        assert_eq!(left(&users[0].1), 1);
     }
 }

@@ -71,6 +71,9 @@ pub struct Config {
     pub max_per_ip: usize,
     /// Rooms one user may be in at once, the lobby included (`--max-rooms`).
     pub max_rooms: usize,
+    /// Rooms with more members than this announce no joins and leaves and send joiners only the member
+    /// count (`--announce-limit`); `who` lists everyone.
+    pub announce_limit: usize,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             max_clients: 15_000,
             max_per_ip: 500,
             max_rooms: 100,
+            announce_limit: 100,
         }
     }
 }
@@ -139,6 +143,7 @@ pub async fn run(
         HubConfig {
             max_text: config.max_text,
             max_rooms: config.max_rooms,
+            announce_limit: config.announce_limit,
         },
         opened.commands,
         opened.last_seq,

@@ -729,7 +729,12 @@ impl App {
                     "← {name} left #{room}{why}"
                 ))));
             }
-            ServerFrame::Users { room, names } => {
+            ServerFrame::Users { room, names, count } => {
+                if let Some(count) = count {
+                    self.note(EntryKind::Info(format!(
+                        "#{room} has {count} members; /who lists them"
+                    )));
+                }
                 if std::mem::take(&mut self.asked_who) {
                     self.note(EntryKind::Info(format!("in #{room}: {}", names.join(", "))));
                 }

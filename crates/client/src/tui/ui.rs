@@ -628,6 +628,7 @@ mod tests {
         let mut a = app();
         a.show_members = true;
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Users {
+            count: None,
             room: "lobby".into(),
             names: vec!["bob".into(), "张三".into()],
         })));

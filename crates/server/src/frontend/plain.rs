@@ -134,7 +134,12 @@ fn render_frame(frame: &ServerFrame) -> Option<String> {
             LeftReason::Exit | LeftReason::Leave => format!("* {name} left{}", room_suffix(room)),
             other => format!("* {name} left{} ({})", room_suffix(room), other.as_str()),
         },
-        ServerFrame::Users { room, names } => format!("* In #{room}: {}", names.join(", ")),
+        ServerFrame::Users {
+            room,
+            count: Some(count),
+            ..
+        } => format!("* #{room} has {count} members; /who {room} lists them"),
+        ServerFrame::Users { room, names, .. } => format!("* In #{room}: {}", names.join(", ")),
         ServerFrame::Rooms { rooms } => {
             let list: Vec<String> = rooms
                 .iter()

@@ -622,6 +622,7 @@ mod tests {
             HubConfig {
                 max_text: config.max_text,
                 max_rooms: config.max_rooms,
+                announce_limit: config.announce_limit,
             },
             opened.commands,
             opened.last_seq,
