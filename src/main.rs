@@ -86,6 +86,13 @@ enum Scenario {
         /// Prefix of client and room names, so several generators can share one server.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// natter clients say a plain `hello`, so they are in the lobby too (the default configuration)
+        /// instead of only in their room.
+        #[arg(long)]
+        lobby: bool,
+        /// Seconds to wait after the last registration before reading the server's memory.
+        #[arg(long, default_value_t = 1.0)]
+        settle: f64,
         /// Run as one of the generator processes of `--procs`: connect, report on stdout, hold the
         /// clients until stdin closes.
         #[arg(long, hide = true)]
@@ -365,6 +372,8 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
             server_pid,
             procs,
             prefix,
+            lobby,
+            settle,
             child,
             json,
         } => {
@@ -377,6 +386,8 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
                 procs,
                 prefix,
                 progress: !child,
+                lobby,
+                settle,
             };
             if child {
                 return natter_bench::conns::child(&opts)
@@ -392,8 +403,8 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
                 println!(
-                    "{} idle clients ({} generator processes) connected in {:.2} s; server RSS {:?} -> {:?} KiB; {:?} bytes per connection",
-                    r.clients, r.procs, r.connect_seconds, r.server_rss_before_kib, r.server_rss_after_kib, r.rss_per_connection_bytes
+                    "{} idle clients{} ({} generator processes) connected in {:.2} s; server RSS {:?} -> {:?} KiB; {:?} bytes per connection",
+                    r.clients, if r.lobby { " (also in the lobby)" } else { "" }, r.procs, r.connect_seconds, r.server_rss_before_kib, r.server_rss_after_kib, r.rss_per_connection_bytes
                 );
             }
         }

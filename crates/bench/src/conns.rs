@@ -22,6 +22,8 @@ pub struct ConnsReport {
     /// Generator processes the clients were spread over.
     pub procs: usize,
     pub connect_seconds: f64,
+    /// Whether natter clients were in the lobby too.
+    pub lobby: bool,
     pub server_rss_before_kib: Option<u64>,
     pub server_rss_after_kib: Option<u64>,
     /// (after − before) / clients.
@@ -49,6 +51,11 @@ pub struct ConnsOptions {
     pub prefix: String,
     /// Show a progress bar (not in child processes, whose bars would overwrite each other).
     pub progress: bool,
+    /// natter clients say a plain `hello` and so are in the lobby too (natter's default configuration).
+    pub lobby: bool,
+    /// Seconds to wait after the last client registered before reading the server's memory, so the join
+    /// storm's traffic has been written out.
+    pub settle: f64,
 }
 
 /// Connects `clients` registered clients from this process, client `i` in room `r{i/100}`. Only the
@@ -63,10 +70,11 @@ pub async fn connect_idle(opts: &ConnsOptions) -> Result<Vec<TcpStream>, BenchEr
     for chunk in indices.chunks(opts.batch.max(1)) {
         let joins = chunk.iter().map(|i| async move {
             opts.dialect
-                .connect(
+                .connect_as(
                     &opts.server,
                     &format!("{}c{i}", opts.prefix),
                     &format!("{}r{}", opts.prefix, i / 100),
+                    opts.lobby,
                 )
                 .await
         });
@@ -105,6 +113,7 @@ pub async fn conns(opts: &ConnsOptions, exe: &std::path::Path) -> Result<ConnsRe
                 .args(["--batch", &opts.batch.to_string()])
                 .args(["--prefix", &format!("{}p{k}", opts.prefix)])
                 .args(["--dialect", opts.dialect.as_str()])
+                .args(opts.lobby.then_some("--lobby"))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)
@@ -124,6 +133,7 @@ pub async fn conns(opts: &ConnsOptions, exe: &std::path::Path) -> Result<ConnsRe
         connected = total;
     }
     let connect_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(std::time::Duration::from_secs_f64(opts.settle.max(0.0))).await;
     let after = opts.server_pid.and_then(crate::rss_kib);
     let per = before
         .zip(after)
@@ -141,6 +151,7 @@ pub async fn conns(opts: &ConnsOptions, exe: &std::path::Path) -> Result<ConnsRe
         clients: connected,
         procs: opts.procs.max(1),
         connect_seconds,
+        lobby: opts.lobby,
         server_rss_before_kib: before,
         server_rss_after_kib: after,
         rss_per_connection_bytes: per,

@@ -37,6 +37,18 @@ impl Dialect {
 
     /// Connects, registers as `name` and joins `room`; returns once the server confirmed the join.
     pub async fn connect(self, addr: &str, name: &str, room: &str) -> Result<Conn, BenchError> {
+        self.connect_as(addr, name, room, false).await
+    }
+
+    /// Like [`Dialect::connect`]; with `lobby`, a natter client says a plain `hello` (natter's default
+    /// configuration: everyone is also in the lobby) instead of staying out of the lobby.
+    pub async fn connect_as(
+        self,
+        addr: &str,
+        name: &str,
+        room: &str,
+        lobby: bool,
+    ) -> Result<Conn, BenchError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|source| BenchError::Connect {
@@ -52,8 +64,8 @@ impl Dialect {
         let mut line = String::new();
         match self {
             Dialect::Native => {
-                // Not in the lobby: the measured room is the only one, as on an IRC server.
-                let hello = format!("{{\"type\":\"hello\",\"name\":\"{name}\",\"lobby\":false}}\n{{\"type\":\"join\",\"room\":\"{room}\"}}\n");
+                // Not in the lobby (unless asked): the measured room is the only one, as on an IRC server.
+                let hello = format!("{{\"type\":\"hello\",\"name\":\"{name}\",\"lobby\":{lobby}}}\n{{\"type\":\"join\",\"room\":\"{room}\"}}\n");
                 conn.write.write_all(hello.as_bytes()).await?;
                 // The join's replay (a `history` frame for the room) marks the end of registration.
                 let marker = format!("\"type\":\"history\",\"room\":\"{room}\"");

@@ -44,6 +44,8 @@ async fn idle_connections_scenario_connects_everyone() {
         procs: 1,
         prefix: String::new(),
         progress: false,
+        lobby: true,
+        settle: 0.0,
     };
     let report = natter_bench::conns::conns(&opts, std::path::Path::new("unused"))
         .await
