@@ -68,10 +68,14 @@ macro_rules! name_type {
             pub fn new(raw: &str) -> Result<Self, NameError> {
                 let display = validate(raw)?;
                 let key = fold(&display);
-                Ok(Self {
-                    display: display.into(),
-                    key: key.into(),
-                })
+                let display: std::sync::Arc<str> = display.into();
+                // Most names are written as they fold: then both are one allocation.
+                let key = if key == *display {
+                    display.clone()
+                } else {
+                    key.into()
+                };
+                Ok(Self { display, key })
             }
 
             /// The name as it is displayed.

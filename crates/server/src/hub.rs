@@ -63,19 +63,17 @@ pub struct AppendToken {
     pub permit: OwnedSemaphorePermit,
 }
 
-struct Member {
-    name: Name,
-    outbox: Arc<Outbox>,
-}
+/// A room's online members: the key is the member's name (as spelled, compared folded), the value where
+/// to reach them. (Nothing else: at thousands of members every byte of an entry counts.)
+type Members = HashMap<Name, Arc<Outbox>>;
 
 struct Room {
     name: RoomName,
     /// Online members (a name hashes and compares by its folded key).
-    members: Mutex<HashMap<Name, Member>>,
+    members: Mutex<Members>,
 }
 
 struct User {
-    name: Name,
     outbox: Arc<Outbox>,
     /// The rooms the user is in, in the order joined (the lobby first when in it).
     rooms: Vec<RoomName>,
@@ -242,7 +240,6 @@ impl Hub {
         registry.users.insert(
             name.clone(),
             User {
-                name: name.clone(),
                 outbox: outbox.clone(),
                 rooms: Vec::new(),
             },
@@ -335,14 +332,16 @@ impl Hub {
         let (room, to) = match to {
             Some(to) => {
                 let registry = self.registry();
-                let target = Name::new(to).ok().and_then(|n| registry.users.get(n.key()));
-                let Some(target) = target else {
+                let target = Name::new(to)
+                    .ok()
+                    .and_then(|n| registry.users.get_key_value(n.key()));
+                let Some((target, _)) = target else {
                     return refuse(
                         ErrorCode::NoSuchUser,
                         format!("nobody called {to:?} is here"),
                     );
                 };
-                (None, Some(target.name.clone()))
+                (None, Some(target.clone()))
             }
             None => {
                 let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
@@ -467,8 +466,8 @@ impl Hub {
             match rooms.get(room.key()) {
                 Some(r) => {
                     let members = r.members();
-                    for (name, member) in members.iter() {
-                        member.outbox.push_many(
+                    for (name, outbox) in members.iter() {
+                        outbox.push_many(
                             run.entries
                                 .iter()
                                 .filter(|e| e.from != *name)
@@ -564,23 +563,17 @@ impl Hub {
         let quiet = members.len() + 1 > self.config.announce_limit;
         if !quiet {
             for member in members.values() {
-                member.outbox.push(joined.clone());
+                member.push(joined.clone());
             }
         }
-        members.insert(
-            me.clone(),
-            Member {
-                name: me.clone(),
-                outbox: outbox.clone(),
-            },
-        );
+        members.insert(me.clone(), outbox.clone());
         outbox.push_ahead(joined);
         outbox.reply(self.users_on_join(&r.name, &members));
         r.name.clone()
     }
 
     /// The `users` a joiner gets: the list, or in a room over the announce limit just the count.
-    fn users_on_join(&self, room: &RoomName, members: &HashMap<Name, Member>) -> ServerFrame {
+    fn users_on_join(&self, room: &RoomName, members: &Members) -> ServerFrame {
         if members.len() > self.config.announce_limit {
             ServerFrame::Users {
                 room: room.to_string(),
@@ -612,7 +605,7 @@ impl Hub {
             let item = frame.map(Outgoing::new);
             if let Some(item) = item.as_ref().filter(|_| !quiet) {
                 for member in members.values() {
-                    member.outbox.push(item.clone());
+                    member.push(item.clone());
                 }
                 self.probe(Probe::LeftPushed);
             }
@@ -747,7 +740,7 @@ impl Room {
         }
     }
 
-    fn members(&self) -> MutexGuard<'_, HashMap<Name, Member>> {
+    fn members(&self) -> MutexGuard<'_, Members> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -755,8 +748,8 @@ impl Room {
         Self::users_frame_of(&self.name, &self.members())
     }
 
-    fn users_frame_of(name: &RoomName, members: &HashMap<Name, Member>) -> ServerFrame {
-        let mut names: Vec<&Name> = members.values().map(|m| &m.name).collect();
+    fn users_frame_of(name: &RoomName, members: &Members) -> ServerFrame {
+        let mut names: Vec<&Name> = members.keys().collect();
         names.sort_by(|a, b| a.key().cmp(b.key()));
         ServerFrame::Users {
             room: name.to_string(),

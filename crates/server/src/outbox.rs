@@ -90,18 +90,28 @@ pub struct Outbox {
     /// Maximum queued bytes.
     limit: usize,
     /// Cancelled when the connection must end: on overflow (so a writer stuck in a write to a peer that
-    /// stopped reading notices at once), or when the writer stopped (so the reader stops too).
+    /// stopped reading notices at once), when the writer stopped (so the reader stops too), or — for an
+    /// outbox made [`Outbox::with_parent`] — when the parent (the server's shutdown) is.
     ended: CancellationToken,
 }
 
 impl Outbox {
     pub fn new(limit: usize) -> Arc<Self> {
+        Self::with_token(limit, CancellationToken::new())
+    }
+
+    /// An outbox whose end token is a child of `parent` (the server's shutdown): cancelled with it too.
+    pub fn with_parent(limit: usize, parent: &CancellationToken) -> Arc<Self> {
+        Self::with_token(limit, parent.child_token())
+    }
+
+    fn with_token(limit: usize, ended: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             space: Notify::new(),
             limit,
-            ended: CancellationToken::new(),
+            ended,
         })
     }
 

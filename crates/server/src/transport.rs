@@ -21,6 +21,16 @@ pub trait Transport: Send + 'static {
     type Write: AsyncWrite + Send + Sync + Unpin + 'static;
 
     fn split(self) -> (Self::Read, Self::Write);
+
+    /// What the first bytes say, waiting at most until `deadline`. A stream that cannot look ahead (one
+    /// that is already TLS or WebSocket) is what it is: [`Sniffed::Clear`].
+    fn sniff(
+        &self,
+        _deadline: Instant,
+        _shutdown: &CancellationToken,
+    ) -> impl std::future::Future<Output = Sniffed> + Send {
+        std::future::ready(Sniffed::Clear)
+    }
 }
 
 impl Transport for TcpStream {
@@ -29,6 +39,14 @@ impl Transport for TcpStream {
 
     fn split(self) -> (Self::Read, Self::Write) {
         self.into_split()
+    }
+
+    fn sniff(
+        &self,
+        deadline: Instant,
+        shutdown: &CancellationToken,
+    ) -> impl std::future::Future<Output = Sniffed> + Send {
+        sniff(self, deadline, shutdown)
     }
 }
 

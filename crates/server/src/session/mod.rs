@@ -46,7 +46,7 @@ use crate::frontend::{self, FrontEnd, Input, Picked, Render};
 use crate::hub::{AppendToken, Hub, Refusal, Registration};
 use crate::outbox::{Outbox, Outgoing};
 use crate::store::History;
-use crate::transport::{self, Sniffed, Transport};
+use crate::transport::{Sniffed, Transport};
 use crate::Config;
 
 /// Whether the reader should keep going.
@@ -95,37 +95,48 @@ struct Session {
     stall: Option<Duration>,
 }
 
-/// Serves one accepted TCP connection until it ends. `_admission` holds its place in the connection limits.
-pub async fn serve(
+/// Serves one accepted TCP connection until it ends. `admission` holds its place in the connection limits.
+/// (Not an `async fn` of its own: a wrapper future would keep a second copy of every argument for the
+/// connection's whole life.)
+pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    _admission: crate::Admission,
-) {
+    admission: crate::Admission,
+) -> impl std::future::Future<Output = ()> + Send {
     tracing::info!("connection from {peer}");
-    let accepted = Instant::now();
-    let deadline = accepted + shared.config.hello_timeout;
-    match transport::sniff(&stream, deadline, &shutdown).await {
-        Sniffed::Clear => serve_stream(stream, peer, shared, shutdown, accepted).await,
-        Sniffed::Tls => {
-            tracing::info!("{peer}: TLS handshake on the plain-text port; closing");
-        }
-        Sniffed::Gone => {}
-    }
+    serve_stream(stream, peer, shared, shutdown, Instant::now(), admission)
 }
 
-/// Serves one connection over any transport until it ends. `accepted` starts the hello deadline.
+/// Serves one connection over any transport until it ends. `accepted` starts the hello deadline; `_hold`
+/// is kept until the end (a place in the connection limits).
+///
+/// Memory: this future is most of what an idle connection costs, so what only happens at its start
+/// (sniffing) or end (flushing, lingering) is kept out of the long-lived state where it can be.
 pub async fn serve_stream<T: Transport>(
     stream: T,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     accepted: Instant,
+    _hold: impl Send + 'static,
 ) {
     let config = shared.config.clone();
+    // Boxed: its timer and peek live on the heap only until the first byte.
+    let sniffed = Box::pin(stream.sniff(accepted + config.hello_timeout, &shutdown)).await;
+    match sniffed {
+        Sniffed::Clear => {}
+        Sniffed::Tls => {
+            tracing::info!("{peer}: TLS handshake on the plain-text port; closing");
+            return;
+        }
+        Sniffed::Gone => return,
+    }
     let (read, write) = stream.split();
-    let outbox = Outbox::new(config.max_outbox);
+    // The connection's token: cancelled when the server shuts down (its parent), when the writer stops, or
+    // when the outbox overflows — one thing for the reader to wait on.
+    let outbox = Outbox::with_parent(config.max_outbox, &shutdown);
     let conn = outbox.ended().clone();
     let start_writer: StartWriter = {
         let outbox = outbox.clone();
@@ -148,28 +159,8 @@ pub async fn serve_stream<T: Transport>(
     let reason = session
         .run(&mut frames, &config, &conn, &shutdown, accepted)
         .await;
-    session.leave(reason);
-    session.outbox.close();
-    // Whatever was said last (`bye`, an error) goes out in the front end's form, or as JSON if none
-    // was picked.
-    session.start_writer(Box::new(frontend::native::Native));
-    let Some(writer) = session.writer.take() else {
-        return;
-    };
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(config.shutdown_grace, writer)
-        .await
-        .is_err()
-    {
-        tracing::debug!("{peer}: writer did not finish in time; dropping the connection");
-        abort.abort();
-        return;
-    }
-    // Lingering close: the last frames (`bye`, an error) are sent and our FIN is out. Closing now, with
-    // the peer's latest bytes unread, would make the kernel answer with a reset — which can destroy
-    // those last frames before the peer reads them. So read and discard until the peer closes too.
-    let drain = async { while let Some(Ok(_)) = frames.next().await {} };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    // Boxed: the ending's timers live on the heap for the moment they are needed.
+    Box::pin(session.finish(reason, frames, &config)).await;
 }
 
 /// What a received frame costs while it waits in the receive queue: its bytes and the queue entry
@@ -189,6 +180,41 @@ const READ_BUFFER_KEPT: usize = 4096;
 const LINGER: Duration = Duration::from_millis(500);
 
 impl Session {
+    /// Ends the connection: unregisters, lets the writer send what was said last (`bye`, an error) and
+    /// FIN, then lingers.
+    async fn finish<R: AsyncRead + Unpin>(
+        mut self,
+        reason: Option<LeftReason>,
+        mut frames: FramedRead<R, FrameCodec>,
+        config: &Config,
+    ) {
+        self.leave(reason);
+        self.outbox.close();
+        // In the front end's form, or as JSON if none was picked.
+        self.start_writer(Box::new(frontend::native::Native));
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(config.shutdown_grace, writer)
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                "{}: writer did not finish in time; dropping the connection",
+                self.peer
+            );
+            abort.abort();
+            return;
+        }
+        // Lingering close: the last frames (`bye`, an error) are sent and our FIN is out. Closing now,
+        // with the peer's latest bytes unread, would make the kernel answer with a reset — which can
+        // destroy those last frames before the peer reads them. So read and discard until the peer
+        // closes too.
+        let drain = async { while let Some(Ok(_)) = frames.next().await {} };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
+
     /// Starts the writer with `front`'s renderer, unless it runs already.
     fn start_writer(&mut self, front: Box<dyn Render>) {
         if let Some(start) = self.start_writer.take() {
@@ -238,8 +264,7 @@ impl Session {
                     let handling = Box::pin(self.handle(item));
                     tokio::select! {
                         flow = handling => flow,
-                        _ = shutdown.cancelled() => Flow::Shutdown,
-                        _ = conn.cancelled() => Flow::Ended,
+                        _ = conn.cancelled() => if shutdown.is_cancelled() { Flow::Shutdown } else { Flow::Ended },
                     }
                 };
                 match flow {
@@ -291,8 +316,10 @@ impl Session {
                 // In this order: a connection that ended (say, cut as too slow during a replay) must not
                 // be reported as timed out because its idle deadline passed meanwhile.
                 biased;
-                _ = conn.cancelled() => return Some(self.ended_reason()),
-                _ = shutdown.cancelled() => {
+                _ = conn.cancelled() => {
+                    if !shutdown.is_cancelled() {
+                        return Some(self.ended_reason());
+                    }
                     self.shut_down().await;
                     return None;
                 }
@@ -646,6 +673,7 @@ mod tests {
             shared,
             shutdown.clone(),
             Instant::now(),
+            (),
         ));
         let (read, mut write) = tokio::io::split(client);
         let mut lines = BufReader::new(read).lines();

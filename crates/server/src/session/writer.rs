@@ -28,10 +28,21 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 for item in batch.drain(..) {
                     front.render(&item, &mut buf);
                 }
-                tokio::select! {
-                    written = write.write_all(&buf) => if written.is_err() { break },
+                let written = write.write_all(&buf);
+                tokio::pin!(written);
+                let written = tokio::select! {
+                    written = &mut written => written,
                     // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
-                    _ = outbox.ended().cancelled() => break,
+                    // (The token also ends with the server, whose `bye` must still go out.)
+                    _ = outbox.ended().cancelled() => {
+                        if outbox.is_overflowed() {
+                            break;
+                        }
+                        written.await
+                    }
+                };
+                if written.is_err() {
+                    break;
                 }
                 // Give the buffers back after every write: most connections are idle most of the time,
                 // and an allocation is cheap next to the write it serves.

@@ -61,6 +61,10 @@ struct Shared {
     path: DbPath,
     /// For files: idle read-only connections. Unused for `:memory:`.
     pool: Mutex<Vec<Connection>>,
+    /// At most [`READER_POOL`] reads at once. Without it a join storm (thousands of `hello`s, each a few
+    /// reads) started a blocking thread and opened a connection — with its own page cache — per read,
+    /// and the memory stayed with the allocator long after the storm.
+    readers: tokio::sync::Semaphore,
     /// For `:memory:`: the one connection.
     memory: Option<Arc<Mutex<Connection>>>,
 }
@@ -151,6 +155,7 @@ impl Store {
                 shared: Arc::new(Shared {
                     path,
                     pool: Mutex::new(Vec::new()),
+                    readers: tokio::sync::Semaphore::new(READER_POOL),
                     memory,
                 }),
             },
@@ -166,6 +171,12 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
+        let _turn = self
+            .shared
+            .readers
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Stopped)?;
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.with_reader(f))
             .await
