@@ -66,6 +66,12 @@ enum Scenario {
         /// The JSON lines file (bench/results/DATE-compare.json).
         json: std::path::PathBuf,
     },
+    /// A trivial relay (every line to every other client; nothing parsed or stored) to measure against:
+    /// `--dialect lines`.
+    Relay {
+        #[arg(long, default_value = "127.0.0.1:5800")]
+        listen: std::net::SocketAddr,
+    },
     /// C idle registered clients in rooms of 100: server memory per connection.
     Conns {
         #[arg(long, default_value = "127.0.0.1:5500")]
@@ -363,6 +369,17 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
                 .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
             natter_bench::plot::draw(&natter_bench::plot::read(&lines), &png)?;
             println!("wrote {}", png.display());
+        }
+        Scenario::Relay { listen } => {
+            let listener = natter_server::bind(listen, 1024)
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            println!(
+                "relaying on {}",
+                listener.local_addr().map_err(|e| e.to_string())?
+            );
+            natter_bench::relay::run(listener)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Scenario::Conns {
             server,

@@ -6,6 +6,8 @@
 //!   every receiver checks loss, duplicates and per-sender order, and records latency in an HDR histogram
 //!   with coordinated-omission correction. [`maxrate`] raises R until p99 passes a bound or anything is lost.
 //! * [`conns`]: C idle registered clients spread over rooms; the server's memory per connection.
+//! * [`relay`]: a trivial relay (whole lines to everyone else, nothing parsed or stored), the floor that
+//!   fan-out figures are compared with.
 //!
 //! Every payload carries its sender, its sequence number and its send time. The generator reports its own
 //! CPU use, so a saturated generator (not the server) is visible in the results.
@@ -15,6 +17,7 @@ pub mod dialect;
 pub mod fanout;
 pub mod maxrate;
 pub mod plot;
+pub mod relay;
 mod stats;
 pub mod summary;
 

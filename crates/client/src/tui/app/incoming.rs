@@ -1,0 +1,193 @@
+//! What the chat session reports: messages, presence, replies, connection changes — each shown in the
+//! right conversation.
+
+use std::time::Instant;
+
+use natter_proto::frame::{ByeReason, Message};
+use natter_proto::{LeftReason, ServerFrame};
+
+use super::{mentions, App, Conn, ConvKey, Effect, Entry, EntryKind, SendState};
+use crate::chat::{ChatEvent, Closed};
+
+impl App {
+    /// Files a message from the server into its conversation. Returns effects (the bell on a mention).
+    pub(super) fn message(&mut self, m: Message, live: bool) -> Vec<Effect> {
+        let own = m.from == self.me;
+        let key = match (&m.room, &m.to) {
+            (Some(room), _) => ConvKey::Room(room.clone()),
+            (None, Some(to)) if own => ConvKey::Private(to.clone()),
+            _ => ConvKey::Private(m.from.clone()),
+        };
+        let mention = !own && mentions(&m.text, &self.me);
+        let entry = Entry {
+            seq: Some(m.seq),
+            ts: natter_proto::time::parse(&m.ts),
+            kind: EntryKind::Message {
+                from: m.from,
+                text: m.text,
+                own,
+                state: SendState::Sent,
+                mention,
+            },
+            local: None,
+            id: None,
+        };
+        let i = self.conv_index(&key);
+        if !self.convs[i].insert_message(entry) || !live {
+            return Vec::new();
+        }
+        if i != self.current {
+            self.convs[i].unread += 1;
+            self.convs[i].mention |= mention;
+        }
+        if mention && self.options.bell {
+            vec![Effect::Bell]
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub(super) fn chat(&mut self, event: ChatEvent) -> Vec<Effect> {
+        match event {
+            ChatEvent::Frame(frame) => return self.frame(frame),
+            ChatEvent::Sent { message, seq, ts } => {
+                for conv in &mut self.convs {
+                    if let Some(e) = conv
+                        .entries
+                        .iter_mut()
+                        .find(|e| e.id.as_deref() == Some(message.id.as_str()))
+                    {
+                        e.seq = Some(seq);
+                        e.ts = natter_proto::time::parse(&ts);
+                        if let EntryKind::Message { state, .. } = &mut e.kind {
+                            *state = SendState::Sent;
+                        }
+                    }
+                }
+            }
+            ChatEvent::Refused {
+                message, reason, ..
+            } => {
+                for conv in &mut self.convs {
+                    if let Some(e) = conv
+                        .entries
+                        .iter_mut()
+                        .find(|e| e.id.as_deref() == Some(message.id.as_str()))
+                    {
+                        if let EntryKind::Message { state, .. } = &mut e.kind {
+                            *state = SendState::Failed(reason.clone());
+                        }
+                    }
+                }
+            }
+            ChatEvent::Reconnecting { delay, .. } => {
+                self.conn = Conn::Reconnecting {
+                    until: Instant::now() + delay,
+                };
+            }
+            ChatEvent::Reconnected { .. } => {
+                self.conn = Conn::Connected;
+                self.note(EntryKind::Info(
+                    "reconnected; caught up on what you missed".into(),
+                ));
+            }
+            ChatEvent::Closed { why, unsent } => {
+                self.quit = true;
+                self.conn = Conn::Offline(match &why {
+                    Closed::Exit => "left".into(),
+                    Closed::GaveUp(reason) => reason.clone(),
+                });
+                let mut words = Vec::new();
+                if let Closed::GaveUp(reason) = why {
+                    words.push(format!("gave up: {reason}"));
+                }
+                for m in unsent {
+                    words.push(format!(
+                        "not sent (the server never confirmed it): {}",
+                        m.text
+                    ));
+                }
+                if !words.is_empty() {
+                    self.farewell = Some(words.join("\n"));
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn frame(&mut self, frame: ServerFrame) -> Vec<Effect> {
+        match frame {
+            ServerFrame::Message(m) => return self.message(m, true),
+            ServerFrame::History { messages, .. } => {
+                for m in messages {
+                    self.message(m, false);
+                }
+            }
+            ServerFrame::Joined { room, name, .. } => {
+                let i = self.conv_index(&ConvKey::Room(room.clone()));
+                if name == self.me {
+                    self.switch(i);
+                } else if !self.convs[i].members.contains(&name) {
+                    self.convs[i].members.push(name.clone());
+                }
+                self.convs[i].push(Entry::new(EntryKind::Presence(format!(
+                    "→ {name} joined #{room}"
+                ))));
+            }
+            ServerFrame::Left {
+                room, name, reason, ..
+            } => {
+                let Some(i) = self
+                    .convs
+                    .iter()
+                    .position(|c| c.key.is(&ConvKey::Room(room.clone())))
+                else {
+                    return Vec::new();
+                };
+                if name == self.me && reason == LeftReason::Leave {
+                    self.close(i);
+                    return Vec::new();
+                }
+                self.convs[i].members.retain(|m| *m != name);
+                let why = match reason {
+                    LeftReason::Exit | LeftReason::Leave => String::new(),
+                    other => format!(" ({})", other.as_str()),
+                };
+                self.convs[i].push(Entry::new(EntryKind::Presence(format!(
+                    "← {name} left #{room}{why}"
+                ))));
+            }
+            ServerFrame::Users { room, names, count } => {
+                if let Some(count) = count {
+                    self.note(EntryKind::Info(format!(
+                        "#{room} has {count} members; /who lists them"
+                    )));
+                }
+                if std::mem::take(&mut self.asked_who) {
+                    self.note(EntryKind::Info(format!("in #{room}: {}", names.join(", "))));
+                }
+                let key = ConvKey::Room(room);
+                if let Some(c) = self.convs.iter_mut().find(|c| c.key.is(&key)) {
+                    c.members = names;
+                }
+            }
+            ServerFrame::Rooms { rooms } => {
+                let list: Vec<String> = rooms
+                    .iter()
+                    .map(|r| format!("#{} ({})", r.name, r.members))
+                    .collect();
+                self.note(EntryKind::Info(format!("rooms: {}", list.join(", "))));
+            }
+            ServerFrame::Error { message, .. } => self.note(EntryKind::Error(message)),
+            ServerFrame::Bye {
+                reason: ByeReason::Shutdown,
+            } => self.note(EntryKind::Info("the server is shutting down".into())),
+            ServerFrame::Welcome { .. }
+            | ServerFrame::Ping { .. }
+            | ServerFrame::Ack { .. }
+            | ServerFrame::Pong { .. }
+            | ServerFrame::Bye { .. } => {}
+        }
+        Vec::new()
+    }
+}

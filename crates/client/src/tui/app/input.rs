@@ -1,0 +1,234 @@
+//! What the user does: keys, completion, typed lines and commands — each turned into effects.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use natter_proto::command::{self, Command, HELP};
+use natter_proto::{ClientFrame, LOBBY};
+
+use super::{App, ConvKey, Effect, Entry, EntryKind, SendState};
+use crate::editor::{self, Action};
+
+impl App {
+    pub(super) fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if let Some(paste) = self.paste.take() {
+            return match key.code {
+                KeyCode::Enter => self.send_text(paste),
+                KeyCode::Esc => Vec::new(),
+                _ => {
+                    self.paste = Some(paste);
+                    Vec::new()
+                }
+            };
+        }
+        match key.code {
+            KeyCode::Char(c @ '1'..='9') if alt => {
+                self.switch(c as usize - '1' as usize);
+                return Vec::new();
+            }
+            KeyCode::Char('n') if ctrl => {
+                self.switch((self.current + 1) % self.convs.len());
+                return Vec::new();
+            }
+            KeyCode::Char('p') if ctrl => {
+                self.switch((self.current + self.convs.len() - 1) % self.convs.len());
+                return Vec::new();
+            }
+            KeyCode::PageUp => {
+                self.scroll += self.page.get().saturating_sub(1).max(1);
+                return Vec::new();
+            }
+            KeyCode::PageDown => {
+                self.scroll = self
+                    .scroll
+                    .saturating_sub(self.page.get().saturating_sub(1).max(1));
+                return Vec::new();
+            }
+            KeyCode::End if self.input.cursor() == self.input.text().chars().count() => {
+                self.scroll = 0;
+                return Vec::new();
+            }
+            KeyCode::F(2) => {
+                self.show_members = !self.show_members;
+                return Vec::new();
+            }
+            KeyCode::Tab => {
+                self.complete();
+                return Vec::new();
+            }
+            _ => {}
+        }
+        match editor::apply(&mut self.input, &crossterm::event::Event::Key(key)) {
+            Action::Submit(line) => self.typed(&line),
+            Action::Eof | Action::Interrupt => vec![Effect::Quit],
+            Action::Edited => Vec::new(),
+        }
+    }
+
+    /// Tab: completes a command at the start of the line, otherwise a member's name.
+    pub(super) fn complete(&mut self) {
+        let text = self.input.text();
+        let chars: Vec<char> = text.chars().collect();
+        let cursor = self.input.cursor();
+        let start = chars[..cursor]
+            .iter()
+            .rposition(|c| c.is_whitespace())
+            .map_or(0, |i| i + 1);
+        let word: String = chars[start..cursor].iter().collect();
+        if word.is_empty() {
+            return;
+        }
+        let lower = word.to_lowercase();
+        let candidate = if start == 0 && word.starts_with('/') {
+            const COMMANDS: &[&str] = &[
+                "/msg", "/join", "/leave", "/who", "/rooms", "/history", "/clear", "/help", "/quit",
+            ];
+            COMMANDS
+                .iter()
+                .find(|c| c.starts_with(&lower))
+                .map(|c| format!("{c} "))
+        } else {
+            let mut names: Vec<&String> = self.current().members.iter().collect();
+            names.sort_by_key(|n| n.to_lowercase());
+            names
+                .into_iter()
+                .find(|n| n.to_lowercase().starts_with(&lower) && **n != self.me)
+                .map(|n| {
+                    if start == 0 {
+                        format!("{n}: ")
+                    } else {
+                        format!("{n} ")
+                    }
+                })
+        };
+        if let Some(full) = candidate {
+            for _ in start..cursor {
+                self.input.backspace();
+            }
+            self.input.insert_str(&full);
+        }
+    }
+
+    /// Sends `text` to the current conversation, showing it as pending until acknowledged.
+    pub(super) fn send_text(&mut self, text: String) -> Vec<Effect> {
+        self.next_local += 1;
+        let local = self.next_local;
+        let effect = match self.current().key.clone() {
+            ConvKey::Room(room) => Effect::Say {
+                local,
+                room,
+                text: text.clone(),
+            },
+            ConvKey::Private(to) => Effect::Whisper {
+                local,
+                to,
+                text: text.clone(),
+            },
+        };
+        let mut entry = Entry::new(EntryKind::Message {
+            from: self.me.clone(),
+            text,
+            own: true,
+            state: SendState::Pending,
+            mention: false,
+        });
+        entry.local = Some(local);
+        let i = self.current;
+        self.convs[i].push(entry);
+        self.scroll = 0;
+        vec![effect]
+    }
+
+    /// Acts on a submitted line.
+    pub(super) fn typed(&mut self, line: &str) -> Vec<Effect> {
+        let room_or_lobby = |app: &App| match &app.current().key {
+            ConvKey::Room(r) => r.clone(),
+            ConvKey::Private(_) => LOBBY.to_owned(),
+        };
+        match command::parse(line) {
+            Command::Nothing => Vec::new(),
+            Command::Clear => {
+                let i = self.current;
+                self.convs[i].entries.clear();
+                self.scroll = 0;
+                Vec::new()
+            }
+            Command::History => {
+                let before = self.current().oldest_seq();
+                let room = match &self.current().key {
+                    ConvKey::Room(r) => Some(r.clone()),
+                    ConvKey::Private(_) => None,
+                };
+                vec![Effect::Send(ClientFrame::History {
+                    room,
+                    before,
+                    limit: Some(50),
+                })]
+            }
+            Command::Quit => vec![Effect::Quit],
+            Command::Say(text) => self.send_text(text),
+            Command::Msg { to, text } => {
+                let i = self.conv_index(&ConvKey::Private(to));
+                self.switch(i);
+                if text.is_empty() {
+                    Vec::new()
+                } else {
+                    self.send_text(text)
+                }
+            }
+            Command::Join(room) => {
+                let room = room.trim_start_matches('#').to_owned();
+                if let Some(i) = self
+                    .convs
+                    .iter()
+                    .position(|c| c.key.is(&ConvKey::Room(room.clone())))
+                {
+                    self.switch(i);
+                }
+                vec![Effect::Send(ClientFrame::Join { room })]
+            }
+            Command::Leave(room) => match (room, self.current().key.clone()) {
+                (None, ConvKey::Private(_)) => {
+                    // Closing a private conversation is local.
+                    self.close(self.current);
+                    Vec::new()
+                }
+                (room, _) => vec![Effect::Send(ClientFrame::Leave {
+                    room: room.unwrap_or_else(|| room_or_lobby(self)),
+                })],
+            },
+            Command::Who(room) => {
+                self.asked_who = true;
+                vec![Effect::Send(ClientFrame::Who {
+                    room: Some(room.unwrap_or_else(|| room_or_lobby(self))),
+                })]
+            }
+            Command::Rooms => vec![Effect::Send(ClientFrame::Rooms)],
+            Command::Help => {
+                for (cmd, what) in HELP {
+                    self.note(EntryKind::Info(format!("{cmd:<16} {what}")));
+                }
+                for (cmd, what) in [
+                    ("/clear", "clear this conversation's window"),
+                    ("Alt-1..9 Ctrl-N/P", "switch conversation"),
+                    ("PgUp/PgDn, wheel", "scroll; End follows live messages"),
+                    ("F2", "show or hide the member list"),
+                    ("Tab", "complete a name or command"),
+                ] {
+                    self.note(EntryKind::Info(format!("{cmd:<16} {what}")));
+                }
+                Vec::new()
+            }
+            Command::Usage(usage) => {
+                self.note(EntryKind::Error(format!("usage: {usage}")));
+                Vec::new()
+            }
+            Command::Unknown(cmd) => {
+                self.note(EntryKind::Error(format!(
+                    "unknown command {cmd}; /help lists them"
+                )));
+                Vec::new()
+            }
+        }
+    }
+}
