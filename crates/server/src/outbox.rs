@@ -312,6 +312,17 @@ impl Outbox {
         self.ended.cancel();
     }
 
+    /// Moves whatever has been queued since [`Outbox::next`] into `batch` too, without waiting.
+    pub fn take_more(&self, batch: &mut Vec<Arc<Outgoing>>) {
+        let mut inner = self.lock();
+        if !inner.overflowed && !inner.queue.is_empty() {
+            batch.extend(inner.queue.drain(..));
+            inner.bytes = 0;
+            drop(inner);
+            self.space.notify_waiters();
+        }
+    }
+
     /// Waits for work and moves every queued frame into `batch` (so one wake-up becomes one write).
     pub async fn next(&self, batch: &mut Vec<Arc<Outgoing>>) -> Next {
         loop {

@@ -13,6 +13,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::frontend::Render;
 use crate::outbox::{Next, Outbox, Outgoing};
 
+/// Writes to one connection closer together than this are coalesced (see the writer's loop).
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The writer task: drains the outbox into the socket until the outbox closes or the socket fails.
 pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     mut write: W,
@@ -21,9 +24,19 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
 ) {
     let mut batch = Vec::new();
     let mut buf = Vec::new();
+    let mut last_write: Option<tokio::time::Instant> = None;
     loop {
         match outbox.next(&mut batch).await {
             Next::Write => {
+                // Under load (the last write was less than COALESCE ago), wait until COALESCE after it and
+                // take what was queued meanwhile too: one write instead of several. A quiet connection's
+                // messages go out at once.
+                if let Some(at) = last_write.map(|t| t + COALESCE) {
+                    if at > tokio::time::Instant::now() {
+                        tokio::time::sleep_until(at).await;
+                        outbox.take_more(&mut batch);
+                    }
+                }
                 buf.clear();
                 for item in batch.drain(..) {
                     front.render(&item, &mut buf);
@@ -44,6 +57,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 if written.is_err() {
                     break;
                 }
+                last_write = Some(tokio::time::Instant::now());
                 // Give the buffers back after every write: most connections are idle most of the time,
                 // and an allocation is cheap next to the write it serves.
                 if buf.capacity() > 512 {
