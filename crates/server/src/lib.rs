@@ -138,35 +138,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
-    let opened = store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
-    let hub = Hub::new(
-        HubConfig {
-            max_text: config.max_text,
-            max_rooms: config.max_rooms,
-            announce_limit: config.announce_limit,
-        },
-        opened.commands,
-        opened.last_seq,
-    );
-    // Cancelled when the writer's thread ends, however it ends: before `Stop` that means it died.
-    let store_down = CancellationToken::new();
-    let writer = {
-        let hub = hub.clone();
-        let log = opened.log;
-        let down = store_down.clone().drop_guard();
-        std::thread::Builder::new()
-            .name("natter-store".into())
-            .spawn(move || {
-                let _down = down;
-                log.run(&mut |outcomes| hub.deliver(outcomes))
-            })?
-    };
-    let shared = Arc::new(session::Shared {
-        hub: hub.clone(),
-        history: opened.history,
-        appends: Arc::new(tokio::sync::Semaphore::new(config.max_pending_appends)),
-        config: Arc::new(config),
-    });
+    let core = Core::start(config)?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     // One set of limits for the whole server: `--max-clients` counts every listener's connections.
@@ -174,7 +146,7 @@ pub async fn run(
     for listener in listeners {
         tracker.spawn(accept_loop(
             listener,
-            shared.clone(),
+            core.shared.clone(),
             limits.clone(),
             token.clone(),
             tracker.clone(),
@@ -182,7 +154,7 @@ pub async fn run(
     }
     let store_failed = tokio::select! {
         _ = shutdown => false,
-        _ = store_down.cancelled() => {
+        _ = core.store_down.cancelled() => {
             // Nothing can be stored, so nothing can be sent: stop rather than accept people who cannot talk.
             tracing::error!("the history store's writer stopped unexpectedly; shutting down");
             true
@@ -191,22 +163,76 @@ pub async fn run(
     tracing::info!("shutting down");
     token.cancel();
     tracker.close();
-    let grace = shared.config.shutdown_grace + Duration::from_millis(200);
+    let grace = core.shared.config.shutdown_grace + Duration::from_millis(200);
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not close in time");
     }
-    hub.stop_writer();
-    // Bounded: a writer stuck in a long commit must not keep the process from exiting.
-    let joined = tokio::task::spawn_blocking(move || writer.join());
-    match tokio::time::timeout(STORE_STOP_GRACE, joined).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(_) => tracing::error!("the history store's writer failed"),
-        Err(_) => tracing::warn!("the history store's writer did not stop in time"),
-    }
+    core.stop().await;
     if store_failed {
         return Err(ServerError::StoreFailed);
     }
     Ok(())
+}
+
+/// What every connection runs against: the message log with its writer thread, and the hub it delivers
+/// to. [`run`] starts one; so do tests that serve a connection by hand.
+pub(crate) struct Core {
+    pub(crate) shared: Arc<session::Shared>,
+    /// Cancelled when the writer's thread ends, however it ends: before [`Core::stop`] that means it died.
+    store_down: CancellationToken,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Core {
+    /// Opens the message log and starts its writer thread, delivering through a new hub.
+    pub(crate) fn start(config: Config) -> Result<Self, ServerError> {
+        let opened = store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
+        let hub = Hub::new(
+            HubConfig {
+                max_text: config.max_text,
+                max_rooms: config.max_rooms,
+                announce_limit: config.announce_limit,
+            },
+            opened.commands,
+            opened.last_seq,
+        );
+        let store_down = CancellationToken::new();
+        let writer = {
+            let hub = hub.clone();
+            let log = opened.log;
+            let down = store_down.clone().drop_guard();
+            std::thread::Builder::new()
+                .name("natter-store".into())
+                .spawn(move || {
+                    let _down = down;
+                    log.run(&mut |outcomes| hub.deliver(outcomes))
+                })?
+        };
+        let shared = Arc::new(session::Shared {
+            hub,
+            history: opened.history,
+            appends: Arc::new(tokio::sync::Semaphore::new(config.max_pending_appends)),
+            config: Arc::new(config),
+        });
+        Ok(Self {
+            shared,
+            store_down,
+            writer,
+        })
+    }
+
+    /// Lets the writer commit what it holds and stop (after the last session ended). Bounded: a writer
+    /// stuck in a long commit must not keep the process from exiting.
+    pub(crate) async fn stop(self) {
+        self.shared.hub.stop_writer();
+        let writer = self.writer;
+        let joined = tokio::task::spawn_blocking(move || writer.join());
+        match tokio::time::timeout(STORE_STOP_GRACE, joined).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(_) => tracing::error!("the history store's writer failed"),
+            Err(_) => tracing::warn!("the history store's writer did not stop in time"),
+        }
+    }
 }
 
 /// How long shutdown waits for the store's writer to commit what it holds and stop.

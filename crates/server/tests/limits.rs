@@ -37,6 +37,21 @@ async fn backlog(sender: &mut Client) {
     }
 }
 
+/// alice leaves, bob stores a [`backlog`], and alice comes back resuming with a small receive window and
+/// without reading: her replay is more than the server can hand the kernel. Returns (bob, alice).
+async fn resume_behind_a_backlog(server: &TestServer) -> (Client, Client) {
+    let mut alice = server.join("alice").await;
+    let last = alice.say("before", "0").await["seq"].as_u64().unwrap();
+    drop(alice);
+    let mut bob = server.join("bob").await;
+    backlog(&mut bob).await;
+    let mut alice = Client::connect_small_window(server.addr).await;
+    alice
+        .send(json!({"type":"hello","name":"alice","version":1,"resume_after":last}))
+        .await;
+    (bob, alice)
+}
+
 /// Defect 2: blank lines are keep-alives. They used to be queued for a flood token each (at 0 bytes
 /// against `--max-recvq`), so a stream of newlines grew the receive queue without bound and held back
 /// every request behind it.
@@ -81,17 +96,9 @@ async fn a_resume_longer_than_the_outbox_survives_live_traffic() {
         ..config()
     })
     .await;
-    let mut alice = server.join("alice").await;
-    let last = alice.say("before", "0").await["seq"].as_u64().unwrap();
-    drop(alice);
-    let mut bob = server.join("bob").await;
-    backlog(&mut bob).await;
     // alice comes back with a small receive window and does not read while bob keeps talking: her
     // replay stops at the outbox's bound, and bob's live lines (25 KiB in all) wait behind it.
-    let mut alice = Client::connect_small_window(server.addr).await;
-    alice
-        .send(json!({"type":"hello","name":"alice","version":1,"resume_after":last}))
-        .await;
+    let (mut bob, mut alice) = resume_behind_a_backlog(&server).await;
     let text = "x".repeat(500);
     for i in 0..50 {
         bob.say(&format!("live {i} {text}"), &format!("l{i}")).await;
@@ -149,15 +156,7 @@ async fn a_client_that_stops_reading_its_replay_is_cut_after_the_idle_timeout() 
         ..config()
     })
     .await;
-    let mut alice = server.join("alice").await;
-    let last = alice.say("before", "0").await["seq"].as_u64().unwrap();
-    drop(alice);
-    let mut bob = server.join("bob").await;
-    backlog(&mut bob).await;
-    let mut alice = Client::connect_small_window(server.addr).await;
-    alice
-        .send(json!({"type":"hello","name":"alice","version":1,"resume_after":last}))
-        .await;
+    let (mut bob, alice) = resume_behind_a_backlog(&server).await;
     let deadline = tokio::time::Instant::now() + common::WAIT;
     loop {
         assert!(
@@ -187,15 +186,7 @@ async fn shutdown_closes_a_connection_stuck_in_its_replay() {
         ..config()
     })
     .await;
-    let mut alice = server.join("alice").await;
-    let last = alice.say("before", "0").await["seq"].as_u64().unwrap();
-    drop(alice);
-    let mut bob = server.join("bob").await;
-    backlog(&mut bob).await;
-    let mut alice = Client::connect_small_window(server.addr).await;
-    alice
-        .send(json!({"type":"hello","name":"alice","version":1,"resume_after":last}))
-        .await;
+    let (mut bob, mut alice) = resume_behind_a_backlog(&server).await;
     // Wait until alice's session is registered (bob hears her), then stop the server.
     loop {
         let f = bob.recv().await;

@@ -635,42 +635,19 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     use super::*;
-    use crate::hub::HubConfig;
-    use crate::store::{self, DbPath, Retention};
     use crate::transport::Stream;
 
     /// The session runs over any byte stream (here an in-memory pipe, as TLS or WebSocket will be):
     /// nothing in it is tied to TCP.
     #[tokio::test]
     async fn a_session_runs_over_any_byte_stream() {
-        let config = crate::testing::config();
-        let opened = store::open::<AppendToken>(DbPath::Memory, Retention::default()).unwrap();
-        let hub = Hub::new(
-            HubConfig {
-                max_text: config.max_text,
-                max_rooms: config.max_rooms,
-                announce_limit: config.announce_limit,
-            },
-            opened.commands,
-            opened.last_seq,
-        );
-        let writer = {
-            let hub = hub.clone();
-            let log = opened.log;
-            std::thread::spawn(move || log.run(&mut |outcomes| hub.deliver(outcomes)))
-        };
-        let shared = Arc::new(Shared {
-            hub: hub.clone(),
-            history: opened.history,
-            appends: Arc::new(Semaphore::new(16)),
-            config: Arc::new(config),
-        });
+        let core = crate::Core::start(crate::testing::config()).unwrap();
         let (client, server) = tokio::io::duplex(4096);
         let shutdown = CancellationToken::new();
         let session = tokio::spawn(serve_stream(
             Stream(server),
             "127.0.0.1:1".parse().unwrap(),
-            shared,
+            core.shared.clone(),
             shutdown.clone(),
             Instant::now(),
             (),
@@ -692,7 +669,6 @@ mod tests {
         assert!(seen[0].contains(r#""type":"welcome""#), "{seen:?}");
         shutdown.cancel();
         session.await.unwrap();
-        hub.stop_writer();
-        writer.join().unwrap();
+        core.stop().await;
     }
 }
