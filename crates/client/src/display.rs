@@ -11,9 +11,10 @@ fn body(text: &str) -> String {
     natter_proto::text::body(text, "\n")
 }
 
-/// `[YYYY-MM-DD HH:MM:SS] bob: text`, `[…] bob → you: text`, or `[…] #rust bob: text`.
-pub fn message(m: &Message) -> String {
-    natter_proto::text::message_line(m, "\n")
+/// `[YYYY-MM-DD HH:MM:SS] bob: text`, `[…] bob → you: text`, `[…] #rust bob: text`, or for a private
+/// message `me` sent (replayed) `[…] you → bob: text`.
+pub fn message(m: &Message, me: &str) -> String {
+    natter_proto::text::message_line(m, Some(me), "\n")
 }
 
 /// Your own message, once the server acknowledged it.
@@ -88,16 +89,21 @@ mod tests {
     #[test]
     fn lines_read_like_the_lab() {
         assert_eq!(
-            after_stamp(&message(&msg(Some("lobby"), None, "hi 你好"))),
+            after_stamp(&message(&msg(Some("lobby"), None, "hi 你好"), "me")),
             "bob: hi 你好"
         );
         assert_eq!(
-            after_stamp(&message(&msg(Some("rust"), None, "hi"))),
+            after_stamp(&message(&msg(Some("rust"), None, "hi"), "me")),
             "#rust bob: hi"
         );
         assert_eq!(
-            after_stamp(&message(&msg(None, Some("me"), "psst"))),
+            after_stamp(&message(&msg(None, Some("me"), "psst"), "me")),
             "bob → you: psst"
+        );
+        // Issue 11, bug 9: your own private message in a replay reads as it did when you sent it.
+        assert_eq!(
+            after_stamp(&message(&msg(None, Some("alice"), "hi alice"), "BOB")),
+            "you → alice: hi alice"
         );
         assert_eq!(
             after_stamp(&own(
@@ -118,7 +124,10 @@ mod tests {
 
     #[test]
     fn escapes_never_reach_the_terminal() {
-        let line = message(&msg(Some("lobby"), None, "\u{1b}]0;pwned\u{7}two\nlines"));
+        let line = message(
+            &msg(Some("lobby"), None, "\u{1b}]0;pwned\u{7}two\nlines"),
+            "me",
+        );
         assert!(!line.contains('\u{1b}') && !line.contains('\u{7}'));
         assert!(line.ends_with("two\n    lines"));
     }

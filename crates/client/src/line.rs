@@ -385,7 +385,7 @@ impl Client {
     /// The line for one server frame, or `None` to show nothing.
     fn frame(&mut self, frame: ServerFrame, term: &mut Term) -> Option<String> {
         Some(match frame {
-            ServerFrame::Message(m) => display::message(&m),
+            ServerFrame::Message(m) => display::message(&m, &self.me),
             ServerFrame::Joined { room, name, .. } => {
                 if name == self.me {
                     self.rooms.retain(|r| !r.eq_ignore_ascii_case(&room));
@@ -418,7 +418,7 @@ impl Client {
             ServerFrame::Rooms { rooms } => display::rooms(&rooms),
             ServerFrame::History { messages, .. } => {
                 for m in &messages {
-                    term.print(&display::message(m));
+                    term.print(&display::message(m, &self.me));
                 }
                 return None;
             }

@@ -71,18 +71,25 @@ pub fn body(text: &str, newline: &str) -> String {
     neutralise(text).replace('\n', &format!("{newline}    "))
 }
 
-/// The lab's line for a delivered message, in the viewer's local time: `[YYYY-MM-DD HH:MM:SS] bob: text`,
-/// `[…] #rust bob: text`, or `[…] bob → you: text`. Used by every text front end.
-pub fn message_line(m: &Message, newline: &str) -> String {
+/// The lab's line for a message, in the viewer's local time: `[YYYY-MM-DD HH:MM:SS] bob: text`,
+/// `[…] #rust bob: text`, `[…] bob → you: text`, or — a private message the viewer `me` sent, as replays
+/// show them — `[…] you → bob: text`, exactly as it read when it was sent. Used by every text front end.
+pub fn message_line(m: &Message, me: Option<&str>, newline: &str) -> String {
     let when = crate::time::local_display_wire(&m.ts);
     let from = neutralise(&m.from);
-    match &m.room {
-        Some(room) => format!(
+    let mine = me.is_some_and(|me| crate::name::fold(me) == crate::name::fold(&m.from));
+    match (&m.room, &m.to) {
+        (Some(room), _) => format!(
             "[{when}] {}{from}: {}",
             room_prefix(room),
             body(&m.text, newline)
         ),
-        None => format!("[{when}] {from} → you: {}", body(&m.text, newline)),
+        (None, Some(to)) if mine => format!(
+            "[{when}] you → {}: {}",
+            neutralise(to),
+            body(&m.text, newline)
+        ),
+        (None, _) => format!("[{when}] {from} → you: {}", body(&m.text, newline)),
     }
 }
 

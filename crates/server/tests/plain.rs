@@ -141,3 +141,26 @@ async fn plain_users_see_joins_leaves_and_help() {
     }
     assert_eq!(nc.recv_line().await, None);
 }
+
+/// Issue 11, bug 9: in a replay, your own private messages read `you → bob`, as they did when sent.
+#[tokio::test]
+async fn a_replay_shows_your_own_private_messages_as_yours() {
+    let server = TestServer::start().await;
+    let _bob = server.join("bob").await;
+    let mut nc = server.connect().await;
+    nc.send_raw("张三\n/msg bob 你好 bob\n".as_bytes()).await;
+    // `exit` is handled after the whisper's ack (so it is stored); the next login under the name
+    // replays it.
+    nc.send_raw(b"exit\n").await;
+    let _ = nc.read_to_end().await;
+    let mut again = server.connect().await;
+    again.send_raw("张三\n".as_bytes()).await;
+    let mut replayed = None;
+    while replayed.is_none() {
+        let line = again.recv_line().await.expect("a line");
+        if line.contains("你好 bob") {
+            replayed = Some(strip_stamp(&line).to_owned());
+        }
+    }
+    assert_eq!(replayed.unwrap(), "you → bob: 你好 bob");
+}

@@ -14,13 +14,20 @@ use crate::outbox::Outgoing;
 /// People typing in `nc` or `telnet`.
 pub struct Plain;
 
+/// The plain-text renderer. It learns the user's name from `welcome`, so the user's own private
+/// messages in a replay read `you → bob`, as they did when sent.
+#[derive(Default)]
+struct PlainRender {
+    me: Option<String>,
+}
+
 impl FrontEnd for Plain {
     fn translate(&mut self, line: &[u8], registered: bool) -> Input {
         translate(line, registered)
     }
 
     fn renderer(&self) -> Box<dyn Render> {
-        Box::new(Plain)
+        Box::new(PlainRender::default())
     }
 
     fn pinged_when_idle(&self) -> bool {
@@ -28,9 +35,16 @@ impl FrontEnd for Plain {
     }
 }
 
-impl Render for Plain {
+impl Render for PlainRender {
     fn render(&mut self, item: &Outgoing, out: &mut Vec<u8>) {
-        render(item, out)
+        if let Outgoing::Frame {
+            frame: ServerFrame::Welcome { name, .. },
+            ..
+        } = item
+        {
+            self.me = Some(name.clone());
+        }
+        render(item, self.me.as_deref(), out)
     }
 }
 
@@ -91,12 +105,12 @@ fn translate(line: &[u8], registered: bool) -> Input {
     Input::Frame(frame)
 }
 
-/// Appends the text rendering of one outbox item to `out`.
-fn render(item: &Outgoing, out: &mut Vec<u8>) {
+/// Appends the text rendering of one outbox item to `out`, for the user `me` (once known).
+fn render(item: &Outgoing, me: Option<&str>, out: &mut Vec<u8>) {
     let line = match item {
         Outgoing::Raw(bytes) => return out.extend_from_slice(bytes),
         Outgoing::Notice(text) => text.clone(),
-        Outgoing::Frame { frame, .. } => match render_frame(frame) {
+        Outgoing::Frame { frame, .. } => match render_frame(frame, me) {
             Some(line) => line,
             None => return,
         },
@@ -113,15 +127,15 @@ fn room_suffix(room: &str) -> String {
     }
 }
 
-fn render_frame(frame: &ServerFrame) -> Option<String> {
+fn render_frame(frame: &ServerFrame, me: Option<&str>) -> Option<String> {
     Some(match frame {
         ServerFrame::Welcome { name, .. } => format!(
             "* Welcome, {name}! Type a message and press Enter. /help lists commands; exit leaves."
         ),
-        ServerFrame::Message(m) => render_message(m),
+        ServerFrame::Message(m) => render_message(m, me),
         ServerFrame::History { messages, .. } if messages.is_empty() => return None,
         ServerFrame::History { messages, .. } => {
-            let lines: Vec<String> = messages.iter().map(render_message).collect();
+            let lines: Vec<String> = messages.iter().map(|m| render_message(m, me)).collect();
             lines.join("\r\n")
         }
         ServerFrame::Ack { .. } | ServerFrame::Pong { .. } | ServerFrame::Ping { .. } => {
@@ -160,8 +174,8 @@ fn render_frame(frame: &ServerFrame) -> Option<String> {
     })
 }
 
-fn render_message(m: &Message) -> String {
-    natter_proto::text::message_line(m, "\r\n")
+fn render_message(m: &Message, me: Option<&str>) -> String {
+    natter_proto::text::message_line(m, me, "\r\n")
 }
 
 #[cfg(test)]
@@ -221,7 +235,7 @@ mod tests {
             to: None,
             text: "hi\u{1b}[2J".into(),
         };
-        let line = render_message(&m);
+        let line = render_message(&m, None);
         assert!(line.starts_with('['), "{line}");
         assert!(line.ends_with("] bob: hi\u{fffd}[2J"), "{line}");
     }
