@@ -453,3 +453,105 @@ async fn a_hostile_server_cannot_drive_the_terminal() {
     let all = [out.stdout, out.stderr].concat();
     assert!(!all.contains(&0x1b), "{:?}", String::from_utf8_lossy(&all));
 }
+
+/// `natter join` as a script whose stdin is written step by step, its stdout read line by line.
+struct Script {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Script {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(NATTER)
+            .arg("join")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in out.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits (at most 10 s) for a printed line containing `text`.
+    fn wait_for(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {text:?} within 10 s"),
+            }
+        }
+    }
+
+    fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.child.stdin.take());
+        self.child.wait().unwrap()
+    }
+}
+
+/// Issue 11, bugs 1, 3 and 8: the server putting you back in your rooms does not change where your lines
+/// go (a script's lines go to the lobby), and `/join` of a room you are in makes it current again.
+#[tokio::test]
+async fn lines_go_to_the_room_the_user_chose() {
+    let server = Server::start();
+    let addr = server.addr.to_string();
+    let mut watcher = Raw::join(server.addr, "watcher").await;
+    let first = {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            join(
+                &["--server", &addr, "--name", "张三"],
+                "/join newroom\n/quit\n",
+            )
+        })
+    };
+    assert!(first.await.unwrap().status.success());
+    let mut script = {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = Script::start(&["--server", &addr, "--name", "张三"]);
+            // Back in #newroom too: wait until that has been shown, then type.
+            s.wait_for("you joined #newroom");
+            s.type_line("race");
+            s
+        })
+        .await
+        .unwrap()
+    };
+    let m = watcher.next_of("message").await;
+    assert_eq!(
+        (m["text"].as_str(), m["room"].as_str()),
+        (Some("race"), Some("lobby"))
+    );
+    let script = tokio::task::spawn_blocking(move || {
+        script.type_line("/join zzz");
+        script.wait_for("you joined #zzz");
+        script.type_line("/join lobby");
+        script.type_line("back in the lobby");
+        script.type_line("/quit");
+        script.finish()
+    });
+    let m = watcher.next_of("message").await;
+    assert_eq!(
+        (m["text"].as_str(), m["room"].as_str()),
+        (Some("back in the lobby"), Some("lobby"))
+    );
+    assert!(script.await.unwrap().success());
+}

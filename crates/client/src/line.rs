@@ -150,6 +150,9 @@ struct Client {
     room: String,
     /// Rooms we are in, in the order joined.
     rooms: Vec<String>,
+    /// The room a `/join` asked for: its `joined` makes it the current room. Other `joined`s of our own
+    /// (the server putting us back in our rooms after a reconnect) leave the current room alone.
+    joining: Option<String>,
     /// Messages typed but not yet confirmed by the server (shown in the prompt).
     pending: usize,
 }
@@ -196,6 +199,7 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         rooms: chat.rooms.clone(),
         room: LOBBY.to_owned(),
         chat,
+        joining: None,
         pending: 0,
     };
     loop {
@@ -291,7 +295,15 @@ impl Client {
                 self.pending += 1;
                 return Step::Continue;
             }
-            Command::Join(room) => ClientFrame::Join { room },
+            Command::Join(room) => {
+                let wanted = room.strip_prefix('#').unwrap_or(&room).to_owned();
+                match self.rooms.iter().find(|r| same_room(r, &wanted)) {
+                    // Already in it: it becomes the current room now (the server only lists its members).
+                    Some(r) => self.room = r.clone(),
+                    None => self.joining = Some(wanted),
+                }
+                ClientFrame::Join { room }
+            }
             Command::Leave(room) => ClientFrame::Leave {
                 room: room.unwrap_or_else(|| self.room.clone()),
             },
@@ -388,9 +400,12 @@ impl Client {
             ServerFrame::Message(m) => display::message(&m, &self.me),
             ServerFrame::Joined { room, name, .. } => {
                 if name == self.me {
-                    self.rooms.retain(|r| !r.eq_ignore_ascii_case(&room));
+                    self.rooms.retain(|r| !same_room(r, &room));
                     self.rooms.push(room.clone());
-                    self.room = room.clone();
+                    if self.joining.as_deref().is_some_and(|j| same_room(j, &room)) {
+                        self.joining = None;
+                        self.room = room.clone();
+                    }
                 }
                 display::joined(&room, &name, &self.me)
             }
@@ -398,8 +413,8 @@ impl Client {
                 room, name, reason, ..
             } => {
                 if name == self.me {
-                    self.rooms.retain(|r| !r.eq_ignore_ascii_case(&room));
-                    if self.room.eq_ignore_ascii_case(&room) {
+                    self.rooms.retain(|r| !same_room(r, &room));
+                    if same_room(&self.room, &room) {
                         self.room = self
                             .rooms
                             .last()
@@ -433,4 +448,9 @@ impl Client {
             | ServerFrame::Ack { .. } => return None,
         })
     }
+}
+
+/// Whether two room names are the same room (the server's folding rule).
+fn same_room(a: &str, b: &str) -> bool {
+    natter_proto::name::fold(a) == natter_proto::name::fold(b)
 }
