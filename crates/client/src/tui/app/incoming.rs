@@ -126,7 +126,14 @@ impl App {
             ServerFrame::Joined { room, name, .. } => {
                 let i = self.conv_index(&ConvKey::Room(room.clone()));
                 if name == self.me {
-                    self.switch(i);
+                    let key = ConvKey::Room(room.clone());
+                    if self
+                        .joining
+                        .take_if(|j| key.is(&ConvKey::Room(j.clone())))
+                        .is_some()
+                    {
+                        self.switch(i);
+                    }
                 } else if !self.convs[i].members.contains(&name) {
                     self.convs[i].members.push(name.clone());
                 }

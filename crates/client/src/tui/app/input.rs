@@ -184,6 +184,8 @@ impl App {
                     .position(|c| c.key.is(&ConvKey::Room(room.clone())))
                 {
                     self.switch(i);
+                } else {
+                    self.joining = Some(room.clone());
                 }
                 vec![Effect::Send(ClientFrame::Join { room })]
             }

@@ -99,6 +99,9 @@ pub struct App {
     pub page: Cell<usize>,
     /// `/who` was asked: show the next member list as a line too.
     asked_who: bool,
+    /// The room a `/join` asked for: its `joined` makes it current. The server putting us back in our
+    /// rooms after a reconnect must not move the user's conversation.
+    joining: Option<String>,
     next_local: u64,
 }
 
@@ -126,6 +129,7 @@ impl App {
             farewell: None,
             page: Cell::new(10),
             asked_who: false,
+            joining: None,
             next_local: 0,
         }
     }
@@ -300,6 +304,49 @@ mod tests {
         terminal.draw(|f| f.render_widget(&a, f.area())).unwrap();
     }
 
+    /// Issue 11, bug 1: a reconnect puts us back in every room (each with `joined`), and the current
+    /// conversation — a room or a private one — stays where the user was; a `/join` still switches.
+    #[test]
+    fn a_reconnect_keeps_the_current_conversation() {
+        let joined = |room: &str| {
+            Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
+                room: room.into(),
+                name: "张三".into(),
+                ts: "2026-11-25T16:38:57.123Z".into(),
+            }))
+        };
+        let mut a = app();
+        a.update(joined("rust"));
+        type_str(&mut a, "meant for lobby");
+        a.update(Event::Chat(ChatEvent::Reconnected {
+            rooms: vec!["lobby".into(), "rust".into()],
+        }));
+        a.update(joined("lobby"));
+        a.update(joined("rust"));
+        assert_eq!(a.current().key, ConvKey::Room("lobby".into()));
+        assert_eq!(
+            a.update(key(KeyCode::Enter)),
+            vec![Effect::Say {
+                local: 1,
+                room: "lobby".into(),
+                text: "meant for lobby".into()
+            }]
+        );
+        a.update(msg(1, None, "bob", Some("张三"), "hi"));
+        let bob = a
+            .convs
+            .iter()
+            .position(|c| c.key == ConvKey::Private("bob".into()))
+            .unwrap();
+        a.switch(bob);
+        a.update(joined("rust"));
+        assert_eq!(a.current().key, ConvKey::Private("bob".into()));
+        type_str(&mut a, "/join go");
+        a.update(key(KeyCode::Enter));
+        a.update(joined("go"));
+        assert_eq!(a.current().key, ConvKey::Room("go".into()));
+    }
+
     #[test]
     fn typing_and_enter_sends_and_shows_pending_until_acked() {
         let mut a = app();
@@ -368,6 +415,8 @@ mod tests {
     #[test]
     fn messages_elsewhere_count_as_unread_and_mentions_are_marked() {
         let mut a = app();
+        type_str(&mut a, "/join rust");
+        a.update(key(KeyCode::Enter));
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
             room: "rust".into(),
             name: "张三".into(),
