@@ -555,3 +555,25 @@ async fn lines_go_to_the_room_the_user_chose() {
     );
     assert!(script.await.unwrap().success());
 }
+
+/// Issue 11, bug 2: a script whose message the server refused exits non-zero, with one line on stderr
+/// saying so (the transcript on stdout still shows the refused line).
+#[tokio::test]
+async fn a_script_fails_when_a_message_was_refused() {
+    let server = Server::start();
+    let addr = server.addr.to_string();
+    let script = format!("{}\nfine\n/quit\n", "x".repeat(10_000));
+    let out =
+        tokio::task::spawn_blocking(move || join(&["--server", &addr, "--name", "t"], &script))
+            .await
+            .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = stderr_line(&out);
+    assert!(err.contains("refused 1 message"), "{err:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("! not sent ("), "{stdout}");
+    assert!(
+        stdout.contains("] t: fine"),
+        "the rest was still sent: {stdout}"
+    );
+}

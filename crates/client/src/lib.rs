@@ -34,6 +34,8 @@ pub enum ClientError {
     ConnectionLost,
     #[error("{0} message(s) were not confirmed by the server")]
     Unconfirmed(usize),
+    #[error("the server refused {count} message(s): {first}")]
+    Refused { count: usize, first: String },
     #[error("gave up: {0}")]
     GaveUp(String),
     #[error("terminal error: {0}")]

@@ -155,6 +155,11 @@ struct Client {
     joining: Option<String>,
     /// Messages typed but not yet confirmed by the server (shown in the prompt).
     pending: usize,
+    /// Messages the server refused, and the first reason: a script then exits non-zero.
+    refused: usize,
+    first_refusal: Option<String>,
+    /// Lines come from a script (stdin is not a terminal).
+    script: bool,
 }
 
 /// What the main loop should do after an event.
@@ -201,6 +206,9 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         chat,
         joining: None,
         pending: 0,
+        refused: 0,
+        first_refusal: None,
+        script: !interactive,
     };
     loop {
         term.request(&client.prompt());
@@ -360,6 +368,9 @@ impl Client {
                 message, reason, ..
             } => {
                 self.pending = self.pending.saturating_sub(1);
+                self.refused += 1;
+                self.first_refusal
+                    .get_or_insert_with(|| neutralise(&reason).into_owned());
                 format!(
                     "! not sent ({}): {}",
                     neutralise(&reason),
@@ -384,6 +395,13 @@ impl Client {
                     ));
                 }
                 return match why {
+                    // A script must not look successful when something it said was not sent.
+                    Closed::Exit if unsent.is_empty() && self.script && self.refused > 0 => {
+                        Err(ClientError::Refused {
+                            count: self.refused,
+                            first: self.first_refusal.take().unwrap_or_default(),
+                        })
+                    }
                     Closed::Exit if unsent.is_empty() => Ok(()),
                     Closed::Exit => Err(ClientError::Unconfirmed(unsent.len())),
                     Closed::GaveUp(reason) => Err(ClientError::GaveUp(reason)),
