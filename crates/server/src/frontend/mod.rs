@@ -73,7 +73,7 @@ pub fn pick(first_line: &[u8]) -> Picked {
     } else if first_line.trim_ascii_start().first() == Some(&b'{') {
         Picked::FrontEnd(Box::new(native::Native))
     } else {
-        Picked::FrontEnd(Box::new(plain::Plain))
+        Picked::FrontEnd(Box::new(plain::Plain::default()))
     }
 }
 

@@ -6,13 +6,25 @@
 
 use natter_proto::command::{self, Command, HELP};
 use natter_proto::frame::{ByeReason, Message};
-use natter_proto::{ClientFrame, ErrorCode, LeftReason, ServerFrame, LOBBY};
+use natter_proto::{ClientFrame, ErrorCode, LeftReason, RoomName, ServerFrame};
 
 use super::{FrontEnd, Input, Render};
 use crate::outbox::Outgoing;
 
-/// People typing in `nc` or `telnet`.
-pub struct Plain;
+/// People typing in `nc` or `telnet`. Like natter's own clients, a plain-text user has a *current room*:
+/// the lobby at first, then the room of their latest `/join` (and the lobby again when they leave the
+/// current room). Typed lines go there.
+pub struct Plain {
+    room: RoomName,
+}
+
+impl Default for Plain {
+    fn default() -> Self {
+        Self {
+            room: RoomName::lobby(),
+        }
+    }
+}
 
 /// The plain-text renderer. It learns the user's name from `welcome`, so the user's own private
 /// messages in a replay read `you → bob`, as they did when sent.
@@ -23,7 +35,7 @@ struct PlainRender {
 
 impl FrontEnd for Plain {
     fn translate(&mut self, line: &[u8], registered: bool) -> Input {
-        translate(line, registered)
+        self.translate_line(line, registered)
     }
 
     fn renderer(&self) -> Box<dyn Render> {
@@ -48,61 +60,83 @@ impl Render for PlainRender {
     }
 }
 
-/// Translates one line. Before registration the line is the name the user wants.
-fn translate(line: &[u8], registered: bool) -> Input {
-    let Ok(line) = std::str::from_utf8(line) else {
-        return Input::Notice("! lines must be UTF-8 text".into());
-    };
-    if !registered {
-        let name = line.trim();
-        return match name {
-            "" => Input::Nothing,
-            "exit" | "/quit" => Input::Frame(ClientFrame::Exit),
-            _ => Input::Frame(ClientFrame::Hello {
-                name: name.to_owned(),
-                version: natter_proto::VERSION,
-                resume_after: None,
-                lobby: true,
-            }),
+impl Plain {
+    /// Translates one line. Before registration the line is the name the user wants.
+    fn translate_line(&mut self, line: &[u8], registered: bool) -> Input {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return Input::Notice("! lines must be UTF-8 text".into());
         };
-    }
-    let frame = match command::parse(line) {
-        Command::Nothing => return Input::Nothing,
-        Command::Say(text) => ClientFrame::Say {
-            text,
-            room: None,
-            id: None,
-        },
-        Command::Msg { text, .. } if text.is_empty() => {
-            return Input::Notice("usage: /msg NAME TEXT".into())
+        if !registered {
+            let name = line.trim();
+            return match name {
+                "" => Input::Nothing,
+                "exit" | "/quit" => Input::Frame(ClientFrame::Exit),
+                _ => Input::Frame(ClientFrame::Hello {
+                    name: name.to_owned(),
+                    version: natter_proto::VERSION,
+                    resume_after: None,
+                    lobby: true,
+                }),
+            };
         }
-        Command::Msg { to, text } => ClientFrame::Whisper { to, text, id: None },
-        Command::Join(room) => ClientFrame::Join { room },
-        Command::Leave(Some(room)) => ClientFrame::Leave { room },
-        Command::Leave(None) => return Input::Notice("usage: /leave ROOM".into()),
-        Command::Who(room) => ClientFrame::Who { room },
-        Command::Rooms => ClientFrame::Rooms,
-        // The lobby is the plain-text user's room.
-        Command::History => ClientFrame::History {
-            room: Some(LOBBY.to_owned()),
-            before: None,
-            limit: None,
-        },
-        Command::Clear => return Input::Notice("* /clear is for natter's own clients".into()),
-        Command::Quit => ClientFrame::Exit,
-        Command::Help => {
-            let mut help = String::from("* Type a line to say it in #lobby. Commands:");
-            for (cmd, what) in HELP {
-                help.push_str(&format!("\n*   {cmd:<16} {what}"));
+        let frame = match command::parse(line) {
+            Command::Nothing => return Input::Nothing,
+            Command::Say(text) => ClientFrame::Say {
+                text,
+                room: Some(self.room.to_string()),
+                id: None,
+            },
+            Command::Msg { text, .. } if text.is_empty() => {
+                return Input::Notice("usage: /msg NAME TEXT".into())
             }
-            return Input::Notice(help);
-        }
-        Command::Usage(usage) => return Input::Notice(format!("usage: {usage}")),
-        Command::Unknown(cmd) => {
-            return Input::Notice(format!("! unknown command {cmd}; /help lists them"))
-        }
-    };
-    Input::Frame(frame)
+            Command::Msg { to, text } => ClientFrame::Whisper { to, text, id: None },
+            Command::Join(room) => {
+                // A name the server will refuse anyway does not become the current room.
+                if let Ok(name) = RoomName::parse_lenient(&room) {
+                    self.room = name;
+                }
+                ClientFrame::Join { room }
+            }
+            Command::Leave(room) => {
+                let room = match room {
+                    Some(raw) => {
+                        RoomName::parse_lenient(&raw).unwrap_or_else(|_| self.room.clone())
+                    }
+                    None => self.room.clone(),
+                };
+                if room == self.room {
+                    self.room = RoomName::lobby();
+                }
+                ClientFrame::Leave {
+                    room: room.to_string(),
+                }
+            }
+            Command::Who(room) => ClientFrame::Who { room },
+            Command::Rooms => ClientFrame::Rooms,
+            Command::History => ClientFrame::History {
+                room: Some(self.room.to_string()),
+                before: None,
+                limit: None,
+            },
+            Command::Clear => return Input::Notice("* /clear is for natter's own clients".into()),
+            Command::Quit => ClientFrame::Exit,
+            Command::Help => {
+                let mut help = format!(
+                "* Type a line to say it in #{} (your current room; /join changes it). Commands:",
+                self.room
+            );
+                for (cmd, what) in HELP {
+                    help.push_str(&format!("\n*   {cmd:<16} {what}"));
+                }
+                return Input::Notice(help);
+            }
+            Command::Usage(usage) => return Input::Notice(format!("usage: {usage}")),
+            Command::Unknown(cmd) => {
+                return Input::Notice(format!("! unknown command {cmd}; /help lists them"))
+            }
+        };
+        Input::Frame(frame)
+    }
 }
 
 /// Appends the text rendering of one outbox item to `out`, for the user `me` (once known).
@@ -182,6 +216,10 @@ fn render_message(m: &Message, me: Option<&str>) -> String {
 mod tests {
     use super::*;
 
+    fn translate(line: &[u8], registered: bool) -> Input {
+        Plain::default().translate_line(line, registered)
+    }
+
     fn frame(line: &str, registered: bool) -> ClientFrame {
         match translate(line.as_bytes(), registered) {
             Input::Frame(f) => f,
@@ -209,7 +247,7 @@ mod tests {
             frame("你好", true),
             ClientFrame::Say {
                 text: "你好".into(),
-                room: None,
+                room: Some("lobby".into()),
                 id: None
             }
         );
@@ -223,6 +261,33 @@ mod tests {
         );
         assert_eq!(frame("exit", true), ClientFrame::Exit);
         assert!(matches!(translate(b"/help", true), Input::Notice(_)));
+    }
+
+    /// Issue 11, bug 7: lines go to the room of the latest `/join`, back to the lobby after leaving it;
+    /// `/leave` alone leaves the current room.
+    #[test]
+    fn lines_go_to_the_current_room() {
+        let mut nc = Plain::default();
+        let say = |nc: &mut Plain, line: &str| match nc.translate_line(line.as_bytes(), true) {
+            Input::Frame(ClientFrame::Say { room, .. }) => room,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(say(&mut nc, "hi"), Some("lobby".into()));
+        nc.translate_line(b"/join #Rust", true);
+        assert_eq!(say(&mut nc, "hi"), Some("Rust".into()));
+        nc.translate_line(b"/join bad!", true);
+        assert_eq!(
+            say(&mut nc, "hi"),
+            Some("Rust".into()),
+            "a refused name changes nothing"
+        );
+        assert_eq!(
+            nc.translate_line(b"/leave", true),
+            Input::Frame(ClientFrame::Leave {
+                room: "Rust".into()
+            })
+        );
+        assert_eq!(say(&mut nc, "hi"), Some("lobby".into()));
     }
 
     #[test]
