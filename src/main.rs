@@ -230,6 +230,9 @@ struct JoinArgs {
     /// Ring the terminal bell when someone mentions your name.
     #[arg(long)]
     bell: bool,
+    /// Seconds to wait for the server to accept and answer before giving up (or retrying).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -258,6 +261,8 @@ fn main() -> ExitCode {
                 server: args.server,
                 name: args.name,
                 force_plain: args.plain,
+                answer_timeout: std::time::Duration::try_from_secs_f64(args.timeout)
+                    .unwrap_or(std::time::Duration::from_secs(10)),
                 tui: natter_client::tui::app::Options {
                     stamps: match args.timestamps {
                         Timestamps::Short => natter_client::tui::app::Stamps::Short,

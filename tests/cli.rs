@@ -577,3 +577,41 @@ async fn a_script_fails_when_a_message_was_refused() {
         "the rest was still sent: {stdout}"
     );
 }
+
+/// Issue 11, bug 5: a server that accepts and never answers does not hang the client: it gives up after
+/// `--timeout` with one clear line.
+#[tokio::test]
+async fn a_server_that_never_answers_is_given_up_on() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(NATTER)
+            .args(["join", "--server", &addr, "--name", "x", "--timeout", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("still waiting for the silent server after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_line(&out);
+    assert!(err.contains("did not answer within 1 s"), "{err:?}");
+}

@@ -134,3 +134,36 @@ fn ctrl_c_also_quits_cleanly() {
         expectrl::process::unix::WaitStatus::Exited(tui.get_process().pid(), 0)
     );
 }
+
+/// Issue 11, bug 5: Ctrl-C works while the client is still connecting — here to a server that accepts
+/// and never answers — and the terminal is left as it was (raw mode off).
+#[test]
+fn ctrl_c_works_while_connecting() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut cmd = Command::new(NATTER);
+    cmd.args([
+        "join",
+        "--server",
+        &addr.to_string(),
+        "--name",
+        "bob",
+        "--timeout",
+        "60",
+    ]);
+    cmd.env("TERM", "xterm-256color");
+    let mut tui = Session::spawn(cmd).unwrap();
+    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    let (_held, _) = silent.accept().unwrap(); // connected, never answered
+    tui.send("\x03").unwrap(); // Ctrl-C
+    let pid = tui.get_process().pid();
+    let (done, status) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(tui.get_process().wait().unwrap());
+    });
+    let Ok(status) = status.recv_timeout(Duration::from_secs(10)) else {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        panic!("Ctrl-C did not end the client within 10 s");
+    };
+    assert_eq!(status, expectrl::process::unix::WaitStatus::Exited(pid, 0));
+}

@@ -56,6 +56,9 @@ pub struct ChatOptions {
     pub backoff: Backoff,
     /// Ping when the server has been silent this long; give the connection up after twice as long.
     pub keepalive: Duration,
+    /// How long connecting, and then the answer to `hello`, may take before the attempt counts as failed
+    /// (a server that accepts and never answers must not hang the client).
+    pub answer_timeout: Duration,
 }
 
 impl ChatOptions {
@@ -65,6 +68,7 @@ impl ChatOptions {
             name: name.into(),
             backoff: Backoff::default(),
             keepalive: Duration::from_secs(30),
+            answer_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -231,8 +235,19 @@ impl Chat {
     /// Connects and registers. A refused name is an error here (ask for another and call again); after
     /// this returns, connection trouble is handled inside and reported as events.
     pub async fn connect(options: ChatOptions) -> Result<Chat, ClientError> {
-        let mut conn = Connection::connect(&options.server).await?;
-        let (name, rooms, last_seq) = match hello(&mut conn, &options.name, None).await {
+        let no_answer = || ClientError::NoAnswer {
+            addr: options.server.clone(),
+            secs: options.answer_timeout.as_secs_f64(),
+        };
+        let mut conn =
+            tokio::time::timeout(options.answer_timeout, Connection::connect(&options.server))
+                .await
+                .map_err(|_| no_answer())??;
+        let answer = tokio::time::timeout(
+            options.answer_timeout,
+            hello(&mut conn, &options.name, None),
+        );
+        let (name, rooms, last_seq) = match answer.await.map_err(|_| no_answer())? {
             Hello::Welcome {
                 name,
                 rooms,
@@ -560,10 +575,17 @@ impl Task {
                     }
                 }
             }
-            let Ok(mut conn) = Connection::connect(&self.options.server).await else {
+            let limit = self.options.answer_timeout;
+            let Ok(Ok(mut conn)) =
+                tokio::time::timeout(limit, Connection::connect(&self.options.server)).await
+            else {
                 continue;
             };
-            match hello(&mut conn, &self.options.name, Some(self.last_seq)).await {
+            let answer = tokio::time::timeout(
+                limit,
+                hello(&mut conn, &self.options.name, Some(self.last_seq)),
+            );
+            match answer.await.unwrap_or(Hello::Lost) {
                 Hello::Welcome { rooms, .. } => {
                     if !self.emit(ChatEvent::Reconnected { rooms }).await {
                         return None;

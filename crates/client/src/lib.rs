@@ -32,6 +32,12 @@ pub enum ClientError {
     NoName,
     #[error("the connection to the server was lost")]
     ConnectionLost,
+    #[error(
+        "{addr} did not answer within {secs} s; is a natter server (`natter serve`) running there?"
+    )]
+    NoAnswer { addr: String, secs: f64 },
+    #[error("interrupted")]
+    Interrupted,
     #[error("{0} message(s) were not confirmed by the server")]
     Unconfirmed(usize),
     #[error("the server refused {count} message(s): {first}")]

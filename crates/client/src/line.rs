@@ -37,6 +37,8 @@ pub struct LineOptions {
     pub force_plain: bool,
     /// Full-screen display options.
     pub tui: crate::tui::app::Options,
+    /// How long connecting and the server's answer may take (`--timeout`).
+    pub answer_timeout: std::time::Duration,
 }
 
 /// One thing the person (or script) did.
@@ -265,7 +267,22 @@ async fn register(
             // A script should not wait forever for a server that is gone.
             options.backoff.attempts = Some(RECONNECT_ATTEMPTS_UNATTENDED);
         }
-        match Chat::connect(options).await {
+        options.answer_timeout = opts.answer_timeout;
+        // Ctrl-C works while connecting too: a key in raw mode on a terminal, the signal for a script.
+        let connecting = Chat::connect(options);
+        tokio::pin!(connecting);
+        let connected = loop {
+            tokio::select! {
+                connected = &mut connecting => break connected,
+                input = term.next(), if interactive => {
+                    if matches!(input, Input::Interrupted | Input::Eof) {
+                        return Ok(None);
+                    }
+                }
+                _ = tokio::signal::ctrl_c(), if !interactive => return Err(ClientError::Interrupted),
+            }
+        };
+        match connected {
             Ok(chat) => return Ok(Some(chat)),
             Err(ClientError::NameRejected(message)) if interactive => {
                 term.print(&format!("! {message}"))
