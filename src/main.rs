@@ -471,17 +471,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         },
         ..Default::default()
     };
+    // Everything that can fail is checked before anything is announced: a history file that cannot be
+    // opened must not follow a "listening on" line.
+    natter_server::store::check(&config.db).map_err(|e| e.to_string())?;
     let mut listeners = Vec::new();
     for addr in &args.listen {
         let listener = natter_server::bind(*addr, config.backlog)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let reach = if bound.ip().is_loopback() {
-            "this machine only; --listen 0.0.0.0:5500 opens it to your LAN"
+            format!(
+                "this machine only; --listen 0.0.0.0:{} opens it to your LAN",
+                bound.port()
+            )
         } else if bound.ip().is_unspecified() {
-            "reachable from other machines on your network"
+            "reachable from other machines on your network".to_owned()
         } else {
-            "reachable at this address"
+            "reachable at this address".to_owned()
         };
         announce(&format!("natter: listening on {bound} ({reach})"));
         listeners.push(listener);

@@ -615,3 +615,54 @@ async fn a_server_that_never_answers_is_given_up_on() {
     let err = stderr_line(&out);
     assert!(err.contains("did not answer within 1 s"), "{err:?}");
 }
+
+/// Issue 11, friction 14: a history file that cannot be opened stops the server before it announces
+/// anything; the LAN hint names the port actually used.
+#[test]
+fn serve_checks_its_history_file_before_announcing_and_hints_the_real_port() {
+    let out = Command::new(NATTER)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            "/proc/natter-cannot/h.db",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "announced anyway: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr_line(&out).contains("h.db"));
+
+    let mut cmd = Command::new(NATTER);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let port = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.contains(&format!("--listen 0.0.0.0:{port} opens")),
+        "{line}"
+    );
+}

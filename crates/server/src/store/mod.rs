@@ -200,6 +200,15 @@ pub struct Opened<T> {
     pub last_seq: u64,
 }
 
+/// Checks that the history at `path` can be opened (creating and migrating it as needed), so a server can
+/// refuse to start before it announces anything.
+pub fn check(path: &DbPath) -> Result<(), StoreError> {
+    match path {
+        DbPath::Memory => Ok(()),
+        DbPath::File(_) => open::<()>(path.clone(), Retention::default()).map(drop),
+    }
+}
+
 /// Opens the SQLite log at `path` (creating and migrating it as needed).
 pub fn open<T: Send + 'static>(
     path: DbPath,
