@@ -215,9 +215,12 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct JoinArgs {
-    /// Server to join, as HOST:PORT.
+    /// Server to join, as HOST:PORT (HOST alone means port 5500).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5500")]
     server: String,
+    /// Words given without a flag: answered with a hint instead of clap's bare error.
+    #[arg(hide = true)]
+    stray: Vec<String>,
     /// Your name (asked for when missing).
     #[arg(long)]
     name: Option<String>,
@@ -256,6 +259,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
+        Cmd::Join(args) if !args.stray.is_empty() => Err(format!(
+            "unexpected {:?}: give a name with --name (natter join --name {}) and a server with --server HOST:PORT",
+            args.stray.join(" "),
+            args.stray[0]
+        )),
         Cmd::Join(args) => runtime
             .block_on(natter_client::run_join(natter_client::LineOptions {
                 server: args.server,

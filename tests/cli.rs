@@ -666,3 +666,31 @@ fn serve_checks_its_history_file_before_announcing_and_hints_the_real_port() {
         "{line}"
     );
 }
+
+/// Issue 11, friction 13: errors say what to do — nothing listening, a port that is not natter, a stray
+/// word instead of `--name`; and a host without a port means natter's port.
+#[tokio::test]
+async fn connection_errors_say_what_to_do() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let out = {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || join(&["--server", &addr, "--name", "x"], ""))
+            .await
+            .unwrap()
+    };
+    assert!(stderr_line(&out).contains("is `natter serve` running"));
+
+    let foreign = hostile_server("SSH-2.0-OpenSSH_9.2\r\n").await.to_string();
+    let out = tokio::task::spawn_blocking(move || join(&["--server", &foreign, "--name", "x"], ""))
+        .await
+        .unwrap();
+    assert!(stderr_line(&out).contains("not as a natter server"));
+
+    let out = tokio::task::spawn_blocking(|| join(&["bob"], ""))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("--name bob"));
+}

@@ -189,6 +189,8 @@ enum Hello {
         message: String,
     },
     Lost,
+    /// The server answered in something other than natter's protocol.
+    Foreign,
 }
 
 async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> Hello {
@@ -225,7 +227,9 @@ async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> 
                 let message = neutralise(&message).into_owned();
                 return Hello::Refused { code, message };
             }
-            NetEvent::Frame(_) | NetEvent::Unreadable(_) => {}
+            NetEvent::Frame(_) => {}
+            // Not natter's protocol: whatever answers there is something else.
+            NetEvent::Unreadable(_) => return Hello::Foreign,
             NetEvent::Closed => return Hello::Lost,
         }
     }
@@ -255,6 +259,11 @@ impl Chat {
             } => (name, rooms, last_seq),
             Hello::Refused { message, .. } => return Err(ClientError::NameRejected(message)),
             Hello::Lost => return Err(ClientError::ConnectionLost),
+            Hello::Foreign => {
+                return Err(ClientError::NotNatter {
+                    addr: options.server.clone(),
+                })
+            }
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (ev_tx, ev_rx) = mpsc::channel(1024);
@@ -606,7 +615,8 @@ impl Task {
                     code: ErrorCode::NameTaken,
                     ..
                 }
-                | Hello::Lost => continue,
+                | Hello::Lost
+                | Hello::Foreign => continue,
                 Hello::Refused { message, .. } => {
                     let unsent = self.outbox.drain(..).collect();
                     let _ = self

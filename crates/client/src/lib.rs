@@ -20,7 +20,7 @@ pub use line::{run_join, LineOptions};
 /// Why a client session ended badly. Each is one clear line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {}", connect_hint(.source))]
     Connect {
         addr: String,
         #[source]
@@ -38,6 +38,8 @@ pub enum ClientError {
     NoAnswer { addr: String, secs: f64 },
     #[error("interrupted")]
     Interrupted,
+    #[error("{addr} answered, but not as a natter server; check the address and port")]
+    NotNatter { addr: String },
     #[error("{0} message(s) were not confirmed by the server")]
     Unconfirmed(usize),
     #[error("the server refused {count} message(s): {first}")]
@@ -46,4 +48,15 @@ pub enum ClientError {
     GaveUp(String),
     #[error("terminal error: {0}")]
     Terminal(String),
+}
+
+/// What a failed connect means for the user, and what to do about it.
+fn connect_hint(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            "nothing is listening there; is `natter serve` running at that address?".into()
+        }
+        std::io::ErrorKind::InvalidInput => format!("{e} (use HOST:PORT, e.g. 127.0.0.1:5500)"),
+        _ => e.to_string(),
+    }
 }

@@ -10,6 +10,19 @@ use tokio_util::codec::FramedRead;
 
 use crate::ClientError;
 
+/// `host` alone means natter's usual port: `192.168.1.20` is `192.168.1.20:5500`.
+pub fn with_port(addr: &str) -> String {
+    let bare_v6 = addr.starts_with('[') && addr.ends_with(']');
+    if bare_v6 || !addr.contains(':') {
+        format!("{addr}:{DEFAULT_PORT}")
+    } else {
+        addr.to_owned()
+    }
+}
+
+/// The port `natter serve` listens on by default (the lab's).
+pub const DEFAULT_PORT: u16 = 5500;
+
 /// Largest frame a client accepts from the server. Generous: history pages are big frames.
 pub const CLIENT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -35,7 +48,7 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` (`host:port`) and starts the reader and writer tasks.
     pub async fn connect(addr: &str) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(addr)
+        let stream = TcpStream::connect(with_port(addr))
             .await
             .map_err(|source| ClientError::Connect {
                 addr: addr.to_owned(),
@@ -92,5 +105,16 @@ impl Connection {
     /// The next event; `Closed` once the connection is gone (and forever after).
     pub async fn next(&mut self) -> NetEvent {
         self.incoming.recv().await.unwrap_or(NetEvent::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_host_alone_means_natters_port() {
+        assert_eq!(super::with_port("192.168.1.20"), "192.168.1.20:5500");
+        assert_eq!(super::with_port("localhost:6000"), "localhost:6000");
+        assert_eq!(super::with_port("[::1]"), "[::1]:5500");
+        assert_eq!(super::with_port("[::1]:7"), "[::1]:7");
     }
 }
