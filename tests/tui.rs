@@ -167,3 +167,26 @@ fn ctrl_c_works_while_connecting() {
     };
     assert_eq!(status, expectrl::process::unix::WaitStatus::Exited(pid, 0));
 }
+
+/// Issue 11, bug 6: SIGTERM (and SIGHUP, SIGINT) put the terminal back — main screen, raw mode off —
+/// instead of killing the client with the terminal still full-screen.
+#[test]
+fn sigterm_restores_the_terminal() {
+    let server = server();
+    let mut cmd = Command::new(NATTER);
+    cmd.args(["join", "--server", &server.1.to_string(), "--name", "carol"]);
+    cmd.env("TERM", "xterm-256color");
+    let mut tui = Session::spawn(cmd).unwrap();
+    tui.get_process_mut().set_window_size(80, 24).unwrap();
+    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    tui.expect("connected").unwrap();
+    let pid = tui.get_process().pid();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    tui.expect("\x1b[?1049l").unwrap(); // left the alternate screen
+    let status = tui.get_process().wait().unwrap();
+    assert_eq!(status, expectrl::process::unix::WaitStatus::Exited(pid, 0));
+}

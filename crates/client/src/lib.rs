@@ -13,6 +13,7 @@ pub mod display;
 pub mod editor;
 pub mod line;
 pub mod net;
+pub mod signals;
 pub mod tui;
 
 pub use line::{run_join, LineOptions};

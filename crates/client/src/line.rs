@@ -212,9 +212,12 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         first_refusal: None,
         script: !interactive,
     };
+    let mut ending = crate::signals::Ending::new();
     loop {
         term.request(&client.prompt());
         tokio::select! {
+            // SIGTERM, SIGHUP, SIGINT: leave as /quit does (the terminal is put back on the way out).
+            _ = ending.recv(), if !client.script => break,
             input = term.next() => match input {
                 Input::Line(line) => {
                     if let Step::Quit = client.typed(&line, &mut term).await {

@@ -80,6 +80,7 @@ pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), C
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut quitting = false;
+    let mut ending = crate::signals::Ending::new();
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             terminal
@@ -115,6 +116,8 @@ pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), C
             _ = tokio::time::sleep_until((last_draw + FRAME).into()), if dirty => Vec::new(),
             // The reconnect countdown in the status bar.
             _ = tokio::time::sleep(Duration::from_millis(500)), if reconnecting => Vec::new(),
+            // SIGTERM, SIGHUP, SIGINT: leave as /quit does, so the terminal is put back.
+            _ = ending.recv() => vec![Effect::Quit],
         };
         dirty = true;
         for effect in effects {
