@@ -74,16 +74,38 @@ pub enum Sniffed {
     Gone,
 }
 
-/// Waits for the first byte (without consuming it) until `deadline`.
+/// How long a connection may stay silent before it is told what to type. Programs (natter's clients, a
+/// TLS handshake) speak first and at once, so they never see it; a person behind `nc` does.
+pub const GREETING_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a silent connection is told after [`GREETING_DELAY`].
+pub const GREETING: &str =
+    "* This is a natter chat server. Type your name and press Enter (natter's own client: natter join).\r\n";
+
+/// Waits for the first byte (without consuming it) until `deadline`. A connection still silent after
+/// [`GREETING_DELAY`] gets [`GREETING`] once — only then, so nothing is ever sent before a client's first
+/// bytes could have arrived.
 pub async fn sniff(stream: &TcpStream, deadline: Instant, shutdown: &CancellationToken) -> Sniffed {
-    let mut first = [0u8; 1];
-    tokio::select! {
-        _ = shutdown.cancelled() => Sniffed::Gone,
-        _ = tokio::time::sleep_until(deadline.into()) => Sniffed::Clear,
-        peeked = stream.peek(&mut first) => match peeked {
-            Ok(1..) if first[0] == 0x16 => Sniffed::Tls,
-            Ok(1..) => Sniffed::Clear,
-            _ => Sniffed::Gone,
+    let greet_at = (Instant::now() + GREETING_DELAY).min(deadline);
+    let mut greeted = false;
+    loop {
+        let mut first = [0u8; 1];
+        let wake = if greeted { deadline } else { greet_at };
+        tokio::select! {
+            _ = shutdown.cancelled() => return Sniffed::Gone,
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if greeted || wake >= deadline {
+                    return Sniffed::Clear;
+                }
+                greeted = true;
+                // The socket's buffer is empty: this never blocks.
+                let _ = stream.try_write(GREETING.as_bytes());
+            }
+            peeked = stream.peek(&mut first) => return match peeked {
+                Ok(1..) if first[0] == 0x16 => Sniffed::Tls,
+                Ok(1..) => Sniffed::Clear,
+                _ => Sniffed::Gone,
+            }
         }
     }
 }

@@ -164,3 +164,22 @@ async fn a_replay_shows_your_own_private_messages_as_yours() {
     }
     assert_eq!(replayed.unwrap(), "you → bob: 你好 bob");
 }
+
+/// Issue 11, friction 18: a person behind `nc` who says nothing is told what to type after a moment —
+/// and a client that speaks at once (every test above) never sees that line.
+#[tokio::test]
+async fn a_silent_nc_user_is_told_what_to_type() {
+    let server = TestServer::start().await;
+    let mut nc = server.connect().await;
+    let line = nc.recv_line().await.unwrap();
+    assert!(
+        line.starts_with("* This is a natter chat server. Type your name"),
+        "{line}"
+    );
+    nc.send_raw(b"dora\n").await;
+    assert!(nc
+        .recv_line()
+        .await
+        .unwrap()
+        .starts_with("* Welcome, dora!"));
+}
