@@ -190,3 +190,49 @@ fn sigterm_restores_the_terminal() {
     let status = tui.get_process().wait().unwrap();
     assert_eq!(status, expectrl::process::unix::WaitStatus::Exited(pid, 0));
 }
+
+/// Issue 11, bug 4: a long unbracketed burst of typing (3,000 characters, as `tmux send-keys -l` or a
+/// terminal without bracketed paste delivers it), then Enter: the line is sent without waiting for
+/// another key.
+#[test]
+fn a_long_burst_of_typing_then_enter_is_handled_at_once() {
+    let server = server();
+    let mut watcher = Raw::join(server.1, "watcher");
+    let mut cmd = Command::new(NATTER);
+    cmd.args(["join", "--server", &server.1.to_string(), "--name", "dan"]);
+    cmd.env("TERM", "xterm-256color");
+    let mut tui = Session::spawn(cmd).unwrap();
+    tui.get_process_mut().set_window_size(100, 30).unwrap();
+    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    tui.expect("connected").unwrap();
+    while watcher.next_of("joined")["name"] != "dan" {}
+    let burst = "abcdefghij".repeat(300);
+    tui.send(&burst).unwrap();
+    tui.send("xyz\r").unwrap();
+    // Keep reading the client's screen output meanwhile (a terminal always does; an unread one would
+    // stall the client's drawing), and wait for the message at the watcher — no further key is typed.
+    watcher
+        .write
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut line = String::new();
+    let text = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst's line was not sent within 10 s"
+        );
+        let mut screen = [0u8; 65536];
+        while matches!(tui.try_read(&mut screen), Ok(n) if n > 0) {}
+        if watcher.lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let f: Value = serde_json::from_str(&line).unwrap();
+            line.clear();
+            if f["type"] == "message" {
+                break f["text"].as_str().unwrap().to_owned();
+            }
+        }
+    };
+    assert_eq!(text.len(), 3003);
+    tui.send("/quit\r").unwrap();
+    tui.expect("\x1b[?1049l").unwrap();
+}

@@ -1,4 +1,5 @@
-//! The only code that reads the terminal: crossterm events in, [`Event`]s for the app out.
+//! The only code that reads the terminal: crossterm events in, [`Event`]s for the app out. (crossterm reads
+//! `/dev/tty` with level-triggered polling — the `use-dev-tty` feature, see the workspace Cargo.toml.)
 
 use crossterm::event::{EventStream, KeyEventKind, MouseEventKind};
 use futures::StreamExt;
