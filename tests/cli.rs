@@ -694,3 +694,42 @@ async fn connection_errors_say_what_to_do() {
     assert!(!out.status.success());
     assert!(stderr_line(&out).contains("--name bob"));
 }
+
+/// Issue 11, friction 15: a script's lines print as the server confirms them — not all at the end — and
+/// a confirmed exit says so.
+#[tokio::test]
+async fn a_script_prints_each_line_as_it_is_confirmed() {
+    let mut server_cmd = Command::new(NATTER);
+    // Default flood control: 5 at once, then 3 a second — twelve lines take about 2.5 s to be stored.
+    server_cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"]);
+    let (child, addr) = support::spawn_server(server_cmd);
+    let server = Server { child, addr };
+    let mut watcher = Raw::join(server.addr, "watcher").await;
+    let addr = server.addr.to_string();
+    let script = tokio::task::spawn_blocking(move || {
+        let mut s = Script::start(&["--server", &addr, "--name", "scr"]);
+        for i in 1..=12 {
+            s.type_line(&format!("line {i}"));
+        }
+        s.type_line("/quit");
+        s.wait_for("scr: line 1");
+        s
+    })
+    .await
+    .unwrap();
+    // When the script showed its first line, the last had not reached anyone yet.
+    let mut seen = Vec::new();
+    while let Ok(f) = tokio::time::timeout(Duration::ZERO, watcher.recv()).await {
+        seen.push(f["text"].as_str().unwrap_or("").to_owned());
+    }
+    assert!(!seen.contains(&"line 12".to_owned()), "{seen:?}");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut script = script;
+        script.wait_for("scr: line 12");
+        script.wait_for("* bye");
+        script.finish()
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+}

@@ -350,9 +350,17 @@ impl Chat {
     /// Says `exit` (waiting up to a second for `bye`) and ends the session. The `Closed` event, with any
     /// unconfirmed messages, is still delivered through [`Chat::next`].
     pub async fn quit(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.cmds.send(Cmd::Quit(tx)).await.is_ok() {
-            let _ = rx.await;
+        self.quit_later().await
+    }
+
+    /// [`Chat::quit`] as a future that does not borrow the chat, so its events can be shown meanwhile.
+    pub fn quit_later(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let cmds = self.cmds.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            if cmds.send(Cmd::Quit(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
         }
     }
 }

@@ -162,6 +162,29 @@ struct Client {
     first_refusal: Option<String>,
     /// Lines come from a script (stdin is not a terminal).
     script: bool,
+    outage: Outage,
+}
+
+/// An outage is reported when it starts and when it ends — not once per reconnect attempt; on a
+/// terminal the prompt shows the attempt meanwhile.
+#[derive(Default)]
+struct Outage {
+    attempt: Option<u32>,
+}
+
+impl Outage {
+    /// The line to print for a reconnect attempt, if any.
+    fn reconnecting(&mut self, attempt: u32) -> Option<String> {
+        let first = self.attempt.is_none();
+        self.attempt = Some(attempt);
+        first.then(|| "* connection lost; reconnecting…".to_owned())
+    }
+
+    /// The line to print once connected again.
+    fn reconnected(&mut self) -> String {
+        self.attempt = None;
+        "* reconnected; catching up on what you missed".to_owned()
+    }
 }
 
 /// What the main loop should do after an event.
@@ -211,6 +234,7 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         refused: 0,
         first_refusal: None,
         script: !interactive,
+        outage: Outage::default(),
     };
     let mut ending = crate::signals::Ending::new();
     loop {
@@ -229,14 +253,21 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
             event = client.chat.next() => client.received(event, &mut term)?,
         }
     }
-    client.chat.quit().await;
-    // Show what arrived before the goodbye, then report anything the server never confirmed.
+    // Say goodbye while showing, as they come, the acks and messages that arrive meanwhile (a script's
+    // lines can take seconds to be confirmed under flood control); then report anything unconfirmed.
+    let quitting = client.chat.quit_later();
+    tokio::pin!(quitting);
+    let mut asked = false;
     loop {
-        let event = client.chat.next().await;
-        if let ChatEvent::Closed { .. } = event {
-            return client.received(event, &mut term);
+        tokio::select! {
+            _ = &mut quitting, if !asked => asked = true,
+            event = client.chat.next() => {
+                if let ChatEvent::Closed { .. } = event {
+                    return client.received(event, &mut term);
+                }
+                client.received(event, &mut term)?;
+            }
         }
-        client.received(event, &mut term)?;
     }
 }
 
@@ -297,9 +328,16 @@ async fn register(
 
 impl Client {
     fn prompt(&self) -> String {
-        match self.pending {
-            0 => format!("#{}> ", self.room),
-            n => format!("#{} ({n} sending…)> ", self.room),
+        let mut state = Vec::new();
+        if self.pending > 0 {
+            state.push(format!("{} sending…", self.pending));
+        }
+        if let Some(attempt) = self.outage.attempt {
+            state.push(format!("reconnecting, attempt {attempt}"));
+        }
+        match state.is_empty() {
+            true => format!("#{}> ", self.room),
+            false => format!("#{} ({})> ", self.room, state.join(", ")),
         }
     }
 
@@ -397,15 +435,13 @@ impl Client {
                     neutralise(&message.text)
                 )
             }
-            ChatEvent::Reconnecting { delay, attempt } => {
-                format!(
-                    "* connection lost; reconnecting in {:.1}s (attempt {attempt})…",
-                    delay.as_secs_f32()
-                )
-            }
+            ChatEvent::Reconnecting { attempt, .. } => match self.outage.reconnecting(attempt) {
+                Some(line) => line,
+                None => return Ok(()),
+            },
             ChatEvent::Reconnected { rooms } => {
                 self.rooms = rooms;
-                "* reconnected; catching up on what you missed".to_owned()
+                self.outage.reconnected()
             }
             ChatEvent::Closed { why, unsent } => {
                 for m in &unsent {
@@ -422,7 +458,10 @@ impl Client {
                             first: self.first_refusal.take().unwrap_or_default(),
                         })
                     }
-                    Closed::Exit if unsent.is_empty() => Ok(()),
+                    Closed::Exit if unsent.is_empty() => {
+                        term.print("* bye");
+                        Ok(())
+                    }
                     Closed::Exit => Err(ClientError::Unconfirmed(unsent.len())),
                     Closed::GaveUp(reason) => Err(ClientError::GaveUp(reason)),
                 };
@@ -491,4 +530,24 @@ impl Client {
 /// Whether two room names are the same room (the server's folding rule).
 fn same_room(a: &str, b: &str) -> bool {
     natter_proto::name::fold(a) == natter_proto::name::fold(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11, friction 15: an outage prints one line when it starts and one when it ends, however
+    /// many attempts it takes.
+    #[test]
+    fn an_outage_is_reported_once_not_per_attempt() {
+        let mut outage = Outage::default();
+        let lines: Vec<_> = (1..=5).filter_map(|a| outage.reconnecting(a)).collect();
+        assert_eq!(lines, ["* connection lost; reconnecting…"]);
+        assert_eq!(outage.attempt, Some(5));
+        assert!(outage.reconnected().starts_with("* reconnected"));
+        assert_eq!(
+            outage.reconnecting(1).as_deref(),
+            Some("* connection lost; reconnecting…")
+        );
+    }
 }
