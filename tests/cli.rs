@@ -733,3 +733,29 @@ async fn a_script_prints_each_line_as_it_is_confirmed() {
     .unwrap();
     assert!(status.success());
 }
+
+/// Issue 11, friction 16: a script whose lines were never confirmed names them on stderr, then fails.
+#[tokio::test]
+async fn a_script_names_its_unconfirmed_lines_on_stderr() {
+    let mute = hostile_server(
+        "{\"type\":\"welcome\",\"name\":\"t\",\"version\":1,\"rooms\":[\"lobby\"],\"last_seq\":0}\n",
+    )
+    .await
+    .to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        join(&["--server", &mute, "--name", "t"], "never acked\n/quit\n")
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "natter: not sent (the server never confirmed it): never acked",
+            "natter: 1 message(s) were not confirmed by the server"
+        ],
+        "{err}"
+    );
+}

@@ -445,10 +445,15 @@ impl Client {
             }
             ChatEvent::Closed { why, unsent } => {
                 for m in &unsent {
-                    term.print(&format!(
-                        "! not sent (the server never confirmed it): {}",
-                        neutralise(&m.text)
-                    ));
+                    let text = neutralise(&m.text);
+                    if self.script {
+                        // What a script's caller must know goes where errors go.
+                        eprintln!("natter: not sent (the server never confirmed it): {text}");
+                    } else {
+                        term.print(&format!(
+                            "! not sent (the server never confirmed it): {text}"
+                        ));
+                    }
                 }
                 return match why {
                     // A script must not look successful when something it said was not sent.

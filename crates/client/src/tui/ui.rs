@@ -356,20 +356,7 @@ impl App {
             }
             Conn::Offline(why) => (format!("offline: {why}"), Color::Red),
         };
-        let pending: usize = self
-            .convs
-            .iter()
-            .flat_map(|c| &c.entries)
-            .filter(|e| {
-                matches!(
-                    e.kind,
-                    EntryKind::Message {
-                        state: SendState::Pending,
-                        ..
-                    }
-                )
-            })
-            .count();
+        let pending = self.sending().len();
         let bar = Style::default().bg(Color::DarkGray).fg(Color::White);
         let mut spans = vec![
             Span::styled(

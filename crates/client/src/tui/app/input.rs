@@ -59,8 +59,25 @@ impl App {
             _ => {}
         }
         match editor::apply(&mut self.input, &crossterm::event::Event::Key(key)) {
-            Action::Submit(line) => self.typed(&line),
-            Action::Eof | Action::Interrupt => vec![Effect::Quit],
+            Action::Submit(line) => {
+                self.quit_armed = false;
+                self.typed(&line)
+            }
+            Action::Interrupt => {
+                let sending = self.sending();
+                if sending.is_empty() || self.quit_armed {
+                    return vec![Effect::Quit];
+                }
+                let list: Vec<String> = sending.iter().map(|t| format!("“{t}”")).collect();
+                let note = format!(
+                    "still sending {}; Ctrl-C again to quit anyway (unconfirmed messages are lost)",
+                    list.join(", ")
+                );
+                self.quit_armed = true;
+                self.note(EntryKind::Info(note));
+                Vec::new()
+            }
+            Action::Eof => vec![Effect::Quit],
             Action::Edited => Vec::new(),
         }
     }

@@ -102,6 +102,8 @@ pub struct App {
     /// The room a `/join` asked for: its `joined` makes it current. The server putting us back in our
     /// rooms after a reconnect must not move the user's conversation.
     joining: Option<String>,
+    /// Ctrl-C was pressed with messages still sending: the next one quits anyway.
+    quit_armed: bool,
     next_local: u64,
 }
 
@@ -130,6 +132,7 @@ impl App {
             page: Cell::new(10),
             asked_who: false,
             joining: None,
+            quit_armed: false,
             next_local: 0,
         }
     }
@@ -215,6 +218,22 @@ impl App {
                 return;
             }
         }
+    }
+
+    /// The texts of your messages the server has not confirmed yet, oldest first.
+    pub fn sending(&self) -> Vec<&str> {
+        self.convs
+            .iter()
+            .flat_map(|c| &c.entries)
+            .filter_map(|e| match &e.kind {
+                EntryKind::Message {
+                    text,
+                    state: SendState::Pending,
+                    ..
+                } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Seconds until the next reconnect attempt, for the status bar.
@@ -345,6 +364,25 @@ mod tests {
         a.update(key(KeyCode::Enter));
         a.update(joined("go"));
         assert_eq!(a.current().key, ConvKey::Room("go".into()));
+    }
+
+    /// Issue 11, friction 16: Ctrl-C with a message still sending shows it and asks once; a second
+    /// Ctrl-C quits. With nothing pending, Ctrl-C quits at once.
+    #[test]
+    fn ctrl_c_with_a_message_still_sending_asks_once() {
+        let ctrl_c = || Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        let mut a = app();
+        type_str(&mut a, "still on its way");
+        a.update(key(KeyCode::Enter));
+        assert_eq!(a.update(ctrl_c()), vec![]);
+        let note = a.current().entries.back().unwrap();
+        assert!(
+            matches!(&note.kind, EntryKind::Info(t) if t.contains("still on its way") && t.contains("Ctrl-C again")),
+            "{:?}",
+            note.kind
+        );
+        assert_eq!(a.update(ctrl_c()), vec![Effect::Quit]);
+        assert_eq!(app().update(ctrl_c()), vec![Effect::Quit]);
     }
 
     #[test]
