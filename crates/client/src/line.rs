@@ -163,6 +163,8 @@ struct Client {
     /// Lines come from a script (stdin is not a terminal).
     script: bool,
     outage: Outage,
+    /// `/history` was asked: an empty answer is said, not silent.
+    asked_history: bool,
 }
 
 /// An outage is reported when it starts and when it ends — not once per reconnect attempt; on a
@@ -235,6 +237,7 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         first_refusal: None,
         script: !interactive,
         outage: Outage::default(),
+        asked_history: false,
     };
     let mut ending = crate::signals::Ending::new();
     loop {
@@ -377,11 +380,14 @@ impl Client {
                 room: Some(room.unwrap_or_else(|| self.room.clone())),
             },
             Command::Rooms => ClientFrame::Rooms,
-            Command::History => ClientFrame::History {
-                room: Some(self.room.clone()),
-                before: None,
-                limit: None,
-            },
+            Command::History => {
+                self.asked_history = true;
+                ClientFrame::History {
+                    room: Some(self.room.clone()),
+                    before: None,
+                    limit: None,
+                }
+            }
             Command::Clear => {
                 term.clear();
                 return Step::Continue;
@@ -513,7 +519,11 @@ impl Client {
             } => display::member_count(&room, count),
             ServerFrame::Users { room, names, .. } => display::users(&room, &names),
             ServerFrame::Rooms { rooms } => display::rooms(&rooms),
-            ServerFrame::History { messages, .. } => {
+            ServerFrame::History { messages, room } => {
+                if std::mem::take(&mut self.asked_history) && messages.is_empty() {
+                    let room = room.map_or("private messages".to_owned(), |r| format!("#{r}"));
+                    return Some(format!("* no earlier messages in {}", neutralise(&room)));
+                }
                 for m in &messages {
                     term.print(&display::message(m, &self.me));
                 }

@@ -79,6 +79,10 @@ pub fn parse(line: &str) -> Command {
             },
             None => Command::Usage("/msg NAME TEXT"),
         },
+        // Room names are one word: "/join my room" must not quietly join #my.
+        "join" | "j" if args.split_whitespace().nth(1).is_some() => {
+            Command::Usage("/join ROOM (one word: room names have no spaces, e.g. /join my-room)")
+        }
         "join" | "j" => match one_arg() {
             Some(room) => Command::Join(room),
             None => Command::Usage("/join ROOM"),
@@ -120,6 +124,10 @@ mod tests {
         );
         assert_eq!(parse("/msg"), Command::Usage("/msg NAME TEXT"));
         assert_eq!(parse("/join #rust"), Command::Join("#rust".into()));
+        assert!(
+            matches!(parse("/join my room"), Command::Usage(u) if u.contains("one word")),
+            "issue 11, friction 12: not a silent join of #my"
+        );
         assert_eq!(parse("/leave"), Command::Leave(None));
         assert_eq!(parse("/who lobby"), Command::Who(Some("lobby".into())));
         assert_eq!(parse("/rooms"), Command::Rooms);

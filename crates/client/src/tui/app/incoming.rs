@@ -118,7 +118,11 @@ impl App {
     pub(super) fn frame(&mut self, frame: ServerFrame) -> Vec<Effect> {
         match frame {
             ServerFrame::Message(m) => return self.message(m, true),
-            ServerFrame::History { messages, .. } => {
+            ServerFrame::History { messages, room } => {
+                if std::mem::take(&mut self.asked_history) && messages.is_empty() {
+                    let what = room.map_or("private messages".to_owned(), |r| format!("#{r}"));
+                    self.note(EntryKind::Info(format!("no older messages in {what}")));
+                }
                 for m in messages {
                     self.message(m, false);
                 }

@@ -4,7 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use natter_proto::command::{self, Command, HELP};
 use natter_proto::{ClientFrame, LOBBY};
 
-use super::{App, ConvKey, Effect, Entry, EntryKind, SendState};
+use super::{App, Completion, ConvKey, Effect, Entry, EntryKind, SendState};
 use crate::editor::{self, Action};
 
 impl App {
@@ -20,6 +20,9 @@ impl App {
                     Vec::new()
                 }
             };
+        }
+        if key.code != KeyCode::Tab {
+            self.completion = None;
         }
         match key.code {
             KeyCode::Char(c @ '1'..='9') if alt => {
@@ -84,6 +87,17 @@ impl App {
 
     /// Tab: completes a command at the start of the line, otherwise a member's name.
     pub(super) fn complete(&mut self) {
+        // Tab again, right after a completion and with nothing typed since: the next candidate.
+        if let Some(c) = self.completion.as_mut() {
+            let end = c.start + c.candidates[c.index].chars().count();
+            if self.input.cursor() == end {
+                c.index = (c.index + 1) % c.candidates.len();
+                let next = c.candidates[c.index].clone();
+                let (start, end) = (c.start, end);
+                self.replace_word(start, end, &next);
+                return;
+            }
+        }
         let text = self.input.text();
         let chars: Vec<char> = text.chars().collect();
         let cursor = self.input.cursor();
@@ -95,21 +109,22 @@ impl App {
         if word.is_empty() {
             return;
         }
-        let lower = word.to_lowercase();
-        let candidate = if start == 0 && word.starts_with('/') {
+        let lower = natter_proto::name::fold(&word);
+        let candidates: Vec<String> = if start == 0 && word.starts_with('/') {
             const COMMANDS: &[&str] = &[
                 "/msg", "/join", "/leave", "/who", "/rooms", "/history", "/clear", "/help", "/quit",
             ];
             COMMANDS
                 .iter()
-                .find(|c| c.starts_with(&lower))
+                .filter(|c| c.starts_with(&lower))
                 .map(|c| format!("{c} "))
+                .collect()
         } else {
             let mut names: Vec<&String> = self.current().members.iter().collect();
-            names.sort_by_key(|n| n.to_lowercase());
+            names.sort_by_key(|n| natter_proto::name::fold(n));
             names
                 .into_iter()
-                .find(|n| n.to_lowercase().starts_with(&lower) && **n != self.me)
+                .filter(|n| natter_proto::name::fold(n).starts_with(&lower) && **n != self.me)
                 .map(|n| {
                     if start == 0 {
                         format!("{n}: ")
@@ -117,13 +132,25 @@ impl App {
                         format!("{n} ")
                     }
                 })
+                .collect()
         };
-        if let Some(full) = candidate {
-            for _ in start..cursor {
-                self.input.backspace();
-            }
-            self.input.insert_str(&full);
+        let Some(first) = candidates.first().cloned() else {
+            return;
+        };
+        self.replace_word(start, cursor, &first);
+        self.completion = Some(Completion {
+            start,
+            candidates,
+            index: 0,
+        });
+    }
+
+    /// Replaces the characters `start..end` (ending at the cursor) with `with`.
+    fn replace_word(&mut self, start: usize, end: usize, with: &str) {
+        for _ in start..end {
+            self.input.backspace();
         }
+        self.input.insert_str(with);
     }
 
     /// Sends `text` to the current conversation, showing it as pending until acknowledged.
@@ -171,6 +198,7 @@ impl App {
                 Vec::new()
             }
             Command::History => {
+                self.asked_history = true;
                 let before = self.current().oldest_seq();
                 let room = match &self.current().key {
                     ConvKey::Room(r) => Some(r.clone()),

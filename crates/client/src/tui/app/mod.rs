@@ -104,6 +104,10 @@ pub struct App {
     joining: Option<String>,
     /// Ctrl-C was pressed with messages still sending: the next one quits anyway.
     quit_armed: bool,
+    /// The last Tab completion, so Tab again cycles through the other candidates.
+    completion: Option<Completion>,
+    /// `/history` was asked: an empty answer is said, not silent.
+    asked_history: bool,
     next_local: u64,
 }
 
@@ -133,6 +137,8 @@ impl App {
             asked_who: false,
             joining: None,
             quit_armed: false,
+            completion: None,
+            asked_history: false,
             next_local: 0,
         }
     }
@@ -243,6 +249,14 @@ impl App {
             _ => None,
         }
     }
+}
+
+/// A Tab completion in progress: the candidates for the word that started at `start` (a char index),
+/// and which one is in the input now.
+struct Completion {
+    start: usize,
+    candidates: Vec<String>,
+    index: usize,
 }
 
 /// Whether `text` mentions `name` (case-insensitive, not inside a longer word).
@@ -578,6 +592,48 @@ mod tests {
         type_str(&mut a, "/jo");
         a.update(key(KeyCode::Tab));
         assert_eq!(a.input.text(), "/join ");
+    }
+
+    /// Issue 11, friction 12: `/history` with nothing older says so.
+    #[test]
+    fn an_empty_history_answer_is_said() {
+        let mut a = app();
+        type_str(&mut a, "/history");
+        a.update(key(KeyCode::Enter));
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
+            room: Some("lobby".into()),
+            messages: Vec::new(),
+        })));
+        assert!(matches!(
+            &a.current().entries.back().unwrap().kind,
+            EntryKind::Info(t) if t == "no older messages in #lobby"
+        ));
+    }
+
+    /// Issue 11, friction 12: Tab again cycles through the other candidates; typing ends the cycle.
+    #[test]
+    fn tab_again_cycles_through_the_candidates() {
+        let mut a = app();
+        a.convs[0].members = vec!["bob".into(), "Bea".into(), "alice".into(), "bill".into()];
+        type_str(&mut a, "hi b");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            a.update(key(KeyCode::Tab));
+            seen.push(a.input.text());
+        }
+        assert_eq!(seen, ["hi Bea ", "hi bill ", "hi bob ", "hi Bea "]);
+        type_str(&mut a, "and ");
+        a.update(key(KeyCode::Tab));
+        assert_eq!(
+            a.input.text(),
+            "hi Bea and ",
+            "nothing to complete after a space"
+        );
+        let mut a = app();
+        type_str(&mut a, "/h");
+        a.update(key(KeyCode::Tab));
+        a.update(key(KeyCode::Tab));
+        assert_eq!(a.input.text(), "/help ");
     }
 
     #[test]
