@@ -77,6 +77,14 @@ impl Entry {
             id: None,
         }
     }
+
+    /// Something that happened on the server at `ts` (a join or leave): it sorts among messages by time.
+    pub(super) fn at(kind: EntryKind, ts: &str) -> Self {
+        Self {
+            ts: natter_proto::time::parse(ts).or_else(|| Some(Timestamp::now())),
+            ..Self::new(kind)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,7 +121,9 @@ impl Conv {
             self.push(entry);
             return true;
         };
-        // Fast path: newer than everything here (the usual case for live traffic).
+        // Fast path: newer than every message here (the usual case for live traffic). It still goes
+        // before joins and leaves that happened after it — a replay arrives after the join notice it
+        // precedes.
         if self
             .entries
             .iter()
@@ -121,7 +131,25 @@ impl Conv {
             .find_map(|e| e.seq)
             .is_none_or(|last| last < seq)
         {
-            self.push(entry);
+            let later = self
+                .entries
+                .iter()
+                .rev()
+                .take_while(|e| {
+                    e.seq.is_none()
+                        && matches!(e.kind, EntryKind::Presence(_))
+                        && e.ts.zip(entry.ts).is_some_and(|(p, m)| p > m)
+                })
+                .count();
+            if later == 0 {
+                self.push(entry);
+            } else {
+                let at = self.entries.len() - later;
+                self.entries.insert(at, entry);
+                while self.entries.len() > SCROLLBACK {
+                    self.entries.pop_front();
+                }
+            }
             return true;
         }
         if self.entries.iter().any(|e| e.seq == Some(seq)) {

@@ -127,26 +127,32 @@ impl App {
                     self.message(m, false);
                 }
             }
-            ServerFrame::Joined { room, name, .. } => {
+            ServerFrame::Joined { room, name, ts } => {
                 let i = self.conv_index(&ConvKey::Room(room.clone()));
                 if name == self.me {
                     let key = ConvKey::Room(room.clone());
                     if self
                         .joining
                         .take_if(|j| key.is(&ConvKey::Room(j.clone())))
-                        .is_some()
+                        .is_none()
                     {
-                        self.switch(i);
+                        // The server putting us back in a room (start-up, reconnect) is no news.
+                        return Vec::new();
                     }
+                    self.switch(i);
                 } else if !self.convs[i].members.contains(&name) {
                     self.convs[i].members.push(name.clone());
                 }
-                self.convs[i].push(Entry::new(EntryKind::Presence(format!(
-                    "→ {name} joined #{room}"
-                ))));
+                self.convs[i].push(Entry::at(
+                    EntryKind::Presence(format!("→ {name} joined #{room}")),
+                    &ts,
+                ));
             }
             ServerFrame::Left {
-                room, name, reason, ..
+                room,
+                name,
+                reason,
+                ts,
             } => {
                 let Some(i) = self
                     .convs
@@ -164,9 +170,10 @@ impl App {
                     LeftReason::Exit | LeftReason::Leave => String::new(),
                     other => format!(" ({})", other.as_str()),
                 };
-                self.convs[i].push(Entry::new(EntryKind::Presence(format!(
-                    "← {name} left #{room}{why}"
-                ))));
+                self.convs[i].push(Entry::at(
+                    EntryKind::Presence(format!("← {name} left #{room}{why}")),
+                    &ts,
+                ));
             }
             ServerFrame::Users { room, names, count } => {
                 if let Some(count) = count {

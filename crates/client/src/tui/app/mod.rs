@@ -594,6 +594,61 @@ mod tests {
         assert_eq!(a.input.text(), "/join ");
     }
 
+    /// Issue 11, friction 11: the replay a join brings sits above the join notice, not below it; and
+    /// the server putting us back in our rooms on a reconnect adds no "joined" lines.
+    #[test]
+    fn a_joins_replay_sits_above_the_join_notice_and_reconnects_are_quiet() {
+        let mut a = app();
+        let joined = |who: &str, ts: &str| {
+            Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
+                room: "rust".into(),
+                name: who.into(),
+                ts: ts.into(),
+            }))
+        };
+        type_str(&mut a, "/join rust");
+        a.update(key(KeyCode::Enter));
+        a.update(joined("张三", "2026-11-25T16:40:00.000Z"));
+        let old = |seq: u64, text: &str| Message {
+            seq,
+            ts: format!("2026-11-25T16:3{seq}:00.000Z"),
+            room: Some("rust".into()),
+            from: "bob".into(),
+            to: None,
+            text: text.into(),
+        };
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
+            room: Some("rust".into()),
+            messages: vec![old(1, "first"), old(2, "second")],
+        })));
+        let mut live = old(3, "live");
+        live.ts = "2026-11-25T16:41:00.000Z".into();
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Message(live))));
+        let shown: Vec<String> = a
+            .current()
+            .entries
+            .iter()
+            .map(|e| match &e.kind {
+                EntryKind::Message { text, .. } => text.clone(),
+                EntryKind::Presence(t) | EntryKind::Info(t) | EntryKind::Error(t) => t.clone(),
+            })
+            .collect();
+        assert_eq!(shown, ["first", "second", "→ 张三 joined #rust", "live"]);
+        let before = a.current().entries.len();
+        a.update(Event::Chat(ChatEvent::Reconnected {
+            rooms: vec!["lobby".into(), "rust".into()],
+        }));
+        a.update(joined("张三", "2026-11-25T16:50:00.000Z"));
+        let presence = a
+            .current()
+            .entries
+            .iter()
+            .skip(before)
+            .filter(|e| matches!(e.kind, EntryKind::Presence(_)))
+            .count();
+        assert_eq!(presence, 0, "a reconnect is not a join");
+    }
+
     /// Issue 11, friction 12: `/history` with nothing older says so.
     #[test]
     fn an_empty_history_answer_is_said() {
