@@ -21,6 +21,8 @@ use crate::editor::{shown, width};
 
 const SIDEBAR: u16 = 18;
 const MEMBERS: u16 = 18;
+/// Narrower than this, the side panels are hidden and the status bar drops the server's address.
+const NARROW: u16 = 50;
 
 /// Stable colours for names: the same name always gets the same one.
 const NAME_COLOURS: [Color; 10] = [
@@ -64,11 +66,15 @@ pub fn areas(app: &App, area: Rect) -> Areas {
     let show_members = app.show_members
         && matches!(app.current().key, super::app::ConvKey::Room(_))
         && body.width > SIDEBAR + MEMBERS + 20;
-    let [sidebar, rest] = Layout::horizontal([
-        Constraint::Length(SIDEBAR.min(body.width / 3)),
-        Constraint::Min(1),
-    ])
-    .areas(body);
+    // Below NARROW columns the conversation list gives its room to the messages (Alt-1..9 and Ctrl-N/P
+    // still switch; the status bar names the current one).
+    let sidebar_width = if body.width < NARROW {
+        0
+    } else {
+        SIDEBAR.min(body.width / 3)
+    };
+    let [sidebar, rest] =
+        Layout::horizontal([Constraint::Length(sidebar_width), Constraint::Min(1)]).areas(body);
     let (messages, members) = if show_members {
         let [m, mem] =
             Layout::horizontal([Constraint::Min(1), Constraint::Length(MEMBERS)]).areas(rest);
@@ -116,40 +122,82 @@ fn piece(text: impl Into<String>, style: Style) -> Piece {
 fn wrap(pieces: Vec<Piece>, cols: usize, indent: usize) -> Vec<Line<'static>> {
     let cols = cols.max(1);
     let indent = if indent * 2 >= cols { 0 } else { indent };
-    let mut rows: Vec<Line<'static>> = Vec::new();
-    let mut spans: Vec<Span<'static>> = Vec::new();
-    let mut run = String::new();
-    let mut run_style = Style::default();
+    // Every character with its style and width; rows are cut from this.
+    let cells: Vec<(char, Style, usize)> = pieces
+        .iter()
+        .flat_map(|p| p.text.chars().map(move |c| (c, p.style, width(c))))
+        .collect();
+    let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
     let mut col = 0;
-    let flush = |spans: &mut Vec<Span<'static>>, run: &mut String, style: Style| {
-        if !run.is_empty() {
-            spans.push(Span::styled(std::mem::take(run), style));
-        }
+    // Where the current row may be cut: right after its last space (the space is dropped), or before a
+    // wide character (CJK text has no spaces and may break anywhere).
+    let mut cut: Option<usize> = None;
+    let new_row = |rows: &mut Vec<Vec<(char, Style)>>| {
+        let mut row = Vec::new();
+        row.extend(std::iter::repeat_n((' ', Style::default()), indent));
+        rows.push(row);
     };
-    for p in pieces {
-        if p.style != run_style {
-            flush(&mut spans, &mut run, run_style);
-            run_style = p.style;
+    for &(c, style, w) in &cells {
+        if c == '\n' {
+            new_row(&mut rows);
+            col = indent;
+            cut = None;
+            continue;
         }
-        for c in p.text.chars() {
-            let newline = c == '\n';
-            let w = if newline { 0 } else { width(c) };
-            if newline || col + w > cols {
-                flush(&mut spans, &mut run, run_style);
-                rows.push(Line::from(std::mem::take(&mut spans)));
-                spans.push(Span::raw(" ".repeat(indent)));
-                col = indent;
-                if newline {
-                    continue;
+        if col + w > cols {
+            let row = rows.last_mut().expect("a row");
+            let carried: Vec<(char, Style)> = match cut {
+                // Move the unfinished word to the next row (dropping the space it follows).
+                Some(at) if at > indent => {
+                    let rest = row.split_off(at);
+                    if row.last().is_some_and(|&(c, _)| c == ' ') {
+                        row.pop();
+                    }
+                    rest
                 }
+                _ => Vec::new(),
+            };
+            new_row(&mut rows);
+            let row = rows.last_mut().expect("a row");
+            col = indent + carried.iter().map(|&(c, _)| width(c)).sum::<usize>();
+            let starts_empty = carried.is_empty();
+            row.extend(carried);
+            cut = None;
+            if c == ' ' && starts_empty {
+                continue; // a row never starts with the space it was cut at
             }
-            run.push(shown(c));
-            col += w;
+        }
+        let row = rows.last_mut().expect("a row");
+        if w > 1 {
+            cut = Some(row.len());
+        }
+        row.push((shown(c), style));
+        col += w;
+        if c == ' ' || w > 1 {
+            cut = Some(row.len());
         }
     }
-    flush(&mut spans, &mut run, run_style);
-    rows.push(Line::from(spans));
-    rows
+    rows.into_iter()
+        .map(|row| {
+            let mut spans: Vec<Span<'static>> = Vec::new();
+            let mut run = String::new();
+            let mut run_style = None;
+            for (c, style) in row {
+                if run_style.is_some_and(|s| s != style) {
+                    spans.push(Span::styled(
+                        std::mem::take(&mut run),
+                        run_style.unwrap_or_default(),
+                    ));
+                }
+                run_style = Some(style);
+                run.push(c);
+            }
+            if !run.is_empty() {
+                spans.push(Span::styled(run, run_style.unwrap_or_default()));
+            }
+            Line::from(spans)
+        })
+        .collect()
 }
 
 fn local_date(ts: Timestamp) -> jiff::civil::Date {
@@ -358,11 +406,16 @@ impl App {
         };
         let pending = self.sending().len();
         let bar = Style::default().bg(Color::DarkGray).fg(Color::White);
+        // Narrow: the server's address goes first, so what matters still fits.
+        let server = if area.width < NARROW {
+            String::new()
+        } else {
+            format!(" {} │", self.server)
+        };
         let mut spans = vec![
             Span::styled(
                 format!(
-                    " {} │ {} │ {} │ ",
-                    self.server,
+                    "{server} {} │ {} │ ",
                     neutralise(&self.me),
                     neutralise(&self.current().key.label())
                 ),
@@ -523,6 +576,42 @@ mod tests {
         assert_eq!(pane[2], format!("{indent}一二三四五六七八九十一二"));
         assert_eq!(pane[3], format!("{indent}三四五六七八九十"));
         assert_eq!(pane[0], "");
+    }
+
+    /// Issue 11, friction 17: in a 40x10 window the messages get the whole width, lines wrap at word
+    /// boundaries (no word split, no row starting with a space), and the status bar keeps what matters.
+    #[test]
+    fn a_narrow_window_wraps_words_and_gives_the_messages_room() {
+        let mut a = app();
+        let text = "the quick brown fox jumps over the lazy dog again and again";
+        a.update(msg(1, Some("lobby"), "bob", None, text));
+        let (screen, _) = draw(&a, 40, 10);
+        let pane = areas(&a, Rect::new(0, 0, 40, 10));
+        assert_eq!(pane.sidebar.width, 0, "the list of conversations is hidden");
+        assert_eq!(pane.messages.width, 40);
+        let rows: Vec<&str> = screen
+            .iter()
+            .map(|l| l.trim_end())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let words: Vec<&str> = text.split(' ').collect();
+        let stamp = stamp_short();
+        let mut shown = Vec::new();
+        let indent = " ".repeat(stamp.chars().count());
+        for row in rows.iter().take_while(|r| !r.contains("connected")) {
+            let body = match row.strip_prefix(stamp.as_str()) {
+                Some(first) => first.strip_prefix("bob: ").unwrap_or(first),
+                None => row.strip_prefix(indent.as_str()).unwrap_or(row),
+            };
+            assert!(!body.starts_with(' '), "a row starts with a space: {row:?}");
+            shown.extend(body.split_whitespace());
+        }
+        assert_eq!(shown, words, "every word whole, in order: {screen:?}");
+        let status = screen.iter().find(|l| l.contains("connected")).unwrap();
+        assert!(
+            status.contains("张三") && status.contains("#lobby"),
+            "{status:?}"
+        );
     }
 
     #[test]
