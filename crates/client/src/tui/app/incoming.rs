@@ -143,6 +143,15 @@ impl App {
                 } else if !self.convs[i].members.contains(&name) {
                     self.convs[i].members.push(name.clone());
                 }
+                // Someone whose connection dropped and who is back: one line, not a leave and a join.
+                let dropped = format!("← {name} left #{room} (");
+                if let Some(e) = self.convs[i].entries.iter_mut().rev().take(50).find(|e| {
+                    matches!(&e.kind, EntryKind::Presence(p) if p.starts_with(&dropped)
+                        && !p.ends_with("(leave)"))
+                }) {
+                    e.kind = EntryKind::Presence(format!("↻ {name} reconnected to #{room}"));
+                    return Vec::new();
+                }
                 self.convs[i].push(Entry::at(
                     EntryKind::Presence(format!("→ {name} joined #{room}")),
                     &ts,

@@ -649,6 +649,40 @@ mod tests {
         assert_eq!(presence, 0, "a reconnect is not a join");
     }
 
+    /// Issue 11, friction 11: someone whose connection dropped and who came back shows as one line.
+    #[test]
+    fn a_reconnect_of_someone_else_is_one_line() {
+        let mut a = app();
+        let presence = |a: &App| -> Vec<String> {
+            a.current()
+                .entries
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EntryKind::Presence(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Left {
+            room: "lobby".into(),
+            name: "bob".into(),
+            ts: "2026-11-25T16:40:00.000Z".into(),
+            reason: LeftReason::Disconnect,
+        })));
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
+            room: "lobby".into(),
+            name: "bob".into(),
+            ts: "2026-11-25T16:40:02.000Z".into(),
+        })));
+        assert_eq!(presence(&a), ["↻ bob reconnected to #lobby"]);
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
+            room: "lobby".into(),
+            name: "carol".into(),
+            ts: "2026-11-25T16:40:03.000Z".into(),
+        })));
+        assert_eq!(presence(&a).len(), 2, "a first join is still a join");
+    }
+
     /// Issue 11, friction 12: `/history` with nothing older says so.
     #[test]
     fn an_empty_history_answer_is_said() {
