@@ -30,6 +30,17 @@ fn server() -> Server {
     Server(child, addr)
 }
 
+/// `natter join ARGS` in a pseudo-terminal of `cols` x `rows`, expecting within 10 s.
+fn tui(args: &[&str], cols: u16, rows: u16) -> expectrl::session::OsSession {
+    let mut cmd = Command::new(NATTER);
+    cmd.arg("join").args(args);
+    cmd.env("TERM", "xterm-256color");
+    let mut tui = Session::spawn(cmd).unwrap();
+    tui.get_process_mut().set_window_size(cols, rows).unwrap();
+    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    tui
+}
+
 /// A blocking raw JSON client.
 struct Raw {
     lines: BufReader<TcpStream>,
@@ -75,12 +86,11 @@ fn the_full_screen_client_chats_in_chinese_and_restores_the_terminal() {
     let server = server();
     let mut watcher = Raw::join(server.1, "watcher");
 
-    let mut cmd = Command::new(NATTER);
-    cmd.args(["join", "--server", &server.1.to_string(), "--name", "张三"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut tui = Session::spawn(cmd).unwrap();
-    tui.get_process_mut().set_window_size(100, 30).unwrap();
-    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    let mut tui = tui(
+        &["--server", &server.1.to_string(), "--name", "张三"],
+        100,
+        30,
+    );
 
     // The full screen is up: alternate screen entered, status bar drawn.
     tui.expect("\x1b[?1049h").unwrap();
@@ -119,12 +129,11 @@ fn the_full_screen_client_chats_in_chinese_and_restores_the_terminal() {
 #[test]
 fn ctrl_c_also_quits_cleanly() {
     let server = server();
-    let mut cmd = Command::new(NATTER);
-    cmd.args(["join", "--server", &server.1.to_string(), "--name", "bob"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut tui = Session::spawn(cmd).unwrap();
-    tui.get_process_mut().set_window_size(80, 24).unwrap();
-    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    let mut tui = tui(
+        &["--server", &server.1.to_string(), "--name", "bob"],
+        80,
+        24,
+    );
     tui.expect("connected").unwrap();
     tui.send("\x03").unwrap(); // Ctrl-C
     tui.expect("\x1b[?1049l").unwrap();
@@ -141,19 +150,12 @@ fn ctrl_c_also_quits_cleanly() {
 fn ctrl_c_works_while_connecting() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap();
-    let mut cmd = Command::new(NATTER);
-    cmd.args([
-        "join",
-        "--server",
-        &addr.to_string(),
-        "--name",
-        "bob",
-        "--timeout",
-        "60",
-    ]);
-    cmd.env("TERM", "xterm-256color");
-    let mut tui = Session::spawn(cmd).unwrap();
-    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    let addr = addr.to_string();
+    let mut tui = tui(
+        &["--server", &addr, "--name", "bob", "--timeout", "60"],
+        80,
+        24,
+    );
     let (_held, _) = silent.accept().unwrap(); // connected, never answered
     tui.send("\x03").unwrap(); // Ctrl-C
     let pid = tui.get_process().pid();
@@ -173,12 +175,11 @@ fn ctrl_c_works_while_connecting() {
 #[test]
 fn sigterm_restores_the_terminal() {
     let server = server();
-    let mut cmd = Command::new(NATTER);
-    cmd.args(["join", "--server", &server.1.to_string(), "--name", "carol"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut tui = Session::spawn(cmd).unwrap();
-    tui.get_process_mut().set_window_size(80, 24).unwrap();
-    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    let mut tui = tui(
+        &["--server", &server.1.to_string(), "--name", "carol"],
+        80,
+        24,
+    );
     tui.expect("connected").unwrap();
     let pid = tui.get_process().pid();
     assert!(Command::new("kill")
@@ -198,12 +199,11 @@ fn sigterm_restores_the_terminal() {
 fn a_long_burst_of_typing_then_enter_is_handled_at_once() {
     let server = server();
     let mut watcher = Raw::join(server.1, "watcher");
-    let mut cmd = Command::new(NATTER);
-    cmd.args(["join", "--server", &server.1.to_string(), "--name", "dan"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut tui = Session::spawn(cmd).unwrap();
-    tui.get_process_mut().set_window_size(100, 30).unwrap();
-    tui.set_expect_timeout(Some(Duration::from_secs(10)));
+    let mut tui = tui(
+        &["--server", &server.1.to_string(), "--name", "dan"],
+        100,
+        30,
+    );
     tui.expect("connected").unwrap();
     while watcher.next_of("joined")["name"] != "dan" {}
     let burst = "abcdefghij".repeat(300);
