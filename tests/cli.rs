@@ -759,3 +759,36 @@ async fn a_script_names_its_unconfirmed_lines_on_stderr() {
         "{err}"
     );
 }
+
+/// Issue 11, bug 10: line mode has the commands README promises — `/history` shows the current room's
+/// recent messages (and says so when there are none).
+#[tokio::test]
+async fn line_mode_has_history() {
+    let server = Server::start();
+    let mut alice = Raw::join(server.addr, "alice").await;
+    alice
+        .send(json!({"type":"say","text":"earlier words","id":"1"}))
+        .await;
+    alice.next_of("ack").await;
+    let addr = server.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        join(
+            &["--server", &addr, "--name", "h"],
+            "/join empty\n/history\n/join lobby\n/history\n/quit\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("* no earlier messages in #empty"),
+        "{stdout}"
+    );
+    // Once from the hello's replay, once from /history.
+    assert_eq!(
+        stdout.matches("] alice: earlier words").count(),
+        2,
+        "{stdout}"
+    );
+}

@@ -163,8 +163,8 @@ struct Client {
     /// Lines come from a script (stdin is not a terminal).
     script: bool,
     outage: Outage,
-    /// `/history` was asked: an empty answer is said, not silent.
-    asked_history: bool,
+    /// Rooms `/history` was asked for, answer pending: an empty answer is said, not silent.
+    asked_history: Vec<String>,
 }
 
 /// An outage is reported when it starts and when it ends — not once per reconnect attempt; on a
@@ -237,7 +237,7 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         first_refusal: None,
         script: !interactive,
         outage: Outage::default(),
-        asked_history: false,
+        asked_history: Vec::new(),
     };
     let mut ending = crate::signals::Ending::new();
     loop {
@@ -369,7 +369,13 @@ impl Client {
                 match self.rooms.iter().find(|r| same_room(r, &wanted)) {
                     // Already in it: it becomes the current room now (the server only lists its members).
                     Some(r) => self.room = r.clone(),
-                    None => self.joining = Some(wanted),
+                    // A new room becomes current at once — a script's next line goes there, whenever
+                    // the server's answer comes — unless its name cannot be a room's.
+                    None if natter_proto::RoomName::parse_lenient(&wanted).is_ok() => {
+                        self.room = wanted.clone();
+                        self.joining = Some(wanted);
+                    }
+                    None => {}
                 }
                 ClientFrame::Join { room }
             }
@@ -381,7 +387,7 @@ impl Client {
             },
             Command::Rooms => ClientFrame::Rooms,
             Command::History => {
-                self.asked_history = true;
+                self.asked_history.push(self.room.clone());
                 ClientFrame::History {
                     room: Some(self.room.clone()),
                     before: None,
@@ -520,7 +526,11 @@ impl Client {
             ServerFrame::Users { room, names, .. } => display::users(&room, &names),
             ServerFrame::Rooms { rooms } => display::rooms(&rooms),
             ServerFrame::History { messages, room } => {
-                if std::mem::take(&mut self.asked_history) && messages.is_empty() {
+                let asked = room.as_deref().is_some_and(|r| {
+                    let at = self.asked_history.iter().position(|a| same_room(a, r));
+                    at.map(|at| self.asked_history.remove(at)).is_some()
+                });
+                if asked && messages.is_empty() {
                     let room = room.map_or("private messages".to_owned(), |r| format!("#{r}"));
                     return Some(format!("* no earlier messages in {}", neutralise(&room)));
                 }
