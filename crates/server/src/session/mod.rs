@@ -171,7 +171,7 @@ fn queued_cost(item: &Result<Bytes, FrameError>) -> usize {
 
 /// The read buffer of a quiet connection: a chat line or two. It grows for bursts and long frames and
 /// shrinks back when the connection is idle again.
-const READ_BUFFER: usize = 128;
+const READ_BUFFER: usize = 64;
 
 /// A read buffer grown beyond this by a burst is replaced by a [`READ_BUFFER`] one once it is empty.
 const READ_BUFFER_KEPT: usize = 4096;
