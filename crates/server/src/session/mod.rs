@@ -23,6 +23,8 @@ mod flood;
 mod replay;
 mod writer;
 
+use writer::{Wire, Wrote};
+
 pub use flood::Bucket;
 pub use replay::MAX_HISTORY_PAGE;
 
@@ -35,10 +37,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use natter_proto::frame::ByeReason;
 use natter_proto::{ClientFrame, ErrorCode, FrameCodec, FrameError, LeftReason, Name, ServerFrame};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
-use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
@@ -74,18 +75,14 @@ pub struct Shared {
     pub appends: Arc<Semaphore>,
 }
 
-/// Starts the connection's writer task with a front end's renderer (the write half is inside).
-type StartWriter = Box<dyn FnOnce(Box<dyn Render>) -> JoinHandle<()> + Send + Sync>;
-
 struct Session {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
     /// Picked by the first line.
     front: Option<Box<dyn FrontEnd>>,
-    /// Until the writer runs: what starts it. Then: the writer.
-    start_writer: Option<StartWriter>,
-    writer: Option<JoinHandle<()>>,
+    /// Hands the picked front end's renderer to the connection's [`Wire`].
+    picked: Option<oneshot::Sender<Box<dyn Render>>>,
     /// Set once `hello` succeeded; dropping it unregisters the user (whatever ends the session).
     me: Option<Registration>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
@@ -138,17 +135,14 @@ pub async fn serve_stream<T: Transport>(
     // when the outbox overflows — one thing for the reader to wait on.
     let outbox = Outbox::with_parent(config.max_outbox, &shutdown);
     let conn = outbox.ended().clone();
-    let start_writer: StartWriter = {
-        let outbox = outbox.clone();
-        Box::new(move |front| tokio::spawn(writer::write_loop(write, outbox, front)))
-    };
+    let (picked, renderer) = oneshot::channel();
+    let mut wire = Wire::new(write, renderer);
     let mut session = Session {
         shared,
         outbox,
         peer,
         front: None,
-        start_writer: Some(start_writer),
-        writer: None,
+        picked: Some(picked),
         me: None,
         last_append: None,
         stall: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
@@ -157,10 +151,10 @@ pub async fn serve_stream<T: Transport>(
     let mut frames =
         FramedRead::with_capacity(read, FrameCodec::new(config.max_frame), READ_BUFFER);
     let reason = session
-        .run(&mut frames, &config, &conn, &shutdown, accepted)
+        .run(&mut frames, &mut wire, &config, &conn, &shutdown, accepted)
         .await;
     // Boxed: the ending's timers live on the heap for the moment they are needed.
-    Box::pin(session.finish(reason, frames, &config)).await;
+    Box::pin(session.finish(reason, frames, wire, &config)).await;
 }
 
 /// What a received frame costs while it waits in the receive queue: its bytes and the queue entry
@@ -182,29 +176,26 @@ const LINGER: Duration = Duration::from_millis(500);
 impl Session {
     /// Ends the connection: unregisters, lets the writer send what was said last (`bye`, an error) and
     /// FIN, then lingers.
-    async fn finish<R: AsyncRead + Unpin>(
+    async fn finish<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         mut self,
         reason: Option<LeftReason>,
         mut frames: FramedRead<R, FrameCodec>,
+        mut wire: Wire<W>,
         config: &Config,
     ) {
         self.leave(reason);
         self.outbox.close();
-        // In the front end's form, or as JSON if none was picked.
-        self.start_writer(Box::new(frontend::native::Native));
-        let Some(writer) = self.writer.take() else {
-            return;
-        };
-        let abort = writer.abort_handle();
-        if tokio::time::timeout(config.shutdown_grace, writer)
-            .await
-            .is_err()
-        {
+        // Send what was said last (`bye`, an error) and FIN — or give up on a peer that does not read.
+        let flushed = tokio::time::timeout(config.shutdown_grace, async {
+            while !wire.is_done() {
+                wire.step(&self.outbox).await;
+            }
+        });
+        if flushed.await.is_err() || self.outbox.is_overflowed() {
             tracing::debug!(
-                "{}: writer did not finish in time; dropping the connection",
+                "{}: last frames not sent in time; dropping the connection",
                 self.peer
             );
-            abort.abort();
             return;
         }
         // Lingering close: the last frames (`bye`, an error) are sent and our FIN is out. Closing now,
@@ -215,17 +206,18 @@ impl Session {
         let _ = tokio::time::timeout(LINGER, drain).await;
     }
 
-    /// Starts the writer with `front`'s renderer, unless it runs already.
-    fn start_writer(&mut self, front: Box<dyn Render>) {
-        if let Some(start) = self.start_writer.take() {
-            self.writer = Some(start(front));
+    /// The front end is picked: from now on the wire renders with `front`.
+    fn set_renderer(&mut self, front: Box<dyn Render>) {
+        if let Some(picked) = self.picked.take() {
+            let _ = picked.send(front);
         }
     }
 
     /// The reader's loop. Returns how the user left (`None`: quietly, or never registered).
-    async fn run<R: AsyncRead + Unpin>(
+    async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
         frames: &mut FramedRead<R, FrameCodec>,
+        wire: &mut Wire<W>,
         config: &Config,
         conn: &CancellationToken,
         shutdown: &CancellationToken,
@@ -261,10 +253,16 @@ impl Session {
                     // connection stays small. A handler can wait — for the client to drain a replay, for
                     // room at the store's writer — so it is raced against the end of the server and of
                     // the connection: no reader is left waiting for something that will not come.
-                    let handling = Box::pin(self.handle(item));
-                    tokio::select! {
-                        flow = handling => flow,
-                        _ = conn.cancelled() => if shutdown.is_cancelled() { Flow::Shutdown } else { Flow::Ended },
+                    // The wire keeps writing meanwhile: a replay waits for the client to drain.
+                    let outbox = self.outbox.clone();
+                    let mut handling = Box::pin(self.handle(item));
+                    loop {
+                        tokio::select! {
+                            biased;
+                            _ = conn.cancelled() => break if shutdown.is_cancelled() { Flow::Shutdown } else { Flow::Ended },
+                            flow = &mut handling => break flow,
+                            wrote = wire.step(&outbox) => if wrote != Wrote::Progress { break Flow::Ended },
+                        }
                     }
                 };
                 match flow {
@@ -322,6 +320,12 @@ impl Session {
                     }
                     self.shut_down().await;
                     return None;
+                }
+                // The connection's writing, in the same task.
+                wrote = wire.step(&self.outbox) => {
+                    if wrote != Wrote::Progress {
+                        return Some(self.ended_reason());
+                    }
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or(now).into()), if wake.is_some() => {
                     let now = Instant::now();
@@ -388,7 +392,7 @@ impl Session {
                 if self.front.is_none() {
                     // An oversized first line picks nothing: JSON is the protocol's own voice.
                     self.front = Some(Box::new(frontend::native::Native));
-                    self.start_writer(Box::new(frontend::native::Native));
+                    self.set_renderer(Box::new(frontend::native::Native));
                 }
                 self.settle().await;
                 self.error(
@@ -428,7 +432,7 @@ impl Session {
                     return Flow::Close;
                 }
                 Picked::FrontEnd(front) => {
-                    self.start_writer(front.renderer());
+                    self.set_renderer(front.renderer());
                     self.front.insert(front)
                 }
             },

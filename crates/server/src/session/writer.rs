@@ -1,71 +1,125 @@
-//! A connection's writer task: the only code that writes its socket.
+//! A connection's writing side: the only code that writes its socket.
 //!
-//! It drains the connection's outbox — everything queued since its last wake-up goes out in one write,
-//! rendered by the connection's front end — until the outbox closes (then it flushes and sends FIN) or
-//! the socket fails or the outbox overflows (then it ends the connection).
+//! The [`Wire`] belongs to the connection's one task, which drives it beside reading ([`Wire::step`] is a
+//! branch of the same `select!`), so an idle connection is one task, not two. It drains the connection's
+//! outbox — everything queued since the last step goes out in as few writes as the socket takes, rendered
+//! by the connection's front end — until the outbox closes (then it sends FIN) or the socket fails or the
+//! outbox overflows (then the connection ends). Under load (the previous write finished less than
+//! [`COALESCE`] ago) it waits out the rest of that interval first, so a busy connection gets at most about
+//! a thousand writes a second: the kernel's per-write cost was most of the server's CPU.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::FutureExt;
 use natter_proto::{ErrorCode, ServerFrame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
 
-use crate::frontend::Render;
+use crate::frontend::{native::Native, Render};
 use crate::outbox::{Next, Outbox, Outgoing};
 
-/// Writes to one connection closer together than this are coalesced (see the writer's loop).
+/// Writes to one connection closer together than this are coalesced.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// The writer task: drains the outbox into the socket until the outbox closes or the socket fails.
-pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
-    mut write: W,
-    outbox: Arc<Outbox>,
-    mut front: Box<dyn Render>,
-) {
-    let mut batch = Vec::new();
-    let mut buf = Vec::new();
-    let mut last_write: Option<tokio::time::Instant> = None;
-    loop {
-        match outbox.next(&mut batch).await {
-            Next::Write => {
-                // Under load (the last write was less than COALESCE ago), wait until COALESCE after it and
-                // take what was queued meanwhile too: one write instead of several. A quiet connection's
-                // messages go out at once.
-                if let Some(at) = last_write.map(|t| t + COALESCE) {
-                    if at > tokio::time::Instant::now() {
-                        tokio::time::sleep_until(at).await;
-                        outbox.take_more(&mut batch);
-                    }
+/// What a [`Wire::step`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Wrote {
+    /// Bytes went out or were queued for the socket; step again.
+    Progress,
+    /// The outbox was closed and everything in it sent; FIN is out.
+    Closed,
+    /// The socket failed (the peer is gone).
+    Failed,
+    /// The outbox overflowed; the client was told `too_slow` if the socket had room.
+    Overflowed,
+}
+
+/// The connection's write half and what is on its way into it.
+pub(super) struct Wire<W> {
+    write: W,
+    /// How items are shown, once the first line has picked the front end (JSON until then).
+    front: Option<Box<dyn Render>>,
+    picked: Option<oneshot::Receiver<Box<dyn Render>>>,
+    /// Rendered bytes not yet written, from `pos`.
+    buf: Vec<u8>,
+    pos: usize,
+    batch: Vec<Arc<Outgoing>>,
+    last_write: Option<Instant>,
+    done: bool,
+}
+
+impl<W: AsyncWrite + Unpin> Wire<W> {
+    /// A wire whose renderer arrives through `picked` once the front end is known.
+    pub(super) fn new(write: W, picked: oneshot::Receiver<Box<dyn Render>>) -> Self {
+        Self {
+            write,
+            front: None,
+            picked: Some(picked),
+            buf: Vec::new(),
+            pos: 0,
+            batch: Vec::new(),
+            last_write: None,
+            done: false,
+        }
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// One unit of work: write some pending bytes, or wait for the outbox and render what it has.
+    /// Cancel-safe: a step dropped while waiting loses nothing. After the wire is done it never completes.
+    pub(super) async fn step(&mut self, outbox: &Outbox) -> Wrote {
+        if self.done {
+            return std::future::pending().await;
+        }
+        if self.pos < self.buf.len() && outbox.is_overflowed() {
+            // Cut off: what was rendered for a client that stopped reading is dropped with it.
+            self.buf.clear();
+            self.pos = 0;
+        }
+        if self.pos < self.buf.len() {
+            return match self.write.write(&self.buf[self.pos..]).await {
+                Ok(0) | Err(_) => {
+                    self.done = true;
+                    Wrote::Failed
                 }
-                buf.clear();
-                for item in batch.drain(..) {
-                    front.render(&item, &mut buf);
-                }
-                let written = write.write_all(&buf);
-                tokio::pin!(written);
-                let written = tokio::select! {
-                    written = &mut written => written,
-                    // The peer stopped reading and the outbox filled up meanwhile: give up on it now.
-                    // (The token also ends with the server, whose `bye` must still go out.)
-                    _ = outbox.ended().cancelled() => {
-                        if outbox.is_overflowed() {
-                            break;
+                Ok(n) => {
+                    self.pos += n;
+                    if self.pos == self.buf.len() {
+                        self.pos = 0;
+                        self.buf.clear();
+                        // Give the buffer back: most connections are idle most of the time.
+                        if self.buf.capacity() > 512 {
+                            self.buf = Vec::new();
                         }
-                        written.await
+                        self.last_write = Some(Instant::now());
                     }
-                };
-                if written.is_err() {
-                    break;
+                    Wrote::Progress
                 }
-                last_write = Some(tokio::time::Instant::now());
-                // Give the buffers back after every write: most connections are idle most of the time,
-                // and an allocation is cheap next to the write it serves.
-                if buf.capacity() > 512 {
-                    buf = Vec::new();
+            };
+        }
+        if let Some(at) = self.last_write.map(|t| t + COALESCE) {
+            if at > Instant::now() {
+                // Boxed: only a busy connection waits here, and the timer would otherwise be part of
+                // every idle connection's state.
+                Box::pin(tokio::time::sleep_until(at.into())).await;
+            }
+        }
+        match outbox.next(&mut self.batch).await {
+            Next::Write => {
+                let mut batch = std::mem::take(&mut self.batch);
+                for item in batch.drain(..) {
+                    let mut buf = std::mem::take(&mut self.buf);
+                    self.render(&item, &mut buf);
+                    self.buf = buf;
                 }
-                if batch.capacity() > 8 {
-                    batch = Vec::new();
+                self.batch = batch;
+                if self.batch.capacity() > 8 {
+                    self.batch = Vec::new();
                 }
+                Wrote::Progress
             }
             Next::Overflowed => {
                 // Best effort: if the socket has room for one more line, say why we are hanging up.
@@ -75,17 +129,30 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                     None,
                 );
                 let mut last = Vec::new();
-                front.render(&Outgoing::new(frame), &mut last);
-                // Only if it goes at once: the peer is not reading, so waiting could take for ever.
-                let _ = write.write_all(&last).now_or_never();
-                break;
+                self.render(&Outgoing::new(frame), &mut last);
+                let _ = self.write.write_all(&last).now_or_never();
+                self.done = true;
+                Wrote::Overflowed
             }
             Next::Closed => {
-                let _ = write.shutdown().await;
-                break;
+                let _ = self.write.shutdown().await;
+                self.done = true;
+                Wrote::Closed
             }
         }
     }
-    outbox.close();
-    outbox.end();
+
+    /// Renders with the front end's renderer once the first line has picked it; as JSON before.
+    fn render(&mut self, item: &Outgoing, out: &mut Vec<u8>) {
+        if self.front.is_none() {
+            if let Some(r) = self.picked.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                self.front = Some(r);
+                self.picked = None;
+            }
+        }
+        match &mut self.front {
+            Some(front) => front.render(item, out),
+            None => Native.render(item, out),
+        }
+    }
 }
