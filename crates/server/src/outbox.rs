@@ -1,4 +1,4 @@
-//! A connection's bounded outbox: everyone else pushes, only the connection's writer task drains.
+//! A connection's bounded outbox: everyone else pushes, only the connection's own task (its wire) drains.
 //!
 //! The bound is in bytes (encoded size), not frames, because that is what costs memory. A push that would
 //! exceed it does not block and does not grow the queue: the outbox flips to *overflowed*, drops what it
