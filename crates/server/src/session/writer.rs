@@ -68,9 +68,22 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
         self.done
     }
 
-    /// One unit of work: write some pending bytes, or wait for the outbox and render what it has.
-    /// Cancel-safe: a step dropped while waiting loses nothing. After the wire is done it never completes.
+    /// Writes whatever the outbox gets, as it gets it, and completes only when the connection's writing
+    /// is over (closed, failed or overflowed); after that it never completes. Cancel-safe: a step dropped
+    /// while waiting loses nothing.
     pub(super) async fn step(&mut self, outbox: &Outbox) -> Wrote {
+        // Keep going here rather than back through the connection's `select!`: a busy connection's
+        // writes then cost no rebuilt select and no re-armed timers.
+        loop {
+            let wrote = self.one(outbox).await;
+            if wrote != Wrote::Progress {
+                return wrote;
+            }
+        }
+    }
+
+    /// One unit of work (see [`Wire::step`]).
+    async fn one(&mut self, outbox: &Outbox) -> Wrote {
         if self.done {
             return std::future::pending().await;
         }
