@@ -22,7 +22,7 @@ mod flood;
 mod replay;
 mod writer;
 
-use writer::{Wire, Wrote};
+use writer::Wire;
 
 pub use flood::Bucket;
 pub use replay::MAX_HISTORY_PAGE;
@@ -254,14 +254,12 @@ impl Session {
                     // the connection: no reader is left waiting for something that will not come.
                     // The wire keeps writing meanwhile: a replay waits for the client to drain.
                     let outbox = self.outbox.clone();
-                    let mut handling = Box::pin(self.handle(item));
-                    loop {
-                        tokio::select! {
-                            biased;
-                            _ = conn.cancelled() => break if shutdown.is_cancelled() { Flow::Shutdown } else { Flow::Ended },
-                            flow = &mut handling => break flow,
-                            wrote = wire.step(&outbox) => if wrote != Wrote::Progress { break Flow::Ended },
-                        }
+                    let handling = Box::pin(self.handle(item));
+                    tokio::select! {
+                        biased;
+                        _ = conn.cancelled() => if shutdown.is_cancelled() { Flow::Shutdown } else { Flow::Ended },
+                        flow = handling => flow,
+                        _ = wire.step(&outbox) => Flow::Ended,
                     }
                 };
                 match flow {
@@ -320,12 +318,8 @@ impl Session {
                     self.shut_down().await;
                     return None;
                 }
-                // The connection's writing, in the same task.
-                wrote = wire.step(&self.outbox) => {
-                    if wrote != Wrote::Progress {
-                        return Some(self.ended_reason());
-                    }
-                }
+                // The connection's writing, in the same task: it completes only when the writing ends.
+                _ = wire.step(&self.outbox) => return Some(self.ended_reason()),
                 _ = tokio::time::sleep_until(wake.unwrap_or(now).into()), if wake.is_some() => {
                     let now = Instant::now();
                     if hello_at.is_some_and(|t| t <= now) {

@@ -25,8 +25,6 @@ const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 /// What a [`Wire::step`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Wrote {
-    /// Bytes went out or were queued for the socket; step again.
-    Progress,
     /// The outbox was closed and everything in it sent; FIN is out.
     Closed,
     /// The socket failed (the peer is gone).
@@ -72,85 +70,76 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
     /// is over (closed, failed or overflowed); after that it never completes. Cancel-safe: a step dropped
     /// while waiting loses nothing.
     pub(super) async fn step(&mut self, outbox: &Outbox) -> Wrote {
-        // Keep going here rather than back through the connection's `select!`: a busy connection's
-        // writes then cost no rebuilt select and no re-armed timers.
-        loop {
-            let wrote = self.one(outbox).await;
-            if wrote != Wrote::Progress {
-                return wrote;
-            }
-        }
-    }
-
-    /// One unit of work (see [`Wire::step`]).
-    async fn one(&mut self, outbox: &Outbox) -> Wrote {
         if self.done {
             return std::future::pending().await;
         }
-        if self.pos < self.buf.len() && outbox.is_overflowed() {
-            // Cut off: what was rendered for a client that stopped reading is dropped with it.
-            self.buf.clear();
-            self.pos = 0;
-        }
-        if self.pos < self.buf.len() {
-            return match self.write.write(&self.buf[self.pos..]).await {
-                Ok(0) | Err(_) => {
-                    self.done = true;
-                    Wrote::Failed
-                }
-                Ok(n) => {
-                    self.pos += n;
-                    if self.pos == self.buf.len() {
-                        self.pos = 0;
-                        self.buf.clear();
-                        // Give the buffer back: most connections are idle most of the time.
-                        if self.buf.capacity() > 512 {
-                            self.buf = Vec::new();
-                        }
-                        self.last_write = Some(Instant::now());
+        // One loop, not a return through the connection's `select!` after every write: a busy
+        // connection's writes then cost no rebuilt select and no re-armed timers.
+        loop {
+            if self.pos < self.buf.len() && outbox.is_overflowed() {
+                // Cut off: what was rendered for a client that stopped reading is dropped with it.
+                self.buf.clear();
+                self.pos = 0;
+            }
+            if self.pos < self.buf.len() {
+                match self.write.write(&self.buf[self.pos..]).await {
+                    Ok(0) | Err(_) => {
+                        self.done = true;
+                        return Wrote::Failed;
                     }
-                    Wrote::Progress
+                    Ok(n) => {
+                        self.pos += n;
+                        if self.pos == self.buf.len() {
+                            self.pos = 0;
+                            self.buf.clear();
+                            // Give the buffer back: most connections are idle most of the time.
+                            if self.buf.capacity() > 512 {
+                                self.buf = Vec::new();
+                            }
+                            self.last_write = Some(Instant::now());
+                        }
+                    }
                 }
-            };
-        }
-        if let Some(at) = self.last_write.map(|t| t + COALESCE) {
-            if at > Instant::now() {
-                // Boxed: only a busy connection waits here, and the timer would otherwise be part of
-                // every idle connection's state.
-                Box::pin(tokio::time::sleep_until(at.into())).await;
+                continue;
             }
-        }
-        match outbox.next(&mut self.batch).await {
-            Next::Write => {
-                let mut batch = std::mem::take(&mut self.batch);
-                for item in batch.drain(..) {
-                    let mut buf = std::mem::take(&mut self.buf);
-                    self.render(&item, &mut buf);
-                    self.buf = buf;
+            if let Some(at) = self.last_write.map(|t| t + COALESCE) {
+                if at > Instant::now() {
+                    // Boxed: only a busy connection waits here, and the timer would otherwise be part
+                    // of every idle connection's state.
+                    Box::pin(tokio::time::sleep_until(at.into())).await;
                 }
-                self.batch = batch;
-                if self.batch.capacity() > 8 {
-                    self.batch = Vec::new();
+            }
+            match outbox.next(&mut self.batch).await {
+                Next::Write => {
+                    let mut batch = std::mem::take(&mut self.batch);
+                    for item in batch.drain(..) {
+                        let mut buf = std::mem::take(&mut self.buf);
+                        self.render(&item, &mut buf);
+                        self.buf = buf;
+                    }
+                    self.batch = batch;
+                    if self.batch.capacity() > 8 {
+                        self.batch = Vec::new();
+                    }
                 }
-                Wrote::Progress
-            }
-            Next::Overflowed => {
-                // Best effort: if the socket has room for one more line, say why we are hanging up.
-                let frame = ServerFrame::error(
-                    ErrorCode::TooSlow,
-                    "you are not reading; disconnecting",
-                    None,
-                );
-                let mut last = Vec::new();
-                self.render(&Outgoing::new(frame), &mut last);
-                let _ = self.write.write_all(&last).now_or_never();
-                self.done = true;
-                Wrote::Overflowed
-            }
-            Next::Closed => {
-                let _ = self.write.shutdown().await;
-                self.done = true;
-                Wrote::Closed
+                Next::Overflowed => {
+                    // Best effort: if the socket has room for one more line, say why we are hanging up.
+                    let frame = ServerFrame::error(
+                        ErrorCode::TooSlow,
+                        "you are not reading; disconnecting",
+                        None,
+                    );
+                    let mut last = Vec::new();
+                    self.render(&Outgoing::new(frame), &mut last);
+                    let _ = self.write.write_all(&last).now_or_never();
+                    self.done = true;
+                    return Wrote::Overflowed;
+                }
+                Next::Closed => {
+                    let _ = self.write.shutdown().await;
+                    self.done = true;
+                    return Wrote::Closed;
+                }
             }
         }
     }
