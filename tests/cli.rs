@@ -421,35 +421,36 @@ async fn hostile_server(answer: &'static str) -> SocketAddr {
     addr
 }
 
+/// `natter join --name NAME` with `stdin`, against a fake server answering `answer` (see above).
+async fn join_fake(answer: &'static str, name: &str, stdin: &str) -> Output {
+    let addr = hostile_server(answer).await.to_string();
+    let (name, stdin) = (name.to_owned(), stdin.to_owned());
+    tokio::task::spawn_blocking(move || join(&["--server", &addr, "--name", &name], &stdin))
+        .await
+        .unwrap()
+}
+
 /// Defect 6 of issue 10: nothing a server says reaches the terminal raw — not a refusal's reason (printed
 /// on stderr), not the name in its welcome.
 #[tokio::test]
 async fn a_hostile_server_cannot_drive_the_terminal() {
-    let refuses = hostile_server(
+    let out = join_fake(
         "{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b[2J\\u001b]0;owned\\u0007 taken\"}\n",
+        "alice",
+        "hi\n",
     )
-    .await
-    .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        join(&["--server", &refuses, "--name", "alice"], "hi\n")
-    })
-    .await
-    .unwrap();
+    .await;
     assert!(!out.status.success());
     let err = stderr_line(&out);
     assert!(err.contains("taken"), "{err:?}");
     assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
 
-    let welcomes = hostile_server(
+    let out = join_fake(
         "{\"type\":\"welcome\",\"name\":\"\\u001b[31mevil\",\"version\":1,\"rooms\":[\"lobby\"],\"last_seq\":0}\n",
+        "alice",
+        "/quit\n",
     )
-    .await
-    .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        join(&["--server", &welcomes, "--name", "alice"], "/quit\n")
-    })
-    .await
-    .unwrap();
+    .await;
     let all = [out.stdout, out.stderr].concat();
     assert!(!all.contains(&0x1b), "{:?}", String::from_utf8_lossy(&all));
 }
@@ -682,10 +683,7 @@ async fn connection_errors_say_what_to_do() {
     };
     assert!(stderr_line(&out).contains("is `natter serve` running"));
 
-    let foreign = hostile_server("SSH-2.0-OpenSSH_9.2\r\n").await.to_string();
-    let out = tokio::task::spawn_blocking(move || join(&["--server", &foreign, "--name", "x"], ""))
-        .await
-        .unwrap();
+    let out = join_fake("SSH-2.0-OpenSSH_9.2\r\n", "x", "").await;
     assert!(stderr_line(&out).contains("not as a natter server"));
 
     let out = tokio::task::spawn_blocking(|| join(&["bob"], ""))
@@ -737,16 +735,12 @@ async fn a_script_prints_each_line_as_it_is_confirmed() {
 /// Issue 11, friction 16: a script whose lines were never confirmed names them on stderr, then fails.
 #[tokio::test]
 async fn a_script_names_its_unconfirmed_lines_on_stderr() {
-    let mute = hostile_server(
+    let out = join_fake(
         "{\"type\":\"welcome\",\"name\":\"t\",\"version\":1,\"rooms\":[\"lobby\"],\"last_seq\":0}\n",
+        "t",
+        "never acked\n/quit\n",
     )
-    .await
-    .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        join(&["--server", &mute, "--name", "t"], "never acked\n/quit\n")
-    })
-    .await
-    .unwrap();
+    .await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().collect();
