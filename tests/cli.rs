@@ -57,16 +57,21 @@ impl Drop for Server {
     }
 }
 
-/// Runs `natter join` with `stdin` piped in.
-fn join(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(NATTER)
+/// Starts `natter join ARGS` with stdin, stdout and stderr piped.
+fn spawn_join(args: &[&str]) -> Child {
+    Command::new(NATTER)
         .arg("join")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `natter join` with `stdin` piped in.
+fn join(args: &[&str], stdin: &str) -> Output {
+    let mut child = spawn_join(args);
     child
         .stdin
         .take()
@@ -173,13 +178,7 @@ async fn join_prints_what_others_say_and_takes_the_name_from_the_first_line() {
     let mut alice = Raw::join(server.addr, "alice").await;
 
     // The script keeps stdin open until alice has spoken, then quits.
-    let mut child = Command::new(NATTER)
-        .args(["join", "--server", &addr])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_join(&["--server", &addr]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all("李四\n".as_bytes()).unwrap();
     stdin.flush().unwrap();
@@ -293,13 +292,7 @@ async fn join_reconnects_after_a_server_crash_and_sends_what_was_typed_meanwhile
     let addr = server.addr;
     let mut watcher = Raw::join(addr, "watcher").await;
 
-    let mut child = Command::new(NATTER)
-        .args(["join", "--server", &addr.to_string(), "--name", "bot"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_join(&["--server", &addr.to_string(), "--name", "bot"]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"before the crash\n").unwrap();
     stdin.flush().unwrap();
@@ -463,14 +456,7 @@ struct Script {
 
 impl Script {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(NATTER)
-            .arg("join")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_join(args);
         let out = std::io::BufReader::new(child.stdout.take().unwrap());
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -592,13 +578,7 @@ async fn a_server_that_never_answers_is_given_up_on() {
         }
     });
     let out = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(NATTER)
-            .args(["join", "--server", &addr, "--name", "x", "--timeout", "1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_join(&["--server", &addr, "--name", "x", "--timeout", "1"]);
         child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while child.try_wait().unwrap().is_none() {

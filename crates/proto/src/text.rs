@@ -77,14 +77,15 @@ pub fn body(text: &str, newline: &str) -> String {
 pub fn message_line(m: &Message, me: Option<&str>, newline: &str) -> String {
     let when = crate::time::local_display_wire(&m.ts);
     let from = neutralise(&m.from);
-    let mine = me.is_some_and(|me| crate::name::fold(me) == crate::name::fold(&m.from));
+    // Folded only for private messages: text front ends render every room message through here.
+    let mine = || me.is_some_and(|me| crate::name::fold(me) == crate::name::fold(&m.from));
     match (&m.room, &m.to) {
         (Some(room), _) => format!(
             "[{when}] {}{from}: {}",
             room_prefix(room),
             body(&m.text, newline)
         ),
-        (None, Some(to)) if mine => format!(
+        (None, Some(to)) if mine() => format!(
             "[{when}] you → {}: {}",
             neutralise(to),
             body(&m.text, newline)

@@ -89,9 +89,9 @@ pub struct Outbox {
     space: Notify,
     /// Maximum queued bytes.
     limit: usize,
-    /// Cancelled when the connection must end: on overflow (so a writer stuck in a write to a peer that
-    /// stopped reading notices at once), when the writer stopped (so the reader stops too), or — for an
-    /// outbox made [`Outbox::with_parent`] — when the parent (the server's shutdown) is.
+    /// Cancelled when the connection must end: on overflow (so a connection stuck in a write to a peer
+    /// that stopped reading notices at once), or — for an outbox made [`Outbox::with_parent`] — when the
+    /// parent (the server's shutdown) is.
     ended: CancellationToken,
 }
 
@@ -302,25 +302,9 @@ impl Outbox {
         self.lock().overflowed
     }
 
-    /// Cancelled when the connection must end (overflow, or the writer stopped); see [`Outbox::end`].
+    /// Cancelled when the connection must end (overflow, or its parent: the server's shutdown).
     pub fn ended(&self) -> &CancellationToken {
         &self.ended
-    }
-
-    /// Ends the connection: the reader stops.
-    pub fn end(&self) {
-        self.ended.cancel();
-    }
-
-    /// Moves whatever has been queued since [`Outbox::next`] into `batch` too, without waiting.
-    pub fn take_more(&self, batch: &mut Vec<Arc<Outgoing>>) {
-        let mut inner = self.lock();
-        if !inner.overflowed && !inner.queue.is_empty() {
-            batch.extend(inner.queue.drain(..));
-            inner.bytes = 0;
-            drop(inner);
-            self.space.notify_waiters();
-        }
     }
 
     /// Waits for work and moves every queued frame into `batch` (so one wake-up becomes one write).
@@ -360,21 +344,6 @@ impl Outbox {
             .iter()
             .filter_map(|item| match &**item {
                 Outgoing::Frame { frame, .. } => Some(frame.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The seqs of the messages queued (not held) right now, for tests.
-    pub(crate) fn queued_message_seqs(&self) -> Vec<u64> {
-        self.lock()
-            .queue
-            .iter()
-            .filter_map(|item| match &**item {
-                Outgoing::Frame {
-                    frame: ServerFrame::Message(m),
-                    ..
-                } => Some(m.seq),
                 _ => None,
             })
             .collect()

@@ -42,7 +42,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::frontend::{self, FrontEnd, Input, Picked, Render};
+use crate::frontend::{self, FrontEnd, Input, Picked};
 use crate::hub::{AppendToken, Hub, Refusal, Registration};
 use crate::outbox::{Outbox, Outgoing};
 use crate::store::History;
@@ -78,17 +78,12 @@ struct Session {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
-    /// Picked by the first line.
+    /// Picked by the first line (in [`Session::pick`]).
     front: Option<Box<dyn FrontEnd>>,
-    /// Hands the picked front end's renderer to the connection's [`Wire`].
-    picked: Option<oneshot::Sender<Box<dyn Render>>>,
     /// Set once `hello` succeeded; dropping it unregisters the user (whatever ends the session).
     me: Option<Registration>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
     last_append: Option<oneshot::Receiver<()>>,
-    /// How long a replay waits for the client to make room before it is cut as `too_slow` (the idle
-    /// timeout: a client that reads nothing for that long is gone either way).
-    stall: Option<Duration>,
 }
 
 /// Serves one accepted TCP connection until it ends. `admission` holds its place in the connection limits.
@@ -134,17 +129,14 @@ pub async fn serve_stream<T: Transport>(
     // when the outbox overflows — one thing for the reader to wait on.
     let outbox = Outbox::with_parent(config.max_outbox, &shutdown);
     let conn = outbox.ended().clone();
-    let (picked, renderer) = oneshot::channel();
-    let mut wire = Wire::new(write, renderer);
+    let mut wire = Wire::new(write);
     let mut session = Session {
         shared,
         outbox,
         peer,
         front: None,
-        picked: Some(picked),
         me: None,
         last_append: None,
-        stall: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
@@ -205,11 +197,44 @@ impl Session {
         let _ = tokio::time::timeout(LINGER, drain).await;
     }
 
-    /// The front end is picked: from now on the wire renders with `front`.
-    fn set_renderer(&mut self, front: Box<dyn Render>) {
-        if let Some(picked) = self.picked.take() {
-            let _ = picked.send(front);
+    /// How long a replay waits for the client to make room before it is cut as `too_slow`: the idle
+    /// timeout (a client that reads nothing for that long is gone either way); none when that is off.
+    fn stall(&self) -> Option<Duration> {
+        let idle = self.shared.config.idle_timeout;
+        (!idle.is_zero()).then_some(idle)
+    }
+
+    /// Picks the front end from the connection's first item, and tells the wire how to render. `Some`:
+    /// that item is answered here (an HTTP request on the chat port).
+    fn pick<W: AsyncWrite + Unpin>(
+        &mut self,
+        item: &Result<Bytes, FrameError>,
+        wire: &mut Wire<W>,
+    ) -> Option<Flow> {
+        if self.front.is_some() {
+            return None;
         }
+        let front: Box<dyn FrontEnd> = match item {
+            // An oversized first line picks nothing: JSON is the protocol's own voice.
+            Err(FrameError::TooLarge { .. }) => Box::new(frontend::native::Native),
+            Ok(line) => match frontend::pick(line) {
+                Picked::FrontEnd(front) => front,
+                Picked::Http => {
+                    tracing::info!(
+                        "{}: HTTP request on the chat port; answering and closing",
+                        self.peer
+                    );
+                    self.outbox
+                        .push_last_item(Arc::new(Outgoing::Raw(Bytes::from_static(
+                            frontend::HTTP_ANSWER.as_bytes(),
+                        ))));
+                    return Some(Flow::Close);
+                }
+            },
+        };
+        wire.set_renderer(front.renderer());
+        self.front = Some(front);
+        None
     }
 
     /// The reader's loop. Returns how the user left (`None`: quietly, or never registered).
@@ -247,6 +272,8 @@ impl Session {
                 }
                 let flow = if before_hello > config.max_frames_before_hello {
                     Flow::Flood
+                } else if let Some(flow) = self.pick(&item, wire) {
+                    flow
                 } else {
                     // Boxed: the request handlers are large futures; kept out of this loop, an idle
                     // connection stays small. A handler can wait — for the client to drain a replay, for
@@ -382,11 +409,6 @@ impl Session {
     async fn handle(&mut self, item: Result<Bytes, FrameError>) -> Flow {
         match item {
             Err(FrameError::TooLarge { limit }) => {
-                if self.front.is_none() {
-                    // An oversized first line picks nothing: JSON is the protocol's own voice.
-                    self.front = Some(Box::new(frontend::native::Native));
-                    self.set_renderer(Box::new(frontend::native::Native));
-                }
                 self.settle().await;
                 self.error(
                     ErrorCode::FrameTooLarge,
@@ -395,7 +417,6 @@ impl Session {
                 );
                 Flow::Continue
             }
-            Ok(line) if line.iter().all(u8::is_ascii_whitespace) => Flow::Continue,
             Ok(line) => self.line(&line).await,
         }
     }
@@ -408,27 +429,11 @@ impl Session {
         ));
     }
 
-    /// Handles one complete line: the first picks the front end, every line goes through it.
+    /// Handles one complete (never blank: those are not queued) line through the front end.
     async fn line(&mut self, line: &[u8]) -> Flow {
-        let front = match &mut self.front {
-            Some(front) => front,
-            None => match frontend::pick(line) {
-                Picked::Http => {
-                    tracing::info!(
-                        "{}: HTTP request on the chat port; answering and closing",
-                        self.peer
-                    );
-                    self.outbox
-                        .push_last_item(Arc::new(Outgoing::Raw(Bytes::from_static(
-                            frontend::HTTP_ANSWER.as_bytes(),
-                        ))));
-                    return Flow::Close;
-                }
-                Picked::FrontEnd(front) => {
-                    self.set_renderer(front.renderer());
-                    self.front.insert(front)
-                }
-            },
+        // `run` picks the front end before any item is handled.
+        let Some(front) = self.front.as_mut() else {
+            return Flow::Continue;
         };
         match front.translate(line, self.me.is_some()) {
             Input::Frame(frame) => self.dispatch(frame).await,

@@ -116,7 +116,7 @@ impl Session {
                 ServerFrame::error(ErrorCode::ServerError, "could not read history", None)
             }
         };
-        self.outbox.push_paced(frame, self.stall).await;
+        self.outbox.push_paced(frame, self.stall()).await;
     }
 
     /// Replays, in seq order, every message after `after` (up to the watermark) that `me` may see.
@@ -134,7 +134,7 @@ impl Session {
                                 id: None,
                                 oldest: Some(oldest),
                             },
-                            self.stall,
+                            self.stall(),
                         )
                         .await;
                 }
@@ -164,7 +164,7 @@ impl Session {
                                 "could not read history",
                                 None,
                             ),
-                            self.stall,
+                            self.stall(),
                         )
                         .await;
                     return;
@@ -175,7 +175,7 @@ impl Session {
                 cursor = message.seq;
                 if !self
                     .outbox
-                    .push_paced(ServerFrame::Message(message), self.stall)
+                    .push_paced(ServerFrame::Message(message), self.stall())
                     .await
                 {
                     return;

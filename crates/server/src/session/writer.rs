@@ -14,7 +14,6 @@ use std::time::Instant;
 use futures::FutureExt;
 use natter_proto::{ErrorCode, ServerFrame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 use crate::frontend::{native::Native, Render};
 use crate::outbox::{Next, Outbox, Outgoing};
@@ -22,23 +21,11 @@ use crate::outbox::{Next, Outbox, Outgoing};
 /// Writes to one connection closer together than this are coalesced.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// What a [`Wire::step`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Wrote {
-    /// The outbox was closed and everything in it sent; FIN is out.
-    Closed,
-    /// The socket failed (the peer is gone).
-    Failed,
-    /// The outbox overflowed; the client was told `too_slow` if the socket had room.
-    Overflowed,
-}
-
 /// The connection's write half and what is on its way into it.
 pub(super) struct Wire<W> {
     write: W,
     /// How items are shown, once the first line has picked the front end (JSON until then).
     front: Option<Box<dyn Render>>,
-    picked: Option<oneshot::Receiver<Box<dyn Render>>>,
     /// Rendered bytes not yet written, from `pos`.
     buf: Vec<u8>,
     pos: usize,
@@ -48,12 +35,10 @@ pub(super) struct Wire<W> {
 }
 
 impl<W: AsyncWrite + Unpin> Wire<W> {
-    /// A wire whose renderer arrives through `picked` once the front end is known.
-    pub(super) fn new(write: W, picked: oneshot::Receiver<Box<dyn Render>>) -> Self {
+    pub(super) fn new(write: W) -> Self {
         Self {
             write,
             front: None,
-            picked: Some(picked),
             buf: Vec::new(),
             pos: 0,
             batch: Vec::new(),
@@ -62,14 +47,19 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
         }
     }
 
+    /// The first line has picked the front end: from now on items are shown its way.
+    pub(super) fn set_renderer(&mut self, front: Box<dyn Render>) {
+        self.front = Some(front);
+    }
+
     pub(super) fn is_done(&self) -> bool {
         self.done
     }
 
     /// Writes whatever the outbox gets, as it gets it, and completes only when the connection's writing
-    /// is over (closed, failed or overflowed); after that it never completes. Cancel-safe: a step dropped
+    /// is over (closed, failed or overflowed: [`Wire::is_done`]); after that it never completes. Cancel-safe: a step dropped
     /// while waiting loses nothing.
-    pub(super) async fn step(&mut self, outbox: &Outbox) -> Wrote {
+    pub(super) async fn step(&mut self, outbox: &Outbox) {
         if self.done {
             return std::future::pending().await;
         }
@@ -85,7 +75,7 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
                 match self.write.write(&self.buf[self.pos..]).await {
                     Ok(0) | Err(_) => {
                         self.done = true;
-                        return Wrote::Failed;
+                        return;
                     }
                     Ok(n) => {
                         self.pos += n;
@@ -111,13 +101,9 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
             }
             match outbox.next(&mut self.batch).await {
                 Next::Write => {
-                    let mut batch = std::mem::take(&mut self.batch);
-                    for item in batch.drain(..) {
-                        let mut buf = std::mem::take(&mut self.buf);
-                        self.render(&item, &mut buf);
-                        self.buf = buf;
+                    for item in self.batch.drain(..) {
+                        render(&mut self.front, &item, &mut self.buf);
                     }
-                    self.batch = batch;
                     if self.batch.capacity() > 8 {
                         self.batch = Vec::new();
                     }
@@ -130,31 +116,25 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
                         None,
                     );
                     let mut last = Vec::new();
-                    self.render(&Outgoing::new(frame), &mut last);
+                    render(&mut self.front, &Outgoing::new(frame), &mut last);
                     let _ = self.write.write_all(&last).now_or_never();
                     self.done = true;
-                    return Wrote::Overflowed;
+                    return;
                 }
                 Next::Closed => {
                     let _ = self.write.shutdown().await;
                     self.done = true;
-                    return Wrote::Closed;
+                    return;
                 }
             }
         }
     }
+}
 
-    /// Renders with the front end's renderer once the first line has picked it; as JSON before.
-    fn render(&mut self, item: &Outgoing, out: &mut Vec<u8>) {
-        if self.front.is_none() {
-            if let Some(r) = self.picked.as_mut().and_then(|rx| rx.try_recv().ok()) {
-                self.front = Some(r);
-                self.picked = None;
-            }
-        }
-        match &mut self.front {
-            Some(front) => front.render(item, out),
-            None => Native.render(item, out),
-        }
+/// Renders with the front end's renderer once the first line has picked it; as JSON before.
+fn render(front: &mut Option<Box<dyn Render>>, item: &Outgoing, out: &mut Vec<u8>) {
+    match front {
+        Some(front) => front.render(item, out),
+        None => Native.render(item, out),
     }
 }
