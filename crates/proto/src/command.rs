@@ -23,9 +23,11 @@ pub enum Command {
     Clear,
     /// `/help`
     Help,
+    /// `/lang [LANG]` — the language natter speaks to you (`None`: show how to use it).
+    Lang(Option<String>),
     /// `/quit`, or the lab's bare `exit`.
     Quit,
-    /// A known command used wrongly: the usage line to show.
+    /// A known command used wrongly: the catalogue id of the usage line to show.
     Usage(&'static str),
     /// `/something` that is not a command.
     Unknown(String),
@@ -33,18 +35,42 @@ pub enum Command {
     Nothing,
 }
 
-/// Usage text for every command, shown by `/help`.
+/// Every command for `/help`: the catalogue ids of its usage and of what it does.
 pub const HELP: &[(&str, &str)] = &[
-    ("/msg NAME TEXT", "send a private message"),
-    ("/join ROOM", "join (or create) a room and make it current"),
-    ("/leave [ROOM]", "leave a room (default: the current one)"),
-    ("/who [ROOM]", "list a room's members"),
-    ("/rooms", "list rooms"),
-    ("/history", "show older messages of the current room"),
-    ("/help", "this list"),
-    ("/quit or exit", "leave the chat"),
-    ("//text", "say text that starts with '/'"),
+    ("usage-msg", "help-msg"),
+    ("usage-join", "help-join"),
+    ("usage-leave", "help-leave"),
+    ("usage-who", "help-who"),
+    ("usage-rooms", "help-rooms"),
+    ("usage-history", "help-history"),
+    ("usage-lang", "help-lang"),
+    ("usage-help", "help-help"),
+    ("help-quit-keys", "help-quit"),
+    ("help-slash-keys", "help-slash"),
 ];
+
+/// `/help` as lines in `lang`: [`HELP`] then `extra` (a client's own keys), each usage padded to one
+/// column by display width, so the descriptions line up in Chinese too.
+pub fn help_lines(lang: natter_i18n::Lang, extra: &[(&str, &str)]) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr;
+    let rows: Vec<(String, String)> = HELP
+        .iter()
+        .chain(extra)
+        .map(|(usage, what)| {
+            (
+                natter_i18n::text(lang, usage, &[]),
+                natter_i18n::text(lang, what, &[]),
+            )
+        })
+        .collect();
+    let column = rows.iter().map(|(u, _)| u.width()).max().unwrap_or(0) + 2;
+    rows.into_iter()
+        .map(|(usage, what)| {
+            let pad = " ".repeat(column - usage.width());
+            format!("{usage}{pad}{what}")
+        })
+        .collect()
+}
 
 /// Parses one typed line.
 pub fn parse(line: &str) -> Command {
@@ -77,15 +103,15 @@ pub fn parse(line: &str) -> Command {
                 to: args.to_owned(),
                 text: String::new(),
             },
-            None => Command::Usage("/msg NAME TEXT"),
+            None => Command::Usage("usage-msg"),
         },
         // Room names are one word: "/join my room" must not quietly join #my.
         "join" | "j" if args.split_whitespace().nth(1).is_some() => {
-            Command::Usage("/join ROOM (one word: room names have no spaces, e.g. /join my-room)")
+            Command::Usage("usage-join-one-word")
         }
         "join" | "j" => match one_arg() {
             Some(room) => Command::Join(room),
-            None => Command::Usage("/join ROOM"),
+            None => Command::Usage("usage-join"),
         },
         "leave" | "part" => Command::Leave(one_arg()),
         "who" | "names" => Command::Who(one_arg()),
@@ -93,6 +119,7 @@ pub fn parse(line: &str) -> Command {
         "history" => Command::History,
         "clear" => Command::Clear,
         "help" | "?" => Command::Help,
+        "lang" | "language" => Command::Lang(one_arg()),
         "quit" | "exit" | "q" => Command::Quit,
         _ => Command::Unknown(format!("/{cmd}")),
     }
@@ -101,6 +128,27 @@ pub fn parse(line: &str) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use natter_i18n::Lang;
+
+    #[test]
+    fn help_lines_up_in_both_languages() {
+        use unicode_width::UnicodeWidthStr;
+        for lang in Lang::ALL {
+            let lines = help_lines(lang, &[]);
+            assert_eq!(lines.len(), HELP.len());
+            // Every description starts at the same display column.
+            let starts: Vec<usize> = lines
+                .iter()
+                .zip(HELP)
+                .map(|(line, (_, what))| {
+                    let what = natter_i18n::text(lang, what, &[]);
+                    line[..line.len() - what.len()].width()
+                })
+                .collect();
+            assert!(starts.windows(2).all(|w| w[0] == w[1]), "{lang}: {lines:?}");
+        }
+        assert!(help_lines(Lang::ZhCn, &[])[0].contains("发送私聊消息"));
+    }
 
     #[test]
     fn parses_commands() {
@@ -122,15 +170,17 @@ mod tests {
                 text: String::new()
             }
         );
-        assert_eq!(parse("/msg"), Command::Usage("/msg NAME TEXT"));
+        assert_eq!(parse("/msg"), Command::Usage("usage-msg"));
         assert_eq!(parse("/join #rust"), Command::Join("#rust".into()));
         assert!(
-            matches!(parse("/join my room"), Command::Usage(u) if u.contains("one word")),
+            matches!(parse("/join my room"), Command::Usage("usage-join-one-word")),
             "issue 11, friction 12: not a silent join of #my"
         );
         assert_eq!(parse("/leave"), Command::Leave(None));
         assert_eq!(parse("/who lobby"), Command::Who(Some("lobby".into())));
         assert_eq!(parse("/rooms"), Command::Rooms);
+        assert_eq!(parse("/lang zh-CN"), Command::Lang(Some("zh-CN".into())));
+        assert_eq!(parse("/lang"), Command::Lang(None));
         assert_eq!(parse("/history"), Command::History);
         assert_eq!(parse("/CLEAR"), Command::Clear);
         assert_eq!(parse("//slash"), Command::Say("/slash".into()));

@@ -4,6 +4,7 @@
 //! input (serde's default), optional fields are left out on output when empty.
 
 use bytes::Bytes;
+use natter_i18n::Lang;
 use serde::{Deserialize, Serialize};
 
 /// A frame sent by a client.
@@ -94,9 +95,17 @@ pub const CLIENT_TYPES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadFrame {
     pub code: ErrorCode,
-    pub message: String,
+    /// The placeholders of the code's text (`reason`, `detail`, `kind`).
+    pub args: ErrorArgs,
     /// The frame's `id`, when it had a readable one, so the client can match the error to its request.
     pub id: Option<String>,
+}
+
+impl BadFrame {
+    /// The `error` frame that answers it.
+    pub fn frame(self) -> ServerFrame {
+        ServerFrame::error(self.code, self.args, self.id)
+    }
 }
 
 impl ClientFrame {
@@ -111,30 +120,33 @@ impl ClientFrame {
 
 /// The slow path: work out which error code a frame that failed to parse deserves.
 fn classify(bytes: &[u8], err: serde_json::Error) -> BadFrame {
-    let bad = |message: String, id: Option<String>| BadFrame {
+    let bad = |args: ErrorArgs, id: Option<String>| BadFrame {
         code: ErrorCode::BadFrame,
-        message,
+        args,
         id,
     };
     if std::str::from_utf8(bytes).is_err() {
-        return bad("frame is not valid UTF-8".into(), None);
+        return bad(crate::error_args!(reason = "utf8"), None);
     }
     let value: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
-        Err(e) => return bad(format!("frame is not valid JSON: {e}"), None),
+        Err(e) => return bad(crate::error_args!(reason = "json", detail = e.to_string()), None),
     };
     let Some(obj) = value.as_object() else {
-        return bad("a frame must be a JSON object".into(), None);
+        return bad(crate::error_args!(reason = "object"), None);
     };
     let id = obj.get("id").and_then(|v| v.as_str()).map(str::to_owned);
     match obj.get("type").and_then(|t| t.as_str()) {
-        None => bad("frame has no \"type\" string".into(), id),
+        None => bad(crate::error_args!(reason = "no_type"), id),
         Some(t) if !CLIENT_TYPES.contains(&t) => BadFrame {
             code: ErrorCode::UnknownType,
-            message: format!("unknown frame type {t:?}"),
+            args: crate::error_args!(kind = format!("{t:?}")),
             id,
         },
-        Some(t) => bad(format!("bad {t:?} frame: {err}"), id),
+        Some(t) => bad(
+            crate::error_args!(reason = "fields", kind = format!("{t:?}"), detail = err.to_string()),
+            id,
+        ),
     }
 }
 
@@ -217,7 +229,12 @@ pub enum ServerFrame {
     },
     Error {
         code: ErrorCode,
+        /// English text for people, from the catalogue; clients show their own text for `code` and
+        /// `args` and fall back to this for codes they do not know.
         message: String,
+        /// The placeholders of the code's text (a name, a room, a limit, a reason word); see PROTOCOL.md.
+        #[serde(default, skip_serializing_if = "ErrorArgs::is_empty")]
+        args: ErrorArgs,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// With `history_gap`: the oldest seq the server still has.
@@ -237,14 +254,68 @@ impl ServerFrame {
         Bytes::from(buf)
     }
 
-    /// Shorthand for an `error` frame.
-    pub fn error(code: ErrorCode, message: impl Into<String>, id: Option<String>) -> Self {
+    /// An `error` frame: its `message` is the code's English text with `args` filled in.
+    pub fn error(code: ErrorCode, args: ErrorArgs, id: Option<String>) -> Self {
         ServerFrame::Error {
             code,
-            message: message.into(),
+            message: error_text(Lang::En, code, &args, ""),
+            args,
             id,
             oldest: None,
         }
+    }
+}
+
+impl ServerFrame {
+    /// `history_gap`: a resume reaches back past the oldest message kept.
+    pub fn history_gap(oldest: u64, after: u64) -> Self {
+        let mut frame = ServerFrame::error(
+            ErrorCode::HistoryGap,
+            crate::error_args!(oldest = oldest, after = after),
+            None,
+        );
+        if let ServerFrame::Error { oldest: o, .. } = &mut frame {
+            *o = Some(oldest);
+        }
+        frame
+    }
+}
+
+/// The placeholders of an error's text: names to strings or numbers (see PROTOCOL.md §5).
+pub type ErrorArgs = serde_json::Map<String, serde_json::Value>;
+
+/// Builds [`ErrorArgs`]: `error_args!(name = "bob", max = 100)`.
+#[macro_export]
+macro_rules! error_args {
+    ($($name:ident = $value:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut args = $crate::frame::ErrorArgs::new();
+        $(args.insert(stringify!($name).to_owned(), $crate::serde_json::Value::from($value));)*
+        args
+    }};
+}
+
+/// What an error means, for a person reading `lang`: the catalogue's text for `code` with `args` filled
+/// in. The server's `message` is used for a code this build does not know, or when `args` lack a
+/// placeholder the text needs (an older server). Text from the network is neutralised.
+pub fn error_text(lang: Lang, code: ErrorCode, args: &ErrorArgs, message: &str) -> String {
+    let id = format!("error-{}", code.as_str());
+    let args: Vec<(&str, natter_i18n::Arg)> = args
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                serde_json::Value::String(s) => {
+                    natter_i18n::Arg::Text(crate::text::neutralise(s).into_owned())
+                }
+                serde_json::Value::Number(n) => natter_i18n::Arg::Number(n.as_f64()?),
+                _ => return None,
+            };
+            Some((name.as_str(), value))
+        })
+        .collect();
+    match (code, natter_i18n::text_checked(lang, &id, &args)) {
+        (ErrorCode::Unknown, _) | (_, None) => crate::text::neutralise(message).into_owned(),
+        (_, Some(text)) => text,
     }
 }
 
@@ -338,6 +409,31 @@ impl ErrorCode {
     }
 }
 
+/// Every code a server sends (all but [`ErrorCode::Unknown`]).
+pub const ALL_CODES: &[ErrorCode] = &[
+    ErrorCode::BadFrame,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::UnknownType,
+    ErrorCode::NotRegistered,
+    ErrorCode::AlreadyRegistered,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::InvalidName,
+    ErrorCode::NameTaken,
+    ErrorCode::NoSuchUser,
+    ErrorCode::NotInRoom,
+    ErrorCode::InvalidRoom,
+    ErrorCode::InvalidText,
+    ErrorCode::TooSlow,
+    ErrorCode::ServerError,
+    ErrorCode::HistoryGap,
+    ErrorCode::ExcessFlood,
+    ErrorCode::RegistrationTimeout,
+    ErrorCode::IdleTimeout,
+    ErrorCode::ServerFull,
+    ErrorCode::TooManyConnections,
+    ErrorCode::TooManyRooms,
+];
+
 /// Why someone left a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -388,6 +484,39 @@ pub enum ByeReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every code has a text in every catalogue; the English one is the frame's `message`.
+    #[test]
+    fn every_error_code_has_a_text_in_every_language() {
+        use natter_i18n::Lang;
+        for code in ALL_CODES {
+            for lang in Lang::ALL {
+                assert!(
+                    natter_i18n::has(lang, &format!("error-{}", code.as_str())),
+                    "{lang} has no text for {}",
+                    code.as_str()
+                );
+            }
+        }
+        let frame = ServerFrame::error(ErrorCode::NoSuchUser, error_args!(name = "张三"), None);
+        let ServerFrame::Error { message, args, .. } = &frame else {
+            unreachable!()
+        };
+        assert_eq!(message, "nobody called 张三 is here");
+        assert_eq!(
+            error_text(Lang::ZhCn, ErrorCode::NoSuchUser, args, message),
+            "这里没有叫 张三 的人"
+        );
+        // An older server's error without args, and a code from a newer server: its own message.
+        assert_eq!(
+            error_text(Lang::ZhCn, ErrorCode::NoSuchUser, &ErrorArgs::new(), "old text"),
+            "old text"
+        );
+        assert_eq!(
+            error_text(Lang::ZhCn, ErrorCode::Unknown, &ErrorArgs::new(), "new \u{1b}text"),
+            "new \u{fffd}text"
+        );
+    }
 
     fn parse(s: &str) -> Result<ClientFrame, BadFrame> {
         ClientFrame::parse(s.as_bytes())
@@ -466,10 +595,10 @@ mod tests {
             std::str::from_utf8(&f.encode()).unwrap(),
             "{\"type\":\"message\",\"seq\":3,\"ts\":\"2026-11-25T16:38:57.123Z\",\"room\":\"lobby\",\"from\":\"alice\",\"text\":\"hi\"}\n"
         );
-        let e = ServerFrame::error(ErrorCode::NameTaken, "taken", None);
+        let e = ServerFrame::error(ErrorCode::NameTaken, error_args!(name = "bob"), None);
         assert_eq!(
             std::str::from_utf8(&e.encode()).unwrap(),
-            "{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"taken\"}\n"
+            "{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"the name bob is taken\",\"args\":{\"name\":\"bob\"}}\n"
         );
         let b = ServerFrame::Bye {
             reason: ByeReason::Shutdown,
@@ -592,10 +721,11 @@ mod tests {
                         count: None,
                     }
                 }),
-                (text(), opt(), any::<Option<u64>>()).prop_map(|(message, id, oldest)| {
+                (text(), opt(), any::<Option<u64>>(), opt()).prop_map(|(message, id, oldest, arg)| {
                     ServerFrame::Error {
                         code: ErrorCode::HistoryGap,
                         message,
+                        args: arg.map(|a| error_args!(name = a)).unwrap_or_default(),
                         id,
                         oldest,
                     }

@@ -19,6 +19,9 @@ pub mod time;
 pub use codec::{FrameCodec, FrameError};
 pub use frame::{ClientFrame, ErrorCode, LeftReason, ServerFrame};
 pub use name::{Name, NameError, RoomName};
+// For `error_args!`.
+#[doc(hidden)]
+pub use serde_json;
 
 /// The protocol version this crate speaks.
 pub const VERSION: u32 = 1;

@@ -24,6 +24,19 @@ pub enum NameError {
     BadChar(char),
 }
 
+impl NameError {
+    /// The placeholders of the `invalid_name` and `invalid_room` texts (`reason`, `max`, `char`).
+    pub fn args(&self) -> crate::frame::ErrorArgs {
+        match self {
+            NameError::Empty => crate::error_args!(reason = "empty"),
+            NameError::TooLong => crate::error_args!(reason = "too_long", max = MAX_NAME_CHARS),
+            NameError::BadChar(c) => {
+                crate::error_args!(reason = "bad_char", char = format!("{c:?}"))
+            }
+        }
+    }
+}
+
 /// Checks the characters of a name and returns its NFC form.
 fn validate(raw: &str) -> Result<String, NameError> {
     let nfc: String = raw.nfc().collect();

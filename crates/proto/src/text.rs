@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use natter_i18n::{tl, Lang};
+
 use crate::frame::Message;
 
 /// Default largest message text, in bytes.
@@ -22,6 +24,19 @@ pub enum TextError {
         "message text contains a control character (U+{0:04X}); only newline and tab are allowed"
     )]
     Control(u32),
+}
+
+impl TextError {
+    /// The placeholders of the `invalid_text` text (`reason`, `max`, `char`).
+    pub fn args(&self) -> crate::frame::ErrorArgs {
+        match self {
+            TextError::Empty => crate::error_args!(reason = "empty"),
+            TextError::TooLong(max) => crate::error_args!(reason = "too_long", max = *max),
+            TextError::Control(c) => {
+                crate::error_args!(reason = "control", char = format!("U+{c:04X}"))
+            }
+        }
+    }
 }
 
 /// Control characters a message may not carry: C0 except `\n` and `\t`, DEL, and C1.
@@ -73,8 +88,9 @@ pub fn body(text: &str, newline: &str) -> String {
 
 /// The lab's line for a message, in the viewer's local time: `[YYYY-MM-DD HH:MM:SS] bob: text`,
 /// `[…] #rust bob: text`, `[…] bob → you: text`, or — a private message the viewer `me` sent, as replays
-/// show them — `[…] you → bob: text`, exactly as it read when it was sent. Used by every text front end.
-pub fn message_line(m: &Message, me: Option<&str>, newline: &str) -> String {
+/// show them — `[…] you → bob: text`, exactly as it read when it was sent ("you" in `lang`). Used by every
+/// text front end.
+pub fn message_line(lang: Lang, m: &Message, me: Option<&str>, newline: &str) -> String {
     let when = crate::time::local_display_wire(&m.ts);
     let from = neutralise(&m.from);
     // Folded only for private messages: text front ends render every room message through here.
@@ -86,11 +102,16 @@ pub fn message_line(m: &Message, me: Option<&str>, newline: &str) -> String {
             body(&m.text, newline)
         ),
         (None, Some(to)) if mine() => format!(
-            "[{when}] you → {}: {}",
+            "[{when}] {} → {}: {}",
+            tl!(lang, "you"),
             neutralise(to),
             body(&m.text, newline)
         ),
-        (None, _) => format!("[{when}] {from} → you: {}", body(&m.text, newline)),
+        (None, _) => format!(
+            "[{when}] {from} → {}: {}",
+            tl!(lang, "you"),
+            body(&m.text, newline)
+        ),
     }
 }
 

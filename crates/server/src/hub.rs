@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use natter_proto::frame::RoomInfo;
+use natter_proto::frame::{ErrorArgs, RoomInfo};
 use natter_proto::{time, ErrorCode, LeftReason, Name, RoomName, ServerFrame, VERSION};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
@@ -157,7 +157,7 @@ pub struct Registered {
 }
 
 /// Why a request was refused: becomes an `error` frame for the requester.
-pub struct Refusal(pub ErrorCode, pub String);
+pub struct Refusal(pub ErrorCode, pub ErrorArgs);
 
 impl Refusal {
     pub fn frame(self, id: Option<String>) -> ServerFrame {
@@ -167,17 +167,19 @@ impl Refusal {
 
 type Answer<T = ()> = Result<T, Refusal>;
 
-fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Answer<T> {
-    Err(Refusal(code, message.into()))
+fn refuse<T>(code: ErrorCode, args: ErrorArgs) -> Answer<T> {
+    Err(Refusal(code, args))
+}
+
+/// The args of `invalid_room`: the name as typed and what is wrong with it.
+pub fn room_args(raw: &str, e: &natter_proto::NameError) -> ErrorArgs {
+    let mut args = e.args();
+    args.insert("room".into(), format!("{raw:?}").into());
+    args
 }
 
 fn parse_room(raw: &str) -> Answer<RoomName> {
-    RoomName::parse_lenient(raw).map_err(|e| {
-        Refusal(
-            ErrorCode::InvalidRoom,
-            format!("bad room name {raw:?}: {e}"),
-        )
-    })
+    RoomName::parse_lenient(raw).map_err(|e| Refusal(ErrorCode::InvalidRoom, room_args(raw, &e)))
 }
 
 impl Hub {
@@ -231,10 +233,10 @@ impl Hub {
     /// [`Registration`] unregisters the user, so a session that ends in any way — a panic included —
     /// leaves no one behind.
     pub fn reserve(self: &Arc<Self>, raw: &str, outbox: &Arc<Outbox>) -> Answer<Registration> {
-        let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.to_string()))?;
+        let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?;
         let mut registry = self.registry();
         if registry.users.contains_key(name.key()) {
-            return refuse(ErrorCode::NameTaken, format!("the name {name} is taken"));
+            return refuse(ErrorCode::NameTaken, natter_proto::error_args!(name = name.to_string()));
         }
         outbox.hold();
         registry.users.insert(
@@ -328,7 +330,7 @@ impl Hub {
         client_id: Option<String>,
     ) -> Answer<NewMessage> {
         natter_proto::text::validate(text, self.config.max_text)
-            .map_err(|e| Refusal(ErrorCode::InvalidText, e.to_string()))?;
+            .map_err(|e| Refusal(ErrorCode::InvalidText, e.args()))?;
         let (room, to) = match to {
             Some(to) => {
                 let registry = self.registry();
@@ -338,7 +340,7 @@ impl Hub {
                 let Some((target, _)) = target else {
                     return refuse(
                         ErrorCode::NoSuchUser,
-                        format!("nobody called {to:?} is here"),
+                        natter_proto::error_args!(name = format!("{to:?}")),
                     );
                 };
                 (None, Some(target.clone()))
@@ -352,7 +354,7 @@ impl Hub {
                 else {
                     return refuse(
                         ErrorCode::NotInRoom,
-                        format!("you are not in #{room}; /join it first"),
+                        natter_proto::error_args!(room = format!("#{room}")),
                     );
                 };
                 (Some(r.name.clone()), None)
@@ -443,7 +445,7 @@ impl Hub {
                     tracing::error!("message from {} not stored: {e}", message.from);
                     let error = ServerFrame::error(
                         ErrorCode::ServerError,
-                        "the server could not store your message; it was not sent",
+                        natter_proto::error_args!(what = "store"),
                         token.id.clone(),
                     );
                     answer(token, error);
@@ -524,10 +526,7 @@ impl Hub {
         if user.rooms.len() >= self.config.max_rooms {
             return refuse(
                 ErrorCode::TooManyRooms,
-                format!(
-                    "you are in {} rooms, the most this server allows; /leave one first",
-                    user.rooms.len()
-                ),
+                natter_proto::error_args!(count = user.rooms.len()),
             );
         }
         user.rooms.push(room.clone());
@@ -638,7 +637,7 @@ impl Hub {
             .filter(|r| r.members().contains_key(me.key()))
             .map(|r| r.name.clone())
         else {
-            return refuse(ErrorCode::NotInRoom, format!("you are not in #{room}"));
+            return refuse(ErrorCode::NotInRoom, natter_proto::error_args!(room = format!("#{room}")));
         };
         let frame = ServerFrame::Left {
             room: display.to_string(),

@@ -36,6 +36,8 @@ pub use crate::store::default_db_path;
 pub struct Config {
     /// Largest frame in bytes, excluding the newline (`--max-frame`).
     pub max_frame: usize,
+    /// The language of the plain-text front end's texts until a user's `/lang` (the greeting included).
+    pub lang: natter_i18n::Lang,
     /// Largest message text in bytes (`--max-text`).
     pub max_text: usize,
     /// Largest number of bytes queued for one client before it is cut off as `too_slow` (`--max-outbox`).
@@ -80,6 +82,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_frame: natter_proto::DEFAULT_MAX_FRAME,
+            lang: natter_i18n::Lang::En,
             max_text: natter_proto::text::DEFAULT_MAX_TEXT,
             max_outbox: 1024 * 1024,
             shutdown_grace: Duration::from_millis(1500),
@@ -320,15 +323,9 @@ async fn accept_loop(
                     Ok(a) => a,
                     Err(code) => {
                         // One line saying why, then close. The socket's buffer is empty: this never blocks.
-                        let why = match code {
-                            natter_proto::ErrorCode::ServerFull => {
-                                "the server is full; try again later"
-                            }
-                            _ => "too many connections from your address",
-                        };
-                        let _ = stream
-                            .try_write(&natter_proto::ServerFrame::error(code, why, None).encode());
-                        tracing::warn!("refused {peer}: {why}");
+                        let frame = natter_proto::ServerFrame::error(code, Default::default(), None);
+                        let _ = stream.try_write(&frame.encode());
+                        tracing::warn!("refused {peer}: {}", code.as_str());
                         continue;
                     }
                 };

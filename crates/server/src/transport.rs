@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use natter_i18n::{tl, Lang};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,7 @@ pub trait Transport: Send + 'static {
     fn sniff(
         &self,
         _deadline: Instant,
+        _lang: Lang,
         _shutdown: &CancellationToken,
     ) -> impl std::future::Future<Output = Sniffed> + Send {
         std::future::ready(Sniffed::Clear)
@@ -44,9 +46,10 @@ impl Transport for TcpStream {
     fn sniff(
         &self,
         deadline: Instant,
+        lang: Lang,
         shutdown: &CancellationToken,
     ) -> impl std::future::Future<Output = Sniffed> + Send {
-        sniff(self, deadline, shutdown)
+        sniff(self, deadline, lang, shutdown)
     }
 }
 
@@ -78,14 +81,20 @@ pub enum Sniffed {
 /// TLS handshake) speak first and at once, so they never see it; a person behind `nc` does.
 pub const GREETING_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What a silent connection is told after [`GREETING_DELAY`].
-pub const GREETING: &str =
-    "* This is a natter chat server. Type your name and press Enter (natter's own client: natter join).\r\n";
+/// What a silent connection is told after [`GREETING_DELAY`], in the server's language.
+pub fn greeting(lang: Lang) -> String {
+    format!("* {}\r\n", tl!(lang, "plain-greeting"))
+}
 
 /// Waits for the first byte (without consuming it) until `deadline`. A connection still silent after
-/// [`GREETING_DELAY`] gets [`GREETING`] once — only then, so nothing is ever sent before a client's first
+/// [`GREETING_DELAY`] gets [`greeting`] once — only then, so nothing is ever sent before a client's first
 /// bytes could have arrived.
-pub async fn sniff(stream: &TcpStream, deadline: Instant, shutdown: &CancellationToken) -> Sniffed {
+pub async fn sniff(
+    stream: &TcpStream,
+    deadline: Instant,
+    lang: Lang,
+    shutdown: &CancellationToken,
+) -> Sniffed {
     let greet_at = (Instant::now() + GREETING_DELAY).min(deadline);
     let mut greeted = false;
     loop {
@@ -99,7 +108,7 @@ pub async fn sniff(stream: &TcpStream, deadline: Instant, shutdown: &Cancellatio
                 }
                 greeted = true;
                 // The socket's buffer is empty: this never blocks.
-                let _ = stream.try_write(GREETING.as_bytes());
+                let _ = stream.try_write(greeting(lang).as_bytes());
             }
             peeked = stream.peek(&mut first) => return match peeked {
                 Ok(1..) if first[0] == 0x16 => Sniffed::Tls,

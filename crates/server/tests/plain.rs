@@ -37,7 +37,7 @@ async fn nc_users_chat_with_native_users_both_ways() {
         .unwrap()
         .starts_with("* Welcome, carol!"));
     assert_eq!(nc.recv_line().await.unwrap(), "* carol joined");
-    assert_eq!(nc.recv_line().await.unwrap(), "* In #lobby: alice, carol");
+    assert_eq!(nc.recv_line().await.unwrap(), "* in #lobby: alice, carol");
     assert_eq!(alice.expect("joined").await["name"], "carol");
 
     // Native → plain, in the lab's format.
@@ -182,4 +182,65 @@ async fn a_silent_nc_user_is_told_what_to_type() {
         .await
         .unwrap()
         .starts_with("* Welcome, dora!"));
+}
+
+/// Issue 18: an `nc` user switches with `/lang zh-CN` and natter speaks Chinese to them from then on —
+/// help, presence, errors — while names and message text stay as typed; `/lang en` switches back.
+#[tokio::test]
+async fn lang_switches_what_natter_says_to_an_nc_user() {
+    let server = TestServer::start().await;
+    let mut nc = server.connect().await;
+    nc.send_raw(b"dave\n").await;
+    assert!(nc.recv_line().await.unwrap().starts_with("* Welcome, dave!"));
+    nc.send_raw(b"/lang zh-CN\n/help\n").await;
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("//")) {
+        lines.push(nc.recv_line().await.unwrap());
+    }
+    let said = lines.join("\n");
+    assert!(said.contains("* natter 现在对你说中文"), "{said}");
+    assert!(said.contains("* 输入一行文字即在 #lobby 发言"), "{said}");
+    assert!(said.contains("/msg 名字 内容"), "{said}");
+    assert!(said.contains("发送私聊消息"), "{said}");
+    assert!(!said.contains("send a private message"), "{said}");
+    let mut eve = server.join("eve").await;
+    assert_eq!(nc.recv_line().await.unwrap(), "* eve 加入了");
+    nc.send_raw("/msg 无名氏 你好\n".as_bytes()).await;
+    assert_eq!(
+        nc.recv_line().await.unwrap(),
+        "! 这里没有叫 \"无名氏\" 的人"
+    );
+    eve.send(json!({"type":"say","text":"hello 你好"})).await;
+    assert!(nc.recv_line().await.unwrap().ends_with("] eve: hello 你好"));
+    nc.send_raw(b"/lang klingon\n/lang en\n/help\n").await;
+    assert_eq!(
+        nc.recv_line().await.unwrap(),
+        "! natter 只会 en 和 zh-CN；没有 klingon"
+    );
+    assert_eq!(
+        nc.recv_line().await.unwrap(),
+        "* natter speaks English to you now"
+    );
+    assert!(nc.recv_line().await.unwrap().starts_with("* Type a line"));
+}
+
+/// Issue 18: `natter serve --lang zh-CN` greets silent connections and welcomes `nc` users in Chinese.
+#[tokio::test]
+async fn the_servers_language_greets_and_welcomes() {
+    let server = TestServer::start_with(natter_server::Config {
+        lang: natter_i18n::Lang::ZhCn,
+        ..natter_server::testing::config()
+    })
+    .await;
+    let mut nc = server.connect().await;
+    assert_eq!(
+        nc.recv_line().await.unwrap(),
+        "* 这是一个 natter 聊天服务器。输入你的名字并按回车（natter 自己的客户端：natter join）。"
+    );
+    nc.send_raw("张三\n".as_bytes()).await;
+    assert!(nc
+        .recv_line()
+        .await
+        .unwrap()
+        .starts_with("* 欢迎，张三！"));
 }

@@ -13,7 +13,8 @@
 pub mod native;
 pub mod plain;
 
-use natter_proto::{ClientFrame, ErrorCode};
+use natter_proto::frame::BadFrame;
+use natter_proto::ClientFrame;
 
 use crate::outbox::Outgoing;
 
@@ -25,11 +26,7 @@ pub enum Input {
     /// Several requests, carried out in order (a front end whose one command means more than one).
     Frames(Vec<ClientFrame>),
     /// A request that could not be understood: answered with an `error` frame, nothing else happens.
-    Invalid {
-        code: ErrorCode,
-        message: String,
-        id: Option<String>,
-    },
+    Invalid(BadFrame),
     /// Something to tell the typist without involving the hub (help, usage).
     Notice(String),
     /// Nothing to do.
@@ -67,13 +64,13 @@ pub const HTTP_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/pl
 This is a natter chat server, not a web server: connect with `natter join` or `nc HOST PORT`.\n";
 
 /// Picks the front end from a connection's first (non-blank) line.
-pub fn pick(first_line: &[u8]) -> Picked {
+pub fn pick(first_line: &[u8], lang: natter_i18n::Lang) -> Picked {
     if is_http_request(first_line) {
         Picked::Http
     } else if first_line.trim_ascii_start().first() == Some(&b'{') {
         Picked::FrontEnd(Box::new(native::Native))
     } else {
-        Picked::FrontEnd(Box::new(plain::Plain::default()))
+        Picked::FrontEnd(Box::new(plain::Plain::new(lang)))
     }
 }
 
@@ -99,12 +96,12 @@ mod tests {
 
     #[test]
     fn the_first_line_picks_the_front_end() {
-        assert!(matches!(pick(b"GET / HTTP/1.1"), Picked::Http));
-        let Picked::FrontEnd(native) = pick(br#"  {"type":"ping"}"#) else {
+        assert!(matches!(pick(b"GET / HTTP/1.1", natter_i18n::Lang::En), Picked::Http));
+        let Picked::FrontEnd(native) = pick(br#"  {"type":"ping"}"#, natter_i18n::Lang::En) else {
             panic!("not a front end")
         };
         assert!(native.pinged_when_idle());
-        let Picked::FrontEnd(plain) = pick("张三".as_bytes()) else {
+        let Picked::FrontEnd(plain) = pick("张三".as_bytes(), natter_i18n::Lang::En) else {
             panic!("not a front end")
         };
         assert!(!plain.pinged_when_idle());

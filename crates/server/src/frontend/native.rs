@@ -13,11 +13,7 @@ impl FrontEnd for Native {
     fn translate(&mut self, line: &[u8], _registered: bool) -> Input {
         match ClientFrame::parse(line) {
             Ok(frame) => Input::Frame(frame),
-            Err(bad) => Input::Invalid {
-                code: bad.code,
-                message: bad.message,
-                id: bad.id,
-            },
+            Err(bad) => Input::Invalid(bad),
         }
     }
 

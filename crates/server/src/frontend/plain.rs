@@ -3,9 +3,15 @@
 //! A connection whose first line does not start with `{` is plain text. Its lines are translated into the
 //! same [`ClientFrame`]s a native client sends, and the frames it receives are rendered as the lab's
 //! `[YYYY-MM-DD HH:MM:SS] name: text` lines (server local time). The hub cannot tell the difference.
+//!
+//! Everything else it says comes from the catalogue, in the server's `--lang` until the user's `/lang`.
 
-use natter_proto::command::{self, Command, HELP};
-use natter_proto::frame::{ByeReason, Message};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use natter_i18n::{tl, Lang};
+use natter_proto::command::{self, Command};
+use natter_proto::frame::{error_text, ByeReason, Message};
 use natter_proto::{ClientFrame, ErrorCode, LeftReason, RoomName, ServerFrame};
 
 use super::{FrontEnd, Input, Render};
@@ -16,21 +22,40 @@ use crate::outbox::Outgoing;
 /// current room). Typed lines go there.
 pub struct Plain {
     room: RoomName,
+    lang: SharedLang,
 }
 
-impl Default for Plain {
-    fn default() -> Self {
+/// The connection's language, shared by the half that handles `/lang` and the half that renders.
+#[derive(Clone, Default)]
+struct SharedLang(Arc<AtomicUsize>);
+
+impl SharedLang {
+    fn get(&self) -> Lang {
+        Lang::from_index(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, lang: Lang) {
+        self.0.store(lang.index(), Ordering::Relaxed);
+    }
+}
+
+impl Plain {
+    /// A plain-text connection spoken to in `lang`.
+    pub fn new(lang: Lang) -> Self {
+        let shared = SharedLang::default();
+        shared.set(lang);
         Self {
             room: RoomName::lobby(),
+            lang: shared,
         }
     }
 }
 
 /// The plain-text renderer. It learns the user's name from `welcome`, so the user's own private
 /// messages in a replay read `you → bob`, as they did when sent.
-#[derive(Default)]
 struct PlainRender {
     me: Option<String>,
+    lang: SharedLang,
 }
 
 impl FrontEnd for Plain {
@@ -39,7 +64,10 @@ impl FrontEnd for Plain {
     }
 
     fn renderer(&self) -> Box<dyn Render> {
-        Box::new(PlainRender::default())
+        Box::new(PlainRender {
+            me: None,
+            lang: self.lang.clone(),
+        })
     }
 
     fn pinged_when_idle(&self) -> bool {
@@ -56,15 +84,17 @@ impl Render for PlainRender {
         {
             self.me = Some(name.clone());
         }
-        render(item, self.me.as_deref(), out)
+        render(item, self.me.as_deref(), self.lang.get(), out)
     }
 }
 
 impl Plain {
     /// Translates one line. Before registration the line is the name the user wants.
     fn translate_line(&mut self, line: &[u8], registered: bool) -> Input {
+        let lang = self.lang.get();
+        let notice = |sigil: &str, text: String| Input::Notice(format!("{sigil} {text}"));
         let Ok(line) = std::str::from_utf8(line) else {
-            return Input::Notice("! lines must be UTF-8 text".into());
+            return notice("!", tl!(lang, "plain-not-utf8"));
         };
         if !registered {
             let name = line.trim();
@@ -87,7 +117,7 @@ impl Plain {
                 id: None,
             },
             Command::Msg { text, .. } if text.is_empty() => {
-                return Input::Notice("usage: /msg NAME TEXT".into())
+                return notice("!", tl!(lang, "usage", usage = tl!(lang, "usage-msg")))
             }
             Command::Msg { to, text } => ClientFrame::Whisper { to, text, id: None },
             Command::Join(room) => {
@@ -118,33 +148,43 @@ impl Plain {
                 before: None,
                 limit: None,
             },
-            Command::Clear => return Input::Notice("* /clear is for natter's own clients".into()),
+            Command::Clear => return notice("*", tl!(lang, "plain-clear")),
             Command::Quit => ClientFrame::Exit,
             Command::Help => {
-                let mut help = format!(
-                "* Type a line to say it in #{} (your current room; /join changes it). Commands:",
-                self.room
-            );
-                for (cmd, what) in HELP {
-                    help.push_str(&format!("\n*   {cmd:<16} {what}"));
+                let room = format!("#{}", self.room);
+                let mut help = format!("* {}", tl!(lang, "help-intro", room = room));
+                for line in command::help_lines(lang, &[]) {
+                    help.push_str(&format!("\r\n*   {line}"));
                 }
                 return Input::Notice(help);
             }
-            Command::Usage(usage) => return Input::Notice(format!("usage: {usage}")),
-            Command::Unknown(cmd) => {
-                return Input::Notice(format!("! unknown command {cmd}; /help lists them"))
+            Command::Lang(tag) => {
+                let Some(tag) = tag else {
+                    return notice("!", tl!(lang, "usage", usage = tl!(lang, "usage-lang")));
+                };
+                return match Lang::parse(&tag) {
+                    Some(new) => {
+                        self.lang.set(new);
+                        notice("*", tl!(new, "lang-switched"))
+                    }
+                    None => notice("!", tl!(lang, "lang-unknown", lang = tag)),
+                };
             }
+            Command::Usage(usage) => {
+                return notice("!", tl!(lang, "usage", usage = tl!(lang, usage)))
+            }
+            Command::Unknown(cmd) => return notice("!", tl!(lang, "unknown-command", command = cmd)),
         };
         Input::Frame(frame)
     }
 }
 
-/// Appends the text rendering of one outbox item to `out`, for the user `me` (once known).
-fn render(item: &Outgoing, me: Option<&str>, out: &mut Vec<u8>) {
+/// Appends the text rendering of one outbox item to `out`, for the user `me` (once known), in `lang`.
+fn render(item: &Outgoing, me: Option<&str>, lang: Lang, out: &mut Vec<u8>) {
     let line = match item {
         Outgoing::Raw(bytes) => return out.extend_from_slice(bytes),
         Outgoing::Notice(text) => text.clone(),
-        Outgoing::Frame { frame, .. } => match render_frame(frame, me) {
+        Outgoing::Frame { frame, .. } => match render_frame(frame, me, lang) {
             Some(line) => line,
             None => return,
         },
@@ -154,62 +194,89 @@ fn render(item: &Outgoing, me: Option<&str>, out: &mut Vec<u8>) {
 }
 
 /// ` #room` after a presence line, nothing for the lobby (the same rule as a message's room prefix).
-fn room_suffix(room: &str) -> String {
+fn room_where(room: &str) -> String {
     match natter_proto::text::room_prefix(room).trim_end() {
         "" => String::new(),
         tag => format!(" {tag}"),
     }
 }
 
-fn render_frame(frame: &ServerFrame, me: Option<&str>) -> Option<String> {
+fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<String> {
     Some(match frame {
-        ServerFrame::Welcome { name, .. } => format!(
-            "* Welcome, {name}! Type a message and press Enter. /help lists commands; exit leaves."
-        ),
-        ServerFrame::Message(m) => render_message(m, me),
+        ServerFrame::Welcome { name, .. } => format!("* {}", tl!(lang, "plain-welcome", name = name)),
+        ServerFrame::Message(m) => render_message(m, me, lang),
         ServerFrame::History { messages, .. } if messages.is_empty() => return None,
         ServerFrame::History { messages, .. } => {
-            let lines: Vec<String> = messages.iter().map(|m| render_message(m, me)).collect();
+            let lines: Vec<String> = messages
+                .iter()
+                .map(|m| render_message(m, me, lang))
+                .collect();
             lines.join("\r\n")
         }
         ServerFrame::Ack { .. } | ServerFrame::Pong { .. } | ServerFrame::Ping { .. } => {
             return None
         }
-        ServerFrame::Joined { room, name, .. } => format!("* {name} joined{}", room_suffix(room)),
+        ServerFrame::Joined { room, name, .. } => format!(
+            "* {}",
+            tl!(lang, "presence-joined", name = name, r#where = room_where(room))
+        ),
         ServerFrame::Left {
             room, name, reason, ..
-        } => match reason {
-            LeftReason::Exit | LeftReason::Leave => format!("* {name} left{}", room_suffix(room)),
-            other => format!("* {name} left{} ({})", room_suffix(room), other.as_str()),
-        },
+        } => {
+            let r#where = room_where(room);
+            let text = match reason {
+                LeftReason::Exit | LeftReason::Leave => {
+                    tl!(lang, "presence-left", name = name, r#where = r#where)
+                }
+                other => {
+                    let why = tl!(lang, "left-reason", reason = other.as_str());
+                    tl!(lang, "presence-left-why", name = name, r#where = r#where, why = why)
+                }
+            };
+            format!("* {text}")
+        }
         ServerFrame::Users {
             room,
             count: Some(count),
             ..
-        } => format!("* #{room} has {count} members; /who {room} lists them"),
-        ServerFrame::Users { room, names, .. } => format!("* In #{room}: {}", names.join(", ")),
+        } => format!(
+            "* {}",
+            tl!(lang, "members-count", room = format!("#{room}"), count = *count)
+        ),
+        ServerFrame::Users { room, names, .. } => format!(
+            "* {}",
+            tl!(lang, "members-in", room = format!("#{room}"), names = names.join(", "))
+        ),
         ServerFrame::Rooms { rooms } => {
             let list: Vec<String> = rooms
                 .iter()
                 .map(|r| format!("#{} ({})", r.name, r.members))
                 .collect();
-            format!("* Rooms: {}", list.join(", "))
+            format!("* {}", tl!(lang, "rooms-list", list = list.join(", ")))
         }
-        ServerFrame::Error { code, message, .. } => match code {
-            ErrorCode::InvalidName | ErrorCode::NameTaken => {
-                format!("! {message}. Type another name:")
+        ServerFrame::Error {
+            code,
+            message,
+            args,
+            ..
+        } => {
+            let text = error_text(lang, *code, args, message);
+            match code {
+                ErrorCode::InvalidName | ErrorCode::NameTaken => {
+                    format!("! {text}. {}", tl!(lang, "plain-type-another-name"))
+                }
+                _ => format!("! {text}"),
             }
-            _ => format!("! {message}"),
-        },
+        }
         ServerFrame::Bye { reason } => match reason {
-            ByeReason::Shutdown => "* The server is shutting down. Bye!".into(),
-            _ => "* Bye!".into(),
+            ByeReason::Shutdown => format!("* {}", tl!(lang, "plain-shutdown")),
+            _ => format!("* {}", tl!(lang, "plain-bye")),
         },
     })
 }
 
-fn render_message(m: &Message, me: Option<&str>) -> String {
-    natter_proto::text::message_line(m, me, "\r\n")
+fn render_message(m: &Message, me: Option<&str>, lang: Lang) -> String {
+    natter_proto::text::message_line(lang, m, me, "\r\n")
 }
 
 #[cfg(test)]
@@ -217,7 +284,7 @@ mod tests {
     use super::*;
 
     fn translate(line: &[u8], registered: bool) -> Input {
-        Plain::default().translate_line(line, registered)
+        Plain::new(Lang::En).translate_line(line, registered)
     }
 
     fn frame(line: &str, registered: bool) -> ClientFrame {
@@ -267,7 +334,7 @@ mod tests {
     /// `/leave` alone leaves the current room.
     #[test]
     fn lines_go_to_the_current_room() {
-        let mut nc = Plain::default();
+        let mut nc = Plain::new(Lang::En);
         let say = |nc: &mut Plain, line: &str| match nc.translate_line(line.as_bytes(), true) {
             Input::Frame(ClientFrame::Say { room, .. }) => room,
             other => panic!("{other:?}"),
@@ -300,7 +367,7 @@ mod tests {
             to: None,
             text: "hi\u{1b}[2J".into(),
         };
-        let line = render_message(&m, None);
+        let line = render_message(&m, None, Lang::En);
         assert!(line.starts_with('['), "{line}");
         assert!(line.ends_with("] bob: hi\u{fffd}[2J"), "{line}");
     }

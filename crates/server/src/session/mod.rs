@@ -115,7 +115,7 @@ pub async fn serve_stream<T: Transport>(
 ) {
     let config = shared.config.clone();
     // Boxed: its timer and peek live on the heap only until the first byte.
-    let sniffed = Box::pin(stream.sniff(accepted + config.hello_timeout, &shutdown)).await;
+    let sniffed = Box::pin(stream.sniff(accepted + config.hello_timeout, config.lang, &shutdown)).await;
     match sniffed {
         Sniffed::Clear => {}
         Sniffed::Tls => {
@@ -217,7 +217,7 @@ impl Session {
         let front: Box<dyn FrontEnd> = match item {
             // An oversized first line picks nothing: JSON is the protocol's own voice.
             Err(FrameError::TooLarge { .. }) => Box::new(frontend::native::Native),
-            Ok(line) => match frontend::pick(line) {
+            Ok(line) => match frontend::pick(line, self.shared.config.lang) {
                 Picked::FrontEnd(front) => front,
                 Picked::Http => {
                     tracing::info!(
@@ -301,7 +301,7 @@ impl Session {
                     Flow::Flood => {
                         self.outbox.push_last(ServerFrame::error(
                             ErrorCode::ExcessFlood,
-                            "too many frames before hello",
+                            natter_proto::error_args!(what = "before_hello"),
                             None,
                         ));
                         return None;
@@ -356,7 +356,7 @@ impl Session {
                     if idle_at.is_some_and(|t| t <= now) {
                         if pinged {
                             tracing::info!("{}: silent for {idle:?}; closing", self.peer);
-                            self.outbox.push_last(ServerFrame::error(ErrorCode::IdleTimeout, "nothing heard from you for too long", None));
+                            self.outbox.push_last(ServerFrame::error(ErrorCode::IdleTimeout, natter_proto::error_args!(), None));
                             return Some(LeftReason::Timeout);
                         }
                         pinged = true;
@@ -378,7 +378,7 @@ impl Session {
                         recvq.push_back(item);
                         if recvq_bytes > config.max_recvq {
                             tracing::info!("{}: flooding; closing", self.peer);
-                            self.outbox.push_last(ServerFrame::error(ErrorCode::ExcessFlood, "you are sending too much, too fast", None));
+                            self.outbox.push_last(ServerFrame::error(ErrorCode::ExcessFlood, natter_proto::error_args!(), None));
                             return Some(LeftReason::ExcessFlood);
                         }
                     }
@@ -412,7 +412,7 @@ impl Session {
                 self.settle().await;
                 self.error(
                     ErrorCode::FrameTooLarge,
-                    format!("frame longer than {limit} bytes; skipped"),
+                    natter_proto::error_args!(max = limit),
                     None,
                 );
                 Flow::Continue
@@ -424,7 +424,7 @@ impl Session {
     fn registration_timeout(&self) {
         self.outbox.push_last(ServerFrame::error(
             ErrorCode::RegistrationTimeout,
-            "no hello in time",
+            natter_proto::error_args!(),
             None,
         ));
     }
@@ -446,9 +446,9 @@ impl Session {
                 }
                 Flow::Continue
             }
-            Input::Invalid { code, message, id } => {
+            Input::Invalid(bad) => {
                 self.settle().await;
-                self.error(code, message, id);
+                self.outbox.send(bad.frame());
                 Flow::Continue
             }
             Input::Notice(text) => {
@@ -460,8 +460,8 @@ impl Session {
         }
     }
 
-    fn error(&self, code: ErrorCode, message: impl Into<String>, id: Option<String>) {
-        self.outbox.send(ServerFrame::error(code, message, id));
+    fn error(&self, code: ErrorCode, args: natter_proto::frame::ErrorArgs, id: Option<String>) {
+        self.outbox.send(ServerFrame::error(code, args, id));
     }
 
     fn send(&self, answer: Result<ServerFrame, Refusal>) {
@@ -517,7 +517,7 @@ impl Session {
                     (Some(me), ClientFrame::Hello { .. }) => {
                         self.error(
                             ErrorCode::AlreadyRegistered,
-                            format!("you are already registered as {me}"),
+                            natter_proto::error_args!(name = me.to_string()),
                             None,
                         );
                         return Flow::Continue;
@@ -525,7 +525,7 @@ impl Session {
                     (None, frame) => {
                         self.error(
                             ErrorCode::NotRegistered,
-                            "send hello first",
+                            natter_proto::error_args!(),
                             frame_id(&frame),
                         );
                         return Flow::Continue;
@@ -606,7 +606,7 @@ impl Session {
             Err(token) => {
                 self.outbox.send(ServerFrame::error(
                     ErrorCode::ServerError,
-                    "the server cannot store messages right now; it was not sent",
+                    natter_proto::error_args!(what = "full"),
                     token.id,
                 ));
             }

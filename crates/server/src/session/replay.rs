@@ -8,6 +8,8 @@
 use natter_proto::frame::Message;
 use natter_proto::{ErrorCode, Name, RoomName, ServerFrame};
 
+use crate::hub::room_args;
+
 use super::Session;
 use crate::store::{Scope, StoreError};
 
@@ -28,11 +30,8 @@ impl Session {
         lobby: bool,
     ) {
         if version != natter_proto::VERSION {
-            let msg = format!(
-                "this server speaks protocol version {}",
-                natter_proto::VERSION
-            );
-            self.error(ErrorCode::UnsupportedVersion, msg, None);
+            let args = natter_proto::error_args!(supported = natter_proto::VERSION, version = version);
+            self.error(ErrorCode::UnsupportedVersion, args, None);
             return;
         }
         let hub = self.shared.hub.clone();
@@ -53,7 +52,7 @@ impl Session {
                 self.outbox.release(0, None);
                 self.error(
                     ErrorCode::ServerError,
-                    "the server cannot look up your rooms right now; try again later",
+                    natter_proto::error_args!(what = "rooms"),
                     None,
                 );
                 return;
@@ -113,7 +112,7 @@ impl Session {
             Ok(messages) => ServerFrame::History { room, messages },
             Err(e) => {
                 tracing::error!("history read failed: {e}");
-                ServerFrame::error(ErrorCode::ServerError, "could not read history", None)
+                ServerFrame::error(ErrorCode::ServerError, natter_proto::error_args!(what = "history"), None)
             }
         };
         self.outbox.push_paced(frame, self.stall()).await;
@@ -128,12 +127,7 @@ impl Session {
                 if after.saturating_add(1) < oldest && after < watermark {
                     self.outbox
                         .push_paced(
-                            ServerFrame::Error {
-                                code: ErrorCode::HistoryGap,
-                                message: format!("history starts at seq {oldest}; messages after {after} before it are gone"),
-                                id: None,
-                                oldest: Some(oldest),
-                            },
+                            ServerFrame::history_gap(oldest, after),
                             self.stall(),
                         )
                         .await;
@@ -161,7 +155,7 @@ impl Session {
                         .push_paced(
                             ServerFrame::error(
                                 ErrorCode::ServerError,
-                                "could not read history",
+                                natter_proto::error_args!(what = "history"),
                                 None,
                             ),
                             self.stall(),
@@ -203,16 +197,12 @@ impl Session {
                 Ok(room) => {
                     return self.error(
                         ErrorCode::NotInRoom,
-                        format!("you are not in #{room}"),
+                        natter_proto::error_args!(room = format!("#{room}")),
                         None,
                     )
                 }
                 Err(e) => {
-                    return self.error(
-                        ErrorCode::InvalidRoom,
-                        format!("bad room name {raw:?}: {e}"),
-                        None,
-                    )
+                    return self.error(ErrorCode::InvalidRoom, room_args(raw, &e), None)
                 }
             },
             None => Scope::Private(me.key().to_owned()),

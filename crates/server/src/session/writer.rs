@@ -112,7 +112,7 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
                     // Best effort: if the socket has room for one more line, say why we are hanging up.
                     let frame = ServerFrame::error(
                         ErrorCode::TooSlow,
-                        "you are not reading; disconnecting",
+                        natter_proto::error_args!(),
                         None,
                     );
                     let mut last = Vec::new();

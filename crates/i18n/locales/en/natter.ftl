@@ -1,0 +1,185 @@
+# natter's English catalogue: every text natter says to a person.
+# The other catalogues have the same messages with the same $placeholders (a test checks it).
+# Names, message text and timestamps are never translated. Markers a layout adds around a text
+# ("* ", "! ", "→ ") are not part of it. See docs/TRANSLATING.md.
+
+## Connecting and leaving (line client and full-screen client)
+
+prompt-name = Your name:
+connected = connected to { $server } as { $name }. Type to chat; /help lists commands; /quit or exit leaves.
+connection-lost = connection lost; reconnecting…
+reconnected-catching-up = reconnected; catching up on what you missed
+reconnected-caught-up = reconnected; caught up on what you missed
+reconnecting-attempt = reconnecting, attempt { $attempt }
+sending = { $count } sending…
+bye = bye
+server-shutting-down = the server is shutting down
+not-sent = not sent ({ $reason }): { $text }
+not-sent-unconfirmed = not sent (the server never confirmed it): { $text }
+no-earlier-messages = no earlier messages in { $where }
+private-messages = private messages
+gave-up = gave up: { $reason }
+gave-up-unreachable = could not reach { $server } after { $attempts ->
+    [one] 1 attempt
+   *[other] { $attempts } attempts
+}
+still-sending = still sending { $list }; Ctrl-C again to quit anyway (unconfirmed messages are lost)
+
+## Presence. $where is " #room", or nothing for the lobby in plain-text mode.
+
+presence-joined = { $name } joined{ $where }
+presence-you-joined = you joined{ $where }
+presence-left = { $name } left{ $where }
+presence-left-why = { $name } left{ $where } ({ $why })
+presence-reconnected = { $name } reconnected to{ $where }
+left-reason = { $reason ->
+    [disconnect] connection dropped
+    [too_slow] too slow to read
+    [timeout] timed out
+    [excess_flood] flooding
+   *[other] { $reason }
+}
+
+## Lists
+
+members-count = { $room } has { $count ->
+    [one] 1 member
+   *[other] { $count } members
+}; /who { $room } lists them
+members-in = in { $room }: { $names }
+rooms-list = rooms: { $list }
+members-here = { $count } here
+
+## Messages: "you" for yourself in "[time] you → bob: text" and "[time] bob → you: text"
+
+you = you
+
+## Commands and /help
+
+usage = usage: { $usage }
+unknown-command = unknown command { $command }; /help lists them
+help-intro = Type a line to say it in { $room } (your current room; /join changes it). Commands:
+usage-msg = /msg NAME TEXT
+usage-join = /join ROOM
+usage-join-one-word = /join ROOM (one word: room names have no spaces, e.g. /join my-room)
+usage-leave = /leave [ROOM]
+usage-who = /who [ROOM]
+usage-lang = /lang en|zh-CN
+usage-rooms = /rooms
+usage-history = /history
+usage-help = /help
+help-msg = send a private message
+help-join = join (or create) a room and make it current
+help-leave = leave a room (default: the current one)
+help-who = list a room's members
+help-rooms = list rooms
+help-history = show older messages of the current room
+help-help = this list
+help-lang = switch the language natter speaks to you
+help-quit = leave the chat
+help-slash = say text that starts with '/'
+help-quit-keys = /quit or exit
+help-slash-keys = //text
+help-clear = clear this conversation's window
+help-switch = switch conversation
+help-switch-keys = Alt-1..9 Ctrl-N/P
+help-scroll = scroll; End follows live messages
+help-scroll-keys = PgUp/PgDn, wheel
+help-members = show or hide the member list
+help-complete = complete a name or command
+lang-switched = natter speaks English to you now
+lang-unknown = natter speaks en and zh-CN; { $lang } is not one of them
+
+## Full-screen client
+
+status-connected = connected
+status-reconnecting = reconnecting in { $secs }s
+status-offline = offline: { $why }
+status-left = left
+status-scrolled = scrolled back (End: follow)
+msg-sending = …sending
+msg-not-sent = ✗ not sent: { $reason }
+paste-confirm = Send the pasted { $count } lines as one message?  Enter: send · Esc: cancel
+
+## Plain-text mode (nc, telnet)
+
+plain-greeting = This is a natter chat server. Type your name and press Enter (natter's own client: natter join).
+plain-welcome = Welcome, { $name }! Type a message and press Enter. /help lists commands; exit leaves.
+plain-type-another-name = Type another name:
+plain-not-utf8 = lines must be UTF-8 text
+plain-clear = /clear is for natter's own clients
+plain-bye = Bye!
+plain-shutdown = The server is shutting down. Bye!
+
+## Errors of the command line and the connection
+
+error-connect = cannot connect to { $server }: { $why }
+error-connect-refused = nothing is listening there; is `natter serve` running at that address?
+error-connect-address = { $why } (use HOST:PORT, e.g. 127.0.0.1:5500)
+error-name-refused = the server refused the name: { $why }
+error-no-name = no name given (use --name NAME)
+error-connection-lost = the connection to the server was lost
+error-no-answer = { $server } did not answer within { $secs } s; is a natter server (`natter serve`) running there?
+error-interrupted = interrupted
+error-not-natter = { $server } answered, but not as a natter server; check the address and port
+error-unconfirmed = { $count ->
+    [one] 1 message was
+   *[other] { $count } messages were
+} not confirmed by the server
+error-refused = the server refused { $count ->
+    [one] 1 message
+   *[other] { $count } messages
+}: { $first }
+error-terminal = terminal error: { $why }
+error-stray-words = unexpected { $words }: give a name with --name (natter join --name { $first }) and a server with --server HOST:PORT
+
+## Error frames, by code (PROTOCOL.md §5). Their placeholders are the frame's "args".
+
+error-bad_frame = { $reason ->
+    [utf8] frame is not valid UTF-8
+    [json] frame is not valid JSON: { $detail }
+    [object] a frame must be a JSON object
+    [no_type] frame has no "type" string
+   *[fields] bad { $kind } frame: { $detail }
+}
+error-frame_too_large = frame longer than { $max } bytes; skipped
+error-unknown_type = unknown frame type { $kind }
+error-not_registered = send hello first
+error-already_registered = you are already registered as { $name }
+error-unsupported_version = this server speaks protocol version { $supported }
+error-invalid_name = { $reason ->
+    [empty] a name cannot be empty
+    [too_long] a name has at most { $max } characters
+   *[bad_char] a name may contain only letters, digits, '_', '-' and '.' (found { $char })
+}
+error-name_taken = the name { $name } is taken
+error-no_such_user = nobody called { $name } is here
+error-not_in_room = you are not in { $room }
+error-invalid_room = bad room name { $room }: { $reason ->
+    [empty] a name cannot be empty
+    [too_long] a name has at most { $max } characters
+   *[bad_char] a name may contain only letters, digits, '_', '-' and '.' (found { $char })
+}
+error-invalid_text = { $reason ->
+    [empty] message text is empty
+    [too_long] message text is longer than { $max } bytes
+   *[control] message text contains a control character ({ $char }); only newline and tab are allowed
+}
+error-too_slow = you are not reading; disconnecting
+error-server_error = { $what ->
+    [store] the server could not store your message; it was not sent
+    [full] the server cannot store messages right now; it was not sent
+    [history] the server could not read history
+    [rooms] the server cannot look up your rooms right now; try again later
+   *[other] the server could not do that; try again
+}
+error-history_gap = history starts at seq { $oldest }; messages after { $after } before it are gone
+error-excess_flood = { $what ->
+    [before_hello] too many frames before hello
+   *[other] you are sending too much, too fast
+}
+error-registration_timeout = no hello in time
+error-idle_timeout = nothing heard from you for too long
+error-server_full = the server is full; try again later
+error-too_many_connections = too many connections from your address
+error-too_many_rooms = you are in { $count } rooms, the most this server allows; /leave one first

@@ -1,0 +1,173 @@
+# natter 的简体中文目录：natter 对人说的每一句话。
+# 与英文目录的消息和 $占位符 一一对应（有测试检查）。
+# 名字、消息正文和时间戳从不翻译。版式在文字前后加的记号（"* "、"! "、"→ "）不属于文字本身。
+# 见 docs/TRANSLATING.md。
+
+## 连接与离开（行模式客户端和全屏客户端）
+
+prompt-name = 你的名字：
+connected = 已连接到 { $server }，名字是 { $name }。直接输入即可聊天；/help 列出命令；/quit 或 exit 退出。
+connection-lost = 连接断开；正在重连…
+reconnected-catching-up = 已重新连接；正在补上你错过的消息
+reconnected-caught-up = 已重新连接；已补上你错过的消息
+reconnecting-attempt = 正在重连，第 { $attempt } 次
+sending = { $count } 条发送中…
+bye = 再见
+server-shutting-down = 服务器正在关闭
+not-sent = 未发送（{ $reason }）：{ $text }
+not-sent-unconfirmed = 未发送（服务器始终没有确认）：{ $text }
+no-earlier-messages = { $where } 没有更早的消息
+private-messages = 私聊
+gave-up = 已放弃：{ $reason }
+gave-up-unreachable = 尝试 { $attempts } 次后仍无法连接 { $server }
+still-sending = 仍在发送 { $list }；再按一次 Ctrl-C 强制退出（未确认的消息会丢失）
+
+## 进出提示。$where 是 " #房间"；在纯文本模式下，大厅则为空。
+
+presence-joined = { $name } 加入了{ $where }
+presence-you-joined = 你加入了{ $where }
+presence-left = { $name } 离开了{ $where }
+presence-left-why = { $name } 离开了{ $where }（{ $why }）
+presence-reconnected = { $name } 重新连接到{ $where }
+left-reason = { $reason ->
+    [disconnect] 连接中断
+    [too_slow] 读取太慢
+    [timeout] 超时
+    [excess_flood] 发送过快
+   *[other] { $reason }
+}
+
+## 列表
+
+members-count = { $room } 有 { $count } 位成员；/who { $room } 列出他们
+members-in = { $room } 的成员：{ $names }
+rooms-list = 房间：{ $list }
+members-here = { $count } 人在线
+
+## 消息："[时间] 你 → bob: 正文" 和 "[时间] bob → 你: 正文" 中的"你"
+
+you = 你
+
+## 命令与 /help
+
+usage = 用法：{ $usage }
+unknown-command = 未知命令 { $command }；/help 列出所有命令
+help-intro = 输入一行文字即在 { $room } 发言（你的当前房间；/join 可切换）。命令：
+usage-msg = /msg 名字 内容
+usage-join = /join 房间
+usage-join-one-word = /join 房间（一个词：房间名不能有空格，例如 /join my-room）
+usage-leave = /leave [房间]
+usage-who = /who [房间]
+usage-lang = /lang en|zh-CN
+usage-rooms = /rooms
+usage-history = /history
+usage-help = /help
+help-msg = 发送私聊消息
+help-join = 加入（或创建）房间并设为当前房间
+help-leave = 离开房间（默认：当前房间）
+help-who = 列出房间成员
+help-rooms = 列出房间
+help-history = 显示当前房间更早的消息
+help-help = 显示本列表
+help-lang = 切换 natter 对你使用的语言
+help-quit = 退出聊天
+help-slash = 发送以 '/' 开头的文字
+help-quit-keys = /quit 或 exit
+help-slash-keys = //文字
+help-clear = 清空此对话窗口
+help-switch = 切换对话
+help-switch-keys = Alt-1..9 Ctrl-N/P
+help-scroll = 滚动；End 回到最新消息
+help-scroll-keys = PgUp/PgDn、滚轮
+help-members = 显示或隐藏成员列表
+help-complete = 补全名字或命令
+lang-switched = natter 现在对你说中文
+lang-unknown = natter 只会 en 和 zh-CN；没有 { $lang }
+
+## 全屏客户端
+
+status-connected = 已连接
+status-reconnecting = { $secs } 秒后重连
+status-offline = 离线：{ $why }
+status-left = 已退出
+status-scrolled = 正在回看（End：跟随）
+msg-sending = …发送中
+msg-not-sent = ✗ 未发送：{ $reason }
+paste-confirm = 把粘贴的 { $count } 行作为一条消息发送？ Enter：发送 · Esc：取消
+
+## 纯文本模式（nc、telnet）
+
+plain-greeting = 这是一个 natter 聊天服务器。输入你的名字并按回车（natter 自己的客户端：natter join）。
+plain-welcome = 欢迎，{ $name }！输入消息后按回车。/help 列出命令；exit 退出。
+plain-type-another-name = 请换一个名字：
+plain-not-utf8 = 每行必须是 UTF-8 文本
+plain-clear = /clear 只适用于 natter 自己的客户端
+plain-bye = 再见！
+plain-shutdown = 服务器正在关闭。再见！
+
+## 命令行和连接的错误
+
+error-connect = 无法连接到 { $server }：{ $why }
+error-connect-refused = 那里没有程序在监听；该地址上运行了 `natter serve` 吗？
+error-connect-address = { $why }（请用 主机:端口，例如 127.0.0.1:5500）
+error-name-refused = 服务器拒绝了这个名字：{ $why }
+error-no-name = 没有给出名字（请用 --name 名字）
+error-connection-lost = 与服务器的连接断开了
+error-no-answer = { $server } 在 { $secs } 秒内没有应答；那里运行着 natter 服务器（`natter serve`）吗？
+error-interrupted = 已中断
+error-not-natter = { $server } 有应答，但不是 natter 服务器；请检查地址和端口
+error-unconfirmed = 有 { $count } 条消息没有得到服务器确认
+error-refused = 服务器拒绝了 { $count } 条消息：{ $first }
+error-terminal = 终端错误：{ $why }
+error-stray-words = 多余的参数 { $words }：用 --name 给出名字（natter join --name { $first }），用 --server 主机:端口 给出服务器
+
+## 按错误码的错误帧（PROTOCOL.md §5）。占位符来自帧的 "args"。
+
+error-bad_frame = { $reason ->
+    [utf8] 帧不是有效的 UTF-8
+    [json] 帧不是有效的 JSON：{ $detail }
+    [object] 帧必须是 JSON 对象
+    [no_type] 帧没有 "type" 字符串
+   *[fields] { $kind } 帧有误：{ $detail }
+}
+error-frame_too_large = 帧超过 { $max } 字节；已跳过
+error-unknown_type = 未知的帧类型 { $kind }
+error-not_registered = 请先发送 hello
+error-already_registered = 你已经以 { $name } 的身份登记
+error-unsupported_version = 本服务器使用协议版本 { $supported }
+error-invalid_name = { $reason ->
+    [empty] 名字不能为空
+    [too_long] 名字最多 { $max } 个字符
+   *[bad_char] 名字只能包含字母、数字、'_'、'-' 和 '.'（发现了 { $char }）
+}
+error-name_taken = 名字 { $name } 已被占用
+error-no_such_user = 这里没有叫 { $name } 的人
+error-not_in_room = 你不在 { $room }
+error-invalid_room = 房间名 { $room } 无效：{ $reason ->
+    [empty] 名字不能为空
+    [too_long] 名字最多 { $max } 个字符
+   *[bad_char] 名字只能包含字母、数字、'_'、'-' 和 '.'（发现了 { $char }）
+}
+error-invalid_text = { $reason ->
+    [empty] 消息内容为空
+    [too_long] 消息内容超过 { $max } 字节
+   *[control] 消息内容含有控制字符（{ $char }）；只允许换行和制表符
+}
+error-too_slow = 你没有在读取；连接将断开
+error-server_error = { $what ->
+    [store] 服务器无法保存你的消息；消息没有发出
+    [full] 服务器现在无法保存消息；消息没有发出
+    [history] 服务器无法读取历史记录
+    [rooms] 服务器现在查不到你的房间；请稍后再试
+   *[other] 服务器没能完成这个操作；请再试一次
+}
+error-history_gap = 历史从序号 { $oldest } 开始；{ $after } 之后、它之前的消息已不存在
+error-excess_flood = { $what ->
+    [before_hello] hello 之前的帧太多
+   *[other] 你发送得太多太快
+}
+error-registration_timeout = 没有及时收到 hello
+error-idle_timeout = 太久没有收到你的任何消息
+error-server_full = 服务器已满；请稍后再试
+error-too_many_connections = 来自你的地址的连接太多
+error-too_many_rooms = 你已在 { $count } 个房间中，这是本服务器允许的上限；请先 /leave 一个
