@@ -211,6 +211,10 @@ struct ServeArgs {
     /// Also log every message, in the lab's server-console style.
     #[arg(short, long)]
     verbose: bool,
+    /// Language of what the server says to plain-text (nc) users until their /lang: en or zh-CN.
+    /// Default: from LC_ALL, LC_MESSAGES or LANG.
+    #[arg(long, value_name = "LANG")]
+    lang: Option<natter_i18n::Lang>,
 }
 
 #[derive(Args)]
@@ -236,6 +240,9 @@ struct JoinArgs {
     /// Seconds to wait for the server to accept and answer before giving up (or retrying).
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
+    /// Language of everything natter says: en or zh-CN. Default: from LC_ALL, LC_MESSAGES or LANG.
+    #[arg(long, value_name = "LANG")]
+    lang: Option<natter_i18n::Lang>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -246,6 +253,10 @@ enum Timestamps {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Join(args) = &cli.command {
+        // Everything the client says, from here on, is in this language (`/lang` changes it).
+        natter_i18n::set_lang(args.lang.unwrap_or_else(natter_i18n::Lang::from_env));
+    }
     // History reads run on blocking threads; a handful is plenty (they share SQLite), and each thread that
     // exists costs memory, so cap them well below tokio's default of 512.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -259,10 +270,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
-        Cmd::Join(args) if !args.stray.is_empty() => Err(format!(
-            "unexpected {:?}: give a name with --name (natter join --name {}) and a server with --server HOST:PORT",
-            args.stray.join(" "),
-            args.stray[0]
+        Cmd::Join(args) if !args.stray.is_empty() => Err(natter_i18n::t!(
+            "error-stray-words",
+            words = format!("{:?}", args.stray.join(" ")),
+            first = &args.stray[0]
         )),
         Cmd::Join(args) => runtime
             .block_on(natter_client::run_join(natter_client::LineOptions {
@@ -458,6 +469,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let config = natter_server::Config {
         max_frame: args.max_frame,
+        lang: args.lang.unwrap_or_else(natter_i18n::Lang::from_env),
         max_text: args.max_text,
         max_outbox: args.max_outbox,
         flood_burst: args.flood_burst,

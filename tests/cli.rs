@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 mod support;
 
-use support::NATTER;
+use support::natter;
 
 /// A `natter serve` process on a free loopback port.
 struct Server {
@@ -24,7 +24,7 @@ impl Server {
     }
 
     fn start_on(listen: &str, db: &str) -> Self {
-        let mut cmd = Command::new(NATTER);
+        let mut cmd = natter();
         cmd.args(["serve", "--listen", listen, "--db", db]);
         let (child, addr) = support::spawn_server(cmd);
         Self { child, addr }
@@ -59,7 +59,7 @@ impl Drop for Server {
 
 /// Starts `natter join ARGS` with stdin, stdout and stderr piped.
 fn spawn_join(args: &[&str]) -> Child {
-    Command::new(NATTER)
+    natter()
         .arg("join")
         .args(args)
         .stdin(Stdio::piped())
@@ -250,7 +250,7 @@ fn join_fails_clearly_when_nobody_listens() {
 fn serve_fails_clearly_when_the_port_is_taken() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
-    let out = Command::new(NATTER)
+    let out = natter()
         .args(["serve", "--listen", &addr, "--db", ":memory:"])
         .output()
         .unwrap();
@@ -362,7 +362,7 @@ async fn a_script_sending_many_lines_waits_for_all_of_them_under_flood_control()
 #[test]
 fn bench_conns_spreads_clients_over_generator_processes() {
     let server = Server::start();
-    let out = Command::new(NATTER)
+    let out = natter()
         .args(["bench", "conns", "--server", &server.addr.to_string()])
         .args(["--clients", "90", "--procs", "3", "--batch", "10", "--json"])
         .args(["--server-pid", &server.child.id().to_string()])
@@ -601,7 +601,7 @@ async fn a_server_that_never_answers_is_given_up_on() {
 /// anything; the LAN hint names the port actually used.
 #[test]
 fn serve_checks_its_history_file_before_announcing_and_hints_the_real_port() {
-    let out = Command::new(NATTER)
+    let out = natter()
         .args([
             "serve",
             "--listen",
@@ -619,7 +619,7 @@ fn serve_checks_its_history_file_before_announcing_and_hints_the_real_port() {
     );
     assert!(stderr_line(&out).contains("h.db"));
 
-    let mut cmd = Command::new(NATTER);
+    let mut cmd = natter();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"]);
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -677,7 +677,7 @@ async fn connection_errors_say_what_to_do() {
 /// a confirmed exit says so.
 #[tokio::test]
 async fn a_script_prints_each_line_as_it_is_confirmed() {
-    let mut server_cmd = Command::new(NATTER);
+    let mut server_cmd = natter();
     // Default flood control: 5 at once, then 3 a second — twelve lines take about 2.5 s to be stored.
     server_cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"]);
     let (child, addr) = support::spawn_server(server_cmd);
@@ -728,7 +728,7 @@ async fn a_script_names_its_unconfirmed_lines_on_stderr() {
         lines,
         [
             "natter: not sent (the server never confirmed it): never acked",
-            "natter: 1 message(s) were not confirmed by the server"
+            "natter: 1 message was not confirmed by the server"
         ],
         "{err}"
     );

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +14,10 @@ use tokio::net::TcpStream;
 
 mod support;
 
-use support::NATTER;
+use support::natter;
 
 fn start(db: &std::path::Path) -> (Child, SocketAddr) {
-    let mut cmd = Command::new(NATTER);
+    let mut cmd = natter();
     cmd.args([
         "serve",
         "--listen",

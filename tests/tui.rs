@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::NATTER;
+use support::natter;
 
 struct Server(Child, SocketAddr);
 
@@ -24,7 +24,7 @@ impl Drop for Server {
 }
 
 fn server() -> Server {
-    let mut cmd = Command::new(NATTER);
+    let mut cmd = natter();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", ":memory:"]);
     let (child, addr) = support::spawn_server(cmd);
     Server(child, addr)
@@ -32,7 +32,7 @@ fn server() -> Server {
 
 /// `natter join ARGS` in a pseudo-terminal of `cols` x `rows`, expecting within 10 s.
 fn tui(args: &[&str], cols: u16, rows: u16) -> expectrl::session::OsSession {
-    let mut cmd = Command::new(NATTER);
+    let mut cmd = natter();
     cmd.arg("join").args(args);
     cmd.env("TERM", "xterm-256color");
     let mut tui = Session::spawn(cmd).unwrap();

@@ -6,6 +6,17 @@ use std::process::{Child, Command, Stdio};
 
 pub const NATTER: &str = env!("CARGO_BIN_EXE_natter");
 
+/// `natter`, speaking English whatever the locale of the machine running the tests (a test that wants
+/// another language sets `LANG` or `--lang` itself).
+#[allow(dead_code)] // not every test binary that includes this module runs natter itself
+pub fn natter() -> std::process::Command {
+    let mut cmd = std::process::Command::new(NATTER);
+    cmd.env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "C.UTF-8");
+    cmd
+}
+
 /// Spawns `cmd` — a `natter serve … --listen HOST:PORT` command line — and returns the process and the
 /// address it announced ("natter: listening on ADDR (…)"). The rest of its stdout keeps being drained, so
 /// the server never writes into a closed pipe.

@@ -125,6 +125,7 @@ pub enum ChatEvent {
     Refused {
         message: Outgoing,
         code: ErrorCode,
+        /// What the refusal means, in the client's language.
         reason: String,
     },
     /// The connection was lost; the next attempt is in `delay`. Your unsent messages wait.
@@ -218,13 +219,18 @@ async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> 
                     last_seq,
                 };
             }
-            NetEvent::Frame(ServerFrame::Error { code, message, .. })
-                if matches!(
-                    code,
-                    ErrorCode::InvalidName | ErrorCode::NameTaken | ErrorCode::UnsupportedVersion
-                ) =>
+            NetEvent::Frame(ServerFrame::Error {
+                code,
+                message,
+                args,
+                ..
+            }) if matches!(
+                code,
+                ErrorCode::InvalidName | ErrorCode::NameTaken | ErrorCode::UnsupportedVersion
+            ) =>
             {
-                let message = neutralise(&message).into_owned();
+                // In the user's language; neutralised on the way.
+                let message = crate::display::error(code, &args, &message);
                 return Hello::Refused { code, message };
             }
             NetEvent::Frame(_) => {}
@@ -487,6 +493,7 @@ impl Task {
             ServerFrame::Error {
                 code,
                 message: reason,
+                args,
                 id: Some(id),
                 ..
             } if self.outbox.iter().any(|m| m.id == id) => {
@@ -494,7 +501,7 @@ impl Task {
                 ChatEvent::Refused {
                     message,
                     code,
-                    reason,
+                    reason: crate::display::error(code, &args, &reason),
                 }
             }
             ServerFrame::Pong { id: Some(id) } if id == "keepalive" => return None,
@@ -561,10 +568,10 @@ impl Task {
                 .is_some_and(|max| attempt > max)
             {
                 let unsent = self.outbox.drain(..).collect();
-                let why = Closed::GaveUp(format!(
-                    "could not reach {} after {} attempts",
-                    self.options.server,
-                    attempt - 1
+                let why = Closed::GaveUp(natter_i18n::t!(
+                    "gave-up-unreachable",
+                    server = &self.options.server,
+                    attempts = attempt - 1
                 ));
                 let _ = self.emit(ChatEvent::Closed { why, unsent }).await;
                 return None;

@@ -1,10 +1,12 @@
 //! How server frames read as lines of text in the line client. Pure functions, unit-tested.
 //!
 //! Everything from the network passes through [`natter_proto::text::neutralise`] before it is printed,
-//! so no control character or escape sequence reaches the terminal.
+//! so no control character or escape sequence reaches the terminal. Every word of natter's own comes from
+//! the catalogue, in the client's language ([`natter_i18n::lang`]).
 
 use natter_proto::frame::{Message, RoomInfo};
 use natter_proto::text::{neutralise, room_prefix};
+use natter_i18n::t;
 use natter_proto::{time, LeftReason, LOBBY};
 
 fn body(text: &str) -> String {
@@ -14,14 +16,19 @@ fn body(text: &str) -> String {
 /// `[YYYY-MM-DD HH:MM:SS] bob: text`, `[…] bob → you: text`, `[…] #rust bob: text`, or for a private
 /// message `me` sent (replayed) `[…] you → bob: text`.
 pub fn message(m: &Message, me: &str) -> String {
-    natter_proto::text::message_line(m, Some(me), "\n")
+    natter_proto::text::message_line(natter_i18n::lang(), m, Some(me), "\n")
 }
 
 /// Your own message, once the server acknowledged it.
 pub fn own(ts: &str, me: &str, room: Option<&str>, to: Option<&str>, text: &str) -> String {
     let when = time::local_display_wire(ts);
     match (room, to) {
-        (_, Some(to)) => format!("[{when}] you → {}: {}", neutralise(to), body(text)),
+        (_, Some(to)) => format!(
+            "[{when}] {} → {}: {}",
+            t!("you"),
+            neutralise(to),
+            body(text)
+        ),
         (room, None) => format!(
             "[{when}] {}{}: {}",
             room_prefix(room.unwrap_or(LOBBY)),
@@ -31,39 +38,89 @@ pub fn own(ts: &str, me: &str, room: Option<&str>, to: Option<&str>, text: &str)
     }
 }
 
+/// `#room`, neutralised.
+pub fn room_tag(room: &str) -> String {
+    format!("#{}", neutralise(room))
+}
+
 pub fn joined(room: &str, name: &str, me: &str) -> String {
+    let r#where = format!(" {}", room_tag(room));
     if name == me {
-        format!("* you joined #{}", neutralise(room))
+        format!("* {}", t!("presence-you-joined", r#where = r#where))
     } else {
-        format!("* {} joined #{}", neutralise(name), neutralise(room))
+        let name = neutralise(name);
+        format!("* {}", t!("presence-joined", name = name.as_ref(), r#where = r#where))
+    }
+}
+
+/// `bob left #rust`, with why when it was not their choice (in the client's language).
+pub fn left_text(room: &str, name: &str, reason: LeftReason) -> String {
+    let r#where = format!(" {}", room_tag(room));
+    let name = neutralise(name);
+    match reason {
+        LeftReason::Exit | LeftReason::Leave => {
+            t!("presence-left", name = name.as_ref(), r#where = r#where)
+        }
+        other => t!(
+            "presence-left-why",
+            name = name.as_ref(),
+            r#where = r#where,
+            why = t!("left-reason", reason = other.as_str())
+        ),
     }
 }
 
 pub fn left(room: &str, name: &str, reason: LeftReason) -> String {
-    let why = match reason {
-        LeftReason::Exit | LeftReason::Leave => String::new(),
-        other => format!(" ({})", other.as_str()),
-    };
-    format!("* {} left #{}{why}", neutralise(name), neutralise(room))
+    format!("* {}", left_text(room, name, reason))
+}
+
+/// `in #room: a, b`, without a marker.
+pub fn users_text(room: &str, names: &[String]) -> String {
+    let names: Vec<_> = names.iter().map(|n| neutralise(n).into_owned()).collect();
+    t!("members-in", room = room_tag(room), names = names.join(", "))
 }
 
 pub fn users(room: &str, names: &[String]) -> String {
-    let names: Vec<_> = names.iter().map(|n| neutralise(n).into_owned()).collect();
-    format!("* in #{}: {}", neutralise(room), names.join(", "))
+    format!("* {}", users_text(room, names))
 }
 
-/// A room too big to list on every join.
+/// A room too big to list on every join, without a marker.
+pub fn member_count_text(room: &str, count: usize) -> String {
+    t!("members-count", room = room_tag(room), count = count)
+}
+
 pub fn member_count(room: &str, count: usize) -> String {
-    let room = neutralise(room);
-    format!("* #{room} has {count} members; /who {room} lists them")
+    format!("* {}", member_count_text(room, count))
+}
+
+/// `rooms: #a (3), #b (1)`, without a marker.
+pub fn rooms_text(rooms: &[RoomInfo]) -> String {
+    let list: Vec<_> = rooms
+        .iter()
+        .map(|r| format!("{} ({})", room_tag(&r.name), r.members))
+        .collect();
+    t!("rooms-list", list = list.join(", "))
 }
 
 pub fn rooms(rooms: &[RoomInfo]) -> String {
-    let list: Vec<_> = rooms
-        .iter()
-        .map(|r| format!("#{} ({})", neutralise(&r.name), r.members))
-        .collect();
-    format!("* rooms: {}", list.join(", "))
+    format!("* {}", rooms_text(rooms))
+}
+
+/// What an error frame means, in the client's language (the server's text for a code this build does
+/// not know).
+pub fn error(code: natter_proto::ErrorCode, args: &natter_proto::frame::ErrorArgs, message: &str) -> String {
+    natter_proto::frame::error_text(natter_i18n::lang(), code, args, message)
+}
+
+/// `no earlier messages in #room` (or in private messages).
+pub fn no_earlier(room: Option<&str>) -> String {
+    let r#where = room.map_or_else(|| t!("private-messages"), room_tag);
+    t!("no-earlier-messages", r#where = r#where)
+}
+
+/// The `/help` lines, in the client's language; `extra` adds a client's own keys.
+pub fn help(extra: &[(&str, &str)]) -> Vec<String> {
+    natter_proto::command::help_lines(natter_i18n::lang(), extra)
 }
 
 #[cfg(test)]
@@ -117,9 +174,28 @@ mod tests {
         );
         assert_eq!(
             left("lobby", "bob", LeftReason::Disconnect),
-            "* bob left #lobby (disconnect)"
+            "* bob left #lobby (connection dropped)"
         );
         assert_eq!(joined("lobby", "bob", "me"), "* bob joined #lobby");
+    }
+
+    /// Issue 18: natter's own words in Chinese; names, text and the lab's timestamp unchanged.
+    #[test]
+    fn lines_in_chinese_keep_names_text_and_stamps() {
+        use natter_i18n::{with_lang, Lang};
+        with_lang(Lang::ZhCn, || {
+            let line = message(&msg(None, Some("me"), "psst"), "me");
+            assert_eq!(after_stamp(&line), "bob → 你: psst");
+            assert_eq!(
+                left("lobby", "bob", LeftReason::Timeout),
+                "* bob 离开了 #lobby（超时）"
+            );
+            assert_eq!(joined("rust", "me", "me"), "* 你加入了 #rust");
+            assert_eq!(
+                member_count("big", 250),
+                "* #big 有 250 位成员；/who #big 列出他们"
+            );
+        });
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! * [`display`]: how frames read as lines of text (the lab's `[YYYY-MM-DD HH:MM:SS] name: text`).
 //! * [`tui`]: the full-screen client (ratatui): pure `App` state, `ui` drawing, `event` input.
 
+use natter_i18n::t;
+
 pub mod chat;
 pub mod display;
 pub mod editor;
@@ -18,46 +20,56 @@ pub mod tui;
 
 pub use line::{run_join, LineOptions};
 
-/// Why a client session ended badly. Each is one clear line for the user.
+/// Why a client session ended badly. Each is one clear line for the user, in the client's language.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {addr}: {}", connect_hint(.source))]
+    #[error("{}", t!("error-connect", server = addr, why = connect_hint(.source)))]
     Connect {
         addr: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("the server refused the name: {0}")]
+    /// The server's refusal, already in the client's language.
+    #[error("{}", t!("error-name-refused", why = .0))]
     NameRejected(String),
-    #[error("no name given (use --name NAME)")]
+    #[error("{}", t!("error-no-name"))]
     NoName,
-    #[error("the connection to the server was lost")]
+    #[error("{}", t!("error-connection-lost"))]
     ConnectionLost,
-    #[error(
-        "{addr} did not answer within {secs} s; is a natter server (`natter serve`) running there?"
-    )]
+    #[error("{}", t!("error-no-answer", server = addr, secs = *secs))]
     NoAnswer { addr: String, secs: f64 },
-    #[error("interrupted")]
+    #[error("{}", t!("error-interrupted"))]
     Interrupted,
-    #[error("{addr} answered, but not as a natter server; check the address and port")]
+    #[error("{}", t!("error-not-natter", server = addr))]
     NotNatter { addr: String },
-    #[error("{0} message(s) were not confirmed by the server")]
+    #[error("{}", t!("error-unconfirmed", count = *.0))]
     Unconfirmed(usize),
-    #[error("the server refused {count} message(s): {first}")]
+    #[error("{}", t!("error-refused", count = *count, first = first))]
     Refused { count: usize, first: String },
-    #[error("gave up: {0}")]
+    #[error("{}", t!("gave-up", reason = .0))]
     GaveUp(String),
-    #[error("terminal error: {0}")]
+    #[error("{}", t!("error-terminal", why = .0))]
     Terminal(String),
+}
+
+/// `/lang [LANG]` in natter's own clients: switches the language this client speaks from now on and
+/// says so in it (`Ok`), or says how to use the command (`Err`).
+pub fn switch_lang(tag: Option<&str>) -> Result<String, String> {
+    match tag.map(|t| (t, natter_i18n::Lang::parse(t))) {
+        None => Err(t!("usage", usage = t!("usage-lang"))),
+        Some((_, Some(lang))) => {
+            natter_i18n::set_lang(lang);
+            Ok(t!("lang-switched"))
+        }
+        Some((tag, None)) => Err(t!("lang-unknown", lang = tag)),
+    }
 }
 
 /// What a failed connect means for the user, and what to do about it.
 fn connect_hint(e: &std::io::Error) -> String {
     match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => {
-            "nothing is listening there; is `natter serve` running at that address?".into()
-        }
-        std::io::ErrorKind::InvalidInput => format!("{e} (use HOST:PORT, e.g. 127.0.0.1:5500)"),
+        std::io::ErrorKind::ConnectionRefused => t!("error-connect-refused"),
+        std::io::ErrorKind::InvalidInput => t!("error-connect-address", why = e.to_string()),
         _ => e.to_string(),
     }
 }

@@ -11,7 +11,8 @@ use std::io::{IsTerminal, Write};
 
 use crossterm::event::EventStream;
 use futures::StreamExt;
-use natter_proto::command::{self, Command, HELP};
+use natter_i18n::t;
+use natter_proto::command::{self, Command};
 use natter_proto::frame::ByeReason;
 use natter_proto::text::neutralise;
 use natter_proto::{ClientFrame, ServerFrame, LOBBY};
@@ -179,13 +180,13 @@ impl Outage {
     fn reconnecting(&mut self, attempt: u32) -> Option<String> {
         let first = self.attempt.is_none();
         self.attempt = Some(attempt);
-        first.then(|| "* connection lost; reconnecting…".to_owned())
+        first.then(|| format!("* {}", t!("connection-lost")))
     }
 
     /// The line to print once connected again.
     fn reconnected(&mut self) -> String {
         self.attempt = None;
-        "* reconnected; catching up on what you missed".to_owned()
+        format!("* {}", t!("reconnected-catching-up"))
     }
 }
 
@@ -223,8 +224,8 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         return Ok(());
     };
     term.print(&format!(
-        "* connected to {} as {}. Type to chat; /help lists commands; /quit or exit leaves.",
-        opts.server, chat.name
+        "* {}",
+        t!("connected", server = &opts.server, name = &chat.name)
     ));
     let mut client = Client {
         me: chat.name.clone(),
@@ -285,7 +286,7 @@ async fn register(
         let candidate = match name.take() {
             Some(n) => n,
             None => {
-                term.request("Your name: ");
+                term.request(&format!("{} ", t!("prompt-name")));
                 match term.next().await {
                     Input::Line(line) => line.trim().to_owned(),
                     Input::Eof | Input::Interrupted if interactive => return Ok(None),
@@ -333,10 +334,10 @@ impl Client {
     fn prompt(&self) -> String {
         let mut state = Vec::new();
         if self.pending > 0 {
-            state.push(format!("{} sending…", self.pending));
+            state.push(t!("sending", count = self.pending));
         }
         if let Some(attempt) = self.outage.attempt {
-            state.push(format!("reconnecting, attempt {attempt}"));
+            state.push(t!("reconnecting-attempt", attempt = attempt));
         }
         match state.is_empty() {
             true => format!("#{}> ", self.room),
@@ -356,7 +357,7 @@ impl Client {
                 return Step::Continue;
             }
             Command::Msg { text, .. } if text.is_empty() => {
-                term.print("usage: /msg NAME TEXT");
+                term.print(&format!("! {}", t!("usage", usage = t!("usage-msg"))));
                 return Step::Continue;
             }
             Command::Msg { to, text } => {
@@ -399,17 +400,24 @@ impl Client {
                 return Step::Continue;
             }
             Command::Help => {
-                for (cmd, what) in HELP {
-                    term.print(&format!("  {cmd:<16} {what}"));
+                for line in display::help(&[]) {
+                    term.print(&format!("  {line}"));
                 }
                 return Step::Continue;
             }
+            Command::Lang(tag) => {
+                term.print(&match crate::switch_lang(tag.as_deref()) {
+                    Ok(said) => format!("* {said}"),
+                    Err(said) => format!("! {said}"),
+                });
+                return Step::Continue;
+            }
             Command::Usage(usage) => {
-                term.print(&format!("usage: {usage}"));
+                term.print(&format!("! {}", t!("usage", usage = t!(usage))));
                 return Step::Continue;
             }
             Command::Unknown(cmd) => {
-                term.print(&format!("! unknown command {cmd}; /help lists them"));
+                term.print(&format!("! {}", t!("unknown-command", command = cmd)));
                 return Step::Continue;
             }
         };
@@ -442,9 +450,12 @@ impl Client {
                 self.first_refusal
                     .get_or_insert_with(|| neutralise(&reason).into_owned());
                 format!(
-                    "! not sent ({}): {}",
-                    neutralise(&reason),
-                    neutralise(&message.text)
+                    "! {}",
+                    t!(
+                        "not-sent",
+                        reason = neutralise(&reason).as_ref(),
+                        text = neutralise(&message.text).as_ref()
+                    )
                 )
             }
             ChatEvent::Reconnecting { attempt, .. } => match self.outage.reconnecting(attempt) {
@@ -457,14 +468,12 @@ impl Client {
             }
             ChatEvent::Closed { why, unsent } => {
                 for m in &unsent {
-                    let text = neutralise(&m.text);
+                    let text = t!("not-sent-unconfirmed", text = neutralise(&m.text).as_ref());
                     if self.script {
                         // What a script's caller must know goes where errors go.
-                        eprintln!("natter: not sent (the server never confirmed it): {text}");
+                        eprintln!("natter: {text}");
                     } else {
-                        term.print(&format!(
-                            "! not sent (the server never confirmed it): {text}"
-                        ));
+                        term.print(&format!("! {text}"));
                     }
                 }
                 return match why {
@@ -476,7 +485,7 @@ impl Client {
                         })
                     }
                     Closed::Exit if unsent.is_empty() => {
-                        term.print("* bye");
+                        term.print(&format!("* {}", t!("bye")));
                         Ok(())
                     }
                     Closed::Exit => Err(ClientError::Unconfirmed(unsent.len())),
@@ -531,18 +540,22 @@ impl Client {
                     at.map(|at| self.asked_history.remove(at)).is_some()
                 });
                 if asked && messages.is_empty() {
-                    let room = room.map_or("private messages".to_owned(), |r| format!("#{r}"));
-                    return Some(format!("* no earlier messages in {}", neutralise(&room)));
+                    return Some(format!("* {}", display::no_earlier(room.as_deref())));
                 }
                 for m in &messages {
                     term.print(&display::message(m, &self.me));
                 }
                 return None;
             }
-            ServerFrame::Error { message, .. } => format!("! {}", neutralise(&message)),
+            ServerFrame::Error {
+                code,
+                message,
+                args,
+                ..
+            } => format!("! {}", display::error(code, &args, &message)),
             ServerFrame::Bye {
                 reason: ByeReason::Shutdown,
-            } => "* the server is shutting down".to_owned(),
+            } => format!("* {}", t!("server-shutting-down")),
             ServerFrame::Bye { .. }
             | ServerFrame::Ping { .. }
             | ServerFrame::Pong { .. }

@@ -5,6 +5,7 @@
 //! Text is laid out by display width (`editor::width`): a CJK character takes two columns and is never
 //! split across rows; combining marks take none. Everything from the network passes through `neutralise`.
 
+use natter_i18n::t;
 use std::time::Instant;
 
 use jiff::tz::TimeZone;
@@ -286,16 +287,16 @@ impl App {
                     piece(neutralise(text).into_owned(), text_style),
                 ];
                 match state {
-                    SendState::Pending => pieces.push(piece(" …sending", dim)),
+                    SendState::Pending => pieces.push(piece(format!(" {}", t!("msg-sending")), dim)),
                     SendState::Failed(reason) => pieces.push(piece(
-                        format!(" ✗ not sent: {}", neutralise(reason)),
+                        format!(" {}", t!("msg-not-sent", reason = neutralise(reason).as_ref())),
                         Style::default().fg(Color::Red),
                     )),
                     SendState::Sent => {}
                 }
                 pieces
             }
-            EntryKind::Presence(text) => {
+            EntryKind::Presence { text, .. } => {
                 vec![piece(when, dim), piece(neutralise(text).into_owned(), dim)]
             }
             EntryKind::Info(text) => vec![
@@ -381,7 +382,7 @@ impl App {
         let mut names = self.current().members.clone();
         names.sort_by_key(|n| n.to_lowercase());
         let mut lines = vec![Line::styled(
-            format!("{} here", names.len()),
+            t!("members-here", count = names.len()),
             Style::default().fg(Color::DarkGray),
         )];
         lines.extend(names.iter().map(|n| {
@@ -395,14 +396,14 @@ impl App {
 
     fn render_status(&self, area: Rect, buf: &mut Buffer) {
         let (state, colour) = match &self.conn {
-            Conn::Connected => ("connected".to_owned(), Color::Green),
+            Conn::Connected => (t!("status-connected"), Color::Green),
             Conn::Reconnecting { .. } => {
                 let secs = self
                     .reconnect_in(Instant::now())
                     .map_or(0, |d| d.as_secs() + 1);
-                (format!("reconnecting in {secs}s"), Color::Yellow)
+                (t!("status-reconnecting", secs = secs), Color::Yellow)
             }
-            Conn::Offline(why) => (format!("offline: {why}"), Color::Red),
+            Conn::Offline(why) => (t!("status-offline", why = why), Color::Red),
         };
         let pending = self.sending().len();
         let bar = Style::default().bg(Color::DarkGray).fg(Color::White);
@@ -424,10 +425,13 @@ impl App {
             Span::styled(state, bar.fg(colour).add_modifier(Modifier::BOLD)),
         ];
         if pending > 0 {
-            spans.push(Span::styled(format!(" │ {pending} sending…"), bar));
+            spans.push(Span::styled(
+                format!(" │ {}", t!("sending", count = pending)),
+                bar,
+            ));
         }
         if self.scroll > 0 {
-            spans.push(Span::styled(" │ scrolled back (End: follow)", bar));
+            spans.push(Span::styled(format!(" │ {}", t!("status-scrolled")), bar));
         }
         buf.set_style(area, bar);
         Paragraph::new(Line::from(spans)).render(area, buf);
@@ -461,8 +465,7 @@ impl App {
     fn render_input(&self, area: Rect, buf: &mut Buffer) {
         if let Some(paste) = &self.paste {
             let n = paste.lines().count();
-            let text =
-                format!("Send the pasted {n} lines as one message?  Enter: send · Esc: cancel");
+            let text = t!("paste-confirm", count = n);
             Paragraph::new(Line::styled(text, Style::default().fg(Color::Yellow)))
                 .render(area, buf);
             return;

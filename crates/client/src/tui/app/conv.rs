@@ -50,8 +50,12 @@ pub enum EntryKind {
         /// Mentions your name.
         mention: bool,
     },
-    /// Joins and leaves: shown dimmed.
-    Presence(String),
+    /// Joins and leaves: shown dimmed. `dropped` names someone whose connection dropped (not a leave or
+    /// an exit of theirs), so their return can replace this line.
+    Presence {
+        text: String,
+        dropped: Option<String>,
+    },
     Info(String),
     Error(String),
 }
@@ -137,7 +141,7 @@ impl Conv {
                 .rev()
                 .take_while(|e| {
                     e.seq.is_none()
-                        && matches!(e.kind, EntryKind::Presence(_))
+                        && matches!(e.kind, EntryKind::Presence { .. })
                         && e.ts.zip(entry.ts).is_some_and(|(p, m)| p > m)
                 })
                 .count();

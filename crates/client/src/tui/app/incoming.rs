@@ -3,11 +3,13 @@
 
 use std::time::Instant;
 
+use natter_i18n::t;
 use natter_proto::frame::{ByeReason, Message};
 use natter_proto::{LeftReason, ServerFrame};
 
 use super::{mentions, App, Conn, ConvKey, Effect, Entry, EntryKind, SendState};
 use crate::chat::{ChatEvent, Closed};
+use crate::display;
 
 impl App {
     /// Files a message from the server into its conversation. Returns effects (the bell on a mention).
@@ -87,25 +89,20 @@ impl App {
             }
             ChatEvent::Reconnected { .. } => {
                 self.conn = Conn::Connected;
-                self.note(EntryKind::Info(
-                    "reconnected; caught up on what you missed".into(),
-                ));
+                self.note(EntryKind::Info(t!("reconnected-caught-up")));
             }
             ChatEvent::Closed { why, unsent } => {
                 self.quit = true;
                 self.conn = Conn::Offline(match &why {
-                    Closed::Exit => "left".into(),
+                    Closed::Exit => t!("status-left"),
                     Closed::GaveUp(reason) => reason.clone(),
                 });
                 let mut words = Vec::new();
                 if let Closed::GaveUp(reason) = why {
-                    words.push(format!("gave up: {reason}"));
+                    words.push(t!("gave-up", reason = reason));
                 }
                 for m in unsent {
-                    words.push(format!(
-                        "not sent (the server never confirmed it): {}",
-                        m.text
-                    ));
+                    words.push(t!("not-sent-unconfirmed", text = m.text));
                 }
                 if !words.is_empty() {
                     self.farewell = Some(words.join("\n"));
@@ -120,8 +117,7 @@ impl App {
             ServerFrame::Message(m) => return self.message(m, true),
             ServerFrame::History { messages, room } => {
                 if std::mem::take(&mut self.asked_history) && messages.is_empty() {
-                    let what = room.map_or("private messages".to_owned(), |r| format!("#{r}"));
-                    self.note(EntryKind::Info(format!("no older messages in {what}")));
+                    self.note(EntryKind::Info(display::no_earlier(room.as_deref())));
                 }
                 for m in messages {
                     self.message(m, false);
@@ -144,16 +140,23 @@ impl App {
                     self.convs[i].members.push(name.clone());
                 }
                 // Someone whose connection dropped and who is back: one line, not a leave and a join.
-                let dropped = format!("← {name} left #{room} (");
+                let r#where = format!(" {}", display::room_tag(&room));
                 if let Some(e) = self.convs[i].entries.iter_mut().rev().take(50).find(|e| {
-                    matches!(&e.kind, EntryKind::Presence(p) if p.starts_with(&dropped)
-                        && !p.ends_with("(leave)"))
+                    matches!(&e.kind, EntryKind::Presence { dropped: Some(d), .. } if *d == name)
                 }) {
-                    e.kind = EntryKind::Presence(format!("↻ {name} reconnected to #{room}"));
+                    let text = t!("presence-reconnected", name = &name, r#where = r#where);
+                    e.kind = EntryKind::Presence {
+                        text: format!("↻ {text}"),
+                        dropped: None,
+                    };
                     return Vec::new();
                 }
+                let text = t!("presence-joined", name = &name, r#where = r#where);
                 self.convs[i].push(Entry::at(
-                    EntryKind::Presence(format!("→ {name} joined #{room}")),
+                    EntryKind::Presence {
+                        text: format!("→ {text}"),
+                        dropped: None,
+                    },
                     &ts,
                 ));
             }
@@ -175,23 +178,22 @@ impl App {
                     return Vec::new();
                 }
                 self.convs[i].members.retain(|m| *m != name);
-                let why = match reason {
-                    LeftReason::Exit | LeftReason::Leave => String::new(),
-                    other => format!(" ({})", other.as_str()),
-                };
+                let dropped = !matches!(reason, LeftReason::Exit | LeftReason::Leave);
+                let text = display::left_text(&room, &name, reason);
                 self.convs[i].push(Entry::at(
-                    EntryKind::Presence(format!("← {name} left #{room}{why}")),
+                    EntryKind::Presence {
+                        text: format!("← {text}"),
+                        dropped: dropped.then_some(name),
+                    },
                     &ts,
                 ));
             }
             ServerFrame::Users { room, names, count } => {
                 if let Some(count) = count {
-                    self.note(EntryKind::Info(format!(
-                        "#{room} has {count} members; /who lists them"
-                    )));
+                    self.note(EntryKind::Info(display::member_count_text(&room, count)));
                 }
                 if std::mem::take(&mut self.asked_who) {
-                    self.note(EntryKind::Info(format!("in #{room}: {}", names.join(", "))));
+                    self.note(EntryKind::Info(display::users_text(&room, &names)));
                 }
                 let key = ConvKey::Room(room);
                 if let Some(c) = self.convs.iter_mut().find(|c| c.key.is(&key)) {
@@ -199,16 +201,17 @@ impl App {
                 }
             }
             ServerFrame::Rooms { rooms } => {
-                let list: Vec<String> = rooms
-                    .iter()
-                    .map(|r| format!("#{} ({})", r.name, r.members))
-                    .collect();
-                self.note(EntryKind::Info(format!("rooms: {}", list.join(", "))));
+                self.note(EntryKind::Info(display::rooms_text(&rooms)));
             }
-            ServerFrame::Error { message, .. } => self.note(EntryKind::Error(message)),
+            ServerFrame::Error {
+                code,
+                message,
+                args,
+                ..
+            } => self.note(EntryKind::Error(display::error(code, &args, &message))),
             ServerFrame::Bye {
                 reason: ByeReason::Shutdown,
-            } => self.note(EntryKind::Info("the server is shutting down".into())),
+            } => self.note(EntryKind::Info(t!("server-shutting-down"))),
             ServerFrame::Welcome { .. }
             | ServerFrame::Ping { .. }
             | ServerFrame::Ack { .. }

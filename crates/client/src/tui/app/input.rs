@@ -1,10 +1,12 @@
 //! What the user does: keys, completion, typed lines and commands — each turned into effects.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use natter_proto::command::{self, Command, HELP};
+use natter_i18n::t;
+use natter_proto::command::{self, Command};
 use natter_proto::{ClientFrame, LOBBY};
 
 use super::{App, Completion, ConvKey, Effect, Entry, EntryKind, SendState};
+use crate::display;
 use crate::editor::{self, Action};
 
 impl App {
@@ -72,10 +74,7 @@ impl App {
                     return vec![Effect::Quit];
                 }
                 let list: Vec<String> = sending.iter().map(|t| format!("“{t}”")).collect();
-                let note = format!(
-                    "still sending {}; Ctrl-C again to quit anyway (unconfirmed messages are lost)",
-                    list.join(", ")
-                );
+                let note = t!("still-sending", list = list.join(", "));
                 self.quit_armed = true;
                 self.note(EntryKind::Info(note));
                 Vec::new()
@@ -252,28 +251,31 @@ impl App {
             }
             Command::Rooms => vec![Effect::Send(ClientFrame::Rooms)],
             Command::Help => {
-                for (cmd, what) in HELP {
-                    self.note(EntryKind::Info(format!("{cmd:<16} {what}")));
+                let keys = [
+                    ("usage-clear", "help-clear"),
+                    ("help-switch-keys", "help-switch"),
+                    ("help-scroll-keys", "help-scroll"),
+                    ("usage-f2", "help-members"),
+                    ("usage-tab", "help-complete"),
+                ];
+                for line in display::help(&keys) {
+                    self.note(EntryKind::Info(line));
                 }
-                for (cmd, what) in [
-                    ("/clear", "clear this conversation's window"),
-                    ("Alt-1..9 Ctrl-N/P", "switch conversation"),
-                    ("PgUp/PgDn, wheel", "scroll; End follows live messages"),
-                    ("F2", "show or hide the member list"),
-                    ("Tab", "complete a name or command"),
-                ] {
-                    self.note(EntryKind::Info(format!("{cmd:<16} {what}")));
+                Vec::new()
+            }
+            Command::Lang(tag) => {
+                match crate::switch_lang(tag.as_deref()) {
+                    Ok(said) => self.note(EntryKind::Info(said)),
+                    Err(said) => self.note(EntryKind::Error(said)),
                 }
                 Vec::new()
             }
             Command::Usage(usage) => {
-                self.note(EntryKind::Error(format!("usage: {usage}")));
+                self.note(EntryKind::Error(t!("usage", usage = t!(usage))));
                 Vec::new()
             }
             Command::Unknown(cmd) => {
-                self.note(EntryKind::Error(format!(
-                    "unknown command {cmd}; /help lists them"
-                )));
+                self.note(EntryKind::Error(t!("unknown-command", command = cmd)));
                 Vec::new()
             }
         }

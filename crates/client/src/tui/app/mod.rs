@@ -630,7 +630,9 @@ mod tests {
             .iter()
             .map(|e| match &e.kind {
                 EntryKind::Message { text, .. } => text.clone(),
-                EntryKind::Presence(t) | EntryKind::Info(t) | EntryKind::Error(t) => t.clone(),
+                EntryKind::Presence { text: t, .. } | EntryKind::Info(t) | EntryKind::Error(t) => {
+                    t.clone()
+                }
             })
             .collect();
         assert_eq!(shown, ["first", "second", "→ 张三 joined #rust", "live"]);
@@ -644,7 +646,7 @@ mod tests {
             .entries
             .iter()
             .skip(before)
-            .filter(|e| matches!(e.kind, EntryKind::Presence(_)))
+            .filter(|e| matches!(e.kind, EntryKind::Presence { .. }))
             .count();
         assert_eq!(presence, 0, "a reconnect is not a join");
     }
@@ -658,7 +660,7 @@ mod tests {
                 .entries
                 .iter()
                 .filter_map(|e| match &e.kind {
-                    EntryKind::Presence(p) => Some(p.clone()),
+                    EntryKind::Presence { text, .. } => Some(text.clone()),
                     _ => None,
                 })
                 .collect()
@@ -695,7 +697,7 @@ mod tests {
         })));
         assert!(matches!(
             &a.current().entries.back().unwrap().kind,
-            EntryKind::Info(t) if t == "no older messages in #lobby"
+            EntryKind::Info(t) if t == "no earlier messages in #lobby"
         ));
     }
 
