@@ -209,3 +209,62 @@ fn every_id_the_code_uses_is_in_the_catalogue() {
     }
     assert!(used > 40, "only {used} catalogue ids found in the code");
 }
+
+/// String literals in `code` (outside comments, test modules, logs and panics) that read like English
+/// prose: two words of letters in a row. Everything a person reads must come from the catalogue instead.
+fn english_literals(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let code = code.split("#[cfg(test)]").next().unwrap_or("");
+    for line in code.lines() {
+        let line = line.trim_start();
+        if line.starts_with("//")
+            || ["tracing::", ".expect(", "unreachable!(", "panic!("]
+                .iter()
+                .any(|s| line.contains(s))
+        {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(start) = rest.find('"') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('"') else { break };
+            let literal = &after[..end];
+            let words: Vec<&str> = literal.split(' ').collect();
+            let prose = words.windows(2).any(|w| {
+                w.iter()
+                    .all(|w| w.len() >= 2 && w.chars().all(|c| c.is_ascii_alphabetic()))
+            });
+            if prose {
+                found.push(literal.to_owned());
+            }
+            rest = &after[end + 1..];
+        }
+    }
+    found
+}
+
+/// Issue 18: no user-facing English outside the catalogues in the clients and the plain-text front end.
+#[test]
+fn the_clients_and_the_plain_text_front_end_say_nothing_outside_the_catalogue() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    sources(&root.join("crates/client/src"), &mut files);
+    files.push(root.join("crates/server/src/frontend/plain.rs"));
+    files.push(root.join("crates/server/src/transport.rs"));
+    files.push(root.join("crates/proto/src/command.rs"));
+    files.push(root.join("crates/proto/src/text.rs"));
+    let mut offenders = Vec::new();
+    for file in &files {
+        let code = std::fs::read_to_string(file).unwrap();
+        for literal in english_literals(&code) {
+            offenders.push(format!("{}: {literal:?}", file.display()));
+        }
+    }
+    assert!(offenders.is_empty(), "English outside the catalogue:\n{}", offenders.join("\n"));
+    // The check itself finds what it looks for.
+    assert_eq!(
+        english_literals("let x = format!(\"{n} messages sending\");"),
+        ["{n} messages sending"]
+    );
+    assert!(english_literals("let x = \"[{when}] {} → {}: {}\";").is_empty());
+}

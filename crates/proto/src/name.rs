@@ -14,15 +14,24 @@ use unicode_normalization::UnicodeNormalization;
 pub const MAX_NAME_CHARS: usize = 32;
 
 /// Why a string is not a valid name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// It reads as the `invalid_name` error's English text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
-    #[error("a name cannot be empty")]
     Empty,
-    #[error("a name has at most {MAX_NAME_CHARS} characters")]
+    /// More than [`MAX_NAME_CHARS`].
     TooLong,
-    #[error("a name may contain only letters, digits, '_', '-' and '.' (found {0:?})")]
     BadChar(char),
 }
+
+impl std::fmt::Display for NameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = crate::ErrorCode::InvalidName;
+        let text = crate::frame::error_text(natter_i18n::Lang::En, code, &self.args(), "");
+        f.write_str(&text)
+    }
+}
+
+impl std::error::Error for NameError {}
 
 impl NameError {
     /// The placeholders of the `invalid_name` and `invalid_room` texts (`reason`, `max`, `char`).

@@ -13,18 +13,24 @@ use crate::frame::Message;
 /// Default largest message text, in bytes.
 pub const DEFAULT_MAX_TEXT: usize = 8 * 1024;
 
-/// Why a text was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a text was refused. It reads as the `invalid_text` error's English text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextError {
-    #[error("message text is empty")]
     Empty,
-    #[error("message text is longer than {0} bytes")]
+    /// Longer than this many bytes.
     TooLong(usize),
-    #[error(
-        "message text contains a control character (U+{0:04X}); only newline and tab are allowed"
-    )]
+    /// This control character.
     Control(u32),
 }
+
+impl std::fmt::Display for TextError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = crate::ErrorCode::InvalidText;
+        f.write_str(&crate::frame::error_text(Lang::En, code, &self.args(), ""))
+    }
+}
+
+impl std::error::Error for TextError {}
 
 impl TextError {
     /// The placeholders of the `invalid_text` text (`reason`, `max`, `char`).
