@@ -71,7 +71,20 @@ fn spawn_join(args: &[&str]) -> Child {
 
 /// Runs `natter join` with `stdin` piped in.
 fn join(args: &[&str], stdin: &str) -> Output {
-    let mut child = spawn_join(args);
+    join_in("C.UTF-8", args, stdin)
+}
+
+/// Runs `natter join` with `stdin` piped in, under `LANG=lang`.
+fn join_in(lang: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = natter()
+        .env("LANG", lang)
+        .arg("join")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child
         .stdin
         .take()
@@ -244,6 +257,66 @@ fn join_fails_clearly_when_nobody_listens() {
     );
     assert!(!out.status.success());
     assert!(stderr_line(&out).contains("cannot connect"));
+}
+
+/// Issue 18: the line client speaks the locale's language — connection, help, goodbye and errors — and
+/// `--lang` overrides it; names and message text stay as they are.
+#[tokio::test]
+async fn the_line_client_speaks_the_locales_language() {
+    let server = Server::start();
+    let addr = server.addr.to_string();
+    let script = "/help\nhello 世界\n/quit\n";
+    let run = |lang: &'static str, extra: &'static [&'static str]| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["--server", addr.as_str(), "--name", "bot"];
+            args.extend_from_slice(extra);
+            let out = join_in(lang, &args, script);
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        })
+    };
+    let chinese = run("zh_CN.UTF-8", &[]).await.unwrap();
+    for said in [
+        "* 已连接到 ",
+        "名字是 bot",
+        "/msg 名字 内容",
+        "发送私聊消息",
+        "] bot: hello 世界",
+        "* 再见",
+    ] {
+        assert!(chinese.contains(said), "{said:?} missing from:\n{chinese}");
+    }
+    assert!(!chinese.contains("send a private message"), "{chinese}");
+    let english = run("C", &[]).await.unwrap();
+    for said in [
+        "* connected to ",
+        "as bot",
+        "/msg NAME TEXT",
+        "send a private message",
+        "* bye",
+    ] {
+        assert!(english.contains(said), "{said:?} missing from:\n{english}");
+    }
+    let overridden = run("zh_CN.UTF-8", &["--lang", "en"]).await.unwrap();
+    assert!(
+        overridden.contains("send a private message"),
+        "{overridden}"
+    );
+
+    // Errors too: nobody listening, in Chinese.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = join_in(
+        "zh_CN.UTF-8",
+        &["--server", &format!("127.0.0.1:{port}"), "--name", "x"],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("无法连接到"), "{out:?}");
 }
 
 #[test]

@@ -4,9 +4,9 @@
 //! so no control character or escape sequence reaches the terminal. Every word of natter's own comes from
 //! the catalogue, in the client's language ([`natter_i18n::lang`]).
 
+use natter_i18n::t;
 use natter_proto::frame::{Message, RoomInfo};
 use natter_proto::text::{neutralise, room_prefix};
-use natter_i18n::t;
 use natter_proto::{time, LeftReason, LOBBY};
 
 fn body(text: &str) -> String {
@@ -49,7 +49,10 @@ pub fn joined(room: &str, name: &str, me: &str) -> String {
         format!("* {}", t!("presence-you-joined", r#where = r#where))
     } else {
         let name = neutralise(name);
-        format!("* {}", t!("presence-joined", name = name.as_ref(), r#where = r#where))
+        format!(
+            "* {}",
+            t!("presence-joined", name = name.as_ref(), r#where = r#where)
+        )
     }
 }
 
@@ -77,7 +80,11 @@ pub fn left(room: &str, name: &str, reason: LeftReason) -> String {
 /// `in #room: a, b`, without a marker.
 pub fn users_text(room: &str, names: &[String]) -> String {
     let names: Vec<_> = names.iter().map(|n| neutralise(n).into_owned()).collect();
-    t!("members-in", room = room_tag(room), names = names.join(", "))
+    t!(
+        "members-in",
+        room = room_tag(room),
+        names = names.join(", ")
+    )
 }
 
 pub fn users(room: &str, names: &[String]) -> String {
@@ -108,7 +115,11 @@ pub fn rooms(rooms: &[RoomInfo]) -> String {
 
 /// What an error frame means, in the client's language (the server's text for a code this build does
 /// not know).
-pub fn error(code: natter_proto::ErrorCode, args: &natter_proto::frame::ErrorArgs, message: &str) -> String {
+pub fn error(
+    code: natter_proto::ErrorCode,
+    args: &natter_proto::frame::ErrorArgs,
+    message: &str,
+) -> String {
     natter_proto::frame::error_text(natter_i18n::lang(), code, args, message)
 }
 

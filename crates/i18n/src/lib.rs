@@ -64,7 +64,11 @@ impl Lang {
 
     /// The language of a POSIX environment: the first of `LC_ALL`, `LC_MESSAGES` and `LANG` that is set and
     /// not empty decides (as for every other program); a language natter does not have means English.
-    pub fn from_locale(lc_all: Option<&str>, lc_messages: Option<&str>, lang: Option<&str>) -> Lang {
+    pub fn from_locale(
+        lc_all: Option<&str>,
+        lc_messages: Option<&str>,
+        lang: Option<&str>,
+    ) -> Lang {
         [lc_all, lc_messages, lang]
             .into_iter()
             .flatten()

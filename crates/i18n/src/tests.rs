@@ -71,7 +71,10 @@ fn every_catalogue_has_every_message_with_the_same_placeholders() {
         let missing: Vec<_> = english.keys().filter(|k| !other.contains_key(*k)).collect();
         let extra: Vec<_> = other.keys().filter(|k| !english.contains_key(*k)).collect();
         assert!(missing.is_empty(), "{lang} lacks {missing:?}");
-        assert!(extra.is_empty(), "{lang} has messages English lacks: {extra:?}");
+        assert!(
+            extra.is_empty(),
+            "{lang} has messages English lacks: {extra:?}"
+        );
         for (id, vars) in &english {
             assert_eq!(
                 &other[id], vars,
@@ -98,7 +101,11 @@ fn placeholders_and_plurals_are_filled_in() {
     // No Unicode isolation marks around placeholders.
     let joined = tl!(Lang::En, "presence-joined", name = "bob", r#where = " #x");
     assert_eq!(joined, "bob joined #x");
-    assert_eq!(text_checked(Lang::En, "presence-joined", &[]), None, "placeholders missing");
+    assert_eq!(
+        text_checked(Lang::En, "presence-joined", &[]),
+        None,
+        "placeholders missing"
+    );
 }
 
 #[test]
@@ -109,7 +116,10 @@ fn an_unknown_id_shows_itself_and_a_missing_translation_falls_back_to_english() 
 
 #[test]
 fn the_language_follows_the_posix_locale_rules() {
-    assert_eq!(Lang::from_locale(None, None, Some("zh_CN.UTF-8")), Lang::ZhCn);
+    assert_eq!(
+        Lang::from_locale(None, None, Some("zh_CN.UTF-8")),
+        Lang::ZhCn
+    );
     assert_eq!(Lang::from_locale(None, None, Some("C")), Lang::En);
     assert_eq!(Lang::from_locale(None, None, None), Lang::En);
     assert_eq!(
@@ -122,10 +132,7 @@ fn the_language_follows_the_posix_locale_rules() {
         Lang::ZhCn,
         "an empty LC_ALL does not count; LC_MESSAGES comes before LANG"
     );
-    assert_eq!(
-        Lang::from_locale(None, None, Some("de_DE.UTF-8")),
-        Lang::En
-    );
+    assert_eq!(Lang::from_locale(None, None, Some("de_DE.UTF-8")), Lang::En);
     assert_eq!("zh-CN".parse::<Lang>(), Ok(Lang::ZhCn));
     assert_eq!("zh".parse::<Lang>(), Ok(Lang::ZhCn));
     assert!("fr".parse::<Lang>().is_err());
@@ -204,7 +211,11 @@ fn every_id_the_code_uses_is_in_the_catalogue() {
                 continue;
             }
             used += 1;
-            assert!(has(Lang::En, &id), "{}: {id} is not in the catalogue", file.display());
+            assert!(
+                has(Lang::En, &id),
+                "{}: {id} is not in the catalogue",
+                file.display()
+            );
         }
     }
     assert!(used > 40, "only {used} catalogue ids found in the code");
@@ -260,7 +271,11 @@ fn the_clients_and_the_plain_text_front_end_say_nothing_outside_the_catalogue() 
             offenders.push(format!("{}: {literal:?}", file.display()));
         }
     }
-    assert!(offenders.is_empty(), "English outside the catalogue:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "English outside the catalogue:\n{}",
+        offenders.join("\n")
+    );
     // The check itself finds what it looks for.
     assert_eq!(
         english_literals("let x = format!(\"{n} messages sending\");"),

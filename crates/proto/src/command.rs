@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(parse("/msg"), Command::Usage("usage-msg"));
         assert_eq!(parse("/join #rust"), Command::Join("#rust".into()));
         assert!(
-            matches!(parse("/join my room"), Command::Usage("usage-join-one-word")),
+            matches!(
+                parse("/join my room"),
+                Command::Usage("usage-join-one-word")
+            ),
             "issue 11, friction 12: not a silent join of #my"
         );
         assert_eq!(parse("/leave"), Command::Leave(None));

@@ -130,7 +130,12 @@ fn classify(bytes: &[u8], err: serde_json::Error) -> BadFrame {
     }
     let value: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
-        Err(e) => return bad(crate::error_args!(reason = "json", detail = e.to_string()), None),
+        Err(e) => {
+            return bad(
+                crate::error_args!(reason = "json", detail = e.to_string()),
+                None,
+            )
+        }
     };
     let Some(obj) = value.as_object() else {
         return bad(crate::error_args!(reason = "object"), None);
@@ -144,7 +149,11 @@ fn classify(bytes: &[u8], err: serde_json::Error) -> BadFrame {
             id,
         },
         Some(t) => bad(
-            crate::error_args!(reason = "fields", kind = format!("{t:?}"), detail = err.to_string()),
+            crate::error_args!(
+                reason = "fields",
+                kind = format!("{t:?}"),
+                detail = err.to_string()
+            ),
             id,
         ),
     }
@@ -509,11 +518,21 @@ mod tests {
         );
         // An older server's error without args, and a code from a newer server: its own message.
         assert_eq!(
-            error_text(Lang::ZhCn, ErrorCode::NoSuchUser, &ErrorArgs::new(), "old text"),
+            error_text(
+                Lang::ZhCn,
+                ErrorCode::NoSuchUser,
+                &ErrorArgs::new(),
+                "old text"
+            ),
             "old text"
         );
         assert_eq!(
-            error_text(Lang::ZhCn, ErrorCode::Unknown, &ErrorArgs::new(), "new \u{1b}text"),
+            error_text(
+                Lang::ZhCn,
+                ErrorCode::Unknown,
+                &ErrorArgs::new(),
+                "new \u{1b}text"
+            ),
             "new \u{fffd}text"
         );
     }
@@ -721,15 +740,17 @@ mod tests {
                         count: None,
                     }
                 }),
-                (text(), opt(), any::<Option<u64>>(), opt()).prop_map(|(message, id, oldest, arg)| {
-                    ServerFrame::Error {
-                        code: ErrorCode::HistoryGap,
-                        message,
-                        args: arg.map(|a| error_args!(name = a)).unwrap_or_default(),
-                        id,
-                        oldest,
+                (text(), opt(), any::<Option<u64>>(), opt()).prop_map(
+                    |(message, id, oldest, arg)| {
+                        ServerFrame::Error {
+                            code: ErrorCode::HistoryGap,
+                            message,
+                            args: arg.map(|a| error_args!(name = a)).unwrap_or_default(),
+                            id,
+                            oldest,
+                        }
                     }
-                }),
+                ),
                 (
                     opt(),
                     prop::collection::vec((any::<u64>(), text(), text()), 0..4)

@@ -236,7 +236,10 @@ impl Hub {
         let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?;
         let mut registry = self.registry();
         if registry.users.contains_key(name.key()) {
-            return refuse(ErrorCode::NameTaken, natter_proto::error_args!(name = name.to_string()));
+            return refuse(
+                ErrorCode::NameTaken,
+                natter_proto::error_args!(name = name.to_string()),
+            );
         }
         outbox.hold();
         registry.users.insert(
@@ -637,7 +640,10 @@ impl Hub {
             .filter(|r| r.members().contains_key(me.key()))
             .map(|r| r.name.clone())
         else {
-            return refuse(ErrorCode::NotInRoom, natter_proto::error_args!(room = format!("#{room}")));
+            return refuse(
+                ErrorCode::NotInRoom,
+                natter_proto::error_args!(room = format!("#{room}")),
+            );
         };
         let frame = ServerFrame::Left {
             room: display.to_string(),

@@ -323,7 +323,8 @@ async fn accept_loop(
                     Ok(a) => a,
                     Err(code) => {
                         // One line saying why, then close. The socket's buffer is empty: this never blocks.
-                        let frame = natter_proto::ServerFrame::error(code, Default::default(), None);
+                        let frame =
+                            natter_proto::ServerFrame::error(code, Default::default(), None);
                         let _ = stream.try_write(&frame.encode());
                         tracing::warn!("refused {peer}: {}", code.as_str());
                         continue;

@@ -191,7 +191,11 @@ async fn lang_switches_what_natter_says_to_an_nc_user() {
     let server = TestServer::start().await;
     let mut nc = server.connect().await;
     nc.send_raw(b"dave\n").await;
-    assert!(nc.recv_line().await.unwrap().starts_with("* Welcome, dave!"));
+    assert!(nc
+        .recv_line()
+        .await
+        .unwrap()
+        .starts_with("* Welcome, dave!"));
     nc.send_raw(b"/lang zh-CN\n/help\n").await;
     let mut lines = Vec::new();
     while !lines.iter().any(|l: &String| l.contains("//")) {
@@ -238,9 +242,5 @@ async fn the_servers_language_greets_and_welcomes() {
         "* 这是一个 natter 聊天服务器。输入你的名字并按回车（natter 自己的客户端：natter join）。"
     );
     nc.send_raw("张三\n".as_bytes()).await;
-    assert!(nc
-        .recv_line()
-        .await
-        .unwrap()
-        .starts_with("* 欢迎，张三！"));
+    assert!(nc.recv_line().await.unwrap().starts_with("* 欢迎，张三！"));
 }

@@ -287,9 +287,14 @@ impl App {
                     piece(neutralise(text).into_owned(), text_style),
                 ];
                 match state {
-                    SendState::Pending => pieces.push(piece(format!(" {}", t!("msg-sending")), dim)),
+                    SendState::Pending => {
+                        pieces.push(piece(format!(" {}", t!("msg-sending")), dim))
+                    }
                     SendState::Failed(reason) => pieces.push(piece(
-                        format!(" {}", t!("msg-not-sent", reason = neutralise(reason).as_ref())),
+                        format!(
+                            " {}",
+                            t!("msg-not-sent", reason = neutralise(reason).as_ref())
+                        ),
                         Style::default().fg(Color::Red),
                     )),
                     SendState::Sent => {}
@@ -614,6 +619,134 @@ mod tests {
         assert!(
             status.contains("张三") && status.contains("#lobby"),
             "{status:?}"
+        );
+    }
+
+    /// Issue 18: the status bar, `/help` and a reconnect notice in both languages, in the same 80 columns
+    /// (snapshots, with every `[HH:MM:SS]` stamp masked: notes are stamped with the time they are made).
+    #[test]
+    fn snapshots_in_english_and_chinese() {
+        use natter_i18n::{with_lang, Lang};
+        let screen = |lang| {
+            with_lang(lang, || {
+                let mut a = app();
+                let left = |reason| {
+                    Event::Chat(ChatEvent::Frame(ServerFrame::Left {
+                        room: "lobby".into(),
+                        name: "bob".into(),
+                        ts: TS.into(),
+                        reason,
+                    }))
+                };
+                a.update(left(natter_proto::LeftReason::Disconnect));
+                a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
+                    room: "lobby".into(),
+                    name: "bob".into(),
+                    ts: TS.into(),
+                })));
+                a.update(left(natter_proto::LeftReason::Timeout));
+                for c in "/help".chars() {
+                    a.update(Event::Key(KeyEvent::new(
+                        KeyCode::Char(c),
+                        KeyModifiers::NONE,
+                    )));
+                }
+                a.update(Event::Key(KeyEvent::new(
+                    KeyCode::Enter,
+                    KeyModifiers::NONE,
+                )));
+                a.update(Event::Chat(ChatEvent::Reconnecting {
+                    delay: std::time::Duration::from_millis(4_900),
+                    attempt: 2,
+                }));
+                draw(&a, 80, 28).0
+            })
+        };
+        let masked = |rows: Vec<String>| -> Vec<String> {
+            rows.into_iter()
+                .map(|row| match (row.find("│["), row.find("│── ")) {
+                    (Some(at), _) if row[at..].get(12..13) == Some("]") => {
+                        format!("{}│[--:--:--]{}", &row[..at], &row[at + 13..])
+                    }
+                    (_, Some(at)) => format!("{}│── YYYY-MM-DD ──", &row[..at]),
+                    _ => row,
+                })
+                .collect()
+        };
+        let expect =
+            |rows: &[&str]| -> Vec<String> { rows.iter().map(|r| r.to_string()).collect() };
+        let english = masked(screen(Lang::En));
+        let chinese = masked(screen(Lang::ZhCn));
+        for rows in [&english, &chinese] {
+            for row in rows.iter() {
+                assert!(width_of(row) <= 80, "{row:?} is wider than the window");
+            }
+        }
+        assert_eq!(
+            english,
+            expect(&[
+                "1 #lobby         │",
+                "                 │",
+                "                 │[--:--:--] ↻ bob reconnected to #lobby",
+                "                 │[--:--:--] ← bob left #lobby (timed out)",
+                "                 │── YYYY-MM-DD ──",
+                "                 │[--:--:--] * /msg NAME TEXT     send a private message",
+                "                 │[--:--:--] * /join ROOM         join (or create) a room and",
+                "                 │           make it current",
+                "                 │[--:--:--] * /leave [ROOM]      leave a room (default: the",
+                "                 │           current one)",
+                "                 │[--:--:--] * /who [ROOM]        list a room's members",
+                "                 │[--:--:--] * /rooms             list rooms",
+                "                 │[--:--:--] * /history           show older messages of the",
+                "                 │           current room",
+                "                 │[--:--:--] * /lang en|zh-CN     switch the language natter",
+                "                 │           speaks to you",
+                "                 │[--:--:--] * /help              this list",
+                "                 │[--:--:--] * /quit or exit      leave the chat",
+                "                 │[--:--:--] * //text             say text that starts with '/'",
+                "                 │[--:--:--] * /clear             clear this conversation's",
+                "                 │           window",
+                "                 │[--:--:--] * Alt-1..9 Ctrl-N/P  switch conversation",
+                "                 │[--:--:--] * PgUp/PgDn, wheel   scroll; End follows live",
+                "                 │           messages",
+                "                 │[--:--:--] * F2                 show or hide the member list",
+                "                 │[--:--:--] * Tab                complete a name or command",
+                " 127.0.0.1:5500 │ 张三 │ #lobby │ reconnecting in 5s",
+                "#lobby>",
+            ])
+        );
+        assert_eq!(
+            chinese,
+            expect(&[
+                "1 #lobby         │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │[--:--:--] ↻ bob 重新连接到 #lobby",
+                "                 │[--:--:--] ← bob 离开了 #lobby（超时）",
+                "                 │── YYYY-MM-DD ──",
+                "                 │[--:--:--] * /msg 名字 内容     发送私聊消息",
+                "                 │[--:--:--] * /join 房间         加入（或创建）房间并设为当前房",
+                "                 │           间",
+                "                 │[--:--:--] * /leave [房间]      离开房间（默认：当前房间）",
+                "                 │[--:--:--] * /who [房间]        列出房间成员",
+                "                 │[--:--:--] * /rooms             列出房间",
+                "                 │[--:--:--] * /history           显示当前房间更早的消息",
+                "                 │[--:--:--] * /lang en|zh-CN     切换 natter 对你使用的语言",
+                "                 │[--:--:--] * /help              显示本列表",
+                "                 │[--:--:--] * /quit 或 exit      退出聊天",
+                "                 │[--:--:--] * //文字             发送以 '/' 开头的文字",
+                "                 │[--:--:--] * /clear             清空此对话窗口",
+                "                 │[--:--:--] * Alt-1..9 Ctrl-N/P  切换对话",
+                "                 │[--:--:--] * PgUp/PgDn、滚轮    滚动；End 回到最新消息",
+                "                 │[--:--:--] * F2                 显示或隐藏成员列表",
+                "                 │[--:--:--] * Tab                补全名字或命令",
+                " 127.0.0.1:5500 │ 张三 │ #lobby │ 5 秒后重连",
+                "#lobby>",
+            ])
         );
     }
 

@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn the_first_line_picks_the_front_end() {
-        assert!(matches!(pick(b"GET / HTTP/1.1", natter_i18n::Lang::En), Picked::Http));
+        assert!(matches!(
+            pick(b"GET / HTTP/1.1", natter_i18n::Lang::En),
+            Picked::Http
+        ));
         let Picked::FrontEnd(native) = pick(br#"  {"type":"ping"}"#, natter_i18n::Lang::En) else {
             panic!("not a front end")
         };

@@ -173,7 +173,9 @@ impl Plain {
             Command::Usage(usage) => {
                 return notice("!", tl!(lang, "usage", usage = tl!(lang, usage)))
             }
-            Command::Unknown(cmd) => return notice("!", tl!(lang, "unknown-command", command = cmd)),
+            Command::Unknown(cmd) => {
+                return notice("!", tl!(lang, "unknown-command", command = cmd))
+            }
         };
         Input::Frame(frame)
     }
@@ -203,7 +205,9 @@ fn room_where(room: &str) -> String {
 
 fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<String> {
     Some(match frame {
-        ServerFrame::Welcome { name, .. } => format!("* {}", tl!(lang, "plain-welcome", name = name)),
+        ServerFrame::Welcome { name, .. } => {
+            format!("* {}", tl!(lang, "plain-welcome", name = name))
+        }
         ServerFrame::Message(m) => render_message(m, me, lang),
         ServerFrame::History { messages, .. } if messages.is_empty() => return None,
         ServerFrame::History { messages, .. } => {
@@ -218,7 +222,12 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         }
         ServerFrame::Joined { room, name, .. } => format!(
             "* {}",
-            tl!(lang, "presence-joined", name = name, r#where = room_where(room))
+            tl!(
+                lang,
+                "presence-joined",
+                name = name,
+                r#where = room_where(room)
+            )
         ),
         ServerFrame::Left {
             room, name, reason, ..
@@ -230,7 +239,13 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
                 }
                 other => {
                     let why = tl!(lang, "left-reason", reason = other.as_str());
-                    tl!(lang, "presence-left-why", name = name, r#where = r#where, why = why)
+                    tl!(
+                        lang,
+                        "presence-left-why",
+                        name = name,
+                        r#where = r#where,
+                        why = why
+                    )
                 }
             };
             format!("* {text}")
@@ -241,11 +256,21 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
             ..
         } => format!(
             "* {}",
-            tl!(lang, "members-count", room = format!("#{room}"), count = *count)
+            tl!(
+                lang,
+                "members-count",
+                room = format!("#{room}"),
+                count = *count
+            )
         ),
         ServerFrame::Users { room, names, .. } => format!(
             "* {}",
-            tl!(lang, "members-in", room = format!("#{room}"), names = names.join(", "))
+            tl!(
+                lang,
+                "members-in",
+                room = format!("#{room}"),
+                names = names.join(", ")
+            )
         ),
         ServerFrame::Rooms { rooms } => {
             let list: Vec<String> = rooms

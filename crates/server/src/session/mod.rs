@@ -115,7 +115,8 @@ pub async fn serve_stream<T: Transport>(
 ) {
     let config = shared.config.clone();
     // Boxed: its timer and peek live on the heap only until the first byte.
-    let sniffed = Box::pin(stream.sniff(accepted + config.hello_timeout, config.lang, &shutdown)).await;
+    let sniffed =
+        Box::pin(stream.sniff(accepted + config.hello_timeout, config.lang, &shutdown)).await;
     match sniffed {
         Sniffed::Clear => {}
         Sniffed::Tls => {

@@ -30,7 +30,8 @@ impl Session {
         lobby: bool,
     ) {
         if version != natter_proto::VERSION {
-            let args = natter_proto::error_args!(supported = natter_proto::VERSION, version = version);
+            let args =
+                natter_proto::error_args!(supported = natter_proto::VERSION, version = version);
             self.error(ErrorCode::UnsupportedVersion, args, None);
             return;
         }
@@ -112,7 +113,11 @@ impl Session {
             Ok(messages) => ServerFrame::History { room, messages },
             Err(e) => {
                 tracing::error!("history read failed: {e}");
-                ServerFrame::error(ErrorCode::ServerError, natter_proto::error_args!(what = "history"), None)
+                ServerFrame::error(
+                    ErrorCode::ServerError,
+                    natter_proto::error_args!(what = "history"),
+                    None,
+                )
             }
         };
         self.outbox.push_paced(frame, self.stall()).await;
@@ -126,10 +131,7 @@ impl Session {
                 let oldest = oldest.unwrap_or(watermark + 1);
                 if after.saturating_add(1) < oldest && after < watermark {
                     self.outbox
-                        .push_paced(
-                            ServerFrame::history_gap(oldest, after),
-                            self.stall(),
-                        )
+                        .push_paced(ServerFrame::history_gap(oldest, after), self.stall())
                         .await;
                 }
             }
@@ -201,9 +203,7 @@ impl Session {
                         None,
                     )
                 }
-                Err(e) => {
-                    return self.error(ErrorCode::InvalidRoom, room_args(raw, &e), None)
-                }
+                Err(e) => return self.error(ErrorCode::InvalidRoom, room_args(raw, &e), None),
             },
             None => Scope::Private(me.key().to_owned()),
         };

@@ -110,11 +110,8 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
                 }
                 Next::Overflowed => {
                     // Best effort: if the socket has room for one more line, say why we are hanging up.
-                    let frame = ServerFrame::error(
-                        ErrorCode::TooSlow,
-                        natter_proto::error_args!(),
-                        None,
-                    );
+                    let frame =
+                        ServerFrame::error(ErrorCode::TooSlow, natter_proto::error_args!(), None);
                     let mut last = Vec::new();
                     render(&mut self.front, &Outgoing::new(frame), &mut last);
                     let _ = self.write.write_all(&last).now_or_never();

@@ -111,8 +111,8 @@ impl App {
         let lower = natter_proto::name::fold(&word);
         let candidates: Vec<String> = if start == 0 && word.starts_with('/') {
             const COMMANDS: &[&str] = &[
-                "/msg", "/join", "/leave", "/who", "/rooms", "/history", "/clear", "/lang", "/help",
-                "/quit",
+                "/msg", "/join", "/leave", "/who", "/rooms", "/history", "/clear", "/lang",
+                "/help", "/quit",
             ];
             COMMANDS
                 .iter()
