@@ -1,0 +1,63 @@
+//! The documentation that must stay in step: README.md and its Chinese translation README.zh-CN.md.
+
+use std::path::Path;
+
+/// The headings of a Markdown file, outside fenced code: (level, text).
+fn headings(markdown: &str) -> Vec<(usize, String)> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let level = line.chars().take_while(|&c| c == '#').count();
+        if level > 0 && line[level..].starts_with(' ') {
+            out.push((level, line[level..].trim().to_owned()));
+        }
+    }
+    out
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
+}
+
+/// Issue 18: every heading of README.md has its counterpart in README.zh-CN.md, in the same order and at
+/// the same level: each Chinese heading ends with `<!-- English heading -->`. A section added to one
+/// README and not the other fails here.
+#[test]
+fn the_chinese_readme_has_every_section_of_the_english_one() {
+    let english = headings(&read("README.md"));
+    let chinese: Vec<(usize, String)> = headings(&read("README.zh-CN.md"))
+        .into_iter()
+        .map(|(level, text)| {
+            let counterpart = text
+                .rsplit_once("<!--")
+                .and_then(|(_, c)| c.strip_suffix("-->"))
+                .unwrap_or_else(|| panic!("README.zh-CN.md: {text:?} names no English heading"))
+                .trim()
+                .to_owned();
+            (level, counterpart)
+        })
+        .collect();
+    assert!(english.len() > 8, "{english:?}");
+    let missing: Vec<_> = english.iter().filter(|h| !chinese.contains(h)).collect();
+    let extra: Vec<_> = chinese.iter().filter(|h| !english.contains(h)).collect();
+    assert!(missing.is_empty(), "README.zh-CN.md lacks {missing:?}");
+    assert!(extra.is_empty(), "README.md lacks {extra:?}");
+    assert_eq!(english, chinese, "the sections are in another order");
+}
+
+#[test]
+fn the_readme_links_its_translation_at_the_top() {
+    let readme = read("README.md");
+    let top: Vec<&str> = readme.lines().take(4).collect();
+    assert!(
+        top.iter().any(|l| l.contains("(README.zh-CN.md)")),
+        "{top:?}"
+    );
+}
