@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -252,11 +252,15 @@ enum Timestamps {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Cmd::Join(args) = &cli.command {
-        // Everything the client says, from here on, is in this language (`/lang` changes it).
-        natter_i18n::set_lang(args.lang.unwrap_or_else(natter_i18n::Lang::from_env));
-    }
+    // The client's language, known before the command line is parsed so `natter join --help` speaks it
+    // too; everything the client says from here on is in it (`/lang` changes it).
+    natter_i18n::set_lang(
+        lang_from_args(std::env::args()).unwrap_or_else(natter_i18n::Lang::from_env),
+    );
+    let cli = match Cli::from_arg_matches(&translated_help(Cli::command()).get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // History reads run on blocking threads; a handful is plenty (they share SQLite), and each thread that
     // exists costs memory, so cap them well below tokio's default of 512.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -453,6 +457,40 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
     Ok(())
 }
 
+/// `--lang TAG` or `--lang=TAG` anywhere on the command line.
+fn lang_from_args(args: impl Iterator<Item = String>) -> Option<natter_i18n::Lang> {
+    let args: Vec<String> = args.collect();
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--lang") {
+            Some("") => args.get(i + 1).and_then(|t| natter_i18n::Lang::parse(t)),
+            Some(rest) => rest.strip_prefix('=').and_then(natter_i18n::Lang::parse),
+            None => None,
+        })
+}
+
+/// `natter join`'s help in the client's language: its description and every option's, from the catalogue
+/// (`help-cli-join-OPTION`). The server's and the bench's help are for operators and stay in English.
+fn translated_help(cli: clap::Command) -> clap::Command {
+    use natter_i18n::t;
+    cli.mut_subcommand("join", |join| {
+        let ids: Vec<String> = join
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        ids.into_iter()
+            .fold(join.about(t!("help-cli-join")), |join, id| {
+                let key = format!("help-cli-join-{id}");
+                if !natter_i18n::has(natter_i18n::Lang::En, &key) {
+                    return join; // clap's own (--help): a test keeps natter's options covered
+                }
+                let text = natter_i18n::text(natter_i18n::lang(), &key, &[]);
+                join.mut_arg(id, |a| a.help(text))
+            })
+    })
+}
+
 fn fail(message: String) -> ExitCode {
     eprintln!("natter: {message}");
     ExitCode::FAILURE
@@ -572,5 +610,47 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: every option of `natter join` has its help in every catalogue.
+    #[test]
+    fn every_join_option_has_a_translated_help() {
+        let cli = Cli::command();
+        let join = cli.find_subcommand("join").unwrap();
+        for arg in join.get_arguments().filter(|a| !a.is_hide_set()) {
+            for lang in natter_i18n::Lang::ALL {
+                let key = format!("help-cli-join-{}", arg.get_id());
+                assert!(natter_i18n::has(lang, &key), "{lang} lacks {key}");
+            }
+        }
+        let help = natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || {
+            translated_help(Cli::command())
+                .find_subcommand_mut("join")
+                .unwrap()
+                .render_help()
+                .to_string()
+        });
+        assert!(help.contains("你的名字"), "{help}");
+        assert_eq!(
+            lang_from_args(
+                ["natter", "join", "--lang", "zh-CN"]
+                    .map(String::from)
+                    .into_iter()
+            ),
+            Some(natter_i18n::Lang::ZhCn)
+        );
+        assert_eq!(
+            lang_from_args(
+                ["natter", "join", "--lang=en"]
+                    .map(String::from)
+                    .into_iter()
+            ),
+            Some(natter_i18n::Lang::En)
+        );
     }
 }

@@ -186,3 +186,14 @@ error-idle_timeout = nothing heard from you for too long
 error-server_full = the server is full; try again later
 error-too_many_connections = too many connections from your address
 error-too_many_rooms = you are in { $count } rooms, the most this server allows; /leave one first
+
+## `natter join --help`
+
+help-cli-join = Join a chat server
+help-cli-join-server = Server to join, as HOST:PORT (HOST alone means port 5500)
+help-cli-join-name = Your name (asked for when missing)
+help-cli-join-plain = Plain line mode even on a terminal
+help-cli-join-timestamps = Timestamps in the full-screen client: short [HH:MM:SS] or full [YYYY-MM-DD HH:MM:SS]
+help-cli-join-bell = Ring the terminal bell when someone mentions your name
+help-cli-join-timeout = Seconds to wait for the server to accept and answer before giving up (or retrying)
+help-cli-join-lang = Language of everything natter says: en or zh-CN. Default: from LC_ALL, LC_MESSAGES or LANG

@@ -174,3 +174,14 @@ error-idle_timeout = 太久没有收到你的任何消息
 error-server_full = 服务器已满；请稍后再试
 error-too_many_connections = 来自你的地址的连接太多
 error-too_many_rooms = 你已在 { $count } 个房间中，这是本服务器允许的上限；请先 /leave 一个
+
+## `natter join --help`
+
+help-cli-join = 加入一个聊天服务器
+help-cli-join-server = 要加入的服务器，格式为 主机:端口（只写主机则为 5500 端口）
+help-cli-join-name = 你的名字（没有给出时会询问）
+help-cli-join-plain = 即使在终端上也使用纯文本行模式
+help-cli-join-timestamps = 全屏客户端的时间戳：short 为 [HH:MM:SS]，full 为 [YYYY-MM-DD HH:MM:SS]
+help-cli-join-bell = 有人提到你的名字时让终端响铃
+help-cli-join-timeout = 等待服务器接受连接并应答的秒数，超时后放弃（或重试）
+help-cli-join-lang = natter 说话使用的语言：en 或 zh-CN。默认取自 LC_ALL、LC_MESSAGES 或 LANG
