@@ -59,7 +59,13 @@ impl Drop for Server {
 
 /// Starts `natter join ARGS` with stdin, stdout and stderr piped.
 fn spawn_join(args: &[&str]) -> Child {
+    spawn_join_in("C.UTF-8", args)
+}
+
+/// [`spawn_join`] under `LANG=lang`.
+fn spawn_join_in(lang: &str, args: &[&str]) -> Child {
     natter()
+        .env("LANG", lang)
         .arg("join")
         .args(args)
         .stdin(Stdio::piped())
@@ -76,15 +82,7 @@ fn join(args: &[&str], stdin: &str) -> Output {
 
 /// Runs `natter join` with `stdin` piped in, under `LANG=lang`.
 fn join_in(lang: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = natter()
-        .env("LANG", lang)
-        .arg("join")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_join_in(lang, args);
     child
         .stdin
         .take()

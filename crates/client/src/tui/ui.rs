@@ -559,6 +559,20 @@ mod tests {
         (screen, cursor)
     }
 
+    /// Types `line` and presses Enter.
+    fn submit(a: &mut App, line: &str) {
+        for c in line.chars() {
+            a.update(Event::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        a.update(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+    }
+
     fn stamp_short() -> String {
         stamp(natter_proto::time::parse(TS), Stamps::Short)
     }
@@ -645,16 +659,7 @@ mod tests {
                     ts: TS.into(),
                 })));
                 a.update(left(natter_proto::LeftReason::Timeout));
-                for c in "/help".chars() {
-                    a.update(Event::Key(KeyEvent::new(
-                        KeyCode::Char(c),
-                        KeyModifiers::NONE,
-                    )));
-                }
-                a.update(Event::Key(KeyEvent::new(
-                    KeyCode::Enter,
-                    KeyModifiers::NONE,
-                )));
+                submit(&mut a, "/help");
                 a.update(Event::Chat(ChatEvent::Reconnecting {
                     delay: std::time::Duration::from_millis(4_900),
                     attempt: 2,
@@ -770,16 +775,7 @@ mod tests {
     #[test]
     fn own_messages_show_pending_until_acknowledged() {
         let mut a = app();
-        for c in "hi".chars() {
-            a.update(Event::Key(KeyEvent::new(
-                KeyCode::Char(c),
-                KeyModifiers::NONE,
-            )));
-        }
-        a.update(Event::Key(KeyEvent::new(
-            KeyCode::Enter,
-            KeyModifiers::NONE,
-        )));
+        submit(&mut a, "hi");
         a.bind(1, "x".into());
         let (screen, _) = draw(&a, 70, 6);
         assert!(screen[3].ends_with("张三: hi …sending"), "{screen:?}");
