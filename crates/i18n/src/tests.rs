@@ -260,7 +260,7 @@ fn the_clients_and_the_plain_text_front_end_say_nothing_outside_the_catalogue() 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut files = Vec::new();
     sources(&root.join("crates/client/src"), &mut files);
-    files.push(root.join("crates/server/src/frontend/plain.rs"));
+    sources(&root.join("crates/server/src/frontend"), &mut files);
     files.push(root.join("crates/server/src/transport.rs"));
     files.push(root.join("crates/proto/src/command.rs"));
     files.push(root.join("crates/proto/src/text.rs"));

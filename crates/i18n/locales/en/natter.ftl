@@ -112,6 +112,7 @@ plain-type-another-name = Type another name:
 plain-not-utf8 = lines must be UTF-8 text
 plain-clear = /clear is for natter's own clients
 plain-bye = Bye!
+http-not-a-web-server = This is a natter chat server, not a web server: connect with `natter join` or `nc HOST PORT`.
 plain-shutdown = The server is shutting down. Bye!
 
 ## Errors of the command line and the connection

@@ -106,6 +106,7 @@ plain-type-another-name = 请换一个名字：
 plain-not-utf8 = 每行必须是 UTF-8 文本
 plain-clear = /clear 只适用于 natter 自己的客户端
 plain-bye = 再见！
+http-not-a-web-server = 这是 natter 聊天服务器，不是网站：请用 `natter join` 或 `nc 主机 端口` 连接。
 plain-shutdown = 服务器正在关闭。再见！
 
 ## 命令行和连接的错误

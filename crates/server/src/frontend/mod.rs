@@ -54,14 +54,18 @@ pub trait Render: Send {
 
 /// What a connection's first line says it is.
 pub enum Picked {
-    /// An HTTP request on the chat port: answered with [`HTTP_ANSWER`] and closed.
+    /// An HTTP request on the chat port: answered with [`http_answer`] and closed.
     Http,
     FrontEnd(Box<dyn FrontEnd>),
 }
 
-/// The answer to an HTTP request sent to the chat port.
-pub const HTTP_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
-This is a natter chat server, not a web server: connect with `natter join` or `nc HOST PORT`.\n";
+/// The answer to an HTTP request sent to the chat port, in the server's language.
+pub fn http_answer(lang: natter_i18n::Lang) -> String {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{}\n",
+        natter_i18n::tl!(lang, "http-not-a-web-server")
+    )
+}
 
 /// Picks the front end from a connection's first (non-blank) line.
 pub fn pick(first_line: &[u8], lang: natter_i18n::Lang) -> Picked {

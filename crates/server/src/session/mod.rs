@@ -226,8 +226,8 @@ impl Session {
                         self.peer
                     );
                     self.outbox
-                        .push_last_item(Arc::new(Outgoing::Raw(Bytes::from_static(
-                            frontend::HTTP_ANSWER.as_bytes(),
+                        .push_last_item(Arc::new(Outgoing::Raw(Bytes::from(
+                            frontend::http_answer(self.shared.config.lang),
                         ))));
                     return Some(Flow::Close);
                 }
