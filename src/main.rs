@@ -162,8 +162,12 @@ struct ServeArgs {
     /// Bytes queued for one client before it is disconnected as too slow.
     #[arg(long, value_name = "BYTES", default_value_t = natter_server::Config::default().max_outbox)]
     max_outbox: usize,
+    /// Where the server keeps everything of its own (the database, and later its certificate and files).
+    /// Default: the platform data directory (~/.local/share/natter on Linux).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// History database file, or :memory: to keep history only while the server runs.
-    /// Default: natter.db in the platform data directory (~/.local/share/natter on Linux).
+    /// Default: natter.db in the data directory.
     #[arg(long, value_name = "PATH")]
     db: Option<String>,
     /// Recent messages per room replayed on hello and join.
@@ -243,6 +247,12 @@ struct JoinArgs {
     /// Language of everything natter says: en or zh-CN. Default: from LC_ALL, LC_MESSAGES or LANG.
     #[arg(long, value_name = "LANG")]
     lang: Option<natter_i18n::Lang>,
+    /// Where the key that makes your name yours is kept (default: ~/.local/share/natter).
+    #[arg(long, value_name = "DIR", env = "NATTER_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Join as a guest: no key, so the name is not kept for you (and cannot be one somebody owns).
+    #[arg(long)]
+    guest: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -286,6 +296,12 @@ fn main() -> ExitCode {
                 force_plain: args.plain,
                 answer_timeout: std::time::Duration::try_from_secs_f64(args.timeout)
                     .unwrap_or(std::time::Duration::from_secs(10)),
+                data_dir: match args.guest {
+                    true => None,
+                    false => args
+                        .data_dir
+                        .or_else(natter_client::identity::default_data_dir),
+                },
                 tui: natter_client::tui::app::Options {
                     stamps: match args.timestamps {
                         Timestamps::Short => natter_client::tui::app::Stamps::Short,
@@ -498,11 +514,12 @@ fn fail(message: String) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(args.verbose);
-    let db = match &args.db {
-        Some(path) => natter_server::store::DbPath::parse(path),
-        None => natter_server::store::DbPath::File(
+    let db = match (&args.db, &args.data_dir) {
+        (Some(path), _) => natter_server::store::DbPath::parse(path),
+        (None, Some(dir)) => natter_server::store::DbPath::File(dir.join("natter.db")),
+        (None, None) => natter_server::store::DbPath::File(
             natter_server::default_db_path()
-                .ok_or("no data directory found for the history database; pass --db PATH")?,
+                .ok_or("no data directory found for the history database; pass --data-dir DIR")?,
         ),
     };
     let config = natter_server::Config {

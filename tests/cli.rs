@@ -837,3 +837,71 @@ async fn line_mode_has_history() {
         "{stdout}"
     );
 }
+
+/// Runs `natter join` with `stdin`, its key kept in `data` (`None`: the tests' shared data directory).
+fn join_with_data(data: Option<&std::path::Path>, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = natter();
+    if let Some(data) = data {
+        cmd.env("NATTER_DATA_DIR", data);
+    }
+    let mut child = cmd
+        .arg("join")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 12's reproduction with the real binaries: bob's natter client owns his name (its key in his
+/// data directory); alice whispers him a password while he is away; someone else's natter — another data
+/// directory — asking for the name is refused with a clear line and sees nothing; bob, from his own data
+/// directory, gets in without typing anything and finds the whisper.
+#[tokio::test]
+async fn a_name_belongs_to_the_client_that_first_used_it() {
+    let server = Server::start();
+    let addr = server.addr.to_string();
+    let bobs = tempfile::tempdir().unwrap();
+    let mallorys = tempfile::tempdir().unwrap();
+    let (bob_dir, mallory_dir) = (bobs.path().to_owned(), mallorys.path().to_owned());
+    let run = |dir: std::path::PathBuf, stdin: &'static str| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            join_with_data(Some(&dir), &["--server", &addr, "--name", "bob"], stdin)
+        })
+    };
+    let first = run(bob_dir.clone(), "/quit\n").await.unwrap();
+    assert!(first.status.success(), "{first:?}");
+    let key = std::fs::metadata(bob_dir.join("identity.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    }
+
+    let mut alice = Raw::join(server.addr, "alice").await;
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"my password is hunter2","id":"1"}))
+        .await;
+    alice.next_of("ack").await;
+
+    let impostor = run(mallory_dir, "/quit\n").await.unwrap();
+    assert!(!impostor.status.success(), "{impostor:?}");
+    let said = String::from_utf8_lossy(&impostor.stderr).into_owned();
+    assert!(said.contains("bob belongs to someone"), "{said}");
+    assert!(!String::from_utf8_lossy(&impostor.stdout).contains("hunter2"));
+    assert!(!said.contains("hunter2"));
+
+    let back = run(bob_dir, "/quit\n").await.unwrap();
+    assert!(back.status.success(), "{back:?}");
+    let stdout = String::from_utf8(back.stdout).unwrap();
+    assert!(stdout.contains("alice → you: my password is hunter2"), "{stdout}");
+}

@@ -30,11 +30,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(args: &[&str]) -> Self {
-        Self::spawn(Command::new(NATTER), ":memory:", args)
+        Self::spawn(crate::support::natter(), ":memory:", args)
     }
 
     pub fn start_db(db: &str, args: &[&str]) -> Self {
-        Self::spawn(Command::new(NATTER), db, args)
+        Self::spawn(crate::support::natter(), db, args)
     }
 
     /// Runs the server with at most `files` open file descriptors.
@@ -123,8 +123,8 @@ pub fn signal(pid: u32, sig: &str) {
 }
 
 /// `natter join --plain` as a real client process, stdin held open.
-pub fn natter_join(addr: SocketAddr, name: &str) -> Child {
-    Command::new(NATTER)
+pub fn natter_join(addr: SocketAddr, name: &str, extra: &[&str]) -> Child {
+    crate::support::natter()
         .args([
             "join",
             "--plain",
@@ -133,6 +133,7 @@ pub fn natter_join(addr: SocketAddr, name: &str) -> Child {
             "--name",
             name,
         ])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

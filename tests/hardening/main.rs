@@ -80,9 +80,10 @@ async fn a_frozen_client_is_pinged_timed_out_and_its_name_freed() {
     let mut probe = Probe::new(server.addr).await;
     let rss = server.rss_kb();
     // A real natter client (it answers the server's pings) ...
-    let mut live = common::natter_join(server.addr, "awake");
-    // ... and one that will be frozen with SIGSTOP.
-    let mut frozen = common::natter_join(server.addr, "frozen");
+    let mut live = common::natter_join(server.addr, "awake", &[]);
+    // ... and one that will be frozen with SIGSTOP (a guest, so that any client may take the name when
+    // it is free again; an owner's own new session would get in even before).
+    let mut frozen = common::natter_join(server.addr, "frozen", &["--guest"]);
     probe.wait_joined("awake").await;
     probe.wait_joined("frozen").await;
     common::signal(frozen.id(), "STOP");

@@ -7,13 +7,17 @@ use std::process::{Child, Command, Stdio};
 pub const NATTER: &str = env!("CARGO_BIN_EXE_natter");
 
 /// `natter`, speaking English whatever the locale of the machine running the tests (a test that wants
-/// another language sets `LANG` or `--lang` itself).
+/// another language sets `LANG` or `--lang` itself), with its data directory (the client's key) in a
+/// temporary directory of this test process — never the real one of whoever runs the tests.
 #[allow(dead_code)] // not every test binary that includes this module runs natter itself
 pub fn natter() -> std::process::Command {
+    static DATA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let data = DATA.get_or_init(|| tempfile::tempdir().expect("a temporary directory"));
     let mut cmd = std::process::Command::new(NATTER);
     cmd.env_remove("LC_ALL")
         .env_remove("LC_MESSAGES")
-        .env("LANG", "C.UTF-8");
+        .env("LANG", "C.UTF-8")
+        .env("NATTER_DATA_DIR", data.path());
     cmd
 }
 

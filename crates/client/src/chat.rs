@@ -10,8 +10,10 @@
 //! The UI never sees the socket: it calls [`Chat::send`] / [`Chat::say`] and reads [`Chat::next`].
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use natter_proto::auth::{self, SigningKey};
 use natter_proto::text::neutralise;
 use natter_proto::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
@@ -59,6 +61,8 @@ pub struct ChatOptions {
     /// How long connecting, and then the answer to `hello`, may take before the attempt counts as failed
     /// (a server that accepts and never answers must not hang the client).
     pub answer_timeout: Duration,
+    /// The key that owns the name ([`crate::identity`]); `None`: a guest.
+    pub key: Option<Arc<SigningKey>>,
 }
 
 impl ChatOptions {
@@ -69,6 +73,7 @@ impl ChatOptions {
             backoff: Backoff::default(),
             keepalive: Duration::from_secs(30),
             answer_timeout: Duration::from_secs(10),
+            key: None,
         }
     }
 }
@@ -194,18 +199,33 @@ enum Hello {
     Foreign,
 }
 
-async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> Hello {
+/// Says `hello` as `name` — with `key`, as the name's owner: the server's challenge is signed — and waits
+/// for the answer.
+async fn hello(
+    conn: &mut Connection,
+    name: &str,
+    key: Option<&SigningKey>,
+    resume_after: Option<u64>,
+) -> Hello {
     let frame = ClientFrame::Hello {
         name: name.to_owned(),
         version: natter_proto::VERSION,
         resume_after,
         lobby: true,
+        key: key.map(auth::public_key),
     };
     if conn.send(frame).await.is_err() {
         return Hello::Lost;
     }
     loop {
         match conn.next().await {
+            NetEvent::Frame(ServerFrame::Challenge { nonce }) => {
+                let Some(key) = key else { continue };
+                let signature = auth::sign(key, &nonce, name);
+                if conn.send(ClientFrame::Prove { signature }).await.is_err() {
+                    return Hello::Lost;
+                }
+            }
             NetEvent::Frame(ServerFrame::Welcome {
                 name,
                 rooms,
@@ -226,7 +246,11 @@ async fn hello(conn: &mut Connection, name: &str, resume_after: Option<u64>) -> 
                 ..
             }) if matches!(
                 code,
-                ErrorCode::InvalidName | ErrorCode::NameTaken | ErrorCode::UnsupportedVersion
+                ErrorCode::InvalidName
+                    | ErrorCode::NameTaken
+                    | ErrorCode::NameOwned
+                    | ErrorCode::BadProof
+                    | ErrorCode::UnsupportedVersion
             ) =>
             {
                 // In the user's language; neutralised on the way.
@@ -255,7 +279,7 @@ impl Chat {
                 .map_err(|_| no_answer())??;
         let answer = tokio::time::timeout(
             options.answer_timeout,
-            hello(&mut conn, &options.name, None),
+            hello(&mut conn, &options.name, options.key.as_deref(), None),
         );
         let (name, rooms, last_seq) = match answer.await.map_err(|_| no_answer())? {
             Hello::Welcome {
@@ -607,7 +631,12 @@ impl Task {
             };
             let answer = tokio::time::timeout(
                 limit,
-                hello(&mut conn, &self.options.name, Some(self.last_seq)),
+                hello(
+                    &mut conn,
+                    &self.options.name,
+                    self.options.key.as_deref(),
+                    Some(self.last_seq),
+                ),
             );
             match answer.await.unwrap_or(Hello::Lost) {
                 Hello::Welcome { rooms, .. } => {

@@ -13,6 +13,7 @@ use natter_i18n::t;
 pub mod chat;
 pub mod display;
 pub mod editor;
+pub mod identity;
 pub mod line;
 pub mod net;
 pub mod signals;

@@ -40,6 +40,8 @@ pub struct LineOptions {
     pub tui: crate::tui::app::Options,
     /// How long connecting and the server's answer may take (`--timeout`).
     pub answer_timeout: std::time::Duration,
+    /// Where the key that owns your name is kept ([`crate::identity`]); `None`: join as a guest.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// One thing the person (or script) did.
@@ -282,6 +284,17 @@ async fn register(
     interactive: bool,
 ) -> Result<Option<Chat>, ClientError> {
     let mut name = opts.name.clone();
+    let key = match opts.data_dir.as_deref().map(crate::identity::load_or_create) {
+        Some(Ok(key)) => Some(std::sync::Arc::new(key)),
+        Some(Err(e)) => {
+            // Still usable, as a guest: the name is not kept for you.
+            let dir = opts.data_dir.as_deref().unwrap_or(std::path::Path::new(""));
+            let why = t!("key-unusable", dir = dir.display().to_string(), why = e.to_string());
+            eprintln!("natter: {why}");
+            None
+        }
+        None => None,
+    };
     loop {
         let candidate = match name.take() {
             Some(n) => n,
@@ -306,6 +319,7 @@ async fn register(
             options.backoff.attempts = Some(RECONNECT_ATTEMPTS_UNATTENDED);
         }
         options.answer_timeout = opts.answer_timeout;
+        options.key = key.clone();
         // Ctrl-C works while connecting too: a key in raw mode on a terminal, the signal for a script.
         let connecting = Chat::connect(options);
         tokio::pin!(connecting);
@@ -560,6 +574,7 @@ impl Client {
             | ServerFrame::Ping { .. }
             | ServerFrame::Pong { .. }
             | ServerFrame::Welcome { .. }
+            | ServerFrame::Challenge { .. }
             | ServerFrame::Ack { .. } => return None,
         })
     }

@@ -23,7 +23,14 @@ pub enum ClientFrame {
         /// join announcements). Rooms joined before are restored either way.
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         lobby: bool,
+        /// Your public key (Ed25519, base64url): own the name, or prove you own it (see
+        /// [`crate::auth`]). Without it you are a guest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
+    /// `{"type":"prove","signature":"…"}` — the answer to a `challenge`: the signature of
+    /// [`crate::auth::challenge_message`] with the key given in `hello`.
+    Prove { signature: String },
     /// `{"type":"say","text":"…","room":"lobby","id":"7"}` — a message to a room (default `lobby`).
     Say {
         text: String,
@@ -86,9 +93,14 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// The `type` values a client may send; anything else is `unknown_type`.
 pub const CLIENT_TYPES: &[&str] = &[
-    "hello", "say", "whisper", "join", "leave", "who", "rooms", "history", "ping", "pong", "exit",
+    "hello", "prove", "say", "whisper", "join", "leave", "who", "rooms", "history", "ping", "pong",
+    "exit",
 ];
 
 /// Why a client frame could not be understood.
@@ -190,7 +202,12 @@ pub enum ServerFrame {
         version: u32,
         rooms: Vec<String>,
         last_seq: u64,
+        /// You proved you own the name (a `hello` with `key`); absent or false: you are a guest.
+        #[serde(default, skip_serializing_if = "is_false")]
+        owner: bool,
     },
+    /// The answer to a `hello` with `key`: sign this nonce (see [`crate::auth`]) and send `prove`.
+    Challenge { nonce: String },
     Message(Message),
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -355,6 +372,10 @@ pub enum ErrorCode {
     UnsupportedVersion,
     /// A user name that breaks the naming rules.
     InvalidName,
+    /// The name is owned and this `hello` did not prove it: the owner's key, or (later) a password.
+    NameOwned,
+    /// A `prove` whose signature does not match the challenge, or that came without one.
+    BadProof,
     /// Someone else has this name (ignoring case).
     NameTaken,
     /// A whisper to a name nobody has.
@@ -399,6 +420,8 @@ impl ErrorCode {
             ErrorCode::AlreadyRegistered => "already_registered",
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::NameOwned => "name_owned",
+            ErrorCode::BadProof => "bad_proof",
             ErrorCode::NameTaken => "name_taken",
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::NotInRoom => "not_in_room",
@@ -427,6 +450,8 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::AlreadyRegistered,
     ErrorCode::UnsupportedVersion,
     ErrorCode::InvalidName,
+    ErrorCode::NameOwned,
+    ErrorCode::BadProof,
     ErrorCode::NameTaken,
     ErrorCode::NoSuchUser,
     ErrorCode::NotInRoom,
@@ -550,6 +575,7 @@ mod tests {
                 version: 1,
                 resume_after: None,
                 lobby: true,
+                key: None,
             }
         );
         assert_eq!(
@@ -573,6 +599,7 @@ mod tests {
                 version: 1,
                 resume_after: None,
                 lobby: true,
+                key: None,
             }
         );
     }
@@ -672,16 +699,18 @@ mod tests {
 
         fn client_frame() -> impl Strategy<Value = ClientFrame> {
             prop_oneof![
-                (text(), any::<u32>(), any::<Option<u64>>(), any::<bool>()).prop_map(
-                    |(name, version, resume_after, lobby)| {
+                (text(), any::<u32>(), any::<Option<u64>>(), any::<bool>(), opt()).prop_map(
+                    |(name, version, resume_after, lobby, key)| {
                         ClientFrame::Hello {
                             name,
                             version,
                             resume_after,
                             lobby,
+                            key,
                         }
                     }
                 ),
+                text().prop_map(|signature| ClientFrame::Prove { signature }),
                 (opt(), any::<Option<u64>>(), any::<Option<usize>>()).prop_map(
                     |(room, before, limit)| ClientFrame::History {
                         room,
@@ -771,14 +800,16 @@ mod tests {
                     }),
                 opt().prop_map(|id| ServerFrame::Pong { id }),
                 opt().prop_map(|id| ServerFrame::Ping { id }),
-                (text(), prop::collection::vec(text(), 0..4), any::<u64>()).prop_map(
-                    |(name, rooms, last_seq)| ServerFrame::Welcome {
+                (text(), prop::collection::vec(text(), 0..4), any::<u64>(), any::<bool>()).prop_map(
+                    |(name, rooms, last_seq, owner)| ServerFrame::Welcome {
                         name,
                         version: 1,
                         rooms,
-                        last_seq
+                        last_seq,
+                        owner,
                     }
                 ),
+                text().prop_map(|nonce| ServerFrame::Challenge { nonce }),
                 (text(), text(), text()).prop_map(|(room, name, ts)| ServerFrame::Left {
                     room,
                     name,

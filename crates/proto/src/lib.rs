@@ -9,6 +9,7 @@
 //!
 //! No sockets and no runtime live here, so every piece is unit-testable.
 
+pub mod auth;
 pub mod codec;
 pub mod command;
 pub mod frame;

@@ -36,7 +36,7 @@ use natter_proto::{time, ErrorCode, LeftReason, Name, RoomName, ServerFrame, VER
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use crate::outbox::{Outbox, Outgoing};
-use crate::store::{NewMessage, Outcome, WriteCmd};
+use crate::store::{Account, NewMessage, Outcome, WriteCmd};
 
 /// Limits the hub enforces on requests.
 #[derive(Debug, Clone)]
@@ -65,7 +65,65 @@ pub struct AppendToken {
 
 /// A room's online members: the key is the member's name (as spelled, compared folded), the value where
 /// to reach them. (Nothing else: at thousands of members every byte of an entry counts.)
-type Members = HashMap<Name, Arc<Outbox>>;
+type Members = HashMap<Name, Seats>;
+
+/// Where to reach one online user: the outbox of each of their sessions. A guest has one; the owner of a
+/// name may be signed in from several clients at once, and each gets everything. One session, the common
+/// case, costs one pointer more than a bare outbox.
+#[derive(Clone)]
+enum Seats {
+    One(Arc<Outbox>),
+    Many(Box<Vec<Arc<Outbox>>>),
+}
+
+impl Seats {
+    fn iter(&self) -> std::slice::Iter<'_, Arc<Outbox>> {
+        match self {
+            Seats::One(o) => std::slice::from_ref(o).iter(),
+            Seats::Many(v) => v.iter(),
+        }
+    }
+
+    fn add(&mut self, outbox: Arc<Outbox>) {
+        if self.iter().any(|o| Arc::ptr_eq(o, &outbox)) {
+            return;
+        }
+        *self = match std::mem::replace(self, Seats::Many(Box::default())) {
+            Seats::One(first) => Seats::Many(Box::new(vec![first, outbox])),
+            Seats::Many(mut v) => {
+                v.push(outbox);
+                Seats::Many(v)
+            }
+        };
+    }
+
+    /// Removes one session; `true` when none is left (the caller drops the entry).
+    fn remove(&mut self, outbox: &Arc<Outbox>) -> bool {
+        match self {
+            Seats::One(o) => Arc::ptr_eq(o, outbox),
+            Seats::Many(v) => {
+                v.retain(|o| !Arc::ptr_eq(o, outbox));
+                match v.len() {
+                    0 => true,
+                    1 => {
+                        *self = Seats::One(v[0].clone());
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    /// Queues `item` for every session but `except`.
+    fn push_except(&self, item: &Arc<Outgoing>, except: Option<&Arc<Outbox>>) {
+        for o in self.iter() {
+            if !except.is_some_and(|e| Arc::ptr_eq(e, o)) {
+                o.push(item.clone());
+            }
+        }
+    }
+}
 
 struct Room {
     name: RoomName,
@@ -74,15 +132,22 @@ struct Room {
 }
 
 struct User {
-    outbox: Arc<Outbox>,
+    /// One per session.
+    seats: Seats,
     /// The rooms the user is in, in the order joined (the lobby first when in it).
     rooms: Vec<RoomName>,
+    /// Proved they own the name: several sessions are allowed, private messages are kept for them.
+    owner: bool,
+    /// A session has taken the user's seats in their rooms (later sessions join those).
+    seated: bool,
 }
 
 #[derive(Default)]
 struct Registry {
     /// Who is online: nothing is kept here for a name that is not.
     users: HashMap<Name, User>,
+    /// Every owned name (online or not), by folded name: whispers to them are kept while they are away.
+    owned: HashMap<String, Name>,
 }
 
 /// Rooms with someone online (and the lobby), ordered so `rooms` lists them alphabetically.
@@ -123,12 +188,27 @@ pub(crate) enum Probe {
 pub struct Registration {
     hub: Arc<Hub>,
     name: Name,
+    /// This session's outbox (an owner may have several sessions).
+    outbox: Arc<Outbox>,
+    owner: bool,
+    /// For an owner: the last seq before they owned the name (see [`Account::since`]).
+    since: u64,
     reason: Option<LeftReason>,
 }
 
 impl Registration {
     pub fn name(&self) -> &Name {
         &self.name
+    }
+
+    /// For a session that proved it owns the name, the last seq before the name was owned: private
+    /// messages after it are the owner's. `None` for a guest, who gets no private history at all.
+    pub fn owned_since(&self) -> Option<u64> {
+        self.owner.then_some(self.since)
+    }
+
+    pub(crate) fn set_since(&mut self, since: u64) {
+        self.since = since;
     }
 
     /// Unregisters now, telling the user's rooms `reason` (`None`: quietly).
@@ -139,7 +219,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.hub.unregister(&self.name, self.reason);
+        self.hub.unregister(&self.name, &self.outbox, self.reason);
     }
 }
 
@@ -187,9 +267,14 @@ impl Hub {
         config: HubConfig,
         writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
         last_seq: u64,
+        owned: Vec<Name>,
     ) -> Arc<Self> {
+        let registry = Registry {
+            users: HashMap::new(),
+            owned: owned.into_iter().map(|n| (n.key().to_owned(), n)).collect(),
+        };
         Arc::new(Self {
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(registry),
             rooms: RwLock::new(Rooms::new()),
             watermark: AtomicU64::new(last_seq),
             config,
@@ -232,28 +317,88 @@ impl Hub {
     /// waits behind the replay to come). The user is online, in no room yet. Dropping the returned
     /// [`Registration`] unregisters the user, so a session that ends in any way — a panic included —
     /// leaves no one behind.
-    pub fn reserve(self: &Arc<Self>, raw: &str, outbox: &Arc<Outbox>) -> Answer<Registration> {
+    ///
+    /// `owner`: the session proved it owns the name. An owner's name is never taken by another of their
+    /// sessions — they add up. A guest cannot use an owned name.
+    pub fn reserve(
+        self: &Arc<Self>,
+        raw: &str,
+        outbox: &Arc<Outbox>,
+        owner: bool,
+    ) -> Answer<Registration> {
         let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?;
         let mut registry = self.registry();
-        if registry.users.contains_key(name.key()) {
+        if !owner && registry.owned.contains_key(name.key()) {
             return refuse(
-                ErrorCode::NameTaken,
+                ErrorCode::NameOwned,
                 natter_proto::error_args!(name = name.to_string()),
             );
         }
+        match registry.users.get_mut(name.key()) {
+            Some(user) if owner && user.owner => user.seats.add(outbox.clone()),
+            Some(_) => {
+                return refuse(
+                    ErrorCode::NameTaken,
+                    natter_proto::error_args!(name = name.to_string()),
+                )
+            }
+            None => {
+                registry.users.insert(
+                    name.clone(),
+                    User {
+                        seats: Seats::One(outbox.clone()),
+                        rooms: Vec::new(),
+                        owner,
+                        seated: false,
+                    },
+                );
+            }
+        }
         outbox.hold();
-        registry.users.insert(
-            name.clone(),
-            User {
-                outbox: outbox.clone(),
-                rooms: Vec::new(),
-            },
-        );
         Ok(Registration {
             hub: self.clone(),
             name,
+            outbox: outbox.clone(),
+            owner,
+            since: 0,
             reason: Some(LeftReason::Disconnect),
         })
+    }
+
+    /// Whether anyone owns `name` (a folded name).
+    pub fn is_owned(&self, key: &str) -> bool {
+        self.registry().owned.contains_key(key)
+    }
+
+    /// The account of `name` from the store, if it is owned.
+    pub async fn account(&self, name: &Name) -> Result<Option<Account>, StoreStopped> {
+        let (reply, account) = oneshot::channel();
+        self.writer
+            .send(WriteCmd::Account {
+                name: name.key().to_owned(),
+                reply,
+            })
+            .map_err(|_| StoreStopped)?;
+        account.await.map_err(|_| StoreStopped)
+    }
+
+    /// Makes `key` the proof of `name` if nobody owns it; the account if `key` proves it now.
+    pub async fn claim(&self, name: &Name, key: [u8; 32]) -> Result<Option<Account>, StoreStopped> {
+        let (reply, bound) = oneshot::channel();
+        self.writer
+            .send(WriteCmd::Claim {
+                name: name.clone(),
+                key,
+                reply,
+            })
+            .map_err(|_| StoreStopped)?;
+        let bound = bound.await.map_err(|_| StoreStopped)?;
+        if bound.is_some() {
+            self.registry()
+                .owned
+                .insert(name.key().to_owned(), name.clone());
+        }
+        Ok(bound)
     }
 
     /// The rooms `name` had joined, from the store. The request is queued behind every join and leave
@@ -272,15 +417,47 @@ impl Hub {
     /// `hello`, second step: sends `welcome` and puts the user in their rooms (the lobby too, unless
     /// `lobby` is false), each with `joined` to its members and `users` to the user. The outbox stays
     /// held: release it with the returned watermark once the replay is queued.
-    pub fn seat(&self, me: &Name, remembered: Vec<RoomName>, lobby: bool) -> Registered {
+    ///
+    /// Another session of an owner already seated joins that user's rooms instead (announced to nobody but
+    /// itself: the user was there already).
+    pub fn seat(
+        &self,
+        me: &Name,
+        outbox: &Arc<Outbox>,
+        remembered: Vec<RoomName>,
+        lobby: bool,
+    ) -> Registered {
         let mut registry = self.registry();
-        let Some(user) = registry.users.get_mut(me.key()) else {
+        let Some(user) = registry
+            .users
+            .get_mut(me.key())
+            .filter(|u| u.seats.iter().any(|o| Arc::ptr_eq(o, outbox)))
+        else {
             // Unregistered meanwhile (the session is ending): nothing to seat.
             return Registered {
                 rooms: Vec::new(),
                 watermark: self.watermark(),
             };
         };
+        let owner = user.owner;
+        let welcome = |rooms: &[RoomName]| ServerFrame::Welcome {
+            name: me.to_string(),
+            version: VERSION,
+            rooms: rooms.iter().map(ToString::to_string).collect(),
+            last_seq: self.watermark(),
+            owner,
+        };
+        if user.seated {
+            let rooms = user.rooms.clone();
+            outbox.reply(welcome(&rooms));
+            for room in &rooms {
+                self.take_seat(me, outbox, room);
+            }
+            return Registered {
+                rooms,
+                watermark: self.watermark(),
+            };
+        }
         let mut rooms = remembered;
         let home = RoomName::lobby();
         rooms.retain(|r| *r != home);
@@ -288,15 +465,11 @@ impl Hub {
             rooms.insert(0, home);
         }
         user.rooms = rooms.clone();
-        let outbox = user.outbox.clone();
-        outbox.reply(ServerFrame::Welcome {
-            name: me.to_string(),
-            version: VERSION,
-            rooms: rooms.iter().map(ToString::to_string).collect(),
-            last_seq: self.watermark(),
-        });
+        user.seated = true;
+        let seats = user.seats.clone();
+        outbox.reply(welcome(&rooms));
         for room in &rooms {
-            self.enter(me, &outbox, room.clone());
+            self.enter(me, &seats, outbox, room.clone());
         }
         Registered {
             rooms,
@@ -304,10 +477,50 @@ impl Hub {
         }
     }
 
-    /// Removes a user's presence and tells the rooms they were in (unless `reason` is `None`: quietly, as
-    /// at shutdown). Their memberships stay in the store for their return. Called by [`Registration`].
-    fn unregister(&self, me: &Name, reason: Option<LeftReason>) {
+    /// Another session of a user already in `room` takes its seat there: it gets `joined` and `users`,
+    /// nobody else hears of it. Called with the registry locked.
+    fn take_seat(&self, me: &Name, outbox: &Arc<Outbox>, room: &RoomName) {
+        let table = self.rooms();
+        let Some(r) = table.get(room.key()) else {
+            return;
+        };
+        let mut members = r.members();
+        if let Some(seats) = members.get_mut(me.key()) {
+            seats.add(outbox.clone());
+        }
+        outbox.push_ahead(Outgoing::new(ServerFrame::Joined {
+            room: r.name.to_string(),
+            name: me.to_string(),
+            ts: time::now_wire(),
+        }));
+        outbox.reply(self.users_on_join(&r.name, &members));
+    }
+
+    /// Ends one session. The user's last session removes their presence and tells the rooms they were in
+    /// (unless `reason` is `None`: quietly, as at shutdown); their memberships stay in the store for their
+    /// return. Called by [`Registration`].
+    fn unregister(&self, me: &Name, outbox: &Arc<Outbox>, reason: Option<LeftReason>) {
         let mut registry = self.registry();
+        let Some(user) = registry.users.get_mut(me.key()) else {
+            return;
+        };
+        if user.owner {
+            // Every private message up to here has been queued for one of their sessions.
+            let _ = self.writer.send(WriteCmd::Seen {
+                name: me.key().to_owned(),
+                seq: self.watermark(),
+            });
+        }
+        if !user.seats.remove(outbox) {
+            for room in &user.rooms {
+                if let Some(r) = self.rooms().get(room.key()) {
+                    if let Some(seats) = r.members().get_mut(me.key()) {
+                        seats.remove(outbox);
+                    }
+                }
+            }
+            return;
+        }
         let Some(user) = registry.users.remove(me.key()) else {
             return;
         };
@@ -337,10 +550,15 @@ impl Hub {
         let (room, to) = match to {
             Some(to) => {
                 let registry = self.registry();
-                let target = Name::new(to)
-                    .ok()
-                    .and_then(|n| registry.users.get_key_value(n.key()));
-                let Some((target, _)) = target else {
+                // Someone online, or an owner who is away: theirs is kept until they are back.
+                let target = Name::new(to).ok().and_then(|n| {
+                    registry
+                        .users
+                        .get_key_value(n.key())
+                        .map(|(name, _)| name)
+                        .or_else(|| registry.owned.get(n.key()))
+                });
+                let Some(target) = target else {
                     return refuse(
                         ErrorCode::NoSuchUser,
                         natter_proto::error_args!(name = format!("{to:?}")),
@@ -423,7 +641,6 @@ impl Hub {
                             }
                             run.last_seq = stored.seq;
                             run.entries.push(RunEntry {
-                                from: message.from,
                                 item,
                                 ack,
                                 token,
@@ -431,7 +648,7 @@ impl Hub {
                         }
                         None => {
                             self.flush(&mut run);
-                            self.whisper(&message, item, stored.seq);
+                            self.whisper(&message, item, stored.seq, &token.outbox);
                             answer(token, ack);
                         }
                     }
@@ -471,11 +688,12 @@ impl Hub {
             match rooms.get(room.key()) {
                 Some(r) => {
                     let members = r.members();
-                    for (name, outbox) in members.iter() {
+                    // Everyone but the sending session: a sender's other sessions see what it said.
+                    for outbox in members.values().flat_map(Seats::iter) {
                         outbox.push_many(
                             run.entries
                                 .iter()
-                                .filter(|e| e.from != *name)
+                                .filter(|e| !Arc::ptr_eq(&e.token.outbox, outbox))
                                 .map(|e| &e.item),
                         );
                     }
@@ -493,12 +711,16 @@ impl Hub {
         }
     }
 
-    /// Delivers a whisper to its target (not to a sender whispering to themselves).
-    fn whisper(&self, message: &NewMessage, item: Arc<Outgoing>, seq: u64) {
+    /// Delivers a whisper to every session of its target and to the sender's other sessions (never to
+    /// the session that sent it, which gets the ack). A target who is away finds it on their return.
+    fn whisper(&self, message: &NewMessage, item: Arc<Outgoing>, seq: u64, sender: &Arc<Outbox>) {
         let registry = self.registry();
-        if let Some(to) = message.to.as_ref().filter(|to| **to != message.from) {
-            if let Some(user) = registry.users.get(to.key()) {
-                user.outbox.push(item);
+        if let Some(user) = message.to.as_ref().and_then(|to| registry.users.get(to.key())) {
+            user.seats.push_except(&item, Some(sender));
+        }
+        if message.to.as_ref() != Some(&message.from) {
+            if let Some(user) = registry.users.get(message.from.key()) {
+                user.seats.push_except(&item, Some(sender));
             }
         }
         self.advance(seq, &registry);
@@ -513,13 +735,20 @@ impl Hub {
     /// `join`: enter a room, creating it if needed. Members get `joined`; the joiner gets `joined` and
     /// `users`. Returns the room and the replay watermark if the user was not in it before — then the
     /// outbox is left held for the replay. Joining a room you are in just sends `users`.
-    pub fn join(&self, me: &Name, room: &str) -> Answer<Option<(RoomName, u64)>> {
+    ///
+    /// `outbox` is the joining session's; the user's other sessions are put in the room too (they get
+    /// `joined` and `users`, not the replay).
+    pub fn join(
+        &self,
+        me: &Name,
+        outbox: &Arc<Outbox>,
+        room: &str,
+    ) -> Answer<Option<(RoomName, u64)>> {
         let room = parse_room(room)?;
         let mut registry = self.registry();
         let Some(user) = registry.users.get_mut(me.key()) else {
             return Ok(None);
         };
-        let outbox = user.outbox.clone();
         if user.rooms.contains(&room) {
             if let Some(r) = self.rooms().get(room.key()) {
                 outbox.send(self.users_on_join(&r.name, &r.members()));
@@ -538,13 +767,15 @@ impl Hub {
             room: room.clone(),
         });
         outbox.hold();
-        let display = self.enter(me, &outbox, room);
+        let seats = user.seats.clone();
+        let display = self.enter(me, &seats, outbox, room);
         Ok(Some((display, self.watermark())))
     }
 
-    /// Puts an online user into a room's member list and announces it. Returns the room's display name.
-    /// Called with the registry locked.
-    fn enter(&self, me: &Name, outbox: &Arc<Outbox>, room: RoomName) -> RoomName {
+    /// Puts an online user (every session in `seats`) into a room's member list and announces it; the
+    /// session `joiner` gets its `joined` ahead of held traffic. Returns the room's display name. Called
+    /// with the registry locked.
+    fn enter(&self, me: &Name, seats: &Seats, joiner: &Arc<Outbox>, room: RoomName) -> RoomName {
         let existing = self.rooms().get(room.key()).cloned();
         let mut table;
         let r = match &existing {
@@ -565,12 +796,20 @@ impl Hub {
         let quiet = members.len() + 1 > self.config.announce_limit;
         if !quiet {
             for member in members.values() {
-                member.push(joined.clone());
+                member.push_except(&joined, None);
             }
         }
-        members.insert(me.clone(), outbox.clone());
-        outbox.push_ahead(joined);
-        outbox.reply(self.users_on_join(&r.name, &members));
+        members.insert(me.clone(), seats.clone());
+        let users = Outgoing::new(self.users_on_join(&r.name, &members));
+        for outbox in seats.iter() {
+            if Arc::ptr_eq(outbox, joiner) {
+                outbox.push_ahead(joined.clone());
+                outbox.reply(self.users_on_join(&r.name, &members));
+            } else {
+                outbox.push(joined.clone());
+                outbox.push(users.clone());
+            }
+        }
         r.name.clone()
     }
 
@@ -607,7 +846,7 @@ impl Hub {
             let item = frame.map(Outgoing::new);
             if let Some(item) = item.as_ref().filter(|_| !quiet) {
                 for member in members.values() {
-                    member.push(item.clone());
+                    member.push_except(item, None);
                 }
                 self.probe(Probe::LeftPushed);
             }
@@ -631,7 +870,7 @@ impl Hub {
     pub fn leave(&self, me: &Name, room: &str) -> Answer {
         let room = parse_room(room)?;
         let mut registry = self.registry();
-        let Some(outbox) = registry.users.get(me.key()).map(|u| u.outbox.clone()) else {
+        let Some(seats) = registry.users.get(me.key()).map(|u| u.seats.clone()) else {
             return Ok(());
         };
         let Some(display) = self
@@ -652,7 +891,7 @@ impl Hub {
             reason: LeftReason::Leave,
         };
         if let Some(left) = self.exit(me, &room, Some(frame)) {
-            outbox.push(left);
+            seats.push_except(&left, None);
         }
         if let Some(user) = registry.users.get_mut(me.key()) {
             user.rooms.retain(|r| *r != room);
@@ -714,7 +953,6 @@ struct Run {
 }
 
 struct RunEntry {
-    from: Name,
     /// The message, for the other members.
     item: Arc<Outgoing>,
     /// Its ack, for the sender once everyone else has the message.
@@ -784,14 +1022,15 @@ mod tests {
             },
             writer,
             0,
+            Vec::new(),
         )
     }
 
     /// Registers `name` (remembering no rooms) and lets its (empty) replay finish.
     fn online(hub: &Arc<Hub>, name: &str, lobby: bool) -> (Registration, Arc<Outbox>) {
         let outbox = Outbox::new(1 << 20);
-        let registration = hub.reserve(name, &outbox).ok().unwrap();
-        let registered = hub.seat(registration.name(), Vec::new(), lobby);
+        let registration = hub.reserve(name, &outbox, false).ok().unwrap();
+        let registered = hub.seat(registration.name(), &outbox, Vec::new(), lobby);
         outbox.release(registered.watermark, None);
         (registration, outbox)
     }
@@ -837,6 +1076,7 @@ mod tests {
         let racer = {
             let hub = hub.clone();
             let carol = carol.clone();
+            let carol_seat = carol_outbox.clone();
             let (start_tx, start_rx) = std_mpsc::channel::<()>();
             let (start_tx, joined_rx) = (Mutex::new(start_tx), Mutex::new(joined_rx));
             set_probe(&hub, move |at| {
@@ -852,7 +1092,11 @@ mod tests {
             });
             std::thread::spawn(move || {
                 start_rx.recv().unwrap();
-                let joined = hub.join(&carol, "lobby").ok().flatten().unwrap();
+                let joined = hub
+                    .join(&carol, &carol_seat, "lobby")
+                    .ok()
+                    .flatten()
+                    .unwrap();
                 let _ = joined_tx.send(());
                 joined.1
             })
@@ -944,7 +1188,7 @@ mod tests {
             "bob was not told: {left:?}"
         );
         assert!(
-            hub.reserve("alice", &Outbox::new(1024)).is_ok(),
+            hub.reserve("alice", &Outbox::new(1024), false).is_ok(),
             "the name is free again"
         );
     }
@@ -954,8 +1198,8 @@ mod tests {
     fn offline_names_cost_the_hub_nothing() {
         let hub = hub();
         for i in 0..100 {
-            let (me, _outbox) = online(&hub, &format!("user{i}"), true);
-            hub.join(me.name(), "rust").ok().unwrap();
+            let (me, outbox) = online(&hub, &format!("user{i}"), true);
+            hub.join(me.name(), &outbox, "rust").ok().unwrap();
             me.leave(Some(LeftReason::Exit));
         }
         assert!(hub.registry().users.is_empty());
@@ -971,14 +1215,14 @@ mod tests {
     #[test]
     fn joins_stop_at_the_room_limit() {
         let hub = hub();
-        let (me, _outbox) = online(&hub, "alice", true);
-        assert!(hub.join(me.name(), "one").is_ok());
-        assert!(hub.join(me.name(), "two").is_ok());
-        let refused = hub.join(me.name(), "three").err().map(|r| r.0);
+        let (me, outbox) = online(&hub, "alice", true);
+        assert!(hub.join(me.name(), &outbox, "one").is_ok());
+        assert!(hub.join(me.name(), &outbox, "two").is_ok());
+        let refused = hub.join(me.name(), &outbox, "three").err().map(|r| r.0);
         assert_eq!(refused, Some(ErrorCode::TooManyRooms));
         hub.leave(me.name(), "one").ok().unwrap();
         assert!(
-            hub.join(me.name(), "three").is_ok(),
+            hub.join(me.name(), &outbox, "three").is_ok(),
             "room again after a leave"
         );
     }

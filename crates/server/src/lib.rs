@@ -198,6 +198,7 @@ impl Core {
             },
             opened.commands,
             opened.last_seq,
+            opened.owned,
         );
         let store_down = CancellationToken::new();
         let writer = {

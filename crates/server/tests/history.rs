@@ -32,6 +32,13 @@ async fn hello_frames(c: &mut Client, name: &str, resume_after: Option<u64>) -> 
     c.sync().await
 }
 
+/// [`hello_frames`] as the owner of `name` (the key of `seed`).
+async fn owned_hello_frames(c: &mut Client, name: &str, seed: u8) -> Vec<Value> {
+    c.prove_hello(json!({"type":"hello","name":name,"version":1}), name, seed)
+        .await;
+    c.sync().await
+}
+
 #[tokio::test]
 async fn history_and_seq_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -83,8 +90,11 @@ async fn hello_replays_recent_room_and_private_messages_up_to_the_limit() {
         ..file_config(&dir)
     })
     .await;
-    let mut alice = server.join("alice").await;
-    let mut bob = server.join("bob").await;
+    // Owners: only a proven owner gets private history (issue 12).
+    let mut alice = server.connect().await;
+    alice.hello_owned("alice", 1).await;
+    let mut bob = server.connect().await;
+    bob.hello_owned("bob", 2).await;
     alice.sync().await;
     for i in 0..5 {
         alice.say(&format!("m{i}"), &format!("a{i}")).await;
@@ -98,7 +108,7 @@ async fn hello_replays_recent_room_and_private_messages_up_to_the_limit() {
     bob.expect("bye").await;
 
     let mut bob = server.connect().await;
-    let frames = hello_frames(&mut bob, "bob", None).await;
+    let frames = owned_hello_frames(&mut bob, "bob", 2).await;
     let lobby = frames
         .iter()
         .find(|f| f["type"] == "history" && f["room"] == "lobby")
@@ -123,7 +133,7 @@ async fn hello_replays_recent_room_and_private_messages_up_to_the_limit() {
     alice.send(json!({"type":"exit"})).await;
     alice.expect("bye").await;
     let mut alice = server.connect().await;
-    let frames = hello_frames(&mut alice, "alice", None).await;
+    let frames = owned_hello_frames(&mut alice, "alice", 1).await;
     let private = frames
         .iter()
         .find(|f| f["type"] == "history" && f.get("room").is_none())
@@ -568,9 +578,19 @@ async fn a_database_from_the_previous_release_is_migrated_and_keeps_everything()
         ["hello lobby 0", "hello lobby 1", "hello lobby 2"]
     );
     assert_eq!(history(Some("rust")), ["in rust", "你好 rust"]);
-    assert_eq!(history(None), ["悄悄话"]);
+    // Names were nobody's before accounts existed: the whisper stays stored but is shown to no one — not
+    // to a guest, and not to whoever claims the name now (issue 12).
+    assert_eq!(history(None), Vec::<String>::new());
     assert_eq!(alice.say("after the upgrade", "u1").await["seq"], 7);
     drop(alice);
+    let mut claimer = server.connect().await;
+    let frames = owned_hello_frames(&mut claimer, "张三", 3).await;
+    let private = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f.get("room").is_none())
+        .unwrap();
+    assert_eq!(private["messages"], json!([]), "{frames:?}");
+    drop(claimer);
     server.shutdown().await;
 
     let conn = rusqlite::Connection::open(&path).unwrap();

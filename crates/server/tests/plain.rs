@@ -142,27 +142,28 @@ async fn plain_users_see_joins_leaves_and_help() {
     assert_eq!(nc.recv_line().await, None);
 }
 
-/// Issue 11, bug 9: in a replay, your own private messages read `you → bob`, as they did when sent.
+/// Issue 12: `nc` users are guests, and a guest's private messages are nobody's history — the next
+/// person to use the name (the reproduction: bob's reply to 张三 was readable by whoever said 张三 next)
+/// sees neither what 张三 whispered nor what was whispered to 张三, by replay or by `/history`.
 #[tokio::test]
-async fn a_replay_shows_your_own_private_messages_as_yours() {
+async fn the_next_guest_with_a_name_sees_none_of_its_private_messages() {
     let server = TestServer::start().await;
-    let _bob = server.join("bob").await;
+    let mut bob = server.join("bob").await;
     let mut nc = server.connect().await;
     nc.send_raw("张三\n/msg bob 你好 bob\n".as_bytes()).await;
-    // `exit` is handled after the whisper's ack (so it is stored); the next login under the name
-    // replays it.
+    bob.expect("joined").await;
+    bob.expect("message").await;
+    bob.send(json!({"type":"whisper","to":"张三","text":"my password is hunter2","id":"w"}))
+        .await;
+    bob.expect("ack").await;
     nc.send_raw(b"exit\n").await;
     let _ = nc.read_to_end().await;
     let mut again = server.connect().await;
-    again.send_raw("张三\n".as_bytes()).await;
-    let mut replayed = None;
-    while replayed.is_none() {
-        let line = again.recv_line().await.expect("a line");
-        if line.contains("你好 bob") {
-            replayed = Some(strip_stamp(&line).to_owned());
-        }
-    }
-    assert_eq!(replayed.unwrap(), "you → bob: 你好 bob");
+    again.send_raw("张三\n/history\n/quit\n".as_bytes()).await;
+    let seen = String::from_utf8(again.read_to_end().await).unwrap();
+    assert!(seen.contains("Welcome, 张三"), "{seen}");
+    assert!(!seen.contains("hunter2"), "{seen}");
+    assert!(!seen.contains("你好 bob"), "{seen}");
 }
 
 /// Issue 11, friction 18: a person behind `nc` who says nothing is told what to type after a moment —

@@ -156,6 +156,8 @@ error-invalid_name = { $reason ->
     [too_long] a name has at most { $max } characters
    *[bad_char] a name may contain only letters, digits, '_', '-' and '.' (found { $char })
 }
+error-name_owned = { $name } belongs to someone who proved it is theirs; pick another name, or sign in from the device that owns it
+error-bad_proof = the proof of your name did not match; your client's key may have changed
 error-name_taken = the name { $name } is taken
 error-no_such_user = nobody called { $name } is here
 error-not_in_room = you are not in { $room }
@@ -198,3 +200,7 @@ help-cli-join-timestamps = Timestamps in the full-screen client: short [HH:MM:SS
 help-cli-join-bell = Ring the terminal bell when someone mentions your name
 help-cli-join-timeout = Seconds to wait for the server to accept and answer before giving up (or retrying)
 help-cli-join-lang = Language of everything natter says: en or zh-CN. Default: from LC_ALL, LC_MESSAGES or LANG
+key-unusable = cannot keep your key in { $dir } ({ $why }); joining as a guest, so your name is not kept for you
+help-cli-join-data_dir = Where the key that makes your name yours is kept (default: ~/.local/share/natter)
+help-cli-join-guest = Join as a guest: no key, so the name is not kept for you (and cannot be one somebody owns)
+key-not-a-key = { $path } is not a natter key

@@ -144,6 +144,8 @@ error-invalid_name = { $reason ->
     [too_long] 名字最多 { $max } 个字符
    *[bad_char] 名字只能包含字母、数字、'_'、'-' 和 '.'（发现了 { $char }）
 }
+error-name_owned = { $name } 已归证明过身份的人所有；请换一个名字，或在拥有它的设备上登录
+error-bad_proof = 名字的身份证明不符；你的客户端密钥可能已经改变
 error-name_taken = 名字 { $name } 已被占用
 error-no_such_user = 这里没有叫 { $name } 的人
 error-not_in_room = 你不在 { $room }
@@ -186,3 +188,7 @@ help-cli-join-timestamps = 全屏客户端的时间戳：short 为 [HH:MM:SS]，
 help-cli-join-bell = 有人提到你的名字时让终端响铃
 help-cli-join-timeout = 等待服务器接受连接并应答的秒数，超时后放弃（或重试）
 help-cli-join-lang = natter 说话使用的语言：en 或 zh-CN。默认取自 LC_ALL、LC_MESSAGES 或 LANG
+key-unusable = 无法在 { $dir } 保存你的密钥（{ $why }）；以访客身份加入，名字不会为你保留
+help-cli-join-data_dir = 保存让名字归你所有的密钥的目录（默认：~/.local/share/natter）
+help-cli-join-guest = 以访客身份加入：没有密钥，名字不会为你保留（也不能用别人拥有的名字）
+key-not-a-key = { $path } 不是 natter 密钥

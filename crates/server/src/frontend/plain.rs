@@ -106,6 +106,7 @@ impl Plain {
                     version: natter_proto::VERSION,
                     resume_after: None,
                     lobby: true,
+                    key: None,
                 }),
             };
         }
@@ -217,9 +218,10 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
                 .collect();
             lines.join("\r\n")
         }
-        ServerFrame::Ack { .. } | ServerFrame::Pong { .. } | ServerFrame::Ping { .. } => {
-            return None
-        }
+        ServerFrame::Ack { .. }
+        | ServerFrame::Pong { .. }
+        | ServerFrame::Ping { .. }
+        | ServerFrame::Challenge { .. } => return None,
         ServerFrame::Joined { room, name, .. } => format!(
             "* {}",
             tl!(
@@ -328,6 +330,7 @@ mod tests {
                 version: 1,
                 resume_after: None,
                 lobby: true,
+                key: None,
             }
         );
         assert_eq!(frame("exit", false), ClientFrame::Exit);

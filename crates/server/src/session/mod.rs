@@ -84,6 +84,8 @@ struct Session {
     me: Option<Registration>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
     last_append: Option<oneshot::Receiver<()>>,
+    /// A `hello` with a key, waiting for its `prove`.
+    pending: Option<Box<replay::PendingHello>>,
 }
 
 /// Serves one accepted TCP connection until it ends. `admission` holds its place in the connection limits.
@@ -138,6 +140,7 @@ pub async fn serve_stream<T: Transport>(
         front: None,
         me: None,
         last_append: None,
+        pending: None,
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
@@ -510,9 +513,18 @@ impl Session {
                             version,
                             resume_after,
                             lobby,
+                            key,
                         },
                     ) => {
-                        self.hello(&name, version, resume_after, lobby).await;
+                        self.hello(&name, version, resume_after, lobby, key).await;
+                        return Flow::Continue;
+                    }
+                    (None, ClientFrame::Prove { signature }) => {
+                        self.prove(&signature).await;
+                        return Flow::Continue;
+                    }
+                    (Some(_), ClientFrame::Prove { .. }) => {
+                        self.error(ErrorCode::BadProof, natter_proto::error_args!(), None);
                         return Flow::Continue;
                     }
                     (Some(me), ClientFrame::Hello { .. }) => {
@@ -537,7 +549,7 @@ impl Session {
         };
         let hub = self.shared.hub.clone();
         match me {
-            (me, ClientFrame::Join { room }) => match hub.join(&me, &room) {
+            (me, ClientFrame::Join { room }) => match hub.join(&me, &self.outbox, &room) {
                 Ok(Some((room, watermark))) => self.joined(&room, watermark).await,
                 Ok(None) => {}
                 Err(refusal) => {
@@ -567,6 +579,7 @@ impl Session {
             (
                 _,
                 ClientFrame::Hello { .. }
+                | ClientFrame::Prove { .. }
                 | ClientFrame::Ping { .. }
                 | ClientFrame::Pong { .. }
                 | ClientFrame::Exit,

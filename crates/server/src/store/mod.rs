@@ -140,8 +140,35 @@ pub enum WriteCmd<T> {
         name: String,
         reply: tokio::sync::oneshot::Sender<Vec<RoomName>>,
     },
+    /// The account of `name` (a folded name), if it is owned — answered after the commands before it.
+    Account {
+        name: String,
+        reply: tokio::sync::oneshot::Sender<Option<Account>>,
+    },
+    /// Binds `key` to `name` if nobody owns the name yet. Answers with the account if `key` is bound to
+    /// it now (also when it already was), `None` when someone else owns the name.
+    Claim {
+        name: Name,
+        key: [u8; 32],
+        reply: tokio::sync::oneshot::Sender<Option<Account>>,
+    },
+    /// The owner `name` has been sent their private messages up to `seq`.
+    Seen { name: String, seq: u64 },
     /// Finish what is queued and stop.
     Stop,
+}
+
+/// An owned name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The name as its owner spelled it.
+    pub name: Name,
+    /// The public keys that prove it (Ed25519).
+    pub keys: Vec<[u8; 32]>,
+    /// The last seq before the name was claimed: private messages up to here were a guest's.
+    pub since: u64,
+    /// The highest seq of their private messages already sent to one of their sessions.
+    pub pm_seen: u64,
 }
 
 /// The result of one append, handed to `deliver` after the batch's commit.
@@ -169,11 +196,13 @@ pub trait History: Send + Sync + 'static {
     fn page(&self, scope: Scope, before: u64, limit: usize) -> Read<'_, Vec<Message>>;
 
     /// Messages with `after < seq <= upto` that `me` (a folded name) may see and did not send — in
-    /// `rooms` (folded names) or addressed to them — oldest first, at most `limit`.
+    /// `rooms` (folded names) or, if `private`, addressed to them — oldest first, at most `limit`.
+    #[allow(clippy::too_many_arguments)]
     fn missed(
         &self,
         me: String,
         rooms: Vec<String>,
+        private: bool,
         after: u64,
         upto: u64,
         limit: usize,
@@ -198,6 +227,8 @@ pub struct Opened<T> {
     pub commands: mpsc::UnboundedSender<WriteCmd<T>>,
     /// Highest seq ever assigned.
     pub last_seq: u64,
+    /// Every owned name.
+    pub owned: Vec<Name>,
 }
 
 /// Checks that the history at `path` can be opened (creating and migrating it as needed), so a server can
@@ -220,6 +251,7 @@ pub fn open<T: Send + 'static>(
         log: Box::new(opened.writer),
         commands: opened.commands,
         last_seq: opened.last_seq,
+        owned: opened.owned,
     })
 }
 

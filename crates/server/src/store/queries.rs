@@ -2,11 +2,11 @@
 //! read walks index ranges in seq order and stops at its limit (a test checks SQLite's plans).
 
 use natter_proto::frame::Message;
-use natter_proto::RoomName;
+use natter_proto::{Name, RoomName};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::sqlite::DEDUPE_WINDOW;
-use super::{NewMessage, Scope, Stored};
+use super::{Account, NewMessage, Scope, Stored};
 
 /// The rooms a name has joined, in the order joined.
 pub(super) fn rooms_of(conn: &Connection, name: &str) -> rusqlite::Result<Vec<RoomName>> {
@@ -20,6 +20,69 @@ pub(super) fn rooms_of(conn: &Connection, name: &str) -> rusqlite::Result<Vec<Ro
         }
     }
     Ok(out)
+}
+
+/// Every owned name, as its owner spelled it.
+pub(super) fn owned_names(conn: &mut Connection) -> rusqlite::Result<Vec<Name>> {
+    let mut stmt = conn.prepare("SELECT name FROM accounts")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(names.filter_map(|n| Name::new(&n.ok()?).ok()).collect())
+}
+
+/// The account of a folded name, if it is owned.
+pub(super) fn account(conn: &mut Connection, name: &str) -> rusqlite::Result<Option<Account>> {
+    let Some((display, since, pm_seen)) = conn
+        .prepare_cached("SELECT name, since, pm_seen FROM accounts WHERE name_key = ?1")?
+        .query_row(params![name], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached("SELECT key FROM account_keys WHERE name_key = ?1")?;
+    let keys = stmt
+        .query_map(params![name], |r| r.get::<_, Vec<u8>>(0))?
+        .filter_map(|k| <[u8; 32]>::try_from(k.ok()?).ok())
+        .collect();
+    Ok(Name::new(&display).ok().map(|name| Account {
+        name,
+        keys,
+        since,
+        pm_seen,
+    }))
+}
+
+/// Binds `key` to `name` if nobody owns it (as of `last_seq`); the account if `key` is bound to it
+/// afterwards.
+pub(super) fn claim(
+    conn: &mut Connection,
+    name: &Name,
+    key: &[u8; 32],
+    now_ms: i64,
+    last_seq: u64,
+) -> rusqlite::Result<Option<Account>> {
+    let tx = conn.transaction()?;
+    let owned: bool = tx
+        .prepare_cached("SELECT 1 FROM accounts WHERE name_key = ?1")?
+        .exists(params![name.key()])?;
+    if !owned {
+        tx.prepare_cached(
+            "INSERT INTO accounts (name_key, name, created_ms, last_seen_ms, since, pm_seen)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?4)",
+        )?
+        .execute(params![name.key(), name.as_str(), now_ms, last_seq])?;
+        tx.prepare_cached("INSERT INTO account_keys (name_key, key, added_ms) VALUES (?1, ?2, ?3)")?
+            .execute(params![name.key(), key.as_slice(), now_ms])?;
+    }
+    let bound = tx
+        .prepare_cached("SELECT 1 FROM account_keys WHERE name_key = ?1 AND key = ?2")?
+        .exists(params![name.key(), key.as_slice()])?;
+    tx.commit()?;
+    if !bound {
+        return Ok(None);
+    }
+    account(conn, name.key())
 }
 
 /// The earlier message this one repeats, if its client id matches one of the sender's recent messages.
@@ -111,11 +174,12 @@ pub(super) fn missed(
     conn: &Connection,
     me: &str,
     rooms: &[String],
+    private: bool,
     after: u64,
     upto: u64,
     limit: usize,
 ) -> rusqlite::Result<Vec<Message>> {
-    let mut stmt = conn.prepare(&missed_sql(rooms.len()))?;
+    let mut stmt = conn.prepare(&missed_sql(rooms.len(), private))?;
     let mut values: Vec<rusqlite::types::Value> = vec![
         (after.min(i64::MAX as u64) as i64).into(),
         (upto.min(i64::MAX as u64) as i64).into(),
@@ -131,15 +195,25 @@ pub(super) fn missed(
     rows.collect()
 }
 
-/// `missed`'s statement for `rooms` rooms: ?1 after, ?2 up to, ?3 me, ?4 limit, ?5… the rooms.
-pub(super) fn missed_sql(rooms: usize) -> String {
-    let mut arms = vec![format!(
-        "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?3 AND sender_key <> ?3 AND seq > ?1 AND seq <= ?2"
-    )];
+/// `missed`'s statement for `rooms` rooms (and private messages to me, if `private`): ?1 after, ?2 up to,
+/// ?3 me, ?4 limit, ?5… the rooms.
+pub(super) fn missed_sql(rooms: usize, private: bool) -> String {
+    let mut arms = Vec::new();
+    if private {
+        arms.push(format!(
+            "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?3 AND sender_key <> ?3 AND seq > ?1 AND seq <= ?2"
+        ));
+    }
     for i in 0..rooms {
         arms.push(format!(
             "SELECT {COLUMNS} FROM messages WHERE room_key = ?{} AND sender_key <> ?3 AND seq > ?1 AND seq <= ?2",
             i + 5
+        ));
+    }
+    if arms.is_empty() {
+        // Nothing to look in; the same parameters, no rows.
+        arms.push(format!(
+            "SELECT {COLUMNS} FROM messages WHERE 0 AND seq > ?1 AND seq <= ?2 AND sender_key <> ?3"
         ));
     }
     format!("{} ORDER BY seq LIMIT ?4", arms.join(" UNION ALL "))

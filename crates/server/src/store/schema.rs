@@ -41,6 +41,25 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE INDEX messages_ts             ON messages(ts_ms);
 CREATE INDEX messages_private_sender ON messages(sender_key, seq) WHERE room_key IS NULL;
 ",
+    // 3: owned names (issue 12). An account is a name someone proved they hold a key for; `since` is the
+    // last seq before they claimed it (private messages up to there were a guest's, never shown to the
+    // owner); `pm_seen` the highest seq of their private messages already sent to one of their sessions.
+    "
+CREATE TABLE accounts (
+    name_key     TEXT PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    since        INTEGER NOT NULL,
+    pm_seen      INTEGER NOT NULL
+);
+CREATE TABLE account_keys (
+    name_key TEXT    NOT NULL,
+    key      BLOB    NOT NULL,
+    added_ms INTEGER NOT NULL,
+    PRIMARY KEY (name_key, key)
+);
+",
 ];
 
 /// The schema version this build writes.

@@ -30,7 +30,9 @@ use super::checkpoint::{
     Checkpointer, CommitClock, HEAVY_BATCH, WAL_SIZE_LIMIT, WAL_WRITER_CHECKPOINT_HEAVY,
     WAL_WRITER_CHECKPOINT_LIGHT,
 };
-use super::queries::{find_duplicate, missed, oldest_seq, page, rooms_of};
+use super::queries::{
+    account, claim, find_duplicate, missed, oldest_seq, owned_names, page, rooms_of,
+};
 use super::schema::migrate;
 use super::{
     DbPath, History, MessageLog, Outcome, Read, Retention, Scope, StoreError, Stored, WriteCmd,
@@ -85,6 +87,8 @@ pub struct Opened<T> {
     pub commands: mpsc::UnboundedSender<WriteCmd<T>>,
     /// Highest seq ever assigned.
     pub last_seq: u64,
+    /// Every owned name.
+    pub owned: Vec<natter_proto::Name>,
 }
 
 pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -147,6 +151,7 @@ impl Store {
             })
             .map_err(open_err)?;
         writer.last_seq = last_seq;
+        let owned = writer.with_conn(owned_names).map_err(open_err)?;
         let _ = writer.prune();
         let (tx, rx) = mpsc::unbounded_channel();
         writer.rx = rx;
@@ -162,6 +167,7 @@ impl Store {
             writer,
             commands: tx,
             last_seq,
+            owned,
         })
     }
 
@@ -193,11 +199,12 @@ impl History for Store {
         &self,
         me: String,
         rooms: Vec<String>,
+        private: bool,
         after: u64,
         upto: u64,
         limit: usize,
     ) -> Read<'_, Vec<Message>> {
-        Box::pin(self.read(move |conn| missed(conn, &me, &rooms, after, upto, limit)))
+        Box::pin(self.read(move |conn| missed(conn, &me, &rooms, private, after, upto, limit)))
     }
 
     fn oldest_seq(&self) -> Read<'_, Option<u64>> {
@@ -395,7 +402,16 @@ impl<T> Writer<T> {
                         tx.prepare_cached("DELETE FROM memberships WHERE name_key = ?1 AND room_key = ?2")?
                             .execute(params![name, room])?;
                     }
-                    WriteCmd::Rooms { .. } | WriteCmd::Stop => {}
+                    WriteCmd::Seen { name, seq } => {
+                        tx.prepare_cached(
+                            "UPDATE accounts SET pm_seen = MAX(pm_seen, ?2), last_seen_ms = ?3 WHERE name_key = ?1",
+                        )?
+                        .execute(params![name, seq, ts_ms])?;
+                    }
+                    WriteCmd::Rooms { .. }
+                    | WriteCmd::Account { .. }
+                    | WriteCmd::Claim { .. }
+                    | WriteCmd::Stop => {}
                 }
             }
             if seq != first_seq {
@@ -408,6 +424,8 @@ impl<T> Writer<T> {
             tx.commit()?;
             Ok((seq, stored))
         });
+        // The highest seq stored so far, this batch's included.
+        let committed = result.as_ref().map_or(self.last_seq, |(seq, _)| *seq);
         let mut appends = Vec::new();
         for cmd in batch {
             match cmd {
@@ -420,6 +438,22 @@ impl<T> Writer<T> {
                             let _ = reply.send(rooms);
                         }
                         Err(e) => tracing::error!("history store: reading rooms failed: {e}"),
+                    }
+                }
+                WriteCmd::Account { name, reply } => {
+                    match self.with_conn(|conn| account(conn, &name)) {
+                        Ok(found) => {
+                            let _ = reply.send(found);
+                        }
+                        Err(e) => tracing::error!("history store: reading an account failed: {e}"),
+                    }
+                }
+                WriteCmd::Claim { name, key, reply } => {
+                    match self.with_conn(|conn| claim(conn, &name, &key, ts_ms, committed)) {
+                        Ok(bound) => {
+                            let _ = reply.send(bound);
+                        }
+                        Err(e) => tracing::error!("history store: claiming a name failed: {e}"),
                     }
                 }
                 _ => {}
@@ -727,7 +761,7 @@ mod tests {
         let conn = opened.store.shared.memory.as_ref().unwrap().lock().unwrap();
         let rooms = ["lobby", "rust", "go"];
         // The statements `missed` and `page` prepare, checked through SQLite's own planner.
-        let missed_sql = missed_sql(rooms.len());
+        let missed_sql = missed_sql(rooms.len(), true);
         let mut values: Vec<rusqlite::types::Value> = vec![
             0i64.into(),
             100i64.into(),
@@ -821,11 +855,11 @@ mod tests {
             ["3", "4"]
         );
         assert_eq!(
-            texts(missed(&conn, "a", &["lobby".into()], 0, 5, 100).unwrap()),
+            texts(missed(&conn, "a", &["lobby".into()], true, 0, 5, 100).unwrap()),
             ["3", "5"]
         );
         assert_eq!(
-            texts(missed(&conn, "a", &["lobby".into(), "rust".into()], 1, 4, 100).unwrap()),
+            texts(missed(&conn, "a", &["lobby".into(), "rust".into()], true, 1, 4, 100).unwrap()),
             ["2", "3"]
         );
         assert_eq!(oldest_seq(&conn).unwrap(), Some(1));

@@ -136,6 +136,29 @@ impl Client {
         self.finish_hello().await
     }
 
+    /// Registers as the owner of `name` with the key made from `seed` (claiming the name if nobody owns
+    /// it), consuming what [`Client::hello`] consumes. Panics if the server refuses.
+    pub async fn hello_owned(&mut self, name: &str, seed: u8) -> Value {
+        self.prove_hello(json!({"type":"hello","name":name,"version":1}), name, seed)
+            .await;
+        let welcome = self.finish_hello().await;
+        assert_eq!(welcome["owner"], true, "{welcome}");
+        welcome
+    }
+
+    /// Sends `hello` (with the key of `seed` added), answers the challenge, and returns the first frame
+    /// after the proof (`welcome` on success, else an `error`) without consuming it further.
+    pub async fn prove_hello(&mut self, mut hello: Value, name: &str, seed: u8) {
+        let key = natter_proto::auth::SigningKey::from_bytes(&[seed; 32]);
+        hello["key"] = json!(natter_proto::auth::public_key(&key));
+        self.send(hello).await;
+        let challenge = self.expect("challenge").await;
+        let nonce = challenge["nonce"].as_str().unwrap();
+        let signature = natter_proto::auth::sign(&key, nonce, name);
+        self.send(json!({"type":"prove","signature":signature}))
+            .await;
+    }
+
     pub async fn finish_hello(&mut self) -> Value {
         let welcome = self.expect("welcome").await;
         let rooms = welcome["rooms"].as_array().unwrap().len();

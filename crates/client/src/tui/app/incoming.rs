@@ -213,6 +213,7 @@ impl App {
                 reason: ByeReason::Shutdown,
             } => self.note(EntryKind::Info(t!("server-shutting-down"))),
             ServerFrame::Welcome { .. }
+            | ServerFrame::Challenge { .. }
             | ServerFrame::Ping { .. }
             | ServerFrame::Ack { .. }
             | ServerFrame::Pong { .. }

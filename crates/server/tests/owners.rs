@@ -1,0 +1,220 @@
+//! Owned names (issue 12): a name belongs to whoever first proved a key for it; only its owner gets its
+//! private messages; an owner may be signed in several times; whispers wait for an owner who is away.
+
+mod common;
+
+use common::{Client, Connect, TestServer};
+use serde_json::{json, Value};
+
+async fn owner(server: &TestServer, name: &str, seed: u8) -> Client {
+    let mut c = server.connect().await;
+    c.hello_owned(name, seed).await;
+    c
+}
+
+fn texts(frames: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in frames {
+        match f["type"].as_str() {
+            Some("message") => out.push(f["text"].as_str().unwrap().to_owned()),
+            Some("history") => {
+                for m in f["messages"].as_array().unwrap() {
+                    out.push(m["text"].as_str().unwrap().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The issue's reproduction: alice whispers bob a password; bob goes away; a third connection says
+/// `hello` as bob. It is refused (`name_owned`), with or without a key of its own, and sees no byte of
+/// the whisper; bob himself gets back in and finds it.
+#[tokio::test]
+async fn an_impostor_is_refused_and_never_sees_a_private_byte() {
+    let server = TestServer::start().await;
+    let mut alice = owner(&server, "alice", 1).await;
+    let bob = owner(&server, "bob", 2).await;
+    drop(bob);
+    alice.sync().await; // bob's departure
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"my password is hunter2","id":"w"}))
+        .await;
+    assert!(alice.expect("ack").await["seq"].as_u64().is_some());
+
+    let mut guest = server.connect().await;
+    guest.send(json!({"type":"hello","name":"BOB","version":1})).await;
+    let refused = guest.expect("error").await;
+    assert_eq!(refused["code"], "name_owned", "{refused}");
+    let mut other_key = server.connect().await;
+    other_key
+        .prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 9)
+        .await;
+    let refused = other_key.expect("error").await;
+    assert_eq!(refused["code"], "name_owned", "{refused}");
+    for c in [&mut guest, &mut other_key] {
+        let rest = c.sync().await;
+        assert!(!format!("{rest:?}").contains("hunter2"), "{rest:?}");
+    }
+
+    let mut bob = server.connect().await;
+    bob.prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 2)
+        .await;
+    let frames = bob.sync().await;
+    assert_eq!(frames[0]["owner"], true);
+    assert!(texts(&frames).contains(&"my password is hunter2".to_owned()), "{frames:?}");
+}
+
+/// A `prove` that does not sign the challenge, or comes without one, is `bad_proof`; nothing registers.
+#[tokio::test]
+async fn a_wrong_proof_is_refused() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.send(json!({"type":"prove","signature":"AAAA"})).await;
+    assert_eq!(c.expect("error").await["code"], "bad_proof");
+    let key = natter_proto::auth::SigningKey::from_bytes(&[4; 32]);
+    c.send(json!({"type":"hello","name":"dave","version":1,"key":natter_proto::auth::public_key(&key)}))
+        .await;
+    let nonce = c.expect("challenge").await["nonce"].as_str().unwrap().to_owned();
+    // Signed for another name.
+    let signature = natter_proto::auth::sign(&key, &nonce, "eve");
+    c.send(json!({"type":"prove","signature":signature})).await;
+    assert_eq!(c.expect("error").await["code"], "bad_proof");
+    c.send(json!({"type":"say","text":"hi"})).await;
+    assert_eq!(c.expect("error").await["code"], "not_registered");
+}
+
+/// Guests keep working as before for names nobody owns — but get no private history: not by replay,
+/// not by `history`, not by resume (what was whispered to the name before is not theirs to read).
+#[tokio::test]
+async fn guests_get_private_messages_only_while_connected() {
+    let server = TestServer::start().await;
+    let mut alice = owner(&server, "alice", 1).await;
+    let mut carol = server.join("carol").await;
+    alice.sync().await;
+    alice
+        .send(json!({"type":"whisper","to":"carol","text":"live secret","id":"1"}))
+        .await;
+    alice.expect("ack").await;
+    assert_eq!(carol.expect("message").await["text"], "live secret");
+    let last = carol.sync().await;
+    assert!(last.is_empty(), "{last:?}");
+    drop(carol);
+    alice.sync().await;
+
+    let mut again = server.connect().await;
+    again
+        .send(json!({"type":"hello","name":"carol","version":1,"resume_after":0}))
+        .await;
+    let frames = again.sync().await;
+    assert!(!texts(&frames).contains(&"live secret".to_owned()), "{frames:?}");
+    again.send(json!({"type":"history"})).await;
+    let page = again.expect("history").await;
+    assert_eq!(page["messages"], json!([]));
+    // Whispering to a guest who is away is refused, as it always was.
+    alice.sync().await;
+    alice
+        .send(json!({"type":"whisper","to":"nobody","text":"x","id":"2"}))
+        .await;
+    assert_eq!(alice.expect("error").await["code"], "no_such_user");
+}
+
+/// A whisper to an owner who is away is stored and delivered when they are back — all of it, in pages,
+/// not only the last `--replay` — and only once.
+#[tokio::test]
+async fn whispers_wait_for_an_owner_who_is_away() {
+    let server = TestServer::start_with(natter_server::Config {
+        replay: 3,
+        ..natter_server::testing::config()
+    })
+    .await;
+    let bob = owner(&server, "bob", 2).await;
+    drop(bob);
+    let mut alice = owner(&server, "alice", 1).await;
+    for i in 0..600 {
+        alice
+            .send(json!({"type":"whisper","to":"bob","text":format!("while away {i}"),"id":i.to_string()}))
+            .await;
+    }
+    let acks = alice.sync().await;
+    assert_eq!(acks.iter().filter(|f| f["type"] == "ack").count(), 600, "{:?}", &acks[..3]);
+
+    let mut bob = server.connect().await;
+    bob.prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 2)
+        .await;
+    let frames = bob.sync().await;
+    let got = texts(&frames);
+    let want: Vec<String> = (0..600).map(|i| format!("while away {i}")).collect();
+    assert_eq!(got, want, "every one, in order, once");
+    drop(bob);
+    alice.sync().await;
+
+    let mut bob = server.connect().await;
+    bob.prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 2)
+        .await;
+    let frames = bob.sync().await;
+    assert_eq!(
+        texts(&frames),
+        ["while away 597", "while away 598", "while away 599"],
+        "the next time only the recent conversation"
+    );
+}
+
+/// An owner signed in twice gets everything in both sessions — room messages, whispers, and what they
+/// said themselves from the other session; the room sees one member, one join, one leave.
+#[tokio::test]
+async fn an_owner_signed_in_twice_gets_everything_in_both() {
+    let server = TestServer::start().await;
+    let mut alice = owner(&server, "alice", 1).await;
+    let mut phone = owner(&server, "bob", 2).await;
+    alice.sync().await;
+    let mut laptop = server.connect().await;
+    let welcome = laptop.hello_owned("bob", 2).await;
+    assert_eq!(welcome["rooms"], json!(["lobby"]));
+    assert!(alice.sync().await.is_empty(), "no second join for bob");
+    phone.sync().await;
+    alice.send(json!({"type":"who"})).await;
+    assert_eq!(alice.expect("users").await["names"], json!(["alice", "bob"]));
+
+    alice.say("hello room", "1").await;
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"psst","id":"2"}))
+        .await;
+    alice.expect("ack").await;
+    for c in [&mut phone, &mut laptop] {
+        let frames = c.sync().await;
+        assert_eq!(texts(&frames), ["hello room", "psst"], "{frames:?}");
+    }
+    // What the phone says reaches the laptop (and alice); the phone itself gets the ack.
+    phone.say("from the phone", "p1").await;
+    assert!(texts(&phone.sync().await).is_empty());
+    assert_eq!(texts(&laptop.sync().await), ["from the phone"]);
+    assert_eq!(texts(&alice.sync().await), ["from the phone"]);
+    drop(phone);
+    assert!(alice.sync().await.is_empty(), "bob is still here");
+    laptop.send(json!({"type":"exit"})).await;
+    laptop.expect("bye").await;
+    let left = alice.expect("left").await;
+    assert_eq!(left["name"], "bob");
+}
+
+/// Two connections racing to claim one free name: exactly one owns it.
+#[tokio::test]
+async fn racing_claims_leave_one_owner() {
+    let server = TestServer::start().await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.prove_hello(json!({"type":"hello","name":"zoë","version":1}), "zoë", 5)
+        .await;
+    b.prove_hello(json!({"type":"hello","name":"zoë","version":1}), "zoë", 6)
+        .await;
+    let first = [a.recv().await, b.recv().await];
+    let welcomes = first.iter().filter(|f| f["type"] == "welcome").count();
+    assert_eq!(welcomes, 1, "{first:?}");
+    let refused: Vec<&Value> = first.iter().filter(|f| f["type"] == "error").collect();
+    assert!(
+        ["name_owned", "name_taken"].contains(&refused[0]["code"].as_str().unwrap()),
+        "{refused:?}"
+    );
+}
