@@ -903,5 +903,8 @@ async fn a_name_belongs_to_the_client_that_first_used_it() {
     let back = run(bob_dir, "/quit\n").await.unwrap();
     assert!(back.status.success(), "{back:?}");
     let stdout = String::from_utf8(back.stdout).unwrap();
-    assert!(stdout.contains("alice → you: my password is hunter2"), "{stdout}");
+    assert!(
+        stdout.contains("alice → you: my password is hunter2"),
+        "{stdout}"
+    );
 }

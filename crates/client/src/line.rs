@@ -284,12 +284,20 @@ async fn register(
     interactive: bool,
 ) -> Result<Option<Chat>, ClientError> {
     let mut name = opts.name.clone();
-    let key = match opts.data_dir.as_deref().map(crate::identity::load_or_create) {
+    let key = match opts
+        .data_dir
+        .as_deref()
+        .map(crate::identity::load_or_create)
+    {
         Some(Ok(key)) => Some(std::sync::Arc::new(key)),
         Some(Err(e)) => {
             // Still usable, as a guest: the name is not kept for you.
             let dir = opts.data_dir.as_deref().unwrap_or(std::path::Path::new(""));
-            let why = t!("key-unusable", dir = dir.display().to_string(), why = e.to_string());
+            let why = t!(
+                "key-unusable",
+                dir = dir.display().to_string(),
+                why = e.to_string()
+            );
             eprintln!("natter: {why}");
             None
         }

@@ -43,8 +43,11 @@ pub fn verify(key: &VerifyingKey, nonce: &str, name: &str, signature: &str) -> b
     let Some(bytes) = decode(signature).and_then(|b| <[u8; 64]>::try_from(b).ok()) else {
         return false;
     };
-    key.verify_strict(&challenge_message(nonce, name), &Signature::from_bytes(&bytes))
-        .is_ok()
+    key.verify_strict(
+        &challenge_message(nonce, name),
+        &Signature::from_bytes(&bytes),
+    )
+    .is_ok()
 }
 
 /// The client's side: the signature (base64url) that answers `nonce` for `name`.
@@ -70,7 +73,12 @@ mod tests {
         assert!(!verify(&public, "nonce-2", "bob", &sig), "another nonce");
         assert!(!verify(&public, "nonce-1", "alice", &sig), "another name");
         let other = SigningKey::from_bytes(&[8; 32]);
-        assert!(!verify(&public, "nonce-1", "bob", &sign(&other, "nonce-1", "bob")));
+        assert!(!verify(
+            &public,
+            "nonce-1",
+            "bob",
+            &sign(&other, "nonce-1", "bob")
+        ));
         assert!(!verify(&public, "nonce-1", "bob", "not base64!"));
         assert!(parse_key("short").is_none());
     }

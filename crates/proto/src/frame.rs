@@ -207,7 +207,9 @@ pub enum ServerFrame {
         owner: bool,
     },
     /// The answer to a `hello` with `key`: sign this nonce (see [`crate::auth`]) and send `prove`.
-    Challenge { nonce: String },
+    Challenge {
+        nonce: String,
+    },
     Message(Message),
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -699,8 +701,14 @@ mod tests {
 
         fn client_frame() -> impl Strategy<Value = ClientFrame> {
             prop_oneof![
-                (text(), any::<u32>(), any::<Option<u64>>(), any::<bool>(), opt()).prop_map(
-                    |(name, version, resume_after, lobby, key)| {
+                (
+                    text(),
+                    any::<u32>(),
+                    any::<Option<u64>>(),
+                    any::<bool>(),
+                    opt()
+                )
+                    .prop_map(|(name, version, resume_after, lobby, key)| {
                         ClientFrame::Hello {
                             name,
                             version,
@@ -708,8 +716,7 @@ mod tests {
                             lobby,
                             key,
                         }
-                    }
-                ),
+                    }),
                 text().prop_map(|signature| ClientFrame::Prove { signature }),
                 (opt(), any::<Option<u64>>(), any::<Option<usize>>()).prop_map(
                     |(room, before, limit)| ClientFrame::History {
@@ -800,15 +807,21 @@ mod tests {
                     }),
                 opt().prop_map(|id| ServerFrame::Pong { id }),
                 opt().prop_map(|id| ServerFrame::Ping { id }),
-                (text(), prop::collection::vec(text(), 0..4), any::<u64>(), any::<bool>()).prop_map(
-                    |(name, rooms, last_seq, owner)| ServerFrame::Welcome {
-                        name,
-                        version: 1,
-                        rooms,
-                        last_seq,
-                        owner,
-                    }
-                ),
+                (
+                    text(),
+                    prop::collection::vec(text(), 0..4),
+                    any::<u64>(),
+                    any::<bool>()
+                )
+                    .prop_map(|(name, rooms, last_seq, owner)| {
+                        ServerFrame::Welcome {
+                            name,
+                            version: 1,
+                            rooms,
+                            last_seq,
+                            owner,
+                        }
+                    }),
                 text().prop_map(|nonce| ServerFrame::Challenge { nonce }),
                 (text(), text(), text()).prop_map(|(room, name, ts)| ServerFrame::Left {
                     room,

@@ -44,7 +44,9 @@ async fn an_impostor_is_refused_and_never_sees_a_private_byte() {
     assert!(alice.expect("ack").await["seq"].as_u64().is_some());
 
     let mut guest = server.connect().await;
-    guest.send(json!({"type":"hello","name":"BOB","version":1})).await;
+    guest
+        .send(json!({"type":"hello","name":"BOB","version":1}))
+        .await;
     let refused = guest.expect("error").await;
     assert_eq!(refused["code"], "name_owned", "{refused}");
     let mut other_key = server.connect().await;
@@ -63,7 +65,10 @@ async fn an_impostor_is_refused_and_never_sees_a_private_byte() {
         .await;
     let frames = bob.sync().await;
     assert_eq!(frames[0]["owner"], true);
-    assert!(texts(&frames).contains(&"my password is hunter2".to_owned()), "{frames:?}");
+    assert!(
+        texts(&frames).contains(&"my password is hunter2".to_owned()),
+        "{frames:?}"
+    );
 }
 
 /// A `prove` that does not sign the challenge, or comes without one, is `bad_proof`; nothing registers.
@@ -76,7 +81,10 @@ async fn a_wrong_proof_is_refused() {
     let key = natter_proto::auth::SigningKey::from_bytes(&[4; 32]);
     c.send(json!({"type":"hello","name":"dave","version":1,"key":natter_proto::auth::public_key(&key)}))
         .await;
-    let nonce = c.expect("challenge").await["nonce"].as_str().unwrap().to_owned();
+    let nonce = c.expect("challenge").await["nonce"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Signed for another name.
     let signature = natter_proto::auth::sign(&key, &nonce, "eve");
     c.send(json!({"type":"prove","signature":signature})).await;
@@ -108,7 +116,10 @@ async fn guests_get_private_messages_only_while_connected() {
         .send(json!({"type":"hello","name":"carol","version":1,"resume_after":0}))
         .await;
     let frames = again.sync().await;
-    assert!(!texts(&frames).contains(&"live secret".to_owned()), "{frames:?}");
+    assert!(
+        !texts(&frames).contains(&"live secret".to_owned()),
+        "{frames:?}"
+    );
     again.send(json!({"type":"history"})).await;
     let page = again.expect("history").await;
     assert_eq!(page["messages"], json!([]));
@@ -138,7 +149,12 @@ async fn whispers_wait_for_an_owner_who_is_away() {
             .await;
     }
     let acks = alice.sync().await;
-    assert_eq!(acks.iter().filter(|f| f["type"] == "ack").count(), 600, "{:?}", &acks[..3]);
+    assert_eq!(
+        acks.iter().filter(|f| f["type"] == "ack").count(),
+        600,
+        "{:?}",
+        &acks[..3]
+    );
 
     let mut bob = server.connect().await;
     bob.prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 2)
@@ -175,7 +191,10 @@ async fn an_owner_signed_in_twice_gets_everything_in_both() {
     assert!(alice.sync().await.is_empty(), "no second join for bob");
     phone.sync().await;
     alice.send(json!({"type":"who"})).await;
-    assert_eq!(alice.expect("users").await["names"], json!(["alice", "bob"]));
+    assert_eq!(
+        alice.expect("users").await["names"],
+        json!(["alice", "bob"])
+    );
 
     alice.say("hello room", "1").await;
     alice

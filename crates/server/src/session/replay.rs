@@ -5,8 +5,8 @@
 //! [`Outbox::push_paced`](crate::outbox::Outbox::push_paced), which waits for the client to read rather
 //! than overflowing its outbox.
 
-use natter_proto::auth::VerifyingKey;
 use natter_proto::auth;
+use natter_proto::auth::VerifyingKey;
 use natter_proto::frame::Message;
 use natter_proto::{ErrorCode, Name, RoomName, ServerFrame};
 use rand_core::{OsRng, RngCore};
@@ -201,7 +201,10 @@ impl Session {
                 // A guest's name may have been someone else's before: no private history for guests
                 // (the frame still comes, empty, so the replay ends as it always has).
                 match proven.as_ref().and_then(|p| p.account.as_ref()) {
-                    Some(account) => self.private_replay(&me, account, registered.watermark).await,
+                    Some(account) => {
+                        self.private_replay(&me, account, registered.watermark)
+                            .await
+                    }
                     None => self.replay_history(None, Ok(Vec::new())).await,
                 }
             }

@@ -153,7 +153,10 @@ pub enum WriteCmd<T> {
         reply: tokio::sync::oneshot::Sender<Option<Account>>,
     },
     /// The owner `name` has been sent their private messages up to `seq`.
-    Seen { name: String, seq: u64 },
+    Seen {
+        name: String,
+        seq: u64,
+    },
     /// Finish what is queued and stop.
     Stop,
 }

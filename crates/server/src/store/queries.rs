@@ -34,7 +34,11 @@ pub(super) fn account(conn: &mut Connection, name: &str) -> rusqlite::Result<Opt
     let Some((display, since, pm_seen)) = conn
         .prepare_cached("SELECT name, since, pm_seen FROM accounts WHERE name_key = ?1")?
         .query_row(params![name], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
         })
         .optional()?
     else {
@@ -72,8 +76,10 @@ pub(super) fn claim(
              VALUES (?1, ?2, ?3, ?3, ?4, ?4)",
         )?
         .execute(params![name.key(), name.as_str(), now_ms, last_seq])?;
-        tx.prepare_cached("INSERT INTO account_keys (name_key, key, added_ms) VALUES (?1, ?2, ?3)")?
-            .execute(params![name.key(), key.as_slice(), now_ms])?;
+        tx.prepare_cached(
+            "INSERT INTO account_keys (name_key, key, added_ms) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![name.key(), key.as_slice(), now_ms])?;
     }
     let bound = tx
         .prepare_cached("SELECT 1 FROM account_keys WHERE name_key = ?1 AND key = ?2")?

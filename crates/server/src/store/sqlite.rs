@@ -859,7 +859,18 @@ mod tests {
             ["3", "5"]
         );
         assert_eq!(
-            texts(missed(&conn, "a", &["lobby".into(), "rust".into()], true, 1, 4, 100).unwrap()),
+            texts(
+                missed(
+                    &conn,
+                    "a",
+                    &["lobby".into(), "rust".into()],
+                    true,
+                    1,
+                    4,
+                    100
+                )
+                .unwrap()
+            ),
             ["2", "3"]
         );
         assert_eq!(oldest_seq(&conn).unwrap(), Some(1));
