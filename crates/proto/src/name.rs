@@ -21,6 +21,9 @@ pub enum NameError {
     /// More than [`MAX_NAME_CHARS`].
     TooLong,
     BadChar(char),
+    /// Letters of scripts that are not normally written together (UTS #39: less than "highly
+    /// restrictive"), as in a Cyrillic `а` among Latin letters.
+    MixedScripts,
 }
 
 impl std::fmt::Display for NameError {
@@ -42,6 +45,7 @@ impl NameError {
             NameError::BadChar(c) => {
                 crate::error_args!(reason = "bad_char", char = format!("{c:?}"))
             }
+            NameError::MixedScripts => crate::error_args!(reason = "mixed_scripts"),
         }
     }
 }
@@ -62,7 +66,35 @@ fn validate(raw: &str) -> Result<String, NameError> {
     {
         return Err(NameError::BadChar(bad));
     }
+    if !scripts_go_together(&nfc) {
+        return Err(NameError::MixedScripts);
+    }
     Ok(nfc)
+}
+
+/// Whether a name's letters are of one script, or of scripts written together (Latin with Han, kana or
+/// Hangul) — UTS #39's "highly restrictive" level. Characters UTS #39 does not recommend for identifiers
+/// (fullwidth letters, for one) count as mixing, since they exist to look like others.
+fn scripts_go_together(name: &str) -> bool {
+    use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
+    // '_', '-' and '.' are natter's own separators, not letters: they take no part in the decision.
+    let letters: String = name.chars().filter(|c| c.is_alphanumeric()).collect();
+    letters.as_str().detect_restriction_level() <= RestrictionLevel::HighlyRestrictive
+}
+
+/// A fingerprint of what a name *looks like* as written: names a reader could take for each other
+/// (`alice`, `aIice` with a capital I, `ａｌｉｃｅ`, `аlice` with a Cyrillic а) share it. As Ergo does it:
+/// width is folded (NFKC), then the UTS #39 confusable skeleton is taken, then case is folded. (Names that
+/// differ only in case are the same name anyway: see [`fold`].) Servers refuse a name whose look-alike is
+/// in use or owned.
+pub fn look_alike_key(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use unicode_normalization::UnicodeNormalization;
+    let width_folded: String = name.nfkc().collect();
+    let skeleton: String = unicode_security::skeleton(&width_folded).collect();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    skeleton.to_lowercase().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What "the same name" means: two names (or room names) are the same when their folded forms are equal.
@@ -180,6 +212,47 @@ mod tests {
         assert_eq!(Name::new("a b"), Err(NameError::BadChar(' ')));
         assert_eq!(Name::new("a\u{1b}"), Err(NameError::BadChar('\u{1b}')));
         assert_eq!(Name::new("a:b"), Err(NameError::BadChar(':')));
+    }
+
+    /// Issue 12: scripts that are not written together are refused; Chinese, Zoë, Greek alone, Latin with
+    /// Han or kana are fine.
+    #[test]
+    fn mixed_script_names_are_refused() {
+        for ok in [
+            "张三",
+            "Zoë",
+            "bob_2",
+            "张三bob",
+            "さくらSakura",
+            "Ελένη",
+            "Иван",
+            "김민준",
+        ] {
+            assert!(Name::new(ok).is_ok(), "{ok}: {:?}", Name::new(ok));
+        }
+        for bad in ["\u{430}lice", "p\u{430}ypal", "\u{3b1}lpha-a"] {
+            assert_eq!(Name::new(bad), Err(NameError::MixedScripts), "{bad}");
+        }
+    }
+
+    /// Issue 12: look-alikes share a key — case, full width, Cyrillic letters that look Latin.
+    #[test]
+    fn look_alikes_share_a_key() {
+        let alice = look_alike_key("alice");
+        assert_eq!(look_alike_key("aIice"), alice, "a capital I for the l");
+        assert_eq!(look_alike_key("a1ice"), alice, "a one for the l");
+        assert_eq!(
+            look_alike_key("\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"),
+            alice,
+            "fullwidth"
+        );
+        assert_eq!(look_alike_key("\u{430}lice"), alice, "Cyrillic а");
+        assert_eq!(
+            look_alike_key("\u{ff42}\u{ff4f}\u{ff42}"),
+            look_alike_key("bob")
+        );
+        assert_ne!(look_alike_key("alice"), look_alike_key("alicia"));
+        assert_ne!(look_alike_key("张三"), look_alike_key("张四"));
     }
 
     #[test]

@@ -150,6 +150,25 @@ struct Registry {
     users: HashMap<Name, User>,
     /// Every owned name (online or not), by folded name: whispers to them are kept while they are away.
     owned: HashMap<String, Name>,
+    /// Who looks like whom ([`natter_proto::name::look_alike_key`]): every online and every owned name.
+    /// A name that looks like one of these but is not it is taken.
+    look_alikes: HashMap<u64, Name>,
+}
+
+impl Registry {
+    fn add_look_alike(&mut self, name: &Name) {
+        self.look_alikes.insert(
+            natter_proto::name::look_alike_key(name.as_str()),
+            name.clone(),
+        );
+    }
+
+    /// The name (another one) that `name` would be taken for, if any.
+    fn looks_like(&self, name: &Name) -> Option<&Name> {
+        self.look_alikes
+            .get(&natter_proto::name::look_alike_key(name.as_str()))
+            .filter(|other| *other != name)
+    }
 }
 
 /// Rooms with someone online (and the lobby), ordered so `rooms` lists them alphabetically.
@@ -271,10 +290,11 @@ impl Hub {
         last_seq: u64,
         owned: Vec<Name>,
     ) -> Arc<Self> {
-        let registry = Registry {
-            users: HashMap::new(),
-            owned: owned.into_iter().map(|n| (n.key().to_owned(), n)).collect(),
-        };
+        let mut registry = Registry::default();
+        for name in owned {
+            registry.add_look_alike(&name);
+            registry.owned.insert(name.key().to_owned(), name);
+        }
         Arc::new(Self {
             registry: Mutex::new(registry),
             rooms: RwLock::new(Rooms::new()),
@@ -336,6 +356,12 @@ impl Hub {
                 natter_proto::error_args!(name = name.to_string()),
             );
         }
+        if registry.looks_like(&name).is_some() {
+            return refuse(
+                ErrorCode::NameTaken,
+                natter_proto::error_args!(name = name.to_string()),
+            );
+        }
         match registry.users.get_mut(name.key()) {
             Some(user) if owner && user.owner => user.seats.add(outbox.clone()),
             Some(_) => {
@@ -345,6 +371,7 @@ impl Hub {
                 )
             }
             None => {
+                registry.add_look_alike(&name);
                 registry.users.insert(
                     name.clone(),
                     User {
@@ -396,9 +423,9 @@ impl Hub {
             .map_err(|_| StoreStopped)?;
         let bound = bound.await.map_err(|_| StoreStopped)?;
         if bound.is_some() {
-            self.registry()
-                .owned
-                .insert(name.key().to_owned(), name.clone());
+            let mut registry = self.registry();
+            registry.add_look_alike(name);
+            registry.owned.insert(name.key().to_owned(), name.clone());
         }
         Ok(bound)
     }
@@ -526,6 +553,11 @@ impl Hub {
         let Some(user) = registry.users.remove(me.key()) else {
             return;
         };
+        if !registry.owned.contains_key(me.key()) {
+            registry
+                .look_alikes
+                .remove(&natter_proto::name::look_alike_key(me.as_str()));
+        }
         let ts = time::now_wire();
         for room in user.rooms {
             let frame = reason.map(|reason| ServerFrame::Left {

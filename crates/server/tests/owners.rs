@@ -237,3 +237,43 @@ async fn racing_claims_leave_one_owner() {
         "{refused:?}"
     );
 }
+
+/// Look-alikes (UTS #39): a name that reads like one in use or owned is taken; letters of scripts not
+/// written together are refused; Chinese names and Zoë are fine.
+#[tokio::test]
+async fn look_alike_names_cannot_pose_as_others() {
+    let server = TestServer::start().await;
+    let alice = owner(&server, "alice", 1).await;
+    drop(alice); // away, but owned
+    let _guest = server.join("paul1").await;
+    let refused = |name: &'static str| {
+        let addr = server.addr;
+        async move {
+            let mut c = Client::connect(addr).await;
+            c.send(json!({"type":"hello","name":name,"version":1}))
+                .await;
+            let e = c.expect("error").await;
+            (
+                e["code"].as_str().unwrap().to_owned(),
+                e["args"]["reason"].clone(),
+            )
+        }
+    };
+    // Cyrillic а among Latin letters: mixed scripts.
+    assert_eq!(
+        refused("\u{430}lice").await,
+        ("invalid_name".to_owned(), json!("mixed_scripts"))
+    );
+    // Fullwidth letters are made to look like others.
+    assert_eq!(
+        refused("\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}").await.0,
+        "invalid_name"
+    );
+    // Reads like the owned alice, or like paul1 who is online.
+    assert_eq!(refused("aIice").await.0, "name_taken");
+    assert_eq!(refused("pauI1").await.0, "name_taken");
+    for fine in ["张三", "Zoë", "paula"] {
+        let mut c = server.connect().await;
+        c.hello(fine).await;
+    }
+}

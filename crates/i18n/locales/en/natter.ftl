@@ -155,6 +155,7 @@ error-invalid_name = { $reason ->
     [empty] a name cannot be empty
     [too_long] a name has at most { $max } characters
    *[bad_char] a name may contain only letters, digits, '_', '-' and '.' (found { $char })
+    [mixed_scripts] a name may not mix letters of scripts that are not written together (such as a Cyrillic а among Latin letters)
 }
 error-name_owned = { $name } belongs to someone who proved it is theirs; pick another name, or sign in from the device that owns it
 error-bad_proof = the proof of your name did not match; your client's key may have changed
@@ -165,6 +166,7 @@ error-invalid_room = bad room name { $room }: { $reason ->
     [empty] a name cannot be empty
     [too_long] a name has at most { $max } characters
    *[bad_char] a name may contain only letters, digits, '_', '-' and '.' (found { $char })
+    [mixed_scripts] a name may not mix letters of scripts that are not written together (such as a Cyrillic а among Latin letters)
 }
 error-invalid_text = { $reason ->
     [empty] message text is empty

@@ -143,6 +143,7 @@ error-invalid_name = { $reason ->
     [empty] 名字不能为空
     [too_long] 名字最多 { $max } 个字符
    *[bad_char] 名字只能包含字母、数字、'_'、'-' 和 '.'（发现了 { $char }）
+    [mixed_scripts] 名字不能混用通常不一起书写的文字（例如在拉丁字母中夹一个西里尔字母 а）
 }
 error-name_owned = { $name } 已归证明过身份的人所有；请换一个名字，或在拥有它的设备上登录
 error-bad_proof = 名字的身份证明不符；你的客户端密钥可能已经改变
@@ -153,6 +154,7 @@ error-invalid_room = 房间名 { $room } 无效：{ $reason ->
     [empty] 名字不能为空
     [too_long] 名字最多 { $max } 个字符
    *[bad_char] 名字只能包含字母、数字、'_'、'-' 和 '.'（发现了 { $char }）
+    [mixed_scripts] 名字不能混用通常不一起书写的文字（例如在拉丁字母中夹一个西里尔字母 а）
 }
 error-invalid_text = { $reason ->
     [empty] 消息内容为空
