@@ -236,3 +236,59 @@ fn a_long_burst_of_typing_then_enter_is_handled_at_once() {
     tui.send("/quit\r").unwrap();
     tui.expect("\x1b[?1049l").unwrap();
 }
+
+/// Issue 12: on a device whose key is not the name's, `natter join` asks for the name's password without
+/// showing it, gets in, and from then on this device's key suffices. The password was set from the
+/// owner's first device by a script (`/password NEW` on stdin).
+#[test]
+fn a_second_device_signs_in_with_the_password_it_never_shows() {
+    let server = server();
+    let addr = server.1.to_string();
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let mut owner = natter();
+    owner
+        .env("NATTER_DATA_DIR", first.path())
+        .args(["join", "--server", &addr, "--name", "bob"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = owner.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"/password swordfish-42\n/quit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("your password is set"),
+        "{out:?}"
+    );
+
+    let line_mode = |data: &std::path::Path| {
+        let mut cmd = natter();
+        cmd.env("NATTER_DATA_DIR", data)
+            .env("TERM", "xterm-256color")
+            .args(["join", "--plain", "--server", &addr, "--name", "bob"]);
+        let mut s = Session::spawn(cmd).unwrap();
+        s.set_expect_timeout(Some(Duration::from_secs(10)));
+        s
+    };
+    let mut second_device = line_mode(second.path());
+    second_device.expect("Password of bob").unwrap();
+    second_device.send("swordfish-42\r").unwrap();
+    let seen = second_device.expect("connected to").unwrap();
+    assert!(
+        !String::from_utf8_lossy(seen.before()).contains("swordfish"),
+        "the password was shown"
+    );
+    second_device.send("/quit\r").unwrap();
+    second_device.expect("bye").unwrap();
+
+    // This device's key is bob's now: no question asked.
+    let mut again = line_mode(second.path());
+    let seen = again.expect("connected to").unwrap();
+    assert!(!String::from_utf8_lossy(seen.before()).contains("Password"));
+    again.send("/quit\r").unwrap();
+    again.expect("bye").unwrap();
+}

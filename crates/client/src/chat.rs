@@ -63,6 +63,9 @@ pub struct ChatOptions {
     pub answer_timeout: Duration,
     /// The key that owns the name ([`crate::identity`]); `None`: a guest.
     pub key: Option<Arc<SigningKey>>,
+    /// The name's password, for signing in from a device whose key is not (yet) the name's: sent with
+    /// the first `hello` (the key is then added to the name's keys; later `hello`s prove the key).
+    pub password: Option<String>,
 }
 
 impl ChatOptions {
@@ -74,6 +77,7 @@ impl ChatOptions {
             keepalive: Duration::from_secs(30),
             answer_timeout: Duration::from_secs(10),
             key: None,
+            password: None,
         }
     }
 }
@@ -205,6 +209,7 @@ async fn hello(
     conn: &mut Connection,
     name: &str,
     key: Option<&SigningKey>,
+    password: Option<&str>,
     resume_after: Option<u64>,
 ) -> Hello {
     let frame = ClientFrame::Hello {
@@ -213,6 +218,7 @@ async fn hello(
         resume_after,
         lobby: true,
         key: key.map(auth::public_key),
+        password: password.map(str::to_owned),
     };
     if conn.send(frame).await.is_err() {
         return Hello::Lost;
@@ -279,7 +285,13 @@ impl Chat {
                 .map_err(|_| no_answer())??;
         let answer = tokio::time::timeout(
             options.answer_timeout,
-            hello(&mut conn, &options.name, options.key.as_deref(), None),
+            hello(
+                &mut conn,
+                &options.name,
+                options.key.as_deref(),
+                options.password.as_deref(),
+                None,
+            ),
         );
         let (name, rooms, last_seq) = match answer.await.map_err(|_| no_answer())? {
             Hello::Welcome {
@@ -287,6 +299,10 @@ impl Chat {
                 rooms,
                 last_seq,
             } => (name, rooms, last_seq),
+            Hello::Refused {
+                code: ErrorCode::NameOwned | ErrorCode::BadPassword,
+                message,
+            } => return Err(ClientError::NameOwned(message)),
             Hello::Refused { message, .. } => return Err(ClientError::NameRejected(message)),
             Hello::Lost => return Err(ClientError::ConnectionLost),
             Hello::Foreign => {
@@ -635,6 +651,11 @@ impl Task {
                     &mut conn,
                     &self.options.name,
                     self.options.key.as_deref(),
+                    // With a key, the first `hello` made it one of the name's keys: no password again.
+                    match self.options.key {
+                        Some(_) => None,
+                        None => self.options.password.as_deref(),
+                    },
                     Some(self.last_seq),
                 ),
             );

@@ -129,6 +129,11 @@ impl LineBuffer {
         line
     }
 
+    /// Removes the latest history line (one that must not be remembered, like a password).
+    pub fn forget_last(&mut self) {
+        self.history.pop();
+    }
+
     /// Up: an older history line.
     pub fn older(&mut self) {
         let next = match self.browsing {
@@ -323,6 +328,8 @@ pub struct Editor {
     active: bool,
     /// Rows between the prompt's first row and the cursor, as last drawn.
     cursor_row: usize,
+    /// What is typed is a password: nothing of it is shown.
+    pub secret: bool,
 }
 
 /// Puts the terminal back the way we found it.
@@ -349,6 +356,7 @@ impl Editor {
             prompt: String::new(),
             active: false,
             cursor_row: 0,
+            secret: false,
         })
     }
 
@@ -370,6 +378,10 @@ impl Editor {
     }
 
     fn draw(&mut self, out: &mut impl Write) -> io::Result<()> {
+        if self.secret {
+            queue!(out, style::Print(&self.prompt))?;
+            return Ok(());
+        }
         let cols = Self::cols();
         let text: String = self.buf.chars.iter().map(|&c| shown(c)).collect();
         queue!(out, style::Print(&self.prompt), style::Print(&text))?;

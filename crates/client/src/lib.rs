@@ -33,6 +33,9 @@ pub enum ClientError {
     /// The server's refusal, already in the client's language.
     #[error("{}", t!("error-name-refused", why = .0))]
     NameRejected(String),
+    /// The name is owned (or the password was wrong): its password may get you in.
+    #[error("{}", t!("error-name-refused", why = .0))]
+    NameOwned(String),
     #[error("{}", t!("error-no-name"))]
     NoName,
     #[error("{}", t!("error-connection-lost"))]

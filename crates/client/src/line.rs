@@ -95,8 +95,24 @@ impl Term {
     /// Shows the prompt for the next line (a no-op for pipes, which just stream).
     fn request(&mut self, prompt: &str) {
         if let Term::Tty { editor, .. } = self {
+            editor.secret = false;
             let _ = editor.show_prompt(prompt);
         }
+    }
+
+    /// Asks for a password: what is typed is not shown, and not kept in the line history.
+    async fn secret(&mut self, prompt: &str) -> Input {
+        if let Term::Tty { editor, .. } = self {
+            editor.secret = true;
+            let _ = editor.show_prompt(prompt);
+        }
+        let input = self.next().await;
+        if let Term::Tty { editor, .. } = self {
+            editor.secret = false;
+            editor.buf.forget_last();
+            let _ = editor.hide_prompt();
+        }
+        input
     }
 
     /// The next line, Ctrl-D or Ctrl-C. Cancel-safe: a half-typed line stays in the editor.
@@ -284,6 +300,7 @@ async fn register(
     interactive: bool,
 ) -> Result<Option<Chat>, ClientError> {
     let mut name = opts.name.clone();
+    let mut password = None;
     let key = match opts
         .data_dir
         .as_deref()
@@ -321,13 +338,14 @@ async fn register(
             }
             return Err(ClientError::NoName);
         }
-        let mut options = ChatOptions::new(opts.server.clone(), candidate);
+        let mut options = ChatOptions::new(opts.server.clone(), candidate.clone());
         if !interactive {
             // A script should not wait forever for a server that is gone.
             options.backoff.attempts = Some(RECONNECT_ATTEMPTS_UNATTENDED);
         }
         options.answer_timeout = opts.answer_timeout;
         options.key = key.clone();
+        options.password = password.take();
         // Ctrl-C works while connecting too: a key in raw mode on a terminal, the signal for a script.
         let connecting = Chat::connect(options);
         tokio::pin!(connecting);
@@ -346,6 +364,20 @@ async fn register(
             Ok(chat) => return Ok(Some(chat)),
             Err(ClientError::NameRejected(message)) if interactive => {
                 term.print(&format!("! {message}"))
+            }
+            // Someone owns the name — maybe you, from another device: its password gets you in (and
+            // makes this device's key one of the name's keys).
+            Err(ClientError::NameOwned(message)) if interactive => {
+                term.print(&format!("! {message}"));
+                let prompt = format!("{} ", t!("prompt-password", name = &candidate));
+                match term.secret(&prompt).await {
+                    Input::Line(line) if !line.is_empty() => {
+                        password = Some(line);
+                        name = Some(candidate);
+                    }
+                    Input::Line(_) => {}
+                    Input::Eof | Input::Interrupted => return Ok(None),
+                }
             }
             Err(e) => return Err(e),
         }
@@ -426,6 +458,28 @@ impl Client {
                     term.print(&format!("  {line}"));
                 }
                 return Step::Continue;
+            }
+            Command::Password(Some(password)) => ClientFrame::SetPassword { password },
+            Command::Password(None) => {
+                let first = term
+                    .secret(&format!("{} ", t!("prompt-new-password")))
+                    .await;
+                let again = match first {
+                    Input::Line(ref line) if !line.is_empty() => {
+                        term.secret(&format!("{} ", t!("prompt-new-password-again")))
+                            .await
+                    }
+                    _ => return Step::Continue,
+                };
+                match (first, again) {
+                    (Input::Line(a), Input::Line(b)) if a == b => {
+                        ClientFrame::SetPassword { password: a }
+                    }
+                    _ => {
+                        term.print(&format!("! {}", t!("password-mismatch")));
+                        return Step::Continue;
+                    }
+                }
             }
             Command::Lang(tag) => {
                 term.print(&match crate::switch_lang(tag.as_deref()) {
@@ -578,6 +632,7 @@ impl Client {
             ServerFrame::Bye {
                 reason: ByeReason::Shutdown,
             } => format!("* {}", t!("server-shutting-down")),
+            ServerFrame::PasswordSet => format!("* {}", t!("password-set")),
             ServerFrame::Bye { .. }
             | ServerFrame::Ping { .. }
             | ServerFrame::Pong { .. }

@@ -25,6 +25,9 @@ pub enum Command {
     Help,
     /// `/lang [LANG]` — the language natter speaks to you (`None`: show how to use it).
     Lang(Option<String>),
+    /// `/password [NEW]` — set your name's password. natter's clients ask for it without echoing (so
+    /// `None`); in `nc` it follows the command.
+    Password(Option<String>),
     /// `/quit`, or the lab's bare `exit`.
     Quit,
     /// A known command used wrongly: the catalogue id of the usage line to show.
@@ -44,6 +47,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("usage-rooms", "help-rooms"),
     ("usage-history", "help-history"),
     ("usage-lang", "help-lang"),
+    ("usage-password", "help-password"),
     ("usage-help", "help-help"),
     ("help-quit-keys", "help-quit"),
     ("help-slash-keys", "help-slash"),
@@ -120,6 +124,7 @@ pub fn parse(line: &str) -> Command {
         "clear" => Command::Clear,
         "help" | "?" => Command::Help,
         "lang" | "language" => Command::Lang(one_arg()),
+        "password" | "passwd" => Command::Password((!args.is_empty()).then(|| args.to_owned())),
         "quit" | "exit" | "q" => Command::Quit,
         _ => Command::Unknown(format!("/{cmd}")),
     }

@@ -27,7 +27,14 @@ pub enum ClientFrame {
         /// [`crate::auth`]). Without it you are a guest.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// The name's password: sign in as its owner from a device without its key (with `key` too,
+        /// that key is added to the name's keys). Only over TLS or from this machine.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
+    /// `{"type":"set_password","password":"…"}` — set or change your name's password. A guest whose name
+    /// nobody owns comes to own it this way.
+    SetPassword { password: String },
     /// `{"type":"prove","signature":"…"}` — the answer to a `challenge`: the signature of
     /// [`crate::auth::challenge_message`] with the key given in `hello`.
     Prove { signature: String },
@@ -99,7 +106,18 @@ fn is_false(b: &bool) -> bool {
 
 /// The `type` values a client may send; anything else is `unknown_type`.
 pub const CLIENT_TYPES: &[&str] = &[
-    "hello", "prove", "say", "whisper", "join", "leave", "who", "rooms", "history", "ping", "pong",
+    "hello",
+    "prove",
+    "set_password",
+    "say",
+    "whisper",
+    "join",
+    "leave",
+    "who",
+    "rooms",
+    "history",
+    "ping",
+    "pong",
     "exit",
 ];
 
@@ -210,6 +228,8 @@ pub enum ServerFrame {
     Challenge {
         nonce: String,
     },
+    /// Your `set_password` took effect (and you own your name).
+    PasswordSet,
     Message(Message),
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -378,6 +398,15 @@ pub enum ErrorCode {
     NameOwned,
     /// A `prove` whose signature does not match the challenge, or that came without one.
     BadProof,
+    /// A wrong password (or a name that has none); `try_again_in` says how many seconds the next try
+    /// from this address must wait.
+    BadPassword,
+    /// Too many wrong passwords from this address: wait `try_again_in` seconds.
+    TryAgainLater,
+    /// A password over a connection that is neither TLS nor from this machine: refused unread.
+    Insecure,
+    /// `set_password` with a password that is too short or too long.
+    WeakPassword,
     /// Someone else has this name (ignoring case).
     NameTaken,
     /// A whisper to a name nobody has.
@@ -424,6 +453,10 @@ impl ErrorCode {
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::NameOwned => "name_owned",
             ErrorCode::BadProof => "bad_proof",
+            ErrorCode::BadPassword => "bad_password",
+            ErrorCode::TryAgainLater => "try_again_later",
+            ErrorCode::Insecure => "insecure",
+            ErrorCode::WeakPassword => "weak_password",
             ErrorCode::NameTaken => "name_taken",
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::NotInRoom => "not_in_room",
@@ -454,6 +487,10 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::InvalidName,
     ErrorCode::NameOwned,
     ErrorCode::BadProof,
+    ErrorCode::BadPassword,
+    ErrorCode::TryAgainLater,
+    ErrorCode::Insecure,
+    ErrorCode::WeakPassword,
     ErrorCode::NameTaken,
     ErrorCode::NoSuchUser,
     ErrorCode::NotInRoom,

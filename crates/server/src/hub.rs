@@ -411,6 +411,54 @@ impl Hub {
         account.await.map_err(|_| StoreStopped)
     }
 
+    /// Adds `key` to an owned name's keys.
+    pub fn add_key(&self, name: &Name, key: [u8; 32]) {
+        let _ = self.writer.send(WriteCmd::AddKey {
+            name: name.key().to_owned(),
+            key,
+        });
+    }
+
+    /// Sets `name`'s password hash: an owner's, or with `claim` a free name's (which it then owns). The
+    /// account afterwards, `None` if that was not possible.
+    pub async fn set_password(
+        &self,
+        name: &Name,
+        hash: String,
+        claim: bool,
+    ) -> Result<Option<Account>, StoreStopped> {
+        let (reply, account) = oneshot::channel();
+        self.writer
+            .send(WriteCmd::SetPassword {
+                name: name.clone(),
+                hash,
+                claim,
+                reply,
+            })
+            .map_err(|_| StoreStopped)?;
+        let account = account.await.map_err(|_| StoreStopped)?;
+        if account.is_some() {
+            self.mark_owned(name);
+        }
+        Ok(account)
+    }
+
+    fn mark_owned(&self, name: &Name) {
+        let mut registry = self.registry();
+        registry.add_look_alike(name);
+        registry.owned.insert(name.key().to_owned(), name.clone());
+    }
+
+    /// A guest's session that has just come to own its name (by setting a password) is its owner from now
+    /// on.
+    pub fn promote(&self, registration: &mut Registration, account: &Account) {
+        registration.owner = true;
+        registration.since = account.since;
+        if let Some(user) = self.registry().users.get_mut(registration.name.key()) {
+            user.owner = true;
+        }
+    }
+
     /// Makes `key` the proof of `name` if nobody owns it; the account if `key` proves it now.
     pub async fn claim(&self, name: &Name, key: [u8; 32]) -> Result<Option<Account>, StoreStopped> {
         let (reply, bound) = oneshot::channel();
@@ -423,9 +471,7 @@ impl Hub {
             .map_err(|_| StoreStopped)?;
         let bound = bound.await.map_err(|_| StoreStopped)?;
         if bound.is_some() {
-            let mut registry = self.registry();
-            registry.add_look_alike(name);
-            registry.owned.insert(name.key().to_owned(), name.clone());
+            self.mark_owned(name);
         }
         Ok(bound)
     }

@@ -11,6 +11,7 @@
 pub mod frontend;
 pub mod hub;
 pub mod outbox;
+pub mod passwords;
 pub mod session;
 pub mod store;
 pub mod testing;
@@ -76,6 +77,10 @@ pub struct Config {
     /// Rooms with more members than this announce no joins and leaves and send joiners only the member
     /// count (`--announce-limit`); `who` lists everyone.
     pub announce_limit: usize,
+    /// Tests only: a loopback address treated as another machine's (passwords from it are refused as
+    /// they would be from the LAN).
+    #[doc(hidden)]
+    pub remote_loopback: Option<std::net::IpAddr>,
 }
 
 impl Default for Config {
@@ -101,6 +106,7 @@ impl Default for Config {
             max_per_ip: 500,
             max_rooms: 100,
             announce_limit: 100,
+            remote_loopback: None,
         }
     }
 }
@@ -216,6 +222,7 @@ impl Core {
             hub,
             history: opened.history,
             appends: Arc::new(tokio::sync::Semaphore::new(config.max_pending_appends)),
+            passwords: passwords::Passwords::default(),
             config: Arc::new(config),
         });
         Ok(Self {

@@ -277,3 +277,106 @@ async fn look_alike_names_cannot_pose_as_others() {
         c.hello(fine).await;
     }
 }
+
+/// An owner sets a password; from another device (another key) the password gets them in and adds that
+/// device's key, which alone suffices the next time.
+#[tokio::test]
+async fn an_owner_sets_a_password_and_signs_in_with_it_from_another_device() {
+    let server = TestServer::start().await;
+    let mut bob = owner(&server, "bob", 2).await;
+    bob.send(json!({"type":"set_password","password":"short"}))
+        .await;
+    let weak = bob.expect("error").await;
+    assert_eq!(
+        (weak["code"].as_str(), weak["args"]["min"].as_u64()),
+        (Some("weak_password"), Some(8))
+    );
+    bob.send(json!({"type":"set_password","password":"correct horse 马"}))
+        .await;
+    bob.expect("password_set").await;
+
+    let mut laptop = server.connect().await;
+    laptop
+        .prove_hello(
+            json!({"type":"hello","name":"bob","version":1,"password":"correct horse 马"}),
+            "bob",
+            7,
+        )
+        .await;
+    let welcome = laptop.finish_hello().await;
+    assert_eq!(welcome["owner"], true);
+    drop(laptop);
+    let mut laptop = server.connect().await;
+    laptop.hello_owned("bob", 7).await; // its key is bob's now
+                                        // Without a key, the password alone.
+    let mut nc_like = server.connect().await;
+    nc_like
+        .send(json!({"type":"hello","name":"bob","version":1,"password":"correct horse 马"}))
+        .await;
+    assert_eq!(nc_like.finish_hello().await["owner"], true);
+}
+
+/// Wrong guesses back off per (name, address) and per address: from one address the 4th wrong guess
+/// makes the next wait, and a guess while waiting is not even checked; the owner from another address
+/// gets in at once.
+#[tokio::test]
+async fn wrong_passwords_are_throttled_while_the_owner_gets_in() {
+    let server = TestServer::start().await;
+    let mut bob = owner(&server, "bob", 2).await;
+    bob.send(json!({"type":"set_password","password":"the right one"}))
+        .await;
+    bob.expect("password_set").await;
+    drop(bob);
+    let mut guesser = Client::connect_from(server.addr, "127.0.0.2").await;
+    let mut waits = Vec::new();
+    for i in 0..4 {
+        guesser
+            .send(json!({"type":"hello","name":"bob","version":1,"password":format!("guess number {i}")}))
+            .await;
+        let e = guesser.expect("error").await;
+        assert_eq!(e["code"], "bad_password", "{e}");
+        waits.push(e["args"]["try_again_in"].as_u64().unwrap());
+    }
+    assert_eq!(waits, [0, 0, 0, 1]);
+    guesser
+        .send(json!({"type":"hello","name":"bob","version":1,"password":"the right one"}))
+        .await;
+    let e = guesser.expect("error").await;
+    assert_eq!(
+        e["code"], "try_again_later",
+        "even the right one waits: {e}"
+    );
+
+    let mut owner_elsewhere = Client::connect_from(server.addr, "127.0.0.3").await;
+    owner_elsewhere
+        .send(json!({"type":"hello","name":"bob","version":1,"password":"the right one"}))
+        .await;
+    assert_eq!(owner_elsewhere.finish_hello().await["owner"], true);
+}
+
+/// A password is never read from another machine over plain TCP: `hello` and `set_password` with one
+/// are refused (`insecure`) before anything is checked. (127.0.0.4 plays the other machine.)
+#[tokio::test]
+async fn passwords_never_cross_from_another_machine_in_clear() {
+    let server = TestServer::start_with(natter_server::Config {
+        remote_loopback: Some("127.0.0.4".parse().unwrap()),
+        ..natter_server::testing::config()
+    })
+    .await;
+    let mut remote = Client::connect_from(server.addr, "127.0.0.4").await;
+    remote
+        .send(json!({"type":"hello","name":"carol","version":1,"password":"a fine password"}))
+        .await;
+    assert_eq!(remote.expect("error").await["code"], "insecure");
+    remote.hello("carol").await;
+    remote
+        .send(json!({"type":"set_password","password":"a fine password"}))
+        .await;
+    assert_eq!(remote.expect("error").await["code"], "insecure");
+    let mut local = Client::connect_from(server.addr, "127.0.0.5").await;
+    local.hello("dave").await;
+    local
+        .send(json!({"type":"set_password","password":"a fine password"}))
+        .await;
+    local.expect("password_set").await;
+}

@@ -245,3 +245,41 @@ async fn the_servers_language_greets_and_welcomes() {
     nc.send_raw("张三\n".as_bytes()).await;
     assert!(nc.recv_line().await.unwrap().starts_with("* 欢迎，张三！"));
 }
+
+/// Issue 12: an `nc` user owns their name by setting a password, and is asked for it when they come back
+/// (a wrong one is said, and asked again).
+#[tokio::test]
+async fn an_nc_user_owns_a_name_with_a_password() {
+    let server = TestServer::start().await;
+    let mut nc = server.connect().await;
+    nc.send_raw(b"carol\n").await;
+    assert!(nc
+        .recv_line()
+        .await
+        .unwrap()
+        .starts_with("* Welcome, carol!"));
+    nc.send_raw("/password 好长的密码 1234\n".as_bytes()).await;
+    let mut line = nc.recv_line().await.unwrap();
+    while !line.starts_with("* your password is set") {
+        line = nc.recv_line().await.unwrap();
+    }
+    nc.send_raw(b"exit\n").await;
+    let _ = nc.read_to_end().await;
+
+    let mut again = server.connect().await;
+    again.send_raw(b"carol\n").await;
+    let asked = again.recv_line().await.unwrap();
+    assert!(
+        asked.contains("If it is yours, type its password"),
+        "{asked}"
+    );
+    again.send_raw(b"not it at all\n").await;
+    let wrong = again.recv_line().await.unwrap();
+    assert!(wrong.starts_with("! wrong password"), "{wrong}");
+    again.send_raw("好长的密码 1234\n".as_bytes()).await;
+    assert!(again
+        .recv_line()
+        .await
+        .unwrap()
+        .starts_with("* Welcome, carol!"));
+}

@@ -445,6 +445,16 @@ impl App {
     /// The prompt, the part of the input that fits (whole characters only: a wide character is never cut
     /// in half), and the cursor's column in the input row.
     fn input_view(&self, cols: usize) -> (String, String, usize) {
+        if let Some(secret) = &self.secret {
+            // Nothing of a password is shown, not even its length.
+            let prompt = match secret {
+                crate::tui::app::Secret::New => t!("prompt-new-password"),
+                crate::tui::app::Secret::Again(_) => t!("prompt-new-password-again"),
+            };
+            let prompt = format!("{prompt} ");
+            let cursor = width_of(&prompt);
+            return (prompt, String::new(), cursor);
+        }
         let prompt = format!("{}> ", neutralise(&self.current().key.label()));
         let before = self.input.width_before_cursor();
         let room = cols.saturating_sub(width_of(&prompt) + 1).max(1);

@@ -159,6 +159,13 @@ error-invalid_name = { $reason ->
 }
 error-name_owned = { $name } belongs to someone who proved it is theirs; pick another name, or sign in from the device that owns it
 error-bad_proof = the proof of your name did not match; your client's key may have changed
+error-bad_password = wrong password (or none is set for that name); the next try must wait { $try_again_in } s
+error-try_again_later = too many wrong passwords from your address; try again in { $try_again_in } s
+error-insecure = a password may only cross TLS or a connection from the server's own machine; it was not read
+error-weak_password = { $reason ->
+    [too_long] a password has at most { $max } bytes
+   *[too_short] a password has at least { $min } characters
+}
 error-name_taken = the name { $name } is taken
 error-no_such_user = nobody called { $name } is here
 error-not_in_room = you are not in { $room }
@@ -206,3 +213,13 @@ key-unusable = cannot keep your key in { $dir } ({ $why }); joining as a guest, 
 help-cli-join-data_dir = Where the key that makes your name yours is kept (default: ~/.local/share/natter)
 help-cli-join-guest = Join as a guest: no key, so the name is not kept for you (and cannot be one somebody owns)
 key-not-a-key = { $path } is not a natter key
+password-set = your password is set: with it you can sign in as yourself from another device
+plain-type-your-name = Type your name:
+plain-type-password = If it is yours, type its password (an empty line: another name):
+usage-password = /password
+usage-password-nc = /password NEW-PASSWORD
+help-password = set a password for your name, to sign in from other devices
+prompt-password = Password of { $name } (empty: another name):
+prompt-new-password = New password (nothing is shown as you type):
+prompt-new-password-again = The same again:
+password-mismatch = the two passwords differ; nothing was changed

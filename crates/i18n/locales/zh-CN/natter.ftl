@@ -147,6 +147,13 @@ error-invalid_name = { $reason ->
 }
 error-name_owned = { $name } 已归证明过身份的人所有；请换一个名字，或在拥有它的设备上登录
 error-bad_proof = 名字的身份证明不符；你的客户端密钥可能已经改变
+error-bad_password = 密码错误（或这个名字没有设置密码）；下次尝试需等待 { $try_again_in } 秒
+error-try_again_later = 来自你的地址的错误密码太多；请在 { $try_again_in } 秒后再试
+error-insecure = 密码只能通过 TLS 或来自服务器本机的连接传送；服务器没有读取它
+error-weak_password = { $reason ->
+    [too_long] 密码最多 { $max } 字节
+   *[too_short] 密码至少需要 { $min } 个字符
+}
 error-name_taken = 名字 { $name } 已被占用
 error-no_such_user = 这里没有叫 { $name } 的人
 error-not_in_room = 你不在 { $room }
@@ -194,3 +201,13 @@ key-unusable = 无法在 { $dir } 保存你的密钥（{ $why }）；以访客�
 help-cli-join-data_dir = 保存让名字归你所有的密钥的目录（默认：~/.local/share/natter）
 help-cli-join-guest = 以访客身份加入：没有密钥，名字不会为你保留（也不能用别人拥有的名字）
 key-not-a-key = { $path } 不是 natter 密钥
+password-set = 密码已设置：在其他设备上可以用它以你的身份登录
+plain-type-your-name = 请输入你的名字：
+plain-type-password = 如果这是你的名字，请输入它的密码（空行：换一个名字）：
+usage-password = /password
+usage-password-nc = /password 新密码
+help-password = 为你的名字设置密码，以便在其他设备上登录
+prompt-password = { $name } 的密码（空行：换一个名字）：
+prompt-new-password = 新密码（输入时不会显示）：
+prompt-new-password-again = 再输入一次：
+password-mismatch = 两次输入的密码不同；没有做任何更改

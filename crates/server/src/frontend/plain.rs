@@ -20,33 +20,53 @@ use crate::outbox::Outgoing;
 /// People typing in `nc` or `telnet`. Like natter's own clients, a plain-text user has a *current room*:
 /// the lobby at first, then the room of their latest `/join` (and the lobby again when they leave the
 /// current room). Typed lines go there.
+///
+/// Signing in: the first line is the name. For a name someone owns, the server's refusal asks for its
+/// password, and the next line is taken as that (or, if empty, the name is asked for again).
 pub struct Plain {
     room: RoomName,
-    lang: SharedLang,
+    shared: Arc<Shared>,
 }
 
-/// The connection's language, shared by the half that handles `/lang` and the half that renders.
-#[derive(Clone, Default)]
-struct SharedLang(Arc<AtomicUsize>);
+/// What the translating half and the rendering half share: the connection's language (the server's
+/// until `/lang`), and the sign-in in progress.
+#[derive(Default)]
+struct Shared {
+    lang: AtomicUsize,
+    login: std::sync::Mutex<Login>,
+}
 
-impl SharedLang {
-    fn get(&self) -> Lang {
-        Lang::from_index(self.0.load(Ordering::Relaxed))
+#[derive(Default)]
+struct Login {
+    /// The name of the latest `hello`.
+    trying: Option<String>,
+    /// The next line is the password of this name (the server said it is owned, or the password was
+    /// wrong).
+    password_for: Option<String>,
+}
+
+impl Shared {
+    fn lang(&self) -> Lang {
+        Lang::from_index(self.lang.load(Ordering::Relaxed))
     }
 
-    fn set(&self, lang: Lang) {
-        self.0.store(lang.index(), Ordering::Relaxed);
+    fn set_lang(&self, lang: Lang) {
+        self.lang.store(lang.index(), Ordering::Relaxed);
+    }
+
+    fn login(&self) -> std::sync::MutexGuard<'_, Login> {
+        self.login.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Plain {
     /// A plain-text connection spoken to in `lang`.
     pub fn new(lang: Lang) -> Self {
-        let shared = SharedLang::default();
-        shared.set(lang);
+        let shared = Shared::default();
+        shared.set_lang(lang);
         Self {
             room: RoomName::lobby(),
-            lang: shared,
+            shared: Arc::new(shared),
         }
     }
 }
@@ -55,7 +75,7 @@ impl Plain {
 /// messages in a replay read `you → bob`, as they did when sent.
 struct PlainRender {
     me: Option<String>,
-    lang: SharedLang,
+    shared: Arc<Shared>,
 }
 
 impl FrontEnd for Plain {
@@ -66,7 +86,7 @@ impl FrontEnd for Plain {
     fn renderer(&self) -> Box<dyn Render> {
         Box::new(PlainRender {
             me: None,
-            lang: self.lang.clone(),
+            shared: self.shared.clone(),
         })
     }
 
@@ -84,30 +104,52 @@ impl Render for PlainRender {
         {
             self.me = Some(name.clone());
         }
-        render(item, self.me.as_deref(), self.lang.get(), out)
+        if let Outgoing::Frame {
+            frame: ServerFrame::Error { code, .. },
+            ..
+        } = item
+        {
+            // A name someone owns, or a wrong password: the next line is the password.
+            let mut login = self.shared.login();
+            if matches!(code, ErrorCode::NameOwned | ErrorCode::BadPassword) {
+                login.password_for = login.trying.clone();
+            }
+        }
+        render(item, self.me.as_deref(), self.shared.lang(), out)
     }
 }
 
 impl Plain {
     /// Translates one line. Before registration the line is the name the user wants.
     fn translate_line(&mut self, line: &[u8], registered: bool) -> Input {
-        let lang = self.lang.get();
+        let lang = self.shared.lang();
         let notice = |sigil: &str, text: String| Input::Notice(format!("{sigil} {text}"));
         let Ok(line) = std::str::from_utf8(line) else {
             return notice("!", tl!(lang, "plain-not-utf8"));
         };
         if !registered {
-            let name = line.trim();
-            return match name {
+            let mut login = self.shared.login();
+            let (name, password) = match login.password_for.take() {
+                Some(_) if line.is_empty() => {
+                    return notice("*", tl!(lang, "plain-type-your-name"));
+                }
+                Some(name) => (name, Some(line.to_owned())),
+                None => (line.trim().to_owned(), None),
+            };
+            return match name.as_str() {
                 "" => Input::Nothing,
-                "exit" | "/quit" => Input::Frame(ClientFrame::Exit),
-                _ => Input::Frame(ClientFrame::Hello {
-                    name: name.to_owned(),
-                    version: natter_proto::VERSION,
-                    resume_after: None,
-                    lobby: true,
-                    key: None,
-                }),
+                "exit" | "/quit" if password.is_none() => Input::Frame(ClientFrame::Exit),
+                _ => {
+                    login.trying = Some(name.clone());
+                    Input::Frame(ClientFrame::Hello {
+                        name,
+                        version: natter_proto::VERSION,
+                        resume_after: None,
+                        lobby: true,
+                        key: None,
+                        password,
+                    })
+                }
             };
         }
         let frame = match command::parse(line) {
@@ -151,6 +193,13 @@ impl Plain {
             },
             Command::Clear => return notice("*", tl!(lang, "plain-clear")),
             Command::Quit => ClientFrame::Exit,
+            Command::Password(Some(password)) => ClientFrame::SetPassword { password },
+            Command::Password(None) => {
+                return notice(
+                    "!",
+                    tl!(lang, "usage", usage = tl!(lang, "usage-password-nc")),
+                )
+            }
             Command::Help => {
                 let room = format!("#{}", self.room);
                 let mut help = format!("* {}", tl!(lang, "help-intro", room = room));
@@ -165,7 +214,7 @@ impl Plain {
                 };
                 return match Lang::parse(&tag) {
                     Some(new) => {
-                        self.lang.set(new);
+                        self.shared.set_lang(new);
                         notice("*", tl!(new, "lang-switched"))
                     }
                     None => notice("!", tl!(lang, "lang-unknown", lang = tag)),
@@ -222,6 +271,7 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         | ServerFrame::Pong { .. }
         | ServerFrame::Ping { .. }
         | ServerFrame::Challenge { .. } => return None,
+        ServerFrame::PasswordSet => format!("* {}", tl!(lang, "password-set")),
         ServerFrame::Joined { room, name, .. } => format!(
             "* {}",
             tl!(
@@ -289,8 +339,11 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         } => {
             let text = error_text(lang, *code, args, message);
             match code {
-                ErrorCode::InvalidName | ErrorCode::NameTaken => {
+                ErrorCode::InvalidName | ErrorCode::NameTaken | ErrorCode::TryAgainLater => {
                     format!("! {text}. {}", tl!(lang, "plain-type-another-name"))
+                }
+                ErrorCode::NameOwned | ErrorCode::BadPassword => {
+                    format!("! {text}. {}", tl!(lang, "plain-type-password"))
                 }
                 _ => format!("! {text}"),
             }
@@ -331,6 +384,7 @@ mod tests {
                 resume_after: None,
                 lobby: true,
                 key: None,
+                password: None,
             }
         );
         assert_eq!(frame("exit", false), ClientFrame::Exit);

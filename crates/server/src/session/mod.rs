@@ -72,6 +72,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Messages waiting for the store's writer, server-wide.
     pub appends: Arc<Semaphore>,
+    /// Password hashing and the throttling of wrong guesses.
+    pub passwords: crate::passwords::Passwords,
 }
 
 struct Session {
@@ -514,9 +516,20 @@ impl Session {
                             resume_after,
                             lobby,
                             key,
+                            password,
                         },
                     ) => {
-                        self.hello(&name, version, resume_after, lobby, key).await;
+                        let hello = replay::Hello {
+                            name,
+                            resume_after,
+                            lobby,
+                            password,
+                        };
+                        self.hello(hello, version, key).await;
+                        return Flow::Continue;
+                    }
+                    (_, ClientFrame::SetPassword { password }) => {
+                        self.set_password(password).await;
                         return Flow::Continue;
                     }
                     (None, ClientFrame::Prove { signature }) => {
@@ -580,6 +593,7 @@ impl Session {
                 _,
                 ClientFrame::Hello { .. }
                 | ClientFrame::Prove { .. }
+                | ClientFrame::SetPassword { .. }
                 | ClientFrame::Ping { .. }
                 | ClientFrame::Pong { .. }
                 | ClientFrame::Exit,

@@ -22,110 +22,203 @@ const RESUME_CHUNK: usize = 500;
 /// Largest `limit` a history page may ask for.
 pub const MAX_HISTORY_PAGE: usize = 500;
 
-/// A `hello` with a key, waiting for the `prove` that answers its challenge.
-pub(super) struct PendingHello {
-    name: String,
-    key: VerifyingKey,
-    nonce: String,
-    resume_after: Option<u64>,
-    lobby: bool,
+/// What a `hello` asks for, kept while its challenge is out.
+pub(super) struct Hello {
+    pub name: String,
+    pub resume_after: Option<u64>,
+    pub lobby: bool,
+    pub password: Option<String>,
 }
 
-/// What a proven `hello` brings to registration.
-struct Proven {
-    key: [u8; 32],
-    /// The name's account; `None`: nobody owned the name yet, and the key claims it once the name is
+/// A `hello` with a key, waiting for the `prove` that answers its challenge.
+pub(super) struct PendingHello {
+    hello: Hello,
+    key: VerifyingKey,
+    nonce: String,
+}
+
+/// How a `hello` that proved itself gets its name.
+enum Proven {
+    /// The name's owner (by key or password).
+    Owner(Account),
+    /// Nobody owns the name: this key, or this password (its hash), claims it once the name is
     /// reserved.
-    account: Option<Account>,
+    ClaimByKey([u8; 32]),
+    ClaimByPassword(String),
 }
 
 impl Session {
-    /// `hello`: with a key, answer with a challenge (registration waits for `prove`); without one, register
-    /// as a guest — unless the name is owned.
-    pub(super) async fn hello(
-        &mut self,
-        name: &str,
-        version: u32,
-        resume_after: Option<u64>,
-        lobby: bool,
-        key: Option<String>,
-    ) {
+    /// `hello`: with a key, answer with a challenge (registration waits for `prove`); with a password,
+    /// sign in as the name's owner; with neither, register as a guest — unless the name is owned.
+    pub(super) async fn hello(&mut self, hello: Hello, version: u32, key: Option<String>) {
         if version != natter_proto::VERSION {
             let args =
                 natter_proto::error_args!(supported = natter_proto::VERSION, version = version);
             self.error(ErrorCode::UnsupportedVersion, args, None);
             return;
         }
-        let Some(key) = key else {
-            return self.register(name, resume_after, lobby, None).await;
-        };
-        let Some(key) = auth::parse_key(&key) else {
-            return self.error(ErrorCode::BadProof, natter_proto::error_args!(), None);
-        };
-        let mut nonce = [0u8; auth::NONCE_BYTES];
-        OsRng.fill_bytes(&mut nonce);
-        let nonce = auth::encode(&nonce);
-        self.outbox.send(ServerFrame::Challenge {
-            nonce: nonce.clone(),
-        });
-        self.pending = Some(Box::new(PendingHello {
-            name: name.to_owned(),
-            key,
-            nonce,
-            resume_after,
-            lobby,
-        }));
+        if hello.password.is_some() && !self.passwords_may_cross() {
+            return self.error(ErrorCode::Insecure, natter_proto::error_args!(), None);
+        }
+        match (key, &hello.password) {
+            (None, None) => self.register(hello, None).await,
+            (None, Some(_)) => self.password_login(hello, None).await,
+            (Some(key), _) => {
+                let Some(key) = auth::parse_key(&key) else {
+                    return self.error(ErrorCode::BadProof, natter_proto::error_args!(), None);
+                };
+                let mut nonce = [0u8; auth::NONCE_BYTES];
+                OsRng.fill_bytes(&mut nonce);
+                let nonce = auth::encode(&nonce);
+                self.outbox.send(ServerFrame::Challenge {
+                    nonce: nonce.clone(),
+                });
+                self.pending = Some(Box::new(PendingHello { hello, key, nonce }));
+            }
+        }
     }
 
-    /// `prove`: the signature of the pending challenge. A key bound to the name, or a name nobody owns
-    /// (which this key then claims), registers the session as the name's owner.
+    /// Whether a password may be read from this connection: TLS, or from this machine.
+    fn passwords_may_cross(&self) -> bool {
+        let ip = self.peer.ip();
+        ip.is_loopback() && Some(ip) != self.shared.config.remote_loopback
+    }
+
+    /// `prove`: the signature of the pending challenge. A key bound to the name, a name nobody owns
+    /// (which this key then claims), or the name's password sent with the `hello` (which adds this key to
+    /// the name's keys) registers the session as the name's owner.
     pub(super) async fn prove(&mut self, signature: &str) {
         let Some(p) = self.pending.take() else {
             return self.error(ErrorCode::BadProof, natter_proto::error_args!(), None);
         };
-        if !auth::verify(&p.key, &p.nonce, &p.name, signature) {
+        let PendingHello { hello, key, nonce } = *p;
+        if !auth::verify(&key, &nonce, &hello.name, signature) {
             return self.error(ErrorCode::BadProof, natter_proto::error_args!(), None);
         }
-        let name = match Name::new(&p.name) {
+        let name = match Name::new(&hello.name) {
             Ok(name) => name,
             Err(e) => return self.error(ErrorCode::InvalidName, e.args(), None),
         };
-        let key = p.key.to_bytes();
-        let proven = match self.shared.hub.account(&name).await {
-            Ok(Some(account)) if account.keys.contains(&key) => Proven {
-                key,
-                account: Some(account),
-            },
+        let key = key.to_bytes();
+        match self.shared.hub.account(&name).await {
+            Ok(Some(account)) if account.keys.contains(&key) => {
+                self.register(hello, Some(Proven::Owner(account))).await
+            }
+            Ok(Some(_)) if hello.password.is_some() => self.password_login(hello, Some(key)).await,
             Ok(Some(account)) => {
                 let args = natter_proto::error_args!(name = account.name.to_string());
-                return self.error(ErrorCode::NameOwned, args, None);
+                self.error(ErrorCode::NameOwned, args, None)
             }
-            Ok(None) => Proven { key, account: None },
+            Ok(None) => self.register(hello, Some(Proven::ClaimByKey(key))).await,
             Err(e) => {
                 tracing::error!("{}: cannot look up {name}: {e}", self.peer);
-                return self.error(
-                    ErrorCode::ServerError,
-                    natter_proto::error_args!(what = "rooms"),
-                    None,
-                );
+                let args = natter_proto::error_args!(what = "rooms");
+                self.error(ErrorCode::ServerError, args, None)
+            }
+        }
+    }
+
+    /// A `hello` with the name's password (and, if `key`, the key to add to the name's keys). A name
+    /// nobody owns is claimed with the password. Wrong guesses are throttled (see [`crate::passwords`]).
+    async fn password_login(&mut self, mut hello: Hello, key: Option<[u8; 32]>) {
+        let name = match Name::new(&hello.name) {
+            Ok(name) => name,
+            Err(e) => return self.error(ErrorCode::InvalidName, e.args(), None),
+        };
+        let password = hello.password.take().unwrap_or_default();
+        let passwords = &self.shared.passwords;
+        let ip = self.peer.ip();
+        if let Err(wait) = passwords.check(name.key(), ip, std::time::Instant::now()) {
+            let args = natter_proto::error_args!(try_again_in = wait.as_secs().max(1));
+            return self.error(ErrorCode::TryAgainLater, args, None);
+        }
+        let account = match self.shared.hub.account(&name).await {
+            Ok(account) => account,
+            Err(_) => {
+                let args = natter_proto::error_args!(what = "rooms");
+                return self.error(ErrorCode::ServerError, args, None);
             }
         };
-        self.register(&p.name, p.resume_after, p.lobby, Some(proven))
-            .await;
+        let Some(account) = account else {
+            if let Err(weak) = crate::passwords::acceptable(&password) {
+                return self.error(ErrorCode::WeakPassword, weak_args(weak), None);
+            }
+            let Some(hash) = passwords.hash(password).await else {
+                let args = natter_proto::error_args!(what = "other");
+                return self.error(ErrorCode::ServerError, args, None);
+            };
+            return self
+                .register(hello, Some(Proven::ClaimByPassword(hash)))
+                .await;
+        };
+        let right = match account.password.clone() {
+            Some(hash) => passwords.verify(password, hash).await,
+            None => false,
+        };
+        if !right {
+            let wait = passwords.failed(name.key(), ip, std::time::Instant::now());
+            tracing::info!("{}: wrong password for {name}", self.peer);
+            let args = natter_proto::error_args!(try_again_in = wait.as_secs());
+            return self.error(ErrorCode::BadPassword, args, None);
+        }
+        passwords.succeeded(name.key(), ip);
+        if let Some(key) = key {
+            self.shared.hub.add_key(&name, key);
+        }
+        self.register(hello, Some(Proven::Owner(account))).await;
+    }
+
+    /// `set_password`: set or change the password of your name. A guest whose name nobody owns comes to
+    /// own it (with the password as its only proof until a key is added).
+    pub(super) async fn set_password(&mut self, password: String) {
+        let Some(me) = self.me.as_ref().map(|r| r.name().clone()) else {
+            let args = natter_proto::error_args!();
+            return self.error(ErrorCode::NotRegistered, args, None);
+        };
+        if !self.passwords_may_cross() {
+            return self.error(ErrorCode::Insecure, natter_proto::error_args!(), None);
+        }
+        if let Err(weak) = crate::passwords::acceptable(&password) {
+            return self.error(ErrorCode::WeakPassword, weak_args(weak), None);
+        }
+        let Some(hash) = self.shared.passwords.hash(password).await else {
+            let args = natter_proto::error_args!(what = "other");
+            return self.error(ErrorCode::ServerError, args, None);
+        };
+        let owner = self.owned_since().is_some();
+        match self.shared.hub.set_password(&me, hash, !owner).await {
+            Ok(Some(account)) => {
+                if !owner {
+                    if let Some(registration) = self.me.as_mut() {
+                        self.shared.hub.promote(registration, &account);
+                    }
+                }
+                tracing::info!("{}: {me} set a password", self.peer);
+                self.outbox.send(ServerFrame::PasswordSet);
+            }
+            Ok(None) => {
+                let args = natter_proto::error_args!(name = me.to_string());
+                self.error(ErrorCode::NameOwned, args, None)
+            }
+            Err(_) => {
+                let args = natter_proto::error_args!(what = "other");
+                self.error(ErrorCode::ServerError, args, None)
+            }
+        }
     }
 
     /// Registers (as the proven owner, or a guest), then replays — the recent history of each room and,
     /// for an owner, of private messages with everything that came while they were away; or with
     /// `resume_after` every message missed since — and only then lets live traffic through.
-    async fn register(
-        &mut self,
-        name: &str,
-        resume_after: Option<u64>,
-        lobby: bool,
-        mut proven: Option<Proven>,
-    ) {
+    async fn register(&mut self, hello: Hello, proven: Option<Proven>) {
+        let Hello {
+            name,
+            resume_after,
+            lobby,
+            ..
+        } = hello;
         let hub = self.shared.hub.clone();
-        let registration = match hub.reserve(name, &self.outbox, proven.is_some()) {
+        let registration = match hub.reserve(&name, &self.outbox, proven.is_some()) {
             Ok(r) => r,
             Err(refusal) => {
                 self.outbox.send(refusal.frame(None));
@@ -134,30 +227,32 @@ impl Session {
         };
         let me = registration.name().clone();
         self.me = Some(registration);
-        if let Some(p) = proven.as_mut().filter(|p| p.account.is_none()) {
-            match hub.claim(&me, p.key).await {
-                Ok(Some(account)) => {
-                    tracing::info!("{}: {me} is now owned", self.peer);
-                    p.account = Some(account);
-                }
-                claimed => {
-                    // Someone else claimed it a moment ago (or the store is gone).
-                    self.leave(None);
-                    self.outbox.release(0, None);
-                    let (code, args) = match claimed {
-                        Ok(_) => (
-                            ErrorCode::NameOwned,
-                            natter_proto::error_args!(name = me.to_string()),
-                        ),
-                        Err(_) => (
-                            ErrorCode::ServerError,
-                            natter_proto::error_args!(what = "rooms"),
-                        ),
-                    };
-                    return self.error(code, args, None);
-                }
+        let claimed = match proven {
+            None => None,
+            Some(Proven::Owner(account)) => Some(Ok(Some(account))),
+            Some(Proven::ClaimByKey(key)) => Some(hub.claim(&me, key).await),
+            Some(Proven::ClaimByPassword(hash)) => Some(hub.set_password(&me, hash, true).await),
+        };
+        let account = match claimed {
+            None => None,
+            Some(Ok(Some(account))) => Some(account),
+            Some(claimed) => {
+                // Someone else claimed it a moment ago (or the store is gone).
+                self.leave(None);
+                self.outbox.release(0, None);
+                let (code, args) = match claimed {
+                    Ok(_) => (
+                        ErrorCode::NameOwned,
+                        natter_proto::error_args!(name = me.to_string()),
+                    ),
+                    Err(_) => (
+                        ErrorCode::ServerError,
+                        natter_proto::error_args!(what = "rooms"),
+                    ),
+                };
+                return self.error(code, args, None);
             }
-        }
+        };
         let remembered = match hub.remembered_rooms(&me).await {
             Ok(rooms) => rooms,
             Err(e) => {
@@ -172,15 +267,12 @@ impl Session {
                 return;
             }
         };
-        let since = proven
-            .as_ref()
-            .and_then(|p| p.account.as_ref())
-            .map(|a| a.since);
+        let since = account.as_ref().map(|a| a.since);
         if let (Some(since), Some(registration)) = (since, self.me.as_mut()) {
             registration.set_since(since);
         }
         let registered = hub.seat(&me, &self.outbox, remembered, lobby);
-        let owner = proven.is_some();
+        let owner = account.is_some();
         tracing::info!(
             "{} is now {me}{}",
             self.peer,
@@ -200,7 +292,7 @@ impl Session {
                 }
                 // A guest's name may have been someone else's before: no private history for guests
                 // (the frame still comes, empty, so the replay ends as it always has).
-                match proven.as_ref().and_then(|p| p.account.as_ref()) {
+                match &account {
                     Some(account) => {
                         self.private_replay(&me, account, registered.watermark)
                             .await
@@ -417,5 +509,14 @@ impl Session {
     /// For an owner, when they came to own their name; `None` for a guest.
     fn owned_since(&self) -> Option<u64> {
         self.me.as_ref().and_then(|r| r.owned_since())
+    }
+}
+
+/// The args of `weak_password`.
+fn weak_args(weak: crate::passwords::Weak) -> natter_proto::frame::ErrorArgs {
+    use crate::passwords::{Weak, MAX_BYTES, MIN_CHARS};
+    match weak {
+        Weak::TooShort => natter_proto::error_args!(reason = "too_short", min = MIN_CHARS),
+        Weak::TooLong => natter_proto::error_args!(reason = "too_long", max = MAX_BYTES),
     }
 }

@@ -157,6 +157,20 @@ pub enum WriteCmd<T> {
         name: String,
         seq: u64,
     },
+    /// Sets `name`'s password hash. With `claim`, a name nobody owns becomes owned by whoever knows the
+    /// password; without, only an owned name's is changed. Answers with the account afterwards (`None`:
+    /// claim of an owned name, or change of a free one).
+    SetPassword {
+        name: Name,
+        hash: String,
+        claim: bool,
+        reply: tokio::sync::oneshot::Sender<Option<Account>>,
+    },
+    /// Adds a key to an owned name's keys (its owner signed in by password from a new device).
+    AddKey {
+        name: String,
+        key: [u8; 32],
+    },
     /// Finish what is queued and stop.
     Stop,
 }
@@ -172,6 +186,8 @@ pub struct Account {
     pub since: u64,
     /// The highest seq of their private messages already sent to one of their sessions.
     pub pm_seen: u64,
+    /// The argon2id hash of their password, if they set one.
+    pub password: Option<String>,
 }
 
 /// The result of one append, handed to `deliver` after the batch's commit.

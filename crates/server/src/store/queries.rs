@@ -31,13 +31,14 @@ pub(super) fn owned_names(conn: &mut Connection) -> rusqlite::Result<Vec<Name>> 
 
 /// The account of a folded name, if it is owned.
 pub(super) fn account(conn: &mut Connection, name: &str) -> rusqlite::Result<Option<Account>> {
-    let Some((display, since, pm_seen)) = conn
-        .prepare_cached("SELECT name, since, pm_seen FROM accounts WHERE name_key = ?1")?
+    let Some((display, since, pm_seen, password)) = conn
+        .prepare_cached("SELECT name, since, pm_seen, password FROM accounts WHERE name_key = ?1")?
         .query_row(params![name], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u64>(1)?,
                 r.get::<_, u64>(2)?,
+                r.get::<_, Option<String>>(3)?,
             ))
         })
         .optional()?
@@ -54,7 +55,54 @@ pub(super) fn account(conn: &mut Connection, name: &str) -> rusqlite::Result<Opt
         keys,
         since,
         pm_seen,
+        password,
     }))
+}
+
+/// Sets a password hash: on an owned name, or with `claim` on a free one (which it then owns).
+pub(super) fn set_password(
+    conn: &mut Connection,
+    name: &Name,
+    hash: &str,
+    claim: bool,
+    now_ms: i64,
+    last_seq: u64,
+) -> rusqlite::Result<Option<Account>> {
+    let tx = conn.transaction()?;
+    let owned = tx
+        .prepare_cached("SELECT 1 FROM accounts WHERE name_key = ?1")?
+        .exists(params![name.key()])?;
+    match (owned, claim) {
+        (false, true) => {
+            tx.prepare_cached(
+                "INSERT INTO accounts (name_key, name, created_ms, last_seen_ms, since, pm_seen, password)
+                 VALUES (?1, ?2, ?3, ?3, ?4, ?4, ?5)",
+            )?
+            .execute(params![name.key(), name.as_str(), now_ms, last_seq, hash])?;
+        }
+        (true, false) => {
+            tx.prepare_cached("UPDATE accounts SET password = ?2 WHERE name_key = ?1")?
+                .execute(params![name.key(), hash])?;
+        }
+        _ => return Ok(None),
+    }
+    tx.commit()?;
+    account(conn, name.key())
+}
+
+/// Adds a key to an owned name's keys.
+pub(super) fn add_key(
+    conn: &Connection,
+    name: &str,
+    key: &[u8; 32],
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO account_keys (name_key, key, added_ms)
+         SELECT name_key, ?2, ?3 FROM accounts WHERE name_key = ?1",
+    )?
+    .execute(params![name, key.as_slice(), now_ms])?;
+    Ok(())
 }
 
 /// Binds `key` to `name` if nobody owns it (as of `last_seq`); the account if `key` is bound to it

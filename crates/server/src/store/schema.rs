@@ -43,7 +43,8 @@ CREATE INDEX messages_private_sender ON messages(sender_key, seq) WHERE room_key
 ",
     // 3: owned names (issue 12). An account is a name someone proved they hold a key for; `since` is the
     // last seq before they claimed it (private messages up to there were a guest's, never shown to the
-    // owner); `pm_seen` the highest seq of their private messages already sent to one of their sessions.
+    // owner); `pm_seen` the highest seq of their private messages already sent to one of their sessions;
+    // `password` an argon2id PHC string, if they set one.
     "
 CREATE TABLE accounts (
     name_key     TEXT PRIMARY KEY,
@@ -51,7 +52,8 @@ CREATE TABLE accounts (
     created_ms   INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL,
     since        INTEGER NOT NULL,
-    pm_seen      INTEGER NOT NULL
+    pm_seen      INTEGER NOT NULL,
+    password     TEXT
 );
 CREATE TABLE account_keys (
     name_key TEXT    NOT NULL,

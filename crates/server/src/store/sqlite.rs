@@ -31,7 +31,8 @@ use super::checkpoint::{
     WAL_WRITER_CHECKPOINT_LIGHT,
 };
 use super::queries::{
-    account, claim, find_duplicate, missed, oldest_seq, owned_names, page, rooms_of,
+    account, add_key, claim, find_duplicate, missed, oldest_seq, owned_names, page, rooms_of,
+    set_password,
 };
 use super::schema::migrate;
 use super::{
@@ -408,9 +409,11 @@ impl<T> Writer<T> {
                         )?
                         .execute(params![name, seq, ts_ms])?;
                     }
+                    WriteCmd::AddKey { name, key } => add_key(&tx, name, key, ts_ms)?,
                     WriteCmd::Rooms { .. }
                     | WriteCmd::Account { .. }
                     | WriteCmd::Claim { .. }
+                    | WriteCmd::SetPassword { .. }
                     | WriteCmd::Stop => {}
                 }
             }
@@ -446,6 +449,22 @@ impl<T> Writer<T> {
                             let _ = reply.send(found);
                         }
                         Err(e) => tracing::error!("history store: reading an account failed: {e}"),
+                    }
+                }
+                WriteCmd::SetPassword {
+                    name,
+                    hash,
+                    claim,
+                    reply,
+                } => {
+                    let set = self.with_conn(|conn| {
+                        set_password(conn, &name, &hash, claim, ts_ms, committed)
+                    });
+                    match set {
+                        Ok(account) => {
+                            let _ = reply.send(account);
+                        }
+                        Err(e) => tracing::error!("history store: setting a password failed: {e}"),
                     }
                 }
                 WriteCmd::Claim { name, key, reply } => {

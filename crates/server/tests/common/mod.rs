@@ -45,6 +45,13 @@ impl Client {
         Self::from_stream(TcpStream::connect(addr).await.unwrap())
     }
 
+    /// Connects from the loopback address `source` (all of 127.0.0.0/8 is this machine).
+    pub async fn connect_from(addr: SocketAddr, source: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        Self::from_stream(socket.connect(addr).await.unwrap())
+    }
+
     /// Connects with a tiny receive buffer (no autotuning), so a client that stops reading backs up
     /// into the server after kilobytes instead of tens of megabytes.
     pub async fn connect_small_window(addr: SocketAddr) -> Self {

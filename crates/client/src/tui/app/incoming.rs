@@ -212,6 +212,7 @@ impl App {
             ServerFrame::Bye {
                 reason: ByeReason::Shutdown,
             } => self.note(EntryKind::Info(t!("server-shutting-down"))),
+            ServerFrame::PasswordSet => self.note(EntryKind::Info(t!("password-set"))),
             ServerFrame::Welcome { .. }
             | ServerFrame::Challenge { .. }
             | ServerFrame::Ping { .. }

@@ -5,7 +5,7 @@ use natter_i18n::t;
 use natter_proto::command::{self, Command};
 use natter_proto::{ClientFrame, LOBBY};
 
-use super::{App, Completion, ConvKey, Effect, Entry, EntryKind, SendState};
+use super::{App, Completion, ConvKey, Effect, Entry, EntryKind, Secret, SendState};
 use crate::display;
 use crate::editor::{self, Action};
 
@@ -64,6 +64,15 @@ impl App {
             _ => {}
         }
         match editor::apply(&mut self.input, &crossterm::event::Event::Key(key)) {
+            Action::Submit(line) if self.secret.is_some() => {
+                self.input.forget_last();
+                self.secret_typed(line)
+            }
+            Action::Interrupt if self.secret.is_some() => {
+                self.secret = None;
+                self.input = Default::default();
+                Vec::new()
+            }
             Action::Submit(line) => {
                 self.quit_armed = false;
                 self.typed(&line)
@@ -111,8 +120,17 @@ impl App {
         let lower = natter_proto::name::fold(&word);
         let candidates: Vec<String> = if start == 0 && word.starts_with('/') {
             const COMMANDS: &[&str] = &[
-                "/msg", "/join", "/leave", "/who", "/rooms", "/history", "/clear", "/lang",
-                "/help", "/quit",
+                "/msg",
+                "/join",
+                "/leave",
+                "/who",
+                "/rooms",
+                "/history",
+                "/clear",
+                "/lang",
+                "/password",
+                "/help",
+                "/quit",
             ];
             COMMANDS
                 .iter()
@@ -181,6 +199,24 @@ impl App {
         self.convs[i].push(entry);
         self.scroll = 0;
         vec![effect]
+    }
+
+    /// A line typed while `/password` asks: the new password, then the same again.
+    fn secret_typed(&mut self, line: String) -> Vec<Effect> {
+        match self.secret.take() {
+            Some(Secret::New) if line.is_empty() => Vec::new(),
+            Some(Secret::New) => {
+                self.secret = Some(Secret::Again(line));
+                Vec::new()
+            }
+            Some(Secret::Again(first)) if first == line => {
+                vec![Effect::Send(ClientFrame::SetPassword { password: line })]
+            }
+            _ => {
+                self.note(EntryKind::Error(t!("password-mismatch")));
+                Vec::new()
+            }
+        }
     }
 
     /// Acts on a submitted line.
@@ -262,6 +298,13 @@ impl App {
                 for line in display::help(&keys) {
                     self.note(EntryKind::Info(line));
                 }
+                Vec::new()
+            }
+            Command::Password(Some(password)) => {
+                vec![Effect::Send(ClientFrame::SetPassword { password })]
+            }
+            Command::Password(None) => {
+                self.secret = Some(Secret::New);
                 Vec::new()
             }
             Command::Lang(tag) => {

@@ -79,6 +79,13 @@ pub enum Event {
     Tick,
 }
 
+/// `/password` asks twice, without showing what is typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    New,
+    Again(String),
+}
+
 pub struct App {
     pub me: String,
     pub server: String,
@@ -91,6 +98,8 @@ pub struct App {
     pub conn: Conn,
     /// A multi-line paste waiting for confirmation.
     pub paste: Option<String>,
+    /// `/password` in progress: the input is a password, shown as nothing.
+    pub secret: Option<Secret>,
     pub options: Options,
     /// Set when the session is over; `farewell` says why.
     pub quit: bool,
@@ -130,6 +139,7 @@ impl App {
             show_members: true,
             conn: Conn::Connected,
             paste: None,
+            secret: None,
             options,
             quit: false,
             farewell: None,
