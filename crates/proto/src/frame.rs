@@ -615,6 +615,7 @@ mod tests {
                 resume_after: None,
                 lobby: true,
                 key: None,
+                password: None,
             }
         );
         assert_eq!(
@@ -639,6 +640,7 @@ mod tests {
                 resume_after: None,
                 lobby: true,
                 key: None,
+                password: None,
             }
         );
     }
@@ -743,17 +745,22 @@ mod tests {
                     any::<u32>(),
                     any::<Option<u64>>(),
                     any::<bool>(),
+                    opt(),
                     opt()
                 )
-                    .prop_map(|(name, version, resume_after, lobby, key)| {
-                        ClientFrame::Hello {
-                            name,
-                            version,
-                            resume_after,
-                            lobby,
-                            key,
+                    .prop_map(
+                        |(name, version, resume_after, lobby, key, password)| {
+                            ClientFrame::Hello {
+                                name,
+                                version,
+                                resume_after,
+                                lobby,
+                                key,
+                                password,
+                            }
                         }
-                    }),
+                    ),
+                text().prop_map(|password| ClientFrame::SetPassword { password }),
                 text().prop_map(|signature| ClientFrame::Prove { signature }),
                 (opt(), any::<Option<u64>>(), any::<Option<usize>>()).prop_map(
                     |(room, before, limit)| ClientFrame::History {
@@ -860,6 +867,7 @@ mod tests {
                         }
                     }),
                 text().prop_map(|nonce| ServerFrame::Challenge { nonce }),
+                Just(ServerFrame::PasswordSet),
                 (text(), text(), text()).prop_map(|(room, name, ts)| ServerFrame::Left {
                     room,
                     name,
