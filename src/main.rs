@@ -162,10 +162,20 @@ struct ServeArgs {
     /// Bytes queued for one client before it is disconnected as too slow.
     #[arg(long, value_name = "BYTES", default_value_t = natter_server::Config::default().max_outbox)]
     max_outbox: usize,
-    /// Where the server keeps everything of its own (the database, and later its certificate and files).
+    /// Where the server keeps everything of its own (the database, its TLS certificate, later files).
     /// Default: the platform data directory (~/.local/share/natter on Linux).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "NATTER_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// TLS certificate chain (PEM) for the chat port. Default: a self-signed one made on first start and
+    /// kept in the data directory (clients trust it on first use).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Refuse plain text from other machines: they must use TLS (this machine may still use nc).
+    #[arg(long)]
+    require_tls: bool,
     /// History database file, or :memory: to keep history only while the server runs.
     /// Default: natter.db in the data directory.
     #[arg(long, value_name = "PATH")]
@@ -514,16 +524,36 @@ fn fail(message: String) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(args.verbose);
-    let db = match (&args.db, &args.data_dir) {
-        (Some(path), _) => natter_server::store::DbPath::parse(path),
-        (None, Some(dir)) => natter_server::store::DbPath::File(dir.join("natter.db")),
-        (None, None) => natter_server::store::DbPath::File(
-            natter_server::default_db_path()
-                .ok_or("no data directory found for the history database; pass --data-dir DIR")?,
-        ),
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => natter_server::default_db_path()
+            .and_then(|db| db.parent().map(|d| d.to_owned()))
+            .ok_or("no data directory found for the server's files; pass --data-dir DIR")?,
     };
+    let db = match &args.db {
+        Some(path) => natter_server::store::DbPath::parse(path),
+        None => natter_server::store::DbPath::File(data_dir.join("natter.db")),
+    };
+    let tls_source = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => natter_server::tls::TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => natter_server::tls::TlsSource::SelfSigned(data_dir.clone()),
+    };
+    let tls = natter_server::tls::load(&tls_source).map_err(|e| e.to_string())?;
+    let tls_line = tls.as_ref().map(|tls| {
+        format!(
+            "natter: TLS on the same port, certificate {} ({}{})",
+            tls.fingerprint,
+            if tls.self_signed { "self-signed, " } else { "" },
+            tls.cert_path.display()
+        )
+    });
     let config = natter_server::Config {
         max_frame: args.max_frame,
+        tls,
+        require_tls: args.require_tls,
         lang: args.lang.unwrap_or_else(natter_i18n::Lang::from_env),
         max_text: args.max_text,
         max_outbox: args.max_outbox,
@@ -566,6 +596,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         };
         announce(&format!("natter: listening on {bound} ({reach})"));
         listeners.push(listener);
+    }
+    if let Some(line) = tls_line {
+        announce(&line);
     }
     match &config.db {
         natter_server::store::DbPath::Memory => {

@@ -60,6 +60,17 @@ pub fn public_key(key: &SigningKey) -> String {
     encode(key.verifying_key().as_bytes())
 }
 
+/// A certificate's fingerprint as natter shows and pins it: `SHA256:` and the base64 (no padding) of the
+/// SHA-256 of its DER bytes — the form SSH uses for host keys.
+pub fn fingerprint(der: &[u8]) -> String {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use sha2::Digest;
+    format!(
+        "SHA256:{}",
+        STANDARD_NO_PAD.encode(sha2::Sha256::digest(der))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -407,6 +407,8 @@ pub enum ErrorCode {
     Insecure,
     /// `set_password` with a password that is too short or too long.
     WeakPassword,
+    /// The server takes only TLS from other machines (`--require-tls`); the connection is closed.
+    TlsRequired,
     /// Someone else has this name (ignoring case).
     NameTaken,
     /// A whisper to a name nobody has.
@@ -457,6 +459,7 @@ impl ErrorCode {
             ErrorCode::TryAgainLater => "try_again_later",
             ErrorCode::Insecure => "insecure",
             ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::TlsRequired => "tls_required",
             ErrorCode::NameTaken => "name_taken",
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::NotInRoom => "not_in_room",
@@ -491,6 +494,7 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::TryAgainLater,
     ErrorCode::Insecure,
     ErrorCode::WeakPassword,
+    ErrorCode::TlsRequired,
     ErrorCode::NameTaken,
     ErrorCode::NoSuchUser,
     ErrorCode::NotInRoom,

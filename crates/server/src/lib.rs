@@ -15,6 +15,7 @@ pub mod passwords;
 pub mod session;
 pub mod store;
 pub mod testing;
+pub mod tls;
 pub mod transport;
 
 use std::future::Future;
@@ -77,6 +78,10 @@ pub struct Config {
     /// Rooms with more members than this announce no joins and leaves and send joiners only the member
     /// count (`--announce-limit`); `who` lists everyone.
     pub announce_limit: usize,
+    /// The certificate of the chat port's TLS (`None`: plain text only; a TLS handshake is closed).
+    pub tls: Option<tls::Tls>,
+    /// Refuse plain text from other machines (`--require-tls`): only TLS, or anything from this machine.
+    pub require_tls: bool,
     /// Tests only: a loopback address treated as another machine's (passwords from it are refused as
     /// they would be from the LAN).
     #[doc(hidden)]
@@ -107,6 +112,8 @@ impl Default for Config {
             max_rooms: 100,
             announce_limit: 100,
             remote_loopback: None,
+            tls: None,
+            require_tls: false,
         }
     }
 }

@@ -22,17 +22,6 @@ pub trait Transport: Send + 'static {
     type Write: AsyncWrite + Send + Sync + Unpin + 'static;
 
     fn split(self) -> (Self::Read, Self::Write);
-
-    /// What the first bytes say, waiting at most until `deadline`. A stream that cannot look ahead (one
-    /// that is already TLS or WebSocket) is what it is: [`Sniffed::Clear`].
-    fn sniff(
-        &self,
-        _deadline: Instant,
-        _lang: Lang,
-        _shutdown: &CancellationToken,
-    ) -> impl std::future::Future<Output = Sniffed> + Send {
-        std::future::ready(Sniffed::Clear)
-    }
 }
 
 impl Transport for TcpStream {
@@ -41,15 +30,6 @@ impl Transport for TcpStream {
 
     fn split(self) -> (Self::Read, Self::Write) {
         self.into_split()
-    }
-
-    fn sniff(
-        &self,
-        deadline: Instant,
-        lang: Lang,
-        shutdown: &CancellationToken,
-    ) -> impl std::future::Future<Output = Sniffed> + Send {
-        sniff(self, deadline, lang, shutdown)
     }
 }
 

@@ -166,6 +166,7 @@ error-weak_password = { $reason ->
     [too_long] a password has at most { $max } bytes
    *[too_short] a password has at least { $min } characters
 }
+error-tls_required = this server takes only TLS connections from other machines: connect with natter join (which uses TLS), or openssl s_client
 error-name_taken = the name { $name } is taken
 error-no_such_user = nobody called { $name } is here
 error-not_in_room = you are not in { $room }

@@ -154,6 +154,7 @@ error-weak_password = { $reason ->
     [too_long] 密码最多 { $max } 字节
    *[too_short] 密码至少需要 { $min } 个字符
 }
+error-tls_required = 本服务器只接受来自其他机器的 TLS 连接：请用 natter join（它使用 TLS）或 openssl s_client 连接
 error-name_taken = 名字 { $name } 已被占用
 error-no_such_user = 这里没有叫 { $name } 的人
 error-not_in_room = 你不在 { $room }

@@ -88,6 +88,8 @@ struct Session {
     last_append: Option<oneshot::Receiver<()>>,
     /// A `hello` with a key, waiting for its `prove`.
     pending: Option<Box<replay::PendingHello>>,
+    /// The connection is TLS: passwords may cross it.
+    secure: bool,
 }
 
 /// Serves one accepted TCP connection until it ends. `admission` holds its place in the connection limits.
@@ -101,7 +103,53 @@ pub fn serve(
     admission: crate::Admission,
 ) -> impl std::future::Future<Output = ()> + Send {
     tracing::info!("connection from {peer}");
-    serve_stream(stream, peer, shared, shutdown, Instant::now(), admission)
+    let accepted = Instant::now();
+    async move {
+        let config = shared.config.clone();
+        let deadline = accepted + config.hello_timeout;
+        // Boxed: its timer and peek live on the heap only until the first byte.
+        let sniffed = Box::pin(crate::transport::sniff(
+            &stream,
+            deadline,
+            config.lang,
+            &shutdown,
+        ))
+        .await;
+        match sniffed {
+            Sniffed::Clear if config.require_tls && !is_this_machine(&peer, &config) => {
+                tracing::info!("{peer}: plain text from another machine (--require-tls); closing");
+                let refusal = ServerFrame::error(ErrorCode::TlsRequired, Default::default(), None);
+                let _ = stream.try_write(&refusal.encode());
+            }
+            Sniffed::Clear => {
+                serve_stream(stream, peer, shared, shutdown, accepted, false, admission).await
+            }
+            Sniffed::Tls => match config.tls.as_ref() {
+                None => tracing::info!("{peer}: TLS handshake, but TLS is off; closing"),
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout_at(deadline.into(), tls.acceptor.accept(stream));
+                    match Box::pin(handshake).await {
+                        Ok(Ok(secure)) => {
+                            let stream = crate::transport::Stream(secure);
+                            Box::pin(serve_stream(
+                                stream, peer, shared, shutdown, accepted, true, admission,
+                            ))
+                            .await
+                        }
+                        Ok(Err(e)) => tracing::info!("{peer}: TLS handshake failed: {e}"),
+                        Err(_) => tracing::info!("{peer}: TLS handshake timed out"),
+                    }
+                }
+            },
+            Sniffed::Gone => {}
+        }
+    }
+}
+
+/// Whether `peer` is this machine (a loopback address, unless a test says otherwise).
+pub(crate) fn is_this_machine(peer: &SocketAddr, config: &Config) -> bool {
+    peer.ip().is_loopback() && Some(peer.ip()) != config.remote_loopback
 }
 
 /// Serves one connection over any transport until it ends. `accepted` starts the hello deadline; `_hold`
@@ -109,26 +157,17 @@ pub fn serve(
 ///
 /// Memory: this future is most of what an idle connection costs, so what only happens at its start
 /// (sniffing) or end (flushing, lingering) is kept out of the long-lived state where it can be.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_stream<T: Transport>(
     stream: T,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     accepted: Instant,
+    secure: bool,
     _hold: impl Send + 'static,
 ) {
     let config = shared.config.clone();
-    // Boxed: its timer and peek live on the heap only until the first byte.
-    let sniffed =
-        Box::pin(stream.sniff(accepted + config.hello_timeout, config.lang, &shutdown)).await;
-    match sniffed {
-        Sniffed::Clear => {}
-        Sniffed::Tls => {
-            tracing::info!("{peer}: TLS handshake on the plain-text port; closing");
-            return;
-        }
-        Sniffed::Gone => return,
-    }
     let (read, write) = stream.split();
     // The connection's token: cancelled when the server shuts down (its parent), when the writer stops, or
     // when the outbox overflows — one thing for the reader to wait on.
@@ -143,6 +182,7 @@ pub async fn serve_stream<T: Transport>(
         me: None,
         last_append: None,
         pending: None,
+        secure,
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
@@ -680,6 +720,7 @@ mod tests {
             core.shared.clone(),
             shutdown.clone(),
             Instant::now(),
+            false,
             (),
         ));
         let (read, mut write) = tokio::io::split(client);

@@ -80,8 +80,7 @@ impl Session {
 
     /// Whether a password may be read from this connection: TLS, or from this machine.
     fn passwords_may_cross(&self) -> bool {
-        let ip = self.peer.ip();
-        ip.is_loopback() && Some(ip) != self.shared.config.remote_loopback
+        self.secure || super::is_this_machine(&self.peer, &self.shared.config)
     }
 
     /// `prove`: the signature of the pending challenge. A key bound to the name, a name nobody owns
