@@ -76,7 +76,7 @@ pub fn load(source: &TlsSource) -> Result<Option<Tls>, TlsError> {
         TlsSource::SelfSigned(dir) => {
             let (cert, key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
             if !cert.exists() || !key.exists() {
-                generate(dir, &cert, &key)?;
+                generate_once(dir, &cert, &key)?;
             }
             (cert, key, true)
         }
@@ -108,6 +108,42 @@ pub fn load(source: &TlsSource) -> Result<Option<Tls>, TlsError> {
         cert_path: cert,
         self_signed,
     }))
+}
+
+/// Makes the self-signed certificate unless another server starting from the same directory is making
+/// it right now (then waits for that one's): two servers must never end up with one's key and the other's
+/// certificate.
+fn generate_once(dir: &Path, cert: &Path, key: &Path) -> Result<(), TlsError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| TlsError::Read { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let lock = dir.join("tls.lock");
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock)
+    {
+        Ok(_) => {
+            let made = generate(dir, cert, key);
+            let _ = std::fs::remove_file(&lock);
+            made
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while lock.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if lock.exists() {
+                // Left behind by a server that died while making it: make it ourselves.
+                let _ = std::fs::remove_file(&lock);
+                return generate(dir, cert, key);
+            }
+            Ok(())
+        }
+        Err(e) => Err(io(&lock)(e)),
+    }
 }
 
 /// Makes a self-signed certificate for this machine's names and writes it (the key with mode 0600).
