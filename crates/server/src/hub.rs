@@ -244,6 +244,17 @@ impl Drop for Registration {
     }
 }
 
+/// Who a `hello` is, as far as the name goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// No proof: any free name nobody is using.
+    Guest,
+    /// A proof for a name nobody owns yet, about to claim it: only if nobody is using it.
+    Claiming,
+    /// Proven against the name's account: joins the owner's other sessions, if any.
+    Owner,
+}
+
 /// The store's writer is gone: nothing can be stored or looked up.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the history store has stopped")]
@@ -340,14 +351,16 @@ impl Hub {
     /// [`Registration`] unregisters the user, so a session that ends in any way — a panic included —
     /// leaves no one behind.
     ///
-    /// `owner`: the session proved it owns the name. An owner's name is never taken by another of their
-    /// sessions — they add up. A guest cannot use an owned name.
+    /// `who`: a proven owner's sessions add up (an owner's name is never taken by another of their
+    /// sessions); a session about to claim a free name, like a guest, gets it only if nobody is using it.
+    /// A guest cannot use an owned name.
     pub fn reserve(
         self: &Arc<Self>,
         raw: &str,
         outbox: &Arc<Outbox>,
-        owner: bool,
+        who: Who,
     ) -> Answer<Registration> {
+        let owner = who != Who::Guest;
         let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?;
         let mut registry = self.registry();
         if !owner && registry.owned.contains_key(name.key()) {
@@ -363,7 +376,7 @@ impl Hub {
             );
         }
         match registry.users.get_mut(name.key()) {
-            Some(user) if owner && user.owner => user.seats.add(outbox.clone()),
+            Some(user) if who == Who::Owner && user.owner => user.seats.add(outbox.clone()),
             Some(_) => {
                 return refuse(
                     ErrorCode::NameTaken,
@@ -1109,7 +1122,7 @@ mod tests {
     /// Registers `name` (remembering no rooms) and lets its (empty) replay finish.
     fn online(hub: &Arc<Hub>, name: &str, lobby: bool) -> (Registration, Arc<Outbox>) {
         let outbox = Outbox::new(1 << 20);
-        let registration = hub.reserve(name, &outbox, false).ok().unwrap();
+        let registration = hub.reserve(name, &outbox, Who::Guest).ok().unwrap();
         let registered = hub.seat(registration.name(), &outbox, Vec::new(), lobby);
         outbox.release(registered.watermark, None);
         (registration, outbox)
@@ -1268,7 +1281,7 @@ mod tests {
             "bob was not told: {left:?}"
         );
         assert!(
-            hub.reserve("alice", &Outbox::new(1024), false).is_ok(),
+            hub.reserve("alice", &Outbox::new(1024), Who::Guest).is_ok(),
             "the name is free again"
         );
     }

@@ -11,7 +11,7 @@ use natter_proto::frame::Message;
 use natter_proto::{ErrorCode, Name, RoomName, ServerFrame};
 use rand_core::{OsRng, RngCore};
 
-use crate::hub::room_args;
+use crate::hub::{room_args, Who};
 
 use super::Session;
 use crate::store::{Account, Scope, StoreError};
@@ -217,7 +217,12 @@ impl Session {
             ..
         } = hello;
         let hub = self.shared.hub.clone();
-        let registration = match hub.reserve(&name, &self.outbox, proven.is_some()) {
+        let who = match &proven {
+            None => Who::Guest,
+            Some(Proven::Owner(_)) => Who::Owner,
+            Some(_) => Who::Claiming,
+        };
+        let registration = match hub.reserve(&name, &self.outbox, who) {
             Ok(r) => r,
             Err(refusal) => {
                 self.outbox.send(refusal.frame(None));
