@@ -263,6 +263,12 @@ struct JoinArgs {
     /// Join as a guest: no key, so the name is not kept for you (and cannot be one somebody owns).
     #[arg(long)]
     guest: bool,
+    /// Plain text, no TLS (anyone on the network can read it; for servers that do not speak TLS).
+    #[arg(long)]
+    no_tls: bool,
+    /// Trust only the server certificate with this fingerprint (SHA256:…, as `natter serve` prints it).
+    #[arg(long, value_name = "SHA256:…")]
+    fingerprint: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -306,6 +312,15 @@ fn main() -> ExitCode {
                 force_plain: args.plain,
                 answer_timeout: std::time::Duration::try_from_secs_f64(args.timeout)
                     .unwrap_or(std::time::Duration::from_secs(10)),
+                tls: natter_client::tls::TlsOptions {
+                    off: args.no_tls,
+                    pin: args.fingerprint,
+                    known_servers: args
+                        .data_dir
+                        .clone()
+                        .or_else(natter_client::identity::default_data_dir)
+                        .map(|dir| dir.join(natter_client::tls::KNOWN_SERVERS)),
+                },
                 data_dir: match args.guest {
                     true => None,
                     false => args

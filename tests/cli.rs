@@ -141,8 +141,14 @@ impl Raw {
     }
 }
 
+/// The one line a failing `natter join` printed on stderr (besides the notice of a server's certificate
+/// trusted for the first time, which a script gets there too).
 fn stderr_line(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("natter: first connection to"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_eq!(
         err.lines().count(),
         1,
@@ -489,9 +495,11 @@ async fn hostile_server(answer: &'static str) -> SocketAddr {
 async fn join_fake(answer: &'static str, name: &str, stdin: &str) -> Output {
     let addr = hostile_server(answer).await.to_string();
     let (name, stdin) = (name.to_owned(), stdin.to_owned());
-    tokio::task::spawn_blocking(move || join(&["--server", &addr, "--name", &name], &stdin))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        join(&["--server", &addr, "--name", &name, "--no-tls"], &stdin)
+    })
+    .await
+    .unwrap()
 }
 
 /// Defect 6 of issue 10: nothing a server says reaches the terminal raw — not a refusal's reason (printed
@@ -906,5 +914,136 @@ async fn a_name_belongs_to_the_client_that_first_used_it() {
     assert!(
         stdout.contains("alice → you: my password is hunter2"),
         "{stdout}"
+    );
+}
+
+/// `natter serve` with its own data directory (so its own TLS certificate) on `listen`; returns the server
+/// and the certificate fingerprint it announced.
+fn serve_in(dir: &std::path::Path, listen: &str) -> (Server, String) {
+    let mut cmd = natter();
+    cmd.env("NATTER_DATA_DIR", dir)
+        .args(["serve", "--listen", listen, "--db", ":memory:"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        lines.push(line);
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let addr = lines[0].split_whitespace().nth(3).unwrap().parse().unwrap();
+    let fingerprint = lines[1]
+        .split_whitespace()
+        .find(|w| w.starts_with("SHA256:"))
+        .unwrap_or_else(|| panic!("no fingerprint in {lines:?}"))
+        .to_owned();
+    (Server { child, addr }, fingerprint)
+}
+
+/// Issue 12: TLS with trust on first use. The first connection is told the certificate's fingerprint —
+/// the one the server announced — and remembers it; the next connects quietly; a server with another
+/// certificate at the same address is refused loudly, naming both fingerprints and what to do; a pinned
+/// fingerprint connects without any first-use notice, and a wrong pin is refused.
+#[tokio::test]
+async fn tls_trusts_on_first_use_and_refuses_a_changed_certificate() {
+    let (first_home, second_home, client) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (server, fingerprint) = serve_in(first_home.path(), "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let run = |args: Vec<String>| {
+        let dir = client.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            join_with_data(Some(&dir), &args, "/quit\n")
+        })
+    };
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["--server", &addr, "--name", "tofu"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let first = run(args(&[])).await.unwrap();
+    assert!(first.status.success(), "{first:?}");
+    let said = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(
+        said.contains(&format!(
+            "first connection to {addr} over TLS: its certificate is {fingerprint}"
+        )),
+        "{said}"
+    );
+    let known = std::fs::read_to_string(client.path().join("known_servers")).unwrap();
+    assert_eq!(known.trim(), format!("{addr} {fingerprint}"));
+    let again = run(args(&[])).await.unwrap();
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("first connection"));
+
+    // Another server — another certificate — at the same address.
+    drop(server);
+    let (impostor, other) = serve_in(second_home.path(), &addr);
+    assert_ne!(other, fingerprint);
+    let refused = run(args(&[])).await.unwrap();
+    assert!(!refused.status.success());
+    let said = stderr_line(&refused);
+    for part in [
+        fingerprint.as_str(),
+        other.as_str(),
+        "known_servers",
+        "--fingerprint",
+    ] {
+        assert!(said.contains(part), "{part} missing from {said}");
+    }
+    // Pinned out of band: connects, no notice; a wrong pin is refused.
+    let pinned = run(args(&["--fingerprint", &other])).await.unwrap();
+    assert!(pinned.status.success(), "{pinned:?}");
+    assert!(!String::from_utf8_lossy(&pinned.stderr).contains("first connection"));
+    let wrong = run(args(&["--fingerprint", &fingerprint])).await.unwrap();
+    assert!(!wrong.status.success());
+    assert!(stderr_line(&wrong).contains("not the pinned"), "{wrong:?}");
+    drop(impostor);
+}
+
+/// Issue 12: the chat port completes a TLS handshake with OpenSSL's own client, and natter's protocol
+/// works through it — the same port that still speaks plain text to `nc` (every other test here).
+#[tokio::test]
+async fn openssl_s_client_speaks_natter_over_tls() {
+    let home = tempfile::tempdir().unwrap();
+    let (server, _) = serve_in(home.path(), "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", &addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("openssl is installed (.ci/run installs it)");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(
+                b"{\"type\":\"hello\",\"name\":\"ossl\",\"version\":1}\n{\"type\":\"exit\"}\n",
+            )
+            .unwrap();
+        // s_client ends when the server closes after `bye`.
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        out
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(r#""type":"welcome""#), "{out:?}");
+    assert!(stdout.contains(r#""type":"bye""#), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TLSv1.3") || stderr.contains("verify"),
+        "{stderr}"
     );
 }

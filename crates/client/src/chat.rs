@@ -66,6 +66,8 @@ pub struct ChatOptions {
     /// The name's password, for signing in from a device whose key is not (yet) the name's: sent with
     /// the first `hello` (the key is then added to the name's keys; later `hello`s prove the key).
     pub password: Option<String>,
+    /// TLS, and how the server's certificate is trusted.
+    pub tls: crate::tls::TlsOptions,
 }
 
 impl ChatOptions {
@@ -78,6 +80,7 @@ impl ChatOptions {
             answer_timeout: Duration::from_secs(10),
             key: None,
             password: None,
+            tls: crate::tls::TlsOptions::default(),
         }
     }
 }
@@ -157,6 +160,8 @@ pub struct Chat {
     pub name: String,
     pub rooms: Vec<String>,
     pub last_seq: u64,
+    /// How the server's certificate was trusted (a first use is for the user to hear about).
+    pub trust: crate::tls::Trust,
     ids: IdSource,
     /// Messages given after the session had already ended: reported as unsent with `Closed`.
     too_late: Vec<Outgoing>,
@@ -279,10 +284,12 @@ impl Chat {
             addr: options.server.clone(),
             secs: options.answer_timeout.as_secs_f64(),
         };
-        let mut conn =
-            tokio::time::timeout(options.answer_timeout, Connection::connect(&options.server))
-                .await
-                .map_err(|_| no_answer())??;
+        let (mut conn, trust) = tokio::time::timeout(
+            options.answer_timeout,
+            Connection::connect(&options.server, &options.tls),
+        )
+        .await
+        .map_err(|_| no_answer())??;
         let answer = tokio::time::timeout(
             options.answer_timeout,
             hello(
@@ -331,6 +338,7 @@ impl Chat {
             name,
             rooms,
             last_seq,
+            trust,
             ids: IdSource::new(),
             too_late: Vec::new(),
         })
@@ -640,10 +648,21 @@ impl Task {
                 }
             }
             let limit = self.options.answer_timeout;
-            let Ok(Ok(mut conn)) =
-                tokio::time::timeout(limit, Connection::connect(&self.options.server)).await
-            else {
-                continue;
+            let connected = tokio::time::timeout(
+                limit,
+                Connection::connect(&self.options.server, &self.options.tls),
+            )
+            .await;
+            let mut conn = match connected {
+                Ok(Ok((conn, _))) => conn,
+                // Another certificate than before is not a network hiccup: stop, and say why.
+                Ok(Err(e @ (ClientError::CertChanged { .. } | ClientError::NotPinned { .. }))) => {
+                    let unsent = self.outbox.drain(..).collect();
+                    let why = Closed::GaveUp(e.to_string());
+                    let _ = self.emit(ChatEvent::Closed { why, unsent }).await;
+                    return None;
+                }
+                _ => continue,
             };
             let answer = tokio::time::timeout(
                 limit,

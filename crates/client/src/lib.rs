@@ -17,6 +17,7 @@ pub mod identity;
 pub mod line;
 pub mod net;
 pub mod signals;
+pub mod tls;
 pub mod tui;
 
 pub use line::{run_join, LineOptions};
@@ -54,6 +55,22 @@ pub enum ClientError {
     GaveUp(String),
     #[error("{}", t!("error-terminal", why = .0))]
     Terminal(String),
+    /// Not the certificate this client saw at `addr` before: maybe someone is in the middle.
+    #[error("{}", t!("error-cert-changed", server = addr, old = old, new = new, file = file))]
+    CertChanged {
+        addr: String,
+        old: String,
+        new: String,
+        file: String,
+    },
+    #[error("{}", t!("error-not-pinned", server = addr, pinned = pinned, got = got))]
+    NotPinned {
+        addr: String,
+        pinned: String,
+        got: String,
+    },
+    #[error("{}", t!("error-tls", server = addr, why = why))]
+    Tls { addr: String, why: String },
 }
 
 /// `/lang [LANG]` in natter's own clients: switches the language this client speaks from now on and
@@ -66,6 +83,19 @@ pub fn switch_lang(tag: Option<&str>) -> Result<String, String> {
             Ok(t!("lang-switched"))
         }
         Some((tag, None)) => Err(t!("lang-unknown", lang = tag)),
+    }
+}
+
+/// The line that tells the user a server's certificate was trusted for the first time (and remembered),
+/// with its fingerprint to compare with what the server's operator sees.
+pub fn first_use_notice(server: &str, trust: &tls::Trust) -> Option<String> {
+    match trust {
+        tls::Trust::FirstUse { fingerprint } => Some(t!(
+            "first-use",
+            server = net::with_port(server),
+            fingerprint = fingerprint
+        )),
+        _ => None,
     }
 }
 

@@ -42,6 +42,8 @@ pub struct LineOptions {
     pub answer_timeout: std::time::Duration,
     /// Where the key that owns your name is kept ([`crate::identity`]); `None`: join as a guest.
     pub data_dir: Option<std::path::PathBuf>,
+    /// TLS, and the certificates trusted before.
+    pub tls: crate::tls::TlsOptions,
 }
 
 /// One thing the person (or script) did.
@@ -346,6 +348,7 @@ async fn register(
         options.answer_timeout = opts.answer_timeout;
         options.key = key.clone();
         options.password = password.take();
+        options.tls = opts.tls.clone();
         // Ctrl-C works while connecting too: a key in raw mode on a terminal, the signal for a script.
         let connecting = Chat::connect(options);
         tokio::pin!(connecting);
@@ -361,7 +364,16 @@ async fn register(
             }
         };
         match connected {
-            Ok(chat) => return Ok(Some(chat)),
+            Ok(chat) => {
+                if let Some(line) = crate::first_use_notice(&opts.server, &chat.trust) {
+                    match interactive {
+                        true => term.print(&format!("* {line}")),
+                        // A script's stdout is its messages: this goes where notices for people go.
+                        false => eprintln!("natter: {line}"),
+                    }
+                }
+                return Ok(Some(chat));
+            }
             Err(ClientError::NameRejected(message)) if interactive => {
                 term.print(&format!("! {message}"))
             }

@@ -8,6 +8,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
+use crate::tls::{Refused, TlsOptions, Trust};
 use crate::ClientError;
 
 /// `host` alone means natter's usual port: `192.168.1.20` is `192.168.1.20:5500`.
@@ -46,20 +47,52 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`) and starts the reader and writer tasks.
-    pub async fn connect(addr: &str) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(with_port(addr))
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        Ok(Self::from_stream(stream))
+    /// Connects to `addr` (`host:port`) — over TLS unless `tls.off` — and starts the reader and writer
+    /// tasks. A server on this machine that does not speak TLS at all is spoken to in plain text.
+    pub async fn connect(addr: &str, tls: &TlsOptions) -> Result<(Self, Trust), ClientError> {
+        let addr = with_port(addr);
+        let tcp = || async {
+            let stream =
+                TcpStream::connect(&addr)
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            let _ = stream.set_nodelay(true);
+            Ok::<_, ClientError>(stream)
+        };
+        if tls.off {
+            return Ok((Self::from_stream(tcp().await?), Trust::Plain));
+        }
+        match crate::tls::handshake(tcp().await?, &addr, tls).await {
+            Ok((stream, trust)) => Ok((Self::from_stream(stream), trust)),
+            Err(Refused::Failed(_)) if crate::tls::is_local(&addr) => {
+                // An older natter, or one with TLS off: on this machine, plain text is as private.
+                Ok((Self::from_stream(tcp().await?), Trust::Plain))
+            }
+            Err(Refused::Failed(why)) => Err(ClientError::Tls { addr, why }),
+            Err(Refused::Changed { old, new }) => Err(ClientError::CertChanged {
+                addr,
+                old,
+                new,
+                file: tls
+                    .known_servers
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+            }),
+            Err(Refused::NotPinned { pinned, got }) => {
+                Err(ClientError::NotPinned { addr, pinned, got })
+            }
+        }
     }
 
-    pub fn from_stream(stream: TcpStream) -> Self {
-        let (read, mut write) = stream.into_split();
+    pub fn from_stream<S>(stream: S) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (read, mut write) = tokio::io::split(stream);
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientFrame>();
         let (in_tx, in_rx) = mpsc::channel::<NetEvent>(1024);
 

@@ -75,6 +75,9 @@ pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), C
     let screen = Screen::enter().map_err(term_err)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(term_err)?;
     let mut app = App::new(&chat.name, server, &chat.rooms, options);
+    if let Some(line) = crate::first_use_notice(server, &chat.trust) {
+        app.notice(line);
+    }
     let mut events = event::TermEvents::new();
     let mut outcome: Option<(Closed, usize)> = None;
     let mut dirty = true;

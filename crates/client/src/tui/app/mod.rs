@@ -195,6 +195,11 @@ impl App {
     }
 
     /// Adds a line to the current conversation.
+    /// An information line in the current conversation (from outside the app: the first-use notice).
+    pub fn notice(&mut self, text: String) {
+        self.note(EntryKind::Info(text));
+    }
+
     fn note(&mut self, kind: EntryKind) {
         let i = self.current;
         self.convs[i].push(Entry::new(kind));
