@@ -186,6 +186,8 @@ struct Client {
     outage: Outage,
     /// Rooms `/history` was asked for, answer pending: an empty answer is said, not silent.
     asked_history: Vec<String>,
+    /// The previous line was `/forget-me`: this one confirms it if it is `/forget-me` again.
+    forget_armed: bool,
 }
 
 /// An outage is reported when it starts and when it ends — not once per reconnect attempt; on a
@@ -259,6 +261,7 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         script: !interactive,
         outage: Outage::default(),
         asked_history: Vec::new(),
+        forget_armed: false,
     };
     let mut ending = crate::signals::Ending::new();
     loop {
@@ -413,7 +416,17 @@ impl Client {
 
     /// Acts on one typed line.
     async fn typed(&mut self, line: &str, term: &mut Term) -> Step {
+        // `/forget-me` counts only right after another `/forget-me` (the first one warns).
+        let armed = std::mem::take(&mut self.forget_armed);
         let frame = match command::parse(line) {
+            Command::ForgetMe if !armed => {
+                self.forget_armed = true;
+                term.print(&format!("! {}", t!("forget-me-confirm")));
+                return Step::Continue;
+            }
+            Command::ForgetMe => ClientFrame::ForgetMe,
+            Command::Block { name, on: true } => ClientFrame::Block { name },
+            Command::Block { name, on: false } => ClientFrame::Unblock { name },
             Command::Nothing => return Step::Continue,
             Command::Quit => return Step::Quit,
             Command::Say(text) => {
@@ -645,6 +658,14 @@ impl Client {
                 reason: ByeReason::Shutdown,
             } => format!("* {}", t!("server-shutting-down")),
             ServerFrame::PasswordSet => format!("* {}", t!("password-set")),
+            ServerFrame::Forgotten => format!("* {}", t!("forgotten")),
+            ServerFrame::Blocked { name, on } => {
+                let name = neutralise(&name);
+                match on {
+                    true => format!("* {}", t!("blocked-on", name = name.as_ref())),
+                    false => format!("* {}", t!("blocked-off", name = name.as_ref())),
+                }
+            }
             ServerFrame::Bye { .. }
             | ServerFrame::Ping { .. }
             | ServerFrame::Pong { .. }

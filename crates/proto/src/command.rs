@@ -25,6 +25,10 @@ pub enum Command {
     Help,
     /// `/lang [LANG]` — the language natter speaks to you (`None`: show how to use it).
     Lang(Option<String>),
+    /// `/forget-me` — forget my name's account and private history.
+    ForgetMe,
+    /// `/block NAME`, `/unblock NAME`.
+    Block { name: String, on: bool },
     /// `/password [NEW]` — set your name's password. natter's clients ask for it without echoing (so
     /// `None`); in `nc` it follows the command.
     Password(Option<String>),
@@ -48,6 +52,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("usage-history", "help-history"),
     ("usage-lang", "help-lang"),
     ("usage-password", "help-password"),
+    ("usage-block", "help-block"),
+    ("usage-forget-me", "help-forget-me"),
     ("usage-help", "help-help"),
     ("help-quit-keys", "help-quit"),
     ("help-slash-keys", "help-slash"),
@@ -124,6 +130,14 @@ pub fn parse(line: &str) -> Command {
         "clear" => Command::Clear,
         "help" | "?" => Command::Help,
         "lang" | "language" => Command::Lang(one_arg()),
+        "forget-me" => Command::ForgetMe,
+        "block" | "unblock" => match one_arg() {
+            Some(name) => Command::Block {
+                name,
+                on: cmd.eq_ignore_ascii_case("block"),
+            },
+            None => Command::Usage("usage-block"),
+        },
         "password" | "passwd" => Command::Password((!args.is_empty()).then(|| args.to_owned())),
         "quit" | "exit" | "q" => Command::Quit,
         _ => Command::Unknown(format!("/{cmd}")),

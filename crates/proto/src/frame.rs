@@ -35,6 +35,13 @@ pub enum ClientFrame {
     /// `{"type":"set_password","password":"…"}` — set or change your name's password. A guest whose name
     /// nobody owns comes to own it this way.
     SetPassword { password: String },
+    /// `{"type":"forget_me"}` — forget your name's account and everything private of it (you stay on as
+    /// a guest). Clients ask the user to confirm first.
+    ForgetMe,
+    /// `{"type":"block","name":"bob"}` — refuse bob's private messages (owners only).
+    Block { name: String },
+    /// `{"type":"unblock","name":"bob"}` — take them again.
+    Unblock { name: String },
     /// `{"type":"prove","signature":"…"}` — the answer to a `challenge`: the signature of
     /// [`crate::auth::challenge_message`] with the key given in `hello`.
     Prove { signature: String },
@@ -109,6 +116,9 @@ pub const CLIENT_TYPES: &[&str] = &[
     "hello",
     "prove",
     "set_password",
+    "forget_me",
+    "block",
+    "unblock",
     "say",
     "whisper",
     "join",
@@ -230,6 +240,13 @@ pub enum ServerFrame {
     },
     /// Your `set_password` took effect (and you own your name).
     PasswordSet,
+    /// Your `forget_me` took effect: the name is nobody's, its private history is gone, you are a guest.
+    Forgotten,
+    /// Your `block`/`unblock` of `name` took effect.
+    Blocked {
+        name: String,
+        on: bool,
+    },
     Message(Message),
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -409,6 +426,12 @@ pub enum ErrorCode {
     WeakPassword,
     /// The server takes only TLS from other machines (`--require-tls`); the connection is closed.
     TlsRequired,
+    /// The name (`what`: `name`) or your address (`address`: the connection is closed) is banned.
+    Banned,
+    /// The person you whispered to does not take your whispers.
+    Blocked,
+    /// Not allowed to you (`what` says which request): a guest cannot block, a non-op cannot kick.
+    Forbidden,
     /// Someone else has this name (ignoring case).
     NameTaken,
     /// A whisper to a name nobody has.
@@ -460,6 +483,9 @@ impl ErrorCode {
             ErrorCode::Insecure => "insecure",
             ErrorCode::WeakPassword => "weak_password",
             ErrorCode::TlsRequired => "tls_required",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Blocked => "blocked",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NameTaken => "name_taken",
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::NotInRoom => "not_in_room",
@@ -495,6 +521,9 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::Insecure,
     ErrorCode::WeakPassword,
     ErrorCode::TlsRequired,
+    ErrorCode::Banned,
+    ErrorCode::Blocked,
+    ErrorCode::Forbidden,
     ErrorCode::NameTaken,
     ErrorCode::NoSuchUser,
     ErrorCode::NotInRoom,

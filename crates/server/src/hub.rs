@@ -36,7 +36,7 @@ use natter_proto::{time, ErrorCode, LeftReason, Name, RoomName, ServerFrame, VER
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use crate::outbox::{Outbox, Outgoing};
-use crate::store::{Account, NewMessage, Outcome, WriteCmd};
+use crate::store::{Account, NewMessage, Outcome, Snapshot, WriteCmd};
 
 /// Limits the hub enforces on requests.
 #[derive(Debug, Clone)]
@@ -153,9 +153,33 @@ struct Registry {
     /// Who looks like whom ([`natter_proto::name::look_alike_key`]): every online and every owned name.
     /// A name that looks like one of these but is not it is taken.
     look_alikes: HashMap<u64, Name>,
+    /// (owner, sender) pairs: the owner refuses the sender's whispers (folded names).
+    blocks: std::collections::HashSet<(String, String)>,
+    /// Names nobody may use, server-wide (folded).
+    banned_names: std::collections::HashSet<String>,
+    /// Server admins (folded names).
+    admins: std::collections::HashSet<String>,
 }
 
 impl Registry {
+    /// Takes the accounts from the store: at start, and again now and then (`natter admin`).
+    fn load(&mut self, snapshot: Snapshot) {
+        self.owned = snapshot
+            .owned
+            .into_iter()
+            .map(|n| (n.key().to_owned(), n))
+            .collect();
+        let online: Vec<Name> = self.users.keys().cloned().collect();
+        let owned: Vec<Name> = self.owned.values().cloned().collect();
+        self.look_alikes.clear();
+        for name in online.iter().chain(&owned) {
+            self.add_look_alike(name);
+        }
+        self.blocks = snapshot.blocks.into_iter().collect();
+        self.banned_names = snapshot.banned_names.into_iter().collect();
+        self.admins = snapshot.admins.into_iter().collect();
+    }
+
     fn add_look_alike(&mut self, name: &Name) {
         self.look_alikes.insert(
             natter_proto::name::look_alike_key(name.as_str()),
@@ -177,6 +201,8 @@ type Rooms = BTreeMap<String, Arc<Room>>;
 /// Shared by every session of a server.
 pub struct Hub {
     registry: Mutex<Registry>,
+    /// Addresses refused at the door, server-wide.
+    banned_addresses: RwLock<std::collections::HashSet<std::net::IpAddr>>,
     rooms: RwLock<Rooms>,
     /// The highest seq delivered: everything at or below it is in the store *and* in the outboxes.
     /// Advanced under the lock of what it was delivered to (see the module notes).
@@ -226,6 +252,11 @@ impl Registration {
     /// messages after it are the owner's. `None` for a guest, who gets no private history at all.
     pub fn owned_since(&self) -> Option<u64> {
         self.owner.then_some(self.since)
+    }
+
+    /// The name's account was forgotten: this session goes on as a guest.
+    pub(crate) fn demote(&mut self) {
+        self.owner = false;
     }
 
     pub(crate) fn set_since(&mut self, since: u64) {
@@ -299,15 +330,14 @@ impl Hub {
         config: HubConfig,
         writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
         last_seq: u64,
-        owned: Vec<Name>,
+        snapshot: Snapshot,
     ) -> Arc<Self> {
         let mut registry = Registry::default();
-        for name in owned {
-            registry.add_look_alike(&name);
-            registry.owned.insert(name.key().to_owned(), name);
-        }
+        let banned_addresses = snapshot.banned_addresses.iter().copied().collect();
+        registry.load(snapshot);
         Arc::new(Self {
             registry: Mutex::new(registry),
+            banned_addresses: RwLock::new(banned_addresses),
             rooms: RwLock::new(Rooms::new()),
             watermark: AtomicU64::new(last_seq),
             config,
@@ -363,6 +393,12 @@ impl Hub {
         let owner = who != Who::Guest;
         let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?;
         let mut registry = self.registry();
+        if registry.banned_names.contains(name.key()) {
+            return refuse(
+                ErrorCode::Banned,
+                natter_proto::error_args!(what = "name", name = name.to_string()),
+            );
+        }
         if !owner && registry.owned.contains_key(name.key()) {
             return refuse(
                 ErrorCode::NameOwned,
@@ -405,6 +441,98 @@ impl Hub {
             since: 0,
             reason: Some(LeftReason::Disconnect),
         })
+    }
+
+    /// Reads the accounts from the store again (owned names, blocks, bans, admins), so changes made with
+    /// `natter admin` take effect on a running server.
+    pub async fn refresh(&self) -> Result<(), StoreStopped> {
+        let (reply, snapshot) = oneshot::channel();
+        self.writer
+            .send(WriteCmd::Snapshot { reply })
+            .map_err(|_| StoreStopped)?;
+        let snapshot = snapshot.await.map_err(|_| StoreStopped)?;
+        *self
+            .banned_addresses
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) =
+            snapshot.banned_addresses.iter().copied().collect();
+        self.registry().load(snapshot);
+        Ok(())
+    }
+
+    /// Whether connections from `ip` are refused.
+    pub fn is_banned_address(&self, ip: std::net::IpAddr) -> bool {
+        self.banned_addresses
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&ip)
+    }
+
+    /// Forgets the owned names unused since `before_ms` (but not those online now). Returns how many.
+    pub async fn expire(&self, before_ms: i64) -> Result<usize, StoreStopped> {
+        let keep = {
+            let registry = self.registry();
+            registry
+                .users
+                .iter()
+                .filter(|(_, u)| u.owner)
+                .map(|(n, _)| n.key().to_owned())
+                .collect()
+        };
+        let (reply, gone) = oneshot::channel();
+        self.writer
+            .send(WriteCmd::Expire {
+                before_ms,
+                keep,
+                reply,
+            })
+            .map_err(|_| StoreStopped)?;
+        let gone = gone.await.map_err(|_| StoreStopped)?;
+        let count = gone.len();
+        if count > 0 {
+            self.refresh().await?;
+        }
+        Ok(count)
+    }
+
+    /// `/forget-me`: forgets `me`'s account and everything private of it; the name is free again.
+    pub async fn forget(&self, me: &Name) -> Result<bool, StoreStopped> {
+        let (reply, forgotten) = oneshot::channel();
+        self.writer
+            .send(WriteCmd::Forget {
+                name: me.key().to_owned(),
+                reply,
+            })
+            .map_err(|_| StoreStopped)?;
+        let forgotten = forgotten.await.map_err(|_| StoreStopped)?;
+        if forgotten {
+            let mut registry = self.registry();
+            registry.owned.remove(me.key());
+            registry
+                .blocks
+                .retain(|(a, b)| a != me.key() && b != me.key());
+            if let Some(user) = registry.users.get_mut(me.key()) {
+                user.owner = false;
+            }
+        }
+        Ok(forgotten)
+    }
+
+    /// `/block NAME` (`on`) or `/unblock NAME`: `me` refuses, or accepts again, whispers from `name`.
+    pub fn block(&self, me: &Name, name: &str, on: bool) -> Answer {
+        let name = Name::new(name).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?;
+        let pair = (me.key().to_owned(), name.key().to_owned());
+        let mut registry = self.registry();
+        match on {
+            true => registry.blocks.insert(pair),
+            false => registry.blocks.remove(&pair),
+        };
+        let _ = self.writer.send(WriteCmd::Block {
+            name: me.key().to_owned(),
+            blocked: name.key().to_owned(),
+            on,
+        });
+        Ok(())
     }
 
     /// Whether anyone owns `name` (a folded name).
@@ -651,6 +779,16 @@ impl Hub {
                         .map(|(name, _)| name)
                         .or_else(|| registry.owned.get(n.key()))
                 });
+                if let Some(target) = target.filter(|t| {
+                    registry
+                        .blocks
+                        .contains(&(t.key().to_owned(), me.key().to_owned()))
+                }) {
+                    return refuse(
+                        ErrorCode::Blocked,
+                        natter_proto::error_args!(name = target.to_string()),
+                    );
+                }
                 let Some(target) = target else {
                     return refuse(
                         ErrorCode::NoSuchUser,
@@ -1115,7 +1253,7 @@ mod tests {
             },
             writer,
             0,
-            Vec::new(),
+            Snapshot::default(),
         )
     }
 

@@ -82,6 +82,8 @@ pub struct Config {
     pub tls: Option<tls::Tls>,
     /// Refuse plain text from other machines (`--require-tls`): only TLS, or anything from this machine.
     pub require_tls: bool,
+    /// Owned names unused this long are released, with their data (`--name-expiry-days`); `None`: never.
+    pub name_expiry: Option<Duration>,
     /// Tests only: a loopback address treated as another machine's (passwords from it are refused as
     /// they would be from the LAN).
     #[doc(hidden)]
@@ -112,6 +114,7 @@ impl Default for Config {
             max_rooms: 100,
             announce_limit: 100,
             remote_loopback: None,
+            name_expiry: Some(Duration::from_secs(180 * 24 * 60 * 60)),
             tls: None,
             require_tls: false,
         }
@@ -159,6 +162,7 @@ pub async fn run(
     let tracker = TaskTracker::new();
     // One set of limits for the whole server: `--max-clients` counts every listener's connections.
     let limits = Arc::new(Limits::default());
+    tracker.spawn(housekeeping(core.shared.clone(), token.clone()));
     for listener in listeners {
         tracker.spawn(accept_loop(
             listener,
@@ -211,7 +215,7 @@ impl Core {
             },
             opened.commands,
             opened.last_seq,
-            opened.owned,
+            opened.snapshot,
         );
         let store_down = CancellationToken::new();
         let writer = {
@@ -320,6 +324,30 @@ fn keepalive(stream: &tokio::net::TcpStream) {
     let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&params);
 }
 
+/// Now and then: reads the accounts again (so `natter admin` takes effect on a running server) and
+/// releases the owned names unused for `--name-expiry-days`.
+async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
+    let mut ticks = 0u64;
+    loop {
+        if let Some(expiry) = shared.config.name_expiry.filter(|_| ticks % 120 == 0) {
+            let before = jiff::Timestamp::now().as_millisecond()
+                - i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
+            match shared.hub.expire(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("released {n} owned names unused for {expiry:?}"),
+                Err(_) => return,
+            }
+        } else if shared.hub.refresh().await.is_err() {
+            return;
+        }
+        ticks += 1;
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<session::Shared>,
@@ -334,6 +362,14 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                if shared.hub.is_banned_address(peer.ip()) {
+                    let args = natter_proto::error_args!(what = "address");
+                    let code = natter_proto::ErrorCode::Banned;
+                    let frame = natter_proto::ServerFrame::error(code, args, None);
+                    let _ = stream.try_write(&frame.encode());
+                    tracing::info!("refused {peer}: banned");
+                    continue;
+                }
                 let admission = match limits.admit(peer.ip(), &shared.config) {
                     Ok(a) => a,
                     Err(code) => {

@@ -49,13 +49,20 @@ struct Throttle {
 pub struct Passwords {
     hashing: Semaphore,
     throttle: Mutex<Throttle>,
+    /// When each address last claimed names, for [`CLAIMS_PER_WINDOW`].
+    claims: Mutex<HashMap<IpAddr, std::collections::VecDeque<Instant>>>,
 }
+
+/// Names one address may come to own per [`CLAIM_WINDOW`] (Ergo allows the same).
+pub const CLAIMS_PER_WINDOW: usize = 30;
+pub const CLAIM_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 impl Default for Passwords {
     fn default() -> Self {
         Self {
             hashing: Semaphore::new(HASHING_AT_ONCE),
             throttle: Mutex::default(),
+            claims: Mutex::default(),
         }
     }
 }
@@ -168,6 +175,31 @@ impl Passwords {
             FREE_PER_ADDRESS,
         );
         a.max(b) - now
+    }
+
+    /// Counts a claim of a name from `ip`; `Err(wait)` if the address has claimed its allowance for now.
+    pub fn claim(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        if claims.len() > 10_000 {
+            claims.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < CLAIM_WINDOW)
+            });
+        }
+        let times = claims.entry(ip).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= CLAIM_WINDOW)
+        {
+            times.pop_front();
+        }
+        if times.len() >= CLAIMS_PER_WINDOW {
+            let oldest = times.front().copied().unwrap_or(now);
+            return Err(CLAIM_WINDOW.saturating_sub(now.duration_since(oldest)));
+        }
+        times.push_back(now);
+        Ok(())
     }
 
     /// Forgets the wrong guesses for `name` from `ip` (the owner got in).

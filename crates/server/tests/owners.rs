@@ -380,3 +380,105 @@ async fn passwords_never_cross_from_another_machine_in_clear() {
         .await;
     local.expect("password_set").await;
 }
+
+/// `/block`: an owner refuses someone's whispers (the sender is told); `/unblock` takes them again.
+/// Guests cannot block.
+#[tokio::test]
+async fn an_owner_blocks_and_unblocks_whispers() {
+    let server = TestServer::start().await;
+    let mut bob = owner(&server, "bob", 2).await;
+    let mut pest = server.join("pest").await;
+    let mut guest = server.join("carol").await;
+    bob.sync().await;
+    bob.send(json!({"type":"block","name":"PEST"})).await;
+    assert_eq!(bob.expect("blocked").await["on"], true);
+    pest.sync().await;
+    pest.send(json!({"type":"whisper","to":"bob","text":"hey","id":"1"}))
+        .await;
+    let refused = pest.expect("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["id"].as_str()),
+        (Some("blocked"), Some("1"))
+    );
+    assert!(texts(&bob.sync().await).is_empty());
+    bob.send(json!({"type":"unblock","name":"pest"})).await;
+    assert_eq!(bob.expect("blocked").await["on"], false);
+    pest.send(json!({"type":"whisper","to":"bob","text":"hey again","id":"2"}))
+        .await;
+    pest.expect("ack").await;
+    assert_eq!(texts(&bob.sync().await), ["hey again"]);
+    guest.sync().await;
+    guest.send(json!({"type":"block","name":"pest"})).await;
+    assert_eq!(guest.expect("error").await["code"], "forbidden");
+}
+
+/// `/forget-me`: the account, its keys and its private history are gone; the session goes on as a guest,
+/// the name is free for anyone, and nothing private of it reaches the next user.
+#[tokio::test]
+async fn forget_me_releases_the_name_and_its_private_history() {
+    let server = TestServer::start().await;
+    let mut alice = owner(&server, "alice", 1).await;
+    let mut bob = owner(&server, "bob", 2).await;
+    alice.sync().await;
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"for bob only","id":"1"}))
+        .await;
+    alice.expect("ack").await;
+    bob.sync().await;
+    bob.send(json!({"type":"forget_me"})).await;
+    bob.expect("forgotten").await;
+    drop(bob);
+    alice.sync().await;
+    // A guest may use the name now, and finds nothing of bob's.
+    let mut next = server.connect().await;
+    next.send(json!({"type":"hello","name":"bob","version":1}))
+        .await;
+    let frames = next.sync().await;
+    assert_eq!(frames[0]["type"], "welcome", "{frames:?}");
+    assert!(!format!("{frames:?}").contains("for bob only"));
+    // The old key is no proof of anything any more: it claims the free name afresh.
+    drop(next);
+    alice.sync().await;
+    let mut old_key = server.connect().await;
+    old_key
+        .prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 2)
+        .await;
+    let frames = old_key.sync().await;
+    assert_eq!(frames[0]["owner"], true);
+    assert!(
+        !format!("{frames:?}").contains("for bob only"),
+        "{frames:?}"
+    );
+}
+
+/// One address may come to own 30 names per 10 minutes; the 31st waits.
+#[tokio::test]
+async fn claiming_names_is_rate_limited_per_address() {
+    let server = TestServer::start().await;
+    for i in 0..30u8 {
+        let mut c = Client::connect_from(server.addr, "127.0.0.7").await;
+        let name = format!("claimer{i}");
+        c.prove_hello(
+            json!({"type":"hello","name":name,"version":1}),
+            &name,
+            100 + i,
+        )
+        .await;
+        assert_eq!(c.recv().await["type"], "welcome");
+    }
+    let mut c = Client::connect_from(server.addr, "127.0.0.7").await;
+    c.prove_hello(
+        json!({"type":"hello","name":"one-more","version":1}),
+        "one-more",
+        200,
+    )
+    .await;
+    let e = c.expect("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["args"]["what"].as_str()),
+        (Some("try_again_later"), Some("claims"))
+    );
+    // Another address is not held up.
+    let mut other = Client::connect_from(server.addr, "127.0.0.8").await;
+    other.hello_owned("one-more", 200).await;
+}

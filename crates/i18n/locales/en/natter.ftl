@@ -160,13 +160,21 @@ error-invalid_name = { $reason ->
 error-name_owned = { $name } belongs to someone who proved it is theirs; pick another name, or sign in from the device that owns it
 error-bad_proof = the proof of your name did not match; your client's key may have changed
 error-bad_password = wrong password (or none is set for that name); the next try must wait { $try_again_in } s
-error-try_again_later = too many wrong passwords from your address; try again in { $try_again_in } s
+error-try_again_later = { $what ->
+    [claims] too many new names from your address; try again in { $try_again_in } s
+   *[passwords] too many wrong passwords from your address; try again in { $try_again_in } s
+}
 error-insecure = a password may only cross TLS or a connection from the server's own machine; it was not read
 error-weak_password = { $reason ->
     [too_long] a password has at most { $max } bytes
    *[too_short] a password has at least { $min } characters
 }
 error-tls_required = this server takes only TLS connections from other machines: connect with natter join (which uses TLS), or openssl s_client
+error-banned = { $what ->
+    [address] connections from your address are banned from this server
+   *[name] the name { $name } is banned from this server
+}
+error-blocked = { $name } does not take your private messages
 error-name_taken = the name { $name } is taken
 error-no_such_user = nobody called { $name } is here
 error-not_in_room = you are not in { $room }
@@ -231,3 +239,15 @@ first-use = first connection to { $server } over TLS: its certificate is { $fing
 help-cli-join-no_tls = Plain text, no TLS (anyone on the network can read it; for servers that do not speak TLS)
 help-cli-join-fingerprint = Trust only the server certificate with this fingerprint (SHA256:…, as natter serve prints it)
 tls-no-certificate = the server showed no certificate
+error-forbidden = { $what ->
+    [block] only the owner of a name can block others (guests cannot)
+   *[other] you may not do that here
+}
+usage-block = /block NAME, /unblock NAME
+help-block = refuse (or take again) someone's private messages
+usage-forget-me = /forget-me
+help-forget-me = forget your name and your private history on this server
+forget-me-confirm = this forgets your name and deletes your private messages on this server for good; type /forget-me again to do it
+forgotten = your name is nobody's now and your private history is deleted; you are a guest
+blocked-on = you no longer get private messages from { $name }
+blocked-off = you get private messages from { $name } again

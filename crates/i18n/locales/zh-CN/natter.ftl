@@ -148,13 +148,21 @@ error-invalid_name = { $reason ->
 error-name_owned = { $name } 已归证明过身份的人所有；请换一个名字，或在拥有它的设备上登录
 error-bad_proof = 名字的身份证明不符；你的客户端密钥可能已经改变
 error-bad_password = 密码错误（或这个名字没有设置密码）；下次尝试需等待 { $try_again_in } 秒
-error-try_again_later = 来自你的地址的错误密码太多；请在 { $try_again_in } 秒后再试
+error-try_again_later = { $what ->
+    [claims] 来自你的地址的新名字太多；请在 { $try_again_in } 秒后再试
+   *[passwords] 来自你的地址的错误密码太多；请在 { $try_again_in } 秒后再试
+}
 error-insecure = 密码只能通过 TLS 或来自服务器本机的连接传送；服务器没有读取它
 error-weak_password = { $reason ->
     [too_long] 密码最多 { $max } 字节
    *[too_short] 密码至少需要 { $min } 个字符
 }
 error-tls_required = 本服务器只接受来自其他机器的 TLS 连接：请用 natter join（它使用 TLS）或 openssl s_client 连接
+error-banned = { $what ->
+    [address] 你的地址已被本服务器禁止连接
+   *[name] 名字 { $name } 已被本服务器禁用
+}
+error-blocked = { $name } 不接收你的私聊
 error-name_taken = 名字 { $name } 已被占用
 error-no_such_user = 这里没有叫 { $name } 的人
 error-not_in_room = 你不在 { $room }
@@ -219,3 +227,15 @@ first-use = 第一次通过 TLS 连接 { $server }：它的证书是 { $fingerpr
 help-cli-join-no_tls = 使用明文，不用 TLS（网络上的任何人都能读到；用于不支持 TLS 的服务器）
 help-cli-join-fingerprint = 只信任具有此指纹的服务器证书（SHA256:…，与 natter serve 打印的一致）
 tls-no-certificate = 服务器没有出示证书
+error-forbidden = { $what ->
+    [block] 只有名字的拥有者才能屏蔽别人（访客不能）
+   *[other] 你不能在这里这样做
+}
+usage-block = /block 名字，/unblock 名字
+help-block = 拒收（或重新接收）某人的私聊
+usage-forget-me = /forget-me
+help-forget-me = 在本服务器上忘掉你的名字和私聊历史
+forget-me-confirm = 这会在本服务器上永久忘掉你的名字并删除你的私聊；确定的话请再输入一次 /forget-me
+forgotten = 你的名字已不归任何人所有，私聊历史已删除；你现在是访客
+blocked-on = 你不再接收 { $name } 的私聊
+blocked-off = 你重新接收 { $name } 的私聊

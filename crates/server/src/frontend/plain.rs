@@ -26,6 +26,8 @@ use crate::outbox::Outgoing;
 pub struct Plain {
     room: RoomName,
     shared: Arc<Shared>,
+    /// `/forget-me` was typed once: the next one does it.
+    forget_armed: bool,
 }
 
 /// What the translating half and the rendering half share: the connection's language (the server's
@@ -67,6 +69,7 @@ impl Plain {
         Self {
             room: RoomName::lobby(),
             shared: Arc::new(shared),
+            forget_armed: false,
         }
     }
 }
@@ -152,6 +155,8 @@ impl Plain {
                 }
             };
         }
+        // `/forget-me` counts only if the line right before was `/forget-me` too.
+        let armed = std::mem::take(&mut self.forget_armed);
         let frame = match command::parse(line) {
             Command::Nothing => return Input::Nothing,
             Command::Say(text) => ClientFrame::Say {
@@ -194,6 +199,13 @@ impl Plain {
             Command::Clear => return notice("*", tl!(lang, "plain-clear")),
             Command::Quit => ClientFrame::Exit,
             Command::Password(Some(password)) => ClientFrame::SetPassword { password },
+            Command::ForgetMe if !armed => {
+                self.forget_armed = true;
+                return notice("!", tl!(lang, "forget-me-confirm"));
+            }
+            Command::ForgetMe => ClientFrame::ForgetMe,
+            Command::Block { name, on: true } => ClientFrame::Block { name },
+            Command::Block { name, on: false } => ClientFrame::Unblock { name },
             Command::Password(None) => {
                 return notice(
                     "!",
@@ -272,6 +284,13 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         | ServerFrame::Ping { .. }
         | ServerFrame::Challenge { .. } => return None,
         ServerFrame::PasswordSet => format!("* {}", tl!(lang, "password-set")),
+        ServerFrame::Forgotten => format!("* {}", tl!(lang, "forgotten")),
+        ServerFrame::Blocked { name, on: true } => {
+            format!("* {}", tl!(lang, "blocked-on", name = name))
+        }
+        ServerFrame::Blocked { name, on: false } => {
+            format!("* {}", tl!(lang, "blocked-off", name = name))
+        }
         ServerFrame::Joined { room, name, .. } => format!(
             "* {}",
             tl!(

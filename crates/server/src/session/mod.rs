@@ -601,7 +601,57 @@ impl Session {
             }
         };
         let hub = self.shared.hub.clone();
+        let owner = self.me.as_ref().is_some_and(|r| r.owned_since().is_some());
         match me {
+            (
+                _,
+                ClientFrame::ForgetMe | ClientFrame::Block { .. } | ClientFrame::Unblock { .. },
+            ) if !owner => {
+                self.error(
+                    ErrorCode::Forbidden,
+                    natter_proto::error_args!(what = "block"),
+                    None,
+                );
+            }
+            (me, ClientFrame::ForgetMe) => match hub.forget(&me).await {
+                Ok(_) => {
+                    if let Some(registration) = self.me.as_mut() {
+                        registration.demote();
+                    }
+                    tracing::info!("{}: {me} was forgotten", self.peer);
+                    self.outbox.send(ServerFrame::Forgotten);
+                }
+                Err(_) => self.error(
+                    ErrorCode::ServerError,
+                    natter_proto::error_args!(what = "other"),
+                    None,
+                ),
+            },
+            (me, ClientFrame::Block { name } | ClientFrame::Unblock { name })
+                if name.is_empty() =>
+            {
+                let _ = me;
+                self.error(
+                    ErrorCode::InvalidName,
+                    natter_proto::NameError::Empty.args(),
+                    None,
+                );
+            }
+            (me, frame @ (ClientFrame::Block { .. } | ClientFrame::Unblock { .. })) => {
+                let (name, on) = match frame {
+                    ClientFrame::Block { name } => (name, true),
+                    ClientFrame::Unblock { name } => (name, false),
+                    _ => unreachable!("matched above"),
+                };
+                match hub.block(&me, &name, on) {
+                    Ok(()) => {
+                        self.outbox.send(ServerFrame::Blocked { name, on });
+                    }
+                    Err(refusal) => {
+                        self.outbox.send(refusal.frame(None));
+                    }
+                }
+            }
             (me, ClientFrame::Join { room }) => match hub.join(&me, &self.outbox, &room) {
                 Ok(Some((room, watermark))) => self.joined(&room, watermark).await,
                 Ok(None) => {}

@@ -128,7 +128,8 @@ impl Session {
         let passwords = &self.shared.passwords;
         let ip = self.peer.ip();
         if let Err(wait) = passwords.check(name.key(), ip, std::time::Instant::now()) {
-            let args = natter_proto::error_args!(try_again_in = wait.as_secs().max(1));
+            let args =
+                natter_proto::error_args!(what = "passwords", try_again_in = wait.as_secs().max(1));
             return self.error(ErrorCode::TryAgainLater, args, None);
         }
         let account = match self.shared.hub.account(&name).await {
@@ -231,6 +232,21 @@ impl Session {
         };
         let me = registration.name().clone();
         self.me = Some(registration);
+        if matches!(
+            proven,
+            Some(Proven::ClaimByKey(_) | Proven::ClaimByPassword(_))
+        ) {
+            let now = std::time::Instant::now();
+            if let Err(wait) = self.shared.passwords.claim(self.peer.ip(), now) {
+                self.leave(None);
+                self.outbox.release(0, None);
+                let args = natter_proto::error_args!(
+                    what = "claims",
+                    try_again_in = wait.as_secs().max(1)
+                );
+                return self.error(ErrorCode::TryAgainLater, args, None);
+            }
+        }
         let claimed = match proven {
             None => None,
             Some(Proven::Owner(account)) => Some(Ok(Some(account))),

@@ -171,6 +171,27 @@ pub enum WriteCmd<T> {
         name: String,
         key: [u8; 32],
     },
+    /// Forgets an owned name and everything private of it (`/forget-me`): whether it was owned.
+    Forget {
+        name: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// Forgets the owned names unused since `before_ms`, but those in `keep`; answers with them.
+    Expire {
+        before_ms: i64,
+        keep: Vec<String>,
+        reply: tokio::sync::oneshot::Sender<Vec<String>>,
+    },
+    /// `name` refuses (or with `on` false, accepts again) whispers from `blocked`.
+    Block {
+        name: String,
+        blocked: String,
+        on: bool,
+    },
+    /// The accounts as the hub keeps them in memory.
+    Snapshot {
+        reply: tokio::sync::oneshot::Sender<Snapshot>,
+    },
     /// Finish what is queued and stop.
     Stop,
 }
@@ -246,9 +267,11 @@ pub struct Opened<T> {
     pub commands: mpsc::UnboundedSender<WriteCmd<T>>,
     /// Highest seq ever assigned.
     pub last_seq: u64,
-    /// Every owned name.
-    pub owned: Vec<Name>,
+    /// The accounts, as the hub keeps them.
+    pub snapshot: Snapshot,
 }
+
+pub use queries::Snapshot;
 
 /// Checks that the history at `path` can be opened (creating and migrating it as needed), so a server can
 /// refuse to start before it announces anything.
@@ -270,7 +293,7 @@ pub fn open<T: Send + 'static>(
         log: Box::new(opened.writer),
         commands: opened.commands,
         last_seq: opened.last_seq,
-        owned: opened.owned,
+        snapshot: opened.snapshot,
     })
 }
 

@@ -90,6 +90,97 @@ pub(super) fn set_password(
     account(conn, name.key())
 }
 
+/// Forgets an owned name: its account, keys, memberships, blocks, and private messages to or from it.
+/// Whether there was one.
+pub(super) fn forget(conn: &mut Connection, name: &str) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    let existed = tx.execute("DELETE FROM accounts WHERE name_key = ?1", params![name])? > 0;
+    for sql in [
+        "DELETE FROM account_keys WHERE name_key = ?1",
+        "DELETE FROM memberships WHERE name_key = ?1",
+        "DELETE FROM blocks WHERE name_key = ?1 OR blocked_key = ?1",
+        "DELETE FROM messages WHERE room_key IS NULL AND (recipient_key = ?1 OR sender_key = ?1)",
+    ] {
+        tx.execute(sql, params![name])?;
+    }
+    tx.commit()?;
+    Ok(existed)
+}
+
+/// Forgets every owned name unused since `before_ms` (its last sign-out), except those in `keep` (online
+/// now). Returns the names forgotten.
+pub(super) fn expire(
+    conn: &mut Connection,
+    before_ms: i64,
+    keep: &[String],
+) -> rusqlite::Result<Vec<String>> {
+    let stale: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT name_key FROM accounts WHERE last_seen_ms < ?1")?;
+        let rows = stmt.query_map(params![before_ms], |r| r.get::<_, String>(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut gone = Vec::new();
+    for name in stale.into_iter().filter(|n| !keep.contains(n)) {
+        if forget(conn, &name)? {
+            gone.push(name);
+        }
+    }
+    Ok(gone)
+}
+
+/// Blocks (or with `on` false, unblocks) `blocked`'s whispers to `name`.
+pub(super) fn block(
+    conn: &Connection,
+    name: &str,
+    blocked: &str,
+    on: bool,
+) -> rusqlite::Result<()> {
+    let sql = match on {
+        true => "INSERT OR IGNORE INTO blocks (name_key, blocked_key) VALUES (?1, ?2)",
+        false => "DELETE FROM blocks WHERE name_key = ?1 AND blocked_key = ?2",
+    };
+    conn.prepare_cached(sql)?.execute(params![name, blocked])?;
+    Ok(())
+}
+
+/// What the hub keeps in memory of the accounts, read at start and again now and then (so `natter admin`
+/// takes effect on a running server).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub owned: Vec<Name>,
+    /// (owner, whose whispers they refuse), folded names.
+    pub blocks: Vec<(String, String)>,
+    /// Folded names banned server-wide.
+    pub banned_names: Vec<String>,
+    /// Addresses banned server-wide.
+    pub banned_addresses: Vec<std::net::IpAddr>,
+    /// Server admins (folded names).
+    pub admins: Vec<String>,
+}
+
+pub(super) fn snapshot(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
+    let strings = |conn: &Connection, sql: &str| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    let mut stmt = conn.prepare("SELECT name_key, blocked_key FROM blocks")?;
+    let blocks = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    Ok(Snapshot {
+        owned: owned_names(conn)?,
+        blocks,
+        banned_names: strings(conn, "SELECT value FROM bans WHERE kind = 'name'")?,
+        banned_addresses: strings(conn, "SELECT value FROM bans WHERE kind = 'address'")?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
+        admins: strings(conn, "SELECT name_key FROM accounts WHERE admin = 1")?,
+    })
+}
+
 /// Adds a key to an owned name's keys.
 pub(super) fn add_key(
     conn: &Connection,

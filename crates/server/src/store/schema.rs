@@ -44,7 +44,8 @@ CREATE INDEX messages_private_sender ON messages(sender_key, seq) WHERE room_key
     // 3: owned names (issue 12). An account is a name someone proved they hold a key for; `since` is the
     // last seq before they claimed it (private messages up to there were a guest's, never shown to the
     // owner); `pm_seen` the highest seq of their private messages already sent to one of their sessions;
-    // `password` an argon2id PHC string, if they set one.
+    // `password` an argon2id PHC string, if they set one; `admin` a server admin. `blocks`: whose whispers an
+    // owner refuses; `bans`: names (`name`, folded) and addresses (`address`) banned server-wide.
     "
 CREATE TABLE accounts (
     name_key     TEXT PRIMARY KEY,
@@ -53,13 +54,24 @@ CREATE TABLE accounts (
     last_seen_ms INTEGER NOT NULL,
     since        INTEGER NOT NULL,
     pm_seen      INTEGER NOT NULL,
-    password     TEXT
+    password     TEXT,
+    admin        INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE account_keys (
     name_key TEXT    NOT NULL,
     key      BLOB    NOT NULL,
     added_ms INTEGER NOT NULL,
     PRIMARY KEY (name_key, key)
+);
+CREATE TABLE blocks (
+    name_key    TEXT NOT NULL,
+    blocked_key TEXT NOT NULL,
+    PRIMARY KEY (name_key, blocked_key)
+);
+CREATE TABLE bans (
+    kind  TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, value)
 );
 ",
 ];

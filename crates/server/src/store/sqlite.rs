@@ -31,8 +31,8 @@ use super::checkpoint::{
     WAL_WRITER_CHECKPOINT_LIGHT,
 };
 use super::queries::{
-    account, add_key, claim, find_duplicate, missed, oldest_seq, owned_names, page, rooms_of,
-    set_password,
+    account, add_key, block, claim, expire, find_duplicate, forget, missed, oldest_seq, page,
+    rooms_of, set_password, snapshot,
 };
 use super::schema::migrate;
 use super::{
@@ -88,8 +88,8 @@ pub struct Opened<T> {
     pub commands: mpsc::UnboundedSender<WriteCmd<T>>,
     /// Highest seq ever assigned.
     pub last_seq: u64,
-    /// Every owned name.
-    pub owned: Vec<natter_proto::Name>,
+    /// The accounts, as the hub keeps them.
+    pub snapshot: super::Snapshot,
 }
 
 pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -152,7 +152,7 @@ impl Store {
             })
             .map_err(open_err)?;
         writer.last_seq = last_seq;
-        let owned = writer.with_conn(owned_names).map_err(open_err)?;
+        let snapshot = writer.with_conn(snapshot).map_err(open_err)?;
         let _ = writer.prune();
         let (tx, rx) = mpsc::unbounded_channel();
         writer.rx = rx;
@@ -168,7 +168,7 @@ impl Store {
             writer,
             commands: tx,
             last_seq,
-            owned,
+            snapshot,
         })
     }
 
@@ -410,10 +410,14 @@ impl<T> Writer<T> {
                         .execute(params![name, seq, ts_ms])?;
                     }
                     WriteCmd::AddKey { name, key } => add_key(&tx, name, key, ts_ms)?,
+                    WriteCmd::Block { name, blocked, on } => block(&tx, name, blocked, *on)?,
                     WriteCmd::Rooms { .. }
                     | WriteCmd::Account { .. }
                     | WriteCmd::Claim { .. }
                     | WriteCmd::SetPassword { .. }
+                    | WriteCmd::Forget { .. }
+                    | WriteCmd::Expire { .. }
+                    | WriteCmd::Snapshot { .. }
                     | WriteCmd::Stop => {}
                 }
             }
@@ -451,6 +455,30 @@ impl<T> Writer<T> {
                         Err(e) => tracing::error!("history store: reading an account failed: {e}"),
                     }
                 }
+                WriteCmd::Forget { name, reply } => {
+                    match self.with_conn(|conn| forget(conn, &name)) {
+                        Ok(existed) => {
+                            let _ = reply.send(existed);
+                        }
+                        Err(e) => tracing::error!("history store: forgetting a name failed: {e}"),
+                    }
+                }
+                WriteCmd::Expire {
+                    before_ms,
+                    keep,
+                    reply,
+                } => match self.with_conn(|conn| expire(conn, before_ms, &keep)) {
+                    Ok(gone) => {
+                        let _ = reply.send(gone);
+                    }
+                    Err(e) => tracing::error!("history store: expiring names failed: {e}"),
+                },
+                WriteCmd::Snapshot { reply } => match self.with_conn(snapshot) {
+                    Ok(s) => {
+                        let _ = reply.send(s);
+                    }
+                    Err(e) => tracing::error!("history store: reading accounts failed: {e}"),
+                },
                 WriteCmd::SetPassword {
                     name,
                     hash,

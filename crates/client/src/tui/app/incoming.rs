@@ -213,6 +213,11 @@ impl App {
                 reason: ByeReason::Shutdown,
             } => self.note(EntryKind::Info(t!("server-shutting-down"))),
             ServerFrame::PasswordSet => self.note(EntryKind::Info(t!("password-set"))),
+            ServerFrame::Forgotten => self.note(EntryKind::Info(t!("forgotten"))),
+            ServerFrame::Blocked { name, on } => self.note(EntryKind::Info(match on {
+                true => t!("blocked-on", name = name),
+                false => t!("blocked-off", name = name),
+            })),
             ServerFrame::Welcome { .. }
             | ServerFrame::Challenge { .. }
             | ServerFrame::Ping { .. }

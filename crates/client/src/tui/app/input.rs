@@ -221,6 +221,23 @@ impl App {
 
     /// Acts on a submitted line.
     pub(super) fn typed(&mut self, line: &str) -> Vec<Effect> {
+        // `/forget-me` counts only right after another `/forget-me` (the first one warns).
+        let armed = std::mem::take(&mut self.forget_armed);
+        match command::parse(line) {
+            Command::ForgetMe if !armed => {
+                self.forget_armed = true;
+                self.note(EntryKind::Error(t!("forget-me-confirm")));
+                return Vec::new();
+            }
+            Command::ForgetMe => return vec![Effect::Send(ClientFrame::ForgetMe)],
+            Command::Block { name, on: true } => {
+                return vec![Effect::Send(ClientFrame::Block { name })]
+            }
+            Command::Block { name, on: false } => {
+                return vec![Effect::Send(ClientFrame::Unblock { name })]
+            }
+            _ => {}
+        }
         let room_or_lobby = |app: &App| match &app.current().key {
             ConvKey::Room(r) => r.clone(),
             ConvKey::Private(_) => LOBBY.to_owned(),
@@ -247,6 +264,7 @@ impl App {
                 })]
             }
             Command::Quit => vec![Effect::Quit],
+            Command::ForgetMe | Command::Block { .. } => unreachable!("handled above"),
             Command::Say(text) => self.send_text(text),
             Command::Msg { to, text } => {
                 let i = self.conv_index(&ConvKey::Private(to));

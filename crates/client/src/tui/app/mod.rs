@@ -100,6 +100,8 @@ pub struct App {
     pub paste: Option<String>,
     /// `/password` in progress: the input is a password, shown as nothing.
     pub secret: Option<Secret>,
+    /// The previous line was `/forget-me`: a second one confirms it.
+    forget_armed: bool,
     pub options: Options,
     /// Set when the session is over; `farewell` says why.
     pub quit: bool,
@@ -140,6 +142,7 @@ impl App {
             conn: Conn::Connected,
             paste: None,
             secret: None,
+            forget_armed: false,
             options,
             quit: false,
             farewell: None,
