@@ -27,6 +27,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Join a chat server.
     Join(JoinArgs),
+    /// Look after the server's accounts, in its database (with the server running or not).
+    Admin(AdminArgs),
     /// Measure a chat server (natter or IRC) from the outside. Run it as its own process.
     Bench {
         #[command(subcommand)]
@@ -271,6 +273,48 @@ struct JoinArgs {
     fingerprint: Option<String>,
 }
 
+#[derive(Args)]
+struct AdminArgs {
+    /// The server's data directory (its database is natter.db there).
+    #[arg(long, value_name = "DIR", env = "NATTER_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// The database file itself, if it is elsewhere.
+    #[arg(long, value_name = "PATH")]
+    db: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    action: AdminAction,
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// List the owned names.
+    List,
+    /// Release a name: its account, keys and private history are deleted; anyone may use it again.
+    Release { name: String },
+    /// Replace a name's password with a one-time code (printed), for an owner who lost theirs.
+    ResetPassword { name: String },
+    /// Make a name's owner a server admin.
+    GrantAdmin { name: String },
+    /// Make a name's owner no longer a server admin.
+    RevokeAdmin { name: String },
+    /// Ban a name server-wide: nobody may use it.
+    Ban { name: String },
+    /// Lift a name's ban.
+    Unban { name: String },
+    /// Refuse every connection from an address.
+    BanAddress { address: std::net::IpAddr },
+    /// Lift an address's ban.
+    UnbanAddress { address: std::net::IpAddr },
+    /// Release the names unused for DAYS (the server does this by itself every hour).
+    Expire {
+        #[arg(long, default_value_t = 180)]
+        days: u32,
+        /// Pretend it is this moment (RFC 3339), e.g. to see what a date would release.
+        #[arg(long, value_name = "TIME")]
+        now: Option<jiff::Timestamp>,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Timestamps {
     Short,
@@ -300,6 +344,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
+        Cmd::Admin(args) => admin(args),
         Cmd::Join(args) if !args.stray.is_empty() => Err(natter_i18n::t!(
             "error-stray-words",
             words = format!("{:?}", args.stray.join(" ")),
@@ -530,6 +575,69 @@ fn translated_help(cli: clap::Command) -> clap::Command {
                 join.mut_arg(id, |a| a.help(text))
             })
     })
+}
+
+/// `natter admin`: one action on the accounts, one line (or a list) on stdout.
+fn admin(args: AdminArgs) -> Result<(), String> {
+    use natter_server::store::admin::Admin;
+    let path = match (args.db, args.data_dir) {
+        (Some(db), _) => db,
+        (None, Some(dir)) => dir.join("natter.db"),
+        (None, None) => natter_server::default_db_path()
+            .ok_or("no data directory found; pass --data-dir DIR or --db PATH")?,
+    };
+    if !path.exists() {
+        return Err(format!("no natter database at {}", path.display()));
+    }
+    let mut db = Admin::open(&path).map_err(|e| e.to_string())?;
+    let err = |e: natter_server::store::StoreError| e.to_string();
+    let owned = |found: bool, name: &str| match found {
+        true => Ok(()),
+        false => Err(format!("{name} is not an owned name")),
+    };
+    match args.action {
+        AdminAction::List => {
+            for n in db.names().map_err(err)? {
+                let day = |ms: i64| {
+                    jiff::Timestamp::from_millisecond(ms)
+                        .map(|t| t.strftime("%Y-%m-%d").to_string())
+                        .unwrap_or_default()
+                };
+                println!(
+                    "{}\tsince {}\tlast seen {}\t{} key(s){}{}",
+                    n.name,
+                    day(n.created_ms),
+                    day(n.last_seen_ms),
+                    n.keys,
+                    if n.password { ", password" } else { "" },
+                    if n.admin { ", admin" } else { "" }
+                );
+            }
+        }
+        AdminAction::Release { name } => {
+            owned(db.release(&name).map_err(err)?, &name)?;
+            println!("released {name}");
+        }
+        AdminAction::ResetPassword { name } => match db.reset_password(&name).map_err(err)? {
+            Some(code) => println!("{code}"),
+            None => owned(false, &name)?,
+        },
+        AdminAction::GrantAdmin { name } => owned(db.set_admin(&name, true).map_err(err)?, &name)?,
+        AdminAction::RevokeAdmin { name } => {
+            owned(db.set_admin(&name, false).map_err(err)?, &name)?
+        }
+        AdminAction::Ban { name } => db.ban_name(&name, true).map_err(err)?,
+        AdminAction::Unban { name } => db.ban_name(&name, false).map_err(err)?,
+        AdminAction::BanAddress { address } => db.ban_address(address, true).map_err(err)?,
+        AdminAction::UnbanAddress { address } => db.ban_address(address, false).map_err(err)?,
+        AdminAction::Expire { days, now } => {
+            let now = now.unwrap_or_else(jiff::Timestamp::now).as_millisecond();
+            for name in db.expire(now, days).map_err(err)? {
+                println!("released {name}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fail(message: String) -> ExitCode {

@@ -99,15 +99,21 @@ struct Raw {
 }
 
 impl Raw {
-    async fn join(addr: SocketAddr, name: &str) -> Self {
-        let (r, w) = tokio::net::TcpStream::connect(addr)
-            .await
-            .unwrap()
-            .into_split();
-        let mut raw = Self {
+    /// Connected, nothing said yet.
+    async fn connect(addr: SocketAddr) -> Self {
+        Self::from_stream(tokio::net::TcpStream::connect(addr).await.unwrap())
+    }
+
+    fn from_stream(stream: tokio::net::TcpStream) -> Self {
+        let (r, w) = stream.into_split();
+        Self {
             lines: tokio::io::BufReader::new(r).lines(),
             write: w,
-        };
+        }
+    }
+
+    async fn join(addr: SocketAddr, name: &str) -> Self {
+        let mut raw = Self::connect(addr).await;
         raw.send(json!({"type":"hello","name":name})).await;
         assert_eq!(raw.recv().await["type"], "welcome");
         raw.next_of("users").await; // after our own joined
@@ -921,14 +927,15 @@ async fn a_name_belongs_to_the_client_that_first_used_it() {
 /// and the certificate fingerprint it announced.
 fn serve_in(dir: &std::path::Path, listen: &str) -> (Server, String) {
     let mut cmd = natter();
+    // The database too is in `dir` (natter.db): `natter admin` works on it.
     cmd.env("NATTER_DATA_DIR", dir)
-        .args(["serve", "--listen", listen, "--db", ":memory:"])
+        .args(["serve", "--listen", listen])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut out, &mut line).unwrap();
         lines.push(line);
@@ -1045,5 +1052,111 @@ async fn openssl_s_client_speaks_natter_over_tls() {
     assert!(
         stderr.contains("TLSv1.3") || stderr.contains("verify"),
         "{stderr}"
+    );
+}
+
+/// `natter admin` against a server's data directory.
+fn admin(dir: &std::path::Path, args: &[&str]) -> Output {
+    natter()
+        .env("NATTER_DATA_DIR", dir)
+        .arg("admin")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Issue 12: the `natter admin` round trip, on the database of a server that stops and starts again — list
+/// the owned names, reset a lost password to a one-time code (good once), make an admin, release a name
+/// (anyone may use it, nothing of its owner's is left), ban a name and an address; and names unused for
+/// 180 days released, with the clock moved by `--now`.
+#[tokio::test]
+async fn natter_admin_looks_after_the_accounts() {
+    let home = tempfile::tempdir().unwrap();
+    let bobs = tempfile::tempdir().unwrap();
+    let (server, _) = serve_in(home.path(), "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let join_as = |name: &'static str| {
+        let (addr, dir) = (addr.clone(), bobs.path().to_owned());
+        tokio::task::spawn_blocking(move || {
+            join_with_data(Some(&dir), &["--server", &addr, "--name", name], "/quit\n")
+        })
+    };
+    assert!(join_as("bob").await.unwrap().status.success());
+    assert!(join_as("dora").await.unwrap().status.success());
+    let listed = String::from_utf8(admin(home.path(), &["list"]).stdout).unwrap();
+    assert!(listed.starts_with("bob\tsince "), "{listed}");
+    assert!(listed.contains("\n") && listed.contains("dora"), "{listed}");
+
+    // A lost key: a one-time code gets bob in once (from a device without his key).
+    let code = admin(home.path(), &["reset-password", "bob"]);
+    let code = String::from_utf8(code.stdout).unwrap().trim().to_owned();
+    assert!(code.len() >= 12, "{code:?}");
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(json!({"type":"hello","name":"bob","version":1,"password":code}))
+        .await;
+    assert_eq!(raw.recv().await["type"], "welcome");
+    let mut again = Raw::connect(server.addr).await;
+    again
+        .send(json!({"type":"hello","name":"bob","version":1,"password":code}))
+        .await;
+    assert_eq!(
+        again.recv().await["code"],
+        "bad_password",
+        "the code is spent"
+    );
+    drop((raw, again));
+
+    assert!(admin(home.path(), &["grant-admin", "bob"]).status.success());
+    assert!(String::from_utf8(admin(home.path(), &["list"]).stdout)
+        .unwrap()
+        .contains(", admin"));
+    let not_owned = admin(home.path(), &["release", "nobody"]);
+    assert!(!not_owned.status.success());
+    assert!(String::from_utf8_lossy(&not_owned.stderr).contains("nobody is not an owned name"));
+
+    // Release and bans take effect on the server's next start (a running one reads them within 30 s).
+    assert!(admin(home.path(), &["release", "bob"]).status.success());
+    assert!(admin(home.path(), &["ban", "mallory"]).status.success());
+    assert!(admin(home.path(), &["ban-address", "127.0.0.9"])
+        .status
+        .success());
+    drop(server);
+    let (server, _) = serve_in(home.path(), &addr);
+    let mut guest = Raw::connect(server.addr).await;
+    guest
+        .send(json!({"type":"hello","name":"bob","version":1}))
+        .await;
+    assert_eq!(
+        guest.recv().await["type"],
+        "welcome",
+        "bob is anyone's again"
+    );
+    let mut mallory = Raw::connect(server.addr).await;
+    mallory
+        .send(json!({"type":"hello","name":"Mallory","version":1}))
+        .await;
+    let banned = mallory.recv().await;
+    assert_eq!(
+        (banned["code"].as_str(), banned["args"]["what"].as_str()),
+        (Some("banned"), Some("name"))
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+    let mut from_banned = Raw::from_stream(socket.connect(server.addr).await.unwrap());
+    let banned = from_banned.recv().await;
+    assert_eq!(banned["args"]["what"], "address", "{banned}");
+    drop(server);
+
+    // Expiry, with the clock moved: dora signed out just now, so in 181 days she is released.
+    let soon = admin(
+        home.path(),
+        &["expire", "--now", &jiff::Timestamp::now().to_string()],
+    );
+    assert_eq!(String::from_utf8(soon.stdout).unwrap(), "");
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(181 * 24);
+    let expired = admin(home.path(), &["expire", "--now", &later.to_string()]);
+    assert_eq!(
+        String::from_utf8(expired.stdout).unwrap(),
+        "released dora\n"
     );
 }

@@ -552,6 +552,13 @@ impl Hub {
         account.await.map_err(|_| StoreStopped)
     }
 
+    /// An admin's one-time password has been used: it is cleared.
+    pub fn used_once(&self, name: &Name) {
+        let _ = self.writer.send(WriteCmd::UsedOnce {
+            name: name.key().to_owned(),
+        });
+    }
+
     /// Adds `key` to an owned name's keys.
     pub fn add_key(&self, name: &Name, key: [u8; 32]) {
         let _ = self.writer.send(WriteCmd::AddKey {

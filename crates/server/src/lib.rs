@@ -329,7 +329,11 @@ fn keepalive(stream: &tokio::net::TcpStream) {
 async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
     let mut ticks = 0u64;
     loop {
-        if let Some(expiry) = shared.config.name_expiry.filter(|_| ticks.is_multiple_of(120)) {
+        if let Some(expiry) = shared
+            .config
+            .name_expiry
+            .filter(|_| ticks.is_multiple_of(120))
+        {
             let before = jiff::Timestamp::now().as_millisecond()
                 - i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
             match shared.hub.expire(before).await {

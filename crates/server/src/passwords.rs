@@ -108,6 +108,15 @@ impl Passwords {
         .flatten()
     }
 
+    /// [`Passwords::hash`] on this thread (for `natter admin`, which has no async runtime to spare).
+    pub fn hash_blocking(password: &str) -> Option<String> {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .ok()
+            .map(|h| h.to_string())
+    }
+
     /// Whether `password` matches the stored hash (compared in constant time by argon2).
     pub async fn verify(&self, password: String, hash: String) -> bool {
         let Ok(_turn) = self.hashing.acquire().await else {

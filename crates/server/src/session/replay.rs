@@ -162,6 +162,9 @@ impl Session {
             return self.error(ErrorCode::BadPassword, args, None);
         }
         passwords.succeeded(name.key(), ip);
+        if account.password_once {
+            self.shared.hub.used_once(&name);
+        }
         if let Some(key) = key {
             self.shared.hub.add_key(&name, key);
         }

@@ -13,6 +13,7 @@
 //!
 //! Only [`sqlite`] knows SQLite; nothing outside this module sees a `rusqlite` type.
 
+pub mod admin;
 mod checkpoint;
 mod queries;
 mod schema;
@@ -171,6 +172,10 @@ pub enum WriteCmd<T> {
         name: String,
         key: [u8; 32],
     },
+    /// Clears a one-time password after its use.
+    UsedOnce {
+        name: String,
+    },
     /// Forgets an owned name and everything private of it (`/forget-me`): whether it was owned.
     Forget {
         name: String,
@@ -209,6 +214,8 @@ pub struct Account {
     pub pm_seen: u64,
     /// The argon2id hash of their password, if they set one.
     pub password: Option<String>,
+    /// The password is an admin's one-time code: the first sign-in with it clears it.
+    pub password_once: bool,
 }
 
 /// The result of one append, handed to `deliver` after the batch's commit.

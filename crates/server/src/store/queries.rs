@@ -31,14 +31,17 @@ pub(super) fn owned_names(conn: &mut Connection) -> rusqlite::Result<Vec<Name>> 
 
 /// The account of a folded name, if it is owned.
 pub(super) fn account(conn: &mut Connection, name: &str) -> rusqlite::Result<Option<Account>> {
-    let Some((display, since, pm_seen, password)) = conn
-        .prepare_cached("SELECT name, since, pm_seen, password FROM accounts WHERE name_key = ?1")?
+    let Some((display, since, pm_seen, password, password_once)) = conn
+        .prepare_cached(
+            "SELECT name, since, pm_seen, password, password_once FROM accounts WHERE name_key = ?1",
+        )?
         .query_row(params![name], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u64>(1)?,
                 r.get::<_, u64>(2)?,
                 r.get::<_, Option<String>>(3)?,
+                r.get::<_, bool>(4)?,
             ))
         })
         .optional()?
@@ -56,6 +59,7 @@ pub(super) fn account(conn: &mut Connection, name: &str) -> rusqlite::Result<Opt
         since,
         pm_seen,
         password,
+        password_once,
     }))
 }
 
@@ -81,8 +85,10 @@ pub(super) fn set_password(
             .execute(params![name.key(), name.as_str(), now_ms, last_seq, hash])?;
         }
         (true, false) => {
-            tx.prepare_cached("UPDATE accounts SET password = ?2 WHERE name_key = ?1")?
-                .execute(params![name.key(), hash])?;
+            tx.prepare_cached(
+                "UPDATE accounts SET password = ?2, password_once = 0 WHERE name_key = ?1",
+            )?
+            .execute(params![name.key(), hash])?;
         }
         _ => return Ok(None),
     }

@@ -44,7 +44,8 @@ CREATE INDEX messages_private_sender ON messages(sender_key, seq) WHERE room_key
     // 3: owned names (issue 12). An account is a name someone proved they hold a key for; `since` is the
     // last seq before they claimed it (private messages up to there were a guest's, never shown to the
     // owner); `pm_seen` the highest seq of their private messages already sent to one of their sessions;
-    // `password` an argon2id PHC string, if they set one; `admin` a server admin. `blocks`: whose whispers an
+    // `password` an argon2id PHC string, if they set one (`password_once`: an admin's reset code, cleared
+    // by its first use); `admin` a server admin. `blocks`: whose whispers an
     // owner refuses; `bans`: names (`name`, folded) and addresses (`address`) banned server-wide.
     "
 CREATE TABLE accounts (
@@ -55,6 +56,7 @@ CREATE TABLE accounts (
     since        INTEGER NOT NULL,
     pm_seen      INTEGER NOT NULL,
     password     TEXT,
+    password_once INTEGER NOT NULL DEFAULT 0,
     admin        INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE account_keys (

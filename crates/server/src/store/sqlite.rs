@@ -411,6 +411,13 @@ impl<T> Writer<T> {
                     }
                     WriteCmd::AddKey { name, key } => add_key(&tx, name, key, ts_ms)?,
                     WriteCmd::Block { name, blocked, on } => block(&tx, name, blocked, *on)?,
+                    WriteCmd::UsedOnce { name } => {
+                        tx.prepare_cached(
+                            "UPDATE accounts SET password = NULL, password_once = 0
+                             WHERE name_key = ?1 AND password_once = 1",
+                        )?
+                        .execute(params![name])?;
+                    }
                     WriteCmd::Rooms { .. }
                     | WriteCmd::Account { .. }
                     | WriteCmd::Claim { .. }
