@@ -178,6 +178,9 @@ struct ServeArgs {
     /// Refuse plain text from other machines: they must use TLS (this machine may still use nc).
     #[arg(long)]
     require_tls: bool,
+    /// Release owned names unused for this many days, with their private history; 0: never.
+    #[arg(long, value_name = "DAYS", default_value_t = 180)]
+    name_expiry_days: u32,
     /// History database file, or :memory: to keep history only while the server runs.
     /// Default: natter.db in the data directory.
     #[arg(long, value_name = "PATH")]
@@ -677,6 +680,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         max_frame: args.max_frame,
         tls,
         require_tls: args.require_tls,
+        name_expiry: (args.name_expiry_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(args.name_expiry_days) * 86_400)),
         lang: args.lang.unwrap_or_else(natter_i18n::Lang::from_env),
         max_text: args.max_text,
         max_outbox: args.max_outbox,
