@@ -146,6 +146,7 @@ mod tests {
             from: "bob".into(),
             to: to.map(Into::into),
             text: text.into(),
+            event: None,
         }
     }
 

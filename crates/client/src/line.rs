@@ -425,6 +425,21 @@ impl Client {
                 return Step::Continue;
             }
             Command::ForgetMe => ClientFrame::ForgetMe,
+            Command::Moderate {
+                action,
+                name,
+                text,
+                minutes,
+                on,
+            } => ClientFrame::Moderate {
+                room: self.room.clone(),
+                action: action.to_owned(),
+                name,
+                text,
+                minutes,
+                on,
+                id: None,
+            },
             Command::Block { name, on: true } => ClientFrame::Block { name },
             Command::Block { name, on: false } => ClientFrame::Unblock { name },
             Command::Nothing => return Step::Continue,
@@ -659,6 +674,19 @@ impl Client {
             } => format!("* {}", t!("server-shutting-down")),
             ServerFrame::PasswordSet => format!("* {}", t!("password-set")),
             ServerFrame::Forgotten => format!("* {}", t!("forgotten")),
+            ServerFrame::Topic {
+                room,
+                topic: Some(topic),
+                ..
+            } => format!(
+                "* {}",
+                t!(
+                    "topic-is",
+                    room = display::room_tag(&room),
+                    topic = neutralise(&topic).as_ref()
+                )
+            ),
+            ServerFrame::Topic { .. } => return None,
             ServerFrame::Blocked { name, on } => {
                 let name = neutralise(&name);
                 match on {

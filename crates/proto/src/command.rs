@@ -27,6 +27,15 @@ pub enum Command {
     Lang(Option<String>),
     /// `/forget-me` — forget my name's account and private history.
     ForgetMe,
+    /// A room operator's command, for the current room: `/kick NAME [REASON]`, `/topic TEXT`, …
+    /// (`action` as the `moderate` frame takes it).
+    Moderate {
+        action: &'static str,
+        name: Option<String>,
+        text: Option<String>,
+        minutes: Option<u32>,
+        on: Option<bool>,
+    },
     /// `/block NAME`, `/unblock NAME`.
     Block { name: String, on: bool },
     /// `/password [NEW]` — set your name's password. natter's clients ask for it without echoing (so
@@ -54,6 +63,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("usage-password", "help-password"),
     ("usage-block", "help-block"),
     ("usage-forget-me", "help-forget-me"),
+    ("usage-moderate", "help-moderate"),
     ("usage-help", "help-help"),
     ("help-quit-keys", "help-quit"),
     ("help-slash-keys", "help-slash"),
@@ -80,6 +90,22 @@ pub fn help_lines(lang: natter_i18n::Lang, extra: &[(&str, &str)]) -> Vec<String
             format!("{usage}{pad}{what}")
         })
         .collect()
+}
+
+fn moderate(
+    action: &'static str,
+    name: Option<String>,
+    text: Option<String>,
+    minutes: Option<u32>,
+    on: Option<bool>,
+) -> Command {
+    Command::Moderate {
+        action,
+        name,
+        text,
+        minutes,
+        on,
+    }
 }
 
 /// Parses one typed line.
@@ -131,6 +157,56 @@ pub fn parse(line: &str) -> Command {
         "help" | "?" => Command::Help,
         "lang" | "language" => Command::Lang(one_arg()),
         "forget-me" => Command::ForgetMe,
+        "op" | "deop" | "voice" | "devoice" | "ban" | "unban" | "unmute" | "invite" => {
+            let action = match cmd.to_lowercase().as_str() {
+                "op" => "op",
+                "deop" => "deop",
+                "voice" => "voice",
+                "devoice" => "devoice",
+                "ban" => "ban",
+                "unban" => "unban",
+                "unmute" => "unmute",
+                _ => "invite",
+            };
+            match one_arg() {
+                Some(name) => moderate(action, Some(name), None, None, None),
+                None => Command::Usage("usage-moderate"),
+            }
+        }
+        "kick" => match args.split_once(char::is_whitespace) {
+            Some((name, reason)) => moderate(
+                "kick",
+                Some(name.into()),
+                Some(reason.trim().into()),
+                None,
+                None,
+            ),
+            None if !args.is_empty() => moderate("kick", Some(args.into()), None, None, None),
+            None => Command::Usage("usage-moderate"),
+        },
+        "mute" => {
+            let mut words = args.split_whitespace();
+            match (words.next(), words.next().map(str::parse::<u32>)) {
+                (Some(name), None) => moderate("mute", Some(name.into()), None, None, None),
+                (Some(name), Some(Ok(minutes))) => {
+                    moderate("mute", Some(name.into()), None, Some(minutes), None)
+                }
+                _ => Command::Usage("usage-moderate"),
+            }
+        }
+        "topic" => moderate("topic", None, Some(args.to_owned()), None, None),
+        "invite-only" | "moderated" => {
+            let action = if cmd.eq_ignore_ascii_case("moderated") {
+                "moderated"
+            } else {
+                "invite_only"
+            };
+            match args.to_lowercase().as_str() {
+                "on" => moderate(action, None, None, None, Some(true)),
+                "off" => moderate(action, None, None, None, Some(false)),
+                _ => Command::Usage("usage-moderate"),
+            }
+        }
         "block" | "unblock" => match one_arg() {
             Some(name) => Command::Block {
                 name,

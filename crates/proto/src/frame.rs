@@ -38,6 +38,23 @@ pub enum ClientFrame {
     /// `{"type":"forget_me"}` — forget your name's account and everything private of it (you stay on as
     /// a guest). Clients ask the user to confirm first.
     ForgetMe,
+    /// `{"type":"moderate","room":"rust","action":"kick","name":"bob","text":"spam"}` — a room operator's
+    /// action: `op`, `deop`, `voice`, `devoice`, `kick`, `ban`, `unban`, `mute` (`minutes`), `unmute`,
+    /// `invite`, `topic` (`text`), `invite_only` and `moderated` (`on`).
+    Moderate {
+        room: String,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     /// `{"type":"block","name":"bob"}` — refuse bob's private messages (owners only).
     Block { name: String },
     /// `{"type":"unblock","name":"bob"}` — take them again.
@@ -117,6 +134,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "prove",
     "set_password",
     "forget_me",
+    "moderate",
     "block",
     "unblock",
     "say",
@@ -211,7 +229,28 @@ pub struct Message {
     pub from: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// For an ordinary message what was said; for a room event (`event` set) the event in English
+    /// words, for clients that do not know events.
     pub text: String,
+    /// A room event rather than something said: a topic set, a kick, a ban, … (PROTOCOL.md §4 *Rooms
+    /// have owners*). Stored and replayed like messages, so everyone sees who did what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Box<RoomEvent>>,
+}
+
+/// What a room event did. `kind` names the action (as `moderate` does); `name` is whom it concerned, `text`
+/// a topic or reason, `minutes` a mute's length, `on` a setting's new value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEvent {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<bool>,
 }
 
 /// One entry of a `rooms` reply.
@@ -273,6 +312,19 @@ pub enum ServerFrame {
         names: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<usize>,
+        /// Which of `names` are the room's operators (its owner included) — shown as `@name`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ops: Vec<String>,
+    },
+    /// A room's topic and settings, sent with `users` when you join (and to `who`) if it has any.
+    Topic {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        invite_only: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        moderated: bool,
     },
     Rooms {
         rooms: Vec<RoomInfo>,
@@ -432,6 +484,10 @@ pub enum ErrorCode {
     Blocked,
     /// Not allowed to you (`what` says which request): a guest cannot block, a non-op cannot kick.
     Forbidden,
+    /// You may not speak in the room: muted (`until`), or it is moderated and you have no voice.
+    Muted,
+    /// The room is invite-only and you are not invited.
+    InviteOnly,
     /// Someone else has this name (ignoring case).
     NameTaken,
     /// A whisper to a name nobody has.
@@ -486,6 +542,8 @@ impl ErrorCode {
             ErrorCode::Banned => "banned",
             ErrorCode::Blocked => "blocked",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Muted => "muted",
+            ErrorCode::InviteOnly => "invite_only",
             ErrorCode::NameTaken => "name_taken",
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::NotInRoom => "not_in_room",
@@ -524,6 +582,8 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::Banned,
     ErrorCode::Blocked,
     ErrorCode::Forbidden,
+    ErrorCode::Muted,
+    ErrorCode::InviteOnly,
     ErrorCode::NameTaken,
     ErrorCode::NoSuchUser,
     ErrorCode::NotInRoom,
@@ -556,6 +616,10 @@ pub enum LeftReason {
     Timeout,
     /// They sent too much, too fast.
     ExcessFlood,
+    /// A room operator kicked them out (they may come back).
+    Kicked,
+    /// A room operator banned them from the room.
+    Banned,
     /// A reason from a newer server.
     #[serde(other)]
     Other,
@@ -570,6 +634,8 @@ impl LeftReason {
             LeftReason::TooSlow => "too_slow",
             LeftReason::Timeout => "timeout",
             LeftReason::ExcessFlood => "excess_flood",
+            LeftReason::Kicked => "kicked",
+            LeftReason::Banned => "banned",
             LeftReason::Other => "other",
         }
     }
@@ -710,6 +776,7 @@ mod tests {
             from: "alice".into(),
             to: None,
             text: "hi".into(),
+            event: None,
         });
         assert_eq!(
             std::str::from_utf8(&f.encode()).unwrap(),
@@ -833,6 +900,7 @@ mod tests {
                             from,
                             to,
                             text,
+                            event: None,
                         })
                     }
                 ),
@@ -851,6 +919,7 @@ mod tests {
                         room,
                         names,
                         count: None,
+                        ops: Vec::new(),
                     }
                 }),
                 (text(), opt(), any::<Option<u64>>(), opt()).prop_map(
@@ -878,6 +947,7 @@ mod tests {
                                 from,
                                 to: None,
                                 text,
+                                event: None,
                             })
                             .collect();
                         ServerFrame::History { room, messages }

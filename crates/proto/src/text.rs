@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use natter_i18n::{tl, Lang};
 
-use crate::frame::Message;
+use crate::frame::{Message, RoomEvent};
 
 /// Default largest message text, in bytes.
 pub const DEFAULT_MAX_TEXT: usize = 8 * 1024;
@@ -86,6 +86,34 @@ pub fn room_prefix(room: &str) -> String {
     }
 }
 
+/// A room event in words, without who did it ("kicked bob (spam)", "set the topic: …"), in `lang`. Text
+/// from the network is neutralised.
+pub fn describe_event(lang: Lang, event: &RoomEvent) -> String {
+    let name = neutralise(event.name.as_deref().unwrap_or_default()).into_owned();
+    let text = neutralise(event.text.as_deref().unwrap_or_default()).into_owned();
+    let on = tl!(
+        lang,
+        if event.on.unwrap_or(false) {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    let kind = match event.kind.as_str() {
+        "kick" if !text.is_empty() => "kick_why",
+        kind => kind,
+    };
+    tl!(
+        lang,
+        "room-event",
+        kind = neutralise(kind).into_owned(),
+        name = name,
+        text = text,
+        minutes = event.minutes.unwrap_or(0),
+        on = on
+    )
+}
+
 /// Neutralised text whose continuation lines are indented (after `newline`), so a multi-line message
 /// cannot pass for several messages.
 pub fn body(text: &str, newline: &str) -> String {
@@ -102,6 +130,14 @@ pub fn message_line(lang: Lang, m: &Message, me: Option<&str>, newline: &str) ->
     // Folded only for private messages: text front ends render every room message through here.
     let mine = || me.is_some_and(|me| crate::name::fold(me) == crate::name::fold(&m.from));
     match (&m.room, &m.to) {
+        (Some(room), _) if m.event.is_some() => format!(
+            "[{when}] {}* {from} {}",
+            room_prefix(room),
+            m.event
+                .as_ref()
+                .map(|e| describe_event(lang, e))
+                .unwrap_or_default()
+        ),
         (Some(room), _) => format!(
             "[{when}] {}{from}: {}",
             room_prefix(room),

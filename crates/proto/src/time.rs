@@ -13,6 +13,16 @@ pub fn now_wire() -> String {
     wire(Timestamp::now())
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// A moment in milliseconds since the epoch, in wire form.
+pub fn wire_ms(ms: i64) -> String {
+    Timestamp::from_millisecond(ms).map_or_else(|_| now_wire(), wire)
+}
+
 /// Parses a wire timestamp (any RFC 3339 form).
 pub fn parse(ts: &str) -> Option<Timestamp> {
     ts.parse().ok()

@@ -35,8 +35,17 @@ use natter_proto::frame::{ErrorArgs, RoomInfo};
 use natter_proto::{time, ErrorCode, LeftReason, Name, RoomName, ServerFrame, VERSION};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
+use crate::moderation::{Action, RoomRules};
 use crate::outbox::{Outbox, Outgoing};
 use crate::store::{Account, NewMessage, Outcome, Snapshot, WriteCmd};
+
+/// An online user's name as they spell it (`name` as given otherwise).
+fn user_name(registry: &Registry, name: &Name) -> String {
+    registry
+        .users
+        .get_key_value(name.key())
+        .map_or_else(|| name.to_string(), |(n, _)| n.to_string())
+}
 
 /// Limits the hub enforces on requests.
 #[derive(Debug, Clone)]
@@ -201,6 +210,9 @@ type Rooms = BTreeMap<String, Arc<Room>>;
 /// Shared by every session of a server.
 pub struct Hub {
     registry: Mutex<Registry>,
+    /// Every room's rules (owner, operators, bans, mutes, topic), by folded name — rooms with nobody online
+    /// too. A leaf lock: taken last, and nothing is locked while holding it.
+    rules: Mutex<HashMap<String, RoomRules>>,
     /// Addresses refused at the door, server-wide.
     banned_addresses: RwLock<std::collections::HashSet<std::net::IpAddr>>,
     rooms: RwLock<Rooms>,
@@ -334,9 +346,15 @@ impl Hub {
     ) -> Arc<Self> {
         let mut registry = Registry::default();
         let banned_addresses = snapshot.banned_addresses.iter().copied().collect();
+        let rules = snapshot
+            .room_rules
+            .iter()
+            .filter_map(|(room, json)| Some((room.clone(), serde_json::from_str(json).ok()?)))
+            .collect();
         registry.load(snapshot);
         Arc::new(Self {
             registry: Mutex::new(registry),
+            rules: Mutex::new(rules),
             banned_addresses: RwLock::new(banned_addresses),
             rooms: RwLock::new(Rooms::new()),
             watermark: AtomicU64::new(last_seq),
@@ -362,6 +380,10 @@ impl Hub {
     // A panic elsewhere while holding one of these locks leaves plain data behind; keep going.
     fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rules(&self) -> MutexGuard<'_, HashMap<String, RoomRules>> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn rooms(&self) -> RwLockReadGuard<'_, Rooms> {
@@ -717,6 +739,9 @@ impl Hub {
             ts: time::now_wire(),
         }));
         outbox.reply(self.users_on_join(&r.name, &members));
+        if let Some(topic) = self.topic_frame(&r.name) {
+            outbox.reply(topic);
+        }
     }
 
     /// Ends one session. The user's last session removes their presence and tells the rooms they were in
@@ -806,6 +831,23 @@ impl Hub {
             }
             None => {
                 let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
+                let admin = self.registry().admins.contains(me.key());
+                let silenced = self
+                    .rules()
+                    .get(room.key())
+                    .and_then(|r| r.silenced(me.key(), admin, time::now_ms()));
+                if let Some(until) = silenced {
+                    let args = match until {
+                        Some(until) => natter_proto::error_args!(
+                            room = format!("#{room}"),
+                            until = time::local_display_wire(&time::wire_ms(until))
+                        ),
+                        None => {
+                            natter_proto::error_args!(room = format!("#{room}"), until = "none")
+                        }
+                    };
+                    return refuse(ErrorCode::Muted, args);
+                }
                 let rooms = self.rooms();
                 let Some(r) = rooms
                     .get(room.key())
@@ -825,6 +867,7 @@ impl Hub {
             to,
             text: text.to_owned(),
             client_id,
+            event: None,
         })
     }
 
@@ -878,7 +921,12 @@ impl Hub {
                                 run.room = Some(room.clone());
                             }
                             run.last_seq = stored.seq;
-                            run.entries.push(RunEntry { item, ack, token });
+                            run.entries.push(RunEntry {
+                                event: message.event.is_some(),
+                                item,
+                                ack,
+                                token,
+                            });
                         }
                         None => {
                             self.flush(&mut run);
@@ -927,7 +975,8 @@ impl Hub {
                         outbox.push_many(
                             run.entries
                                 .iter()
-                                .filter(|e| !Arc::ptr_eq(&e.token.outbox, outbox))
+                                // A room event reaches its author too: they see what they did.
+                                .filter(|e| e.event || !Arc::ptr_eq(&e.token.outbox, outbox))
                                 .map(|e| &e.item),
                         );
                     }
@@ -993,6 +1042,36 @@ impl Hub {
             }
             return Ok(None);
         }
+        let admin = registry.admins.contains(me.key());
+        let new = self.rooms().get(room.key()).is_none();
+        {
+            let mut rules = self.rules();
+            if let Some(code) = rules
+                .get(room.key())
+                .and_then(|r| r.keeps_out(me.key(), admin))
+            {
+                let args = natter_proto::error_args!(what = "room", room = format!("#{room}"));
+                return refuse(code, args);
+            }
+            // A room nobody has yet: whoever creates it owns it — if they own their name (a guest's
+            // room has no owner). The lobby is the admins'.
+            if new && !rules.contains_key(room.key()) && room.key() != natter_proto::LOBBY {
+                let user = registry.users.get(me.key());
+                let owner = user.filter(|u| u.owner).map(|_| me.key().to_owned());
+                let fresh = RoomRules {
+                    owner,
+                    ..RoomRules::default()
+                };
+                let _ = self.writer.send(WriteCmd::Rules {
+                    room: room.key().to_owned(),
+                    rules: serde_json::to_string(&fresh).unwrap_or_default(),
+                });
+                rules.insert(room.key().to_owned(), fresh);
+            }
+        }
+        let Some(user) = registry.users.get_mut(me.key()) else {
+            return Ok(None);
+        };
         if user.rooms.len() >= self.config.max_rooms {
             return refuse(
                 ErrorCode::TooManyRooms,
@@ -1043,6 +1122,9 @@ impl Hub {
             if Arc::ptr_eq(outbox, joiner) {
                 outbox.push_ahead(joined.clone());
                 outbox.reply(self.users_on_join(&r.name, &members));
+                if let Some(topic) = self.topic_frame(&r.name) {
+                    outbox.reply(topic);
+                }
             } else {
                 outbox.push(joined.clone());
                 outbox.push(users.clone());
@@ -1058,10 +1140,153 @@ impl Hub {
                 room: room.to_string(),
                 names: Vec::new(),
                 count: Some(members.len()),
+                ops: Vec::new(),
             }
         } else {
-            Room::users_frame_of(room, members)
+            self.with_ops(Room::users_frame_of(room, members))
         }
+    }
+
+    /// A `users` frame with the room's operators marked (its owner among them).
+    fn with_ops(&self, mut frame: ServerFrame) -> ServerFrame {
+        if let ServerFrame::Users {
+            room, names, ops, ..
+        } = &mut frame
+        {
+            if let Some(rules) = self.rules().get(&natter_proto::name::fold(room)) {
+                *ops = names
+                    .iter()
+                    .filter(|n| rules.is_op(&natter_proto::name::fold(n), false))
+                    .cloned()
+                    .collect();
+            }
+        }
+        frame
+    }
+
+    /// The room's topic and settings, if it has any, for a joiner.
+    fn topic_frame(&self, room: &RoomName) -> Option<ServerFrame> {
+        let rules = self.rules();
+        let r = rules.get(room.key())?;
+        (r.topic.is_some() || r.invite_only || r.moderated).then(|| ServerFrame::Topic {
+            room: room.to_string(),
+            topic: r.topic.clone(),
+            invite_only: r.invite_only,
+            moderated: r.moderated,
+        })
+    }
+
+    /// A room operator's action: checked, applied to the room's rules (kept by the store), carried out
+    /// (a kicked or banned member leaves the room) — and returned as the event to store and fan out like
+    /// a message, so the room's history shows who did what.
+    pub fn moderate(
+        &self,
+        me: &Name,
+        room: &str,
+        action: &Action,
+        target: Option<&str>,
+        reason: Option<&str>,
+        client_id: Option<String>,
+    ) -> Answer<NewMessage> {
+        let room = parse_room(room)?;
+        let mut registry = self.registry();
+        let admin = registry.admins.contains(me.key());
+        let Some(display) = self
+            .rooms()
+            .get(room.key())
+            .filter(|r| r.members().contains_key(me.key()))
+            .map(|r| r.name.clone())
+        else {
+            return refuse(
+                ErrorCode::NotInRoom,
+                natter_proto::error_args!(room = format!("#{room}")),
+            );
+        };
+        let target = match (action.needs_name(), target) {
+            (false, _) => None,
+            (true, None) => {
+                return refuse(
+                    ErrorCode::InvalidName,
+                    natter_proto::NameError::Empty.args(),
+                )
+            }
+            (true, Some(raw)) => {
+                Some(Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?)
+            }
+        };
+        if let Action::Topic(topic) = action {
+            if topic.len() > crate::moderation::MAX_TOPIC {
+                let args =
+                    natter_proto::text::TextError::TooLong(crate::moderation::MAX_TOPIC).args();
+                return refuse(ErrorCode::InvalidText, args);
+            }
+            if let Err(e) = natter_proto::text::validate(topic, crate::moderation::MAX_TOPIC) {
+                if !topic.is_empty() {
+                    return refuse(ErrorCode::InvalidText, e.args());
+                }
+            }
+        }
+        let forbidden = || {
+            refuse(
+                ErrorCode::Forbidden,
+                natter_proto::error_args!(what = action.kind()),
+            )
+        };
+        let json = {
+            let mut all = self.rules();
+            let rules = all.entry(room.key().to_owned()).or_default();
+            let lobby = room.key() == natter_proto::LOBBY;
+            if !(admin || (!lobby && rules.is_op(me.key(), false))) {
+                return forbidden();
+            }
+            // Nobody moderates the room's owner or a server admin (but themselves).
+            if let Some(t) = target.as_ref().filter(|t| *t != me) {
+                if rules.owner.as_deref() == Some(t.key()) || registry.admins.contains(t.key()) {
+                    return forbidden();
+                }
+            }
+            rules.apply(action, target.as_ref().map(|t| t.key()), time::now_ms());
+            serde_json::to_string(rules).unwrap_or_default()
+        };
+        let _ = self.writer.send(WriteCmd::Rules {
+            room: room.key().to_owned(),
+            rules: json,
+        });
+        if let (Some(t), Action::Kick | Action::Ban) = (&target, action) {
+            let reason = match action {
+                Action::Ban => LeftReason::Banned,
+                _ => LeftReason::Kicked,
+            };
+            if let Some(user) = registry.users.get_mut(t.key()) {
+                if user.rooms.contains(&room) {
+                    user.rooms.retain(|r| *r != room);
+                    let seats = user.seats.clone();
+                    let frame = ServerFrame::Left {
+                        room: display.to_string(),
+                        name: user_name(&registry, t),
+                        ts: time::now_wire(),
+                        reason,
+                    };
+                    if let Some(left) = self.exit(t, &room, Some(frame)) {
+                        seats.push_except(&left, None);
+                    }
+                    let _ = self.writer.send(WriteCmd::Leave {
+                        name: t.key().to_owned(),
+                        room: room.key().to_owned(),
+                    });
+                }
+            }
+        }
+        let (event, text) =
+            crate::moderation::event(action, target.as_ref().map(|t| t.as_str()), reason);
+        Ok(NewMessage {
+            room: Some(display),
+            from: me.clone(),
+            to: None,
+            text,
+            client_id,
+            event: Some(Box::new(event)),
+        })
     }
 
     /// Takes a user out of a room's member list, tells the others (when `frame` is given) and drops the
@@ -1152,12 +1377,14 @@ impl Hub {
     /// `who`: the members of a room, sorted. A room nobody is in has no members.
     pub fn who(&self, room: Option<&str>) -> Answer<ServerFrame> {
         let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
-        Ok(match self.rooms().get(room.key()) {
-            Some(r) => r.users_frame(),
+        let frame = self.rooms().get(room.key()).map(|r| r.users_frame());
+        Ok(match frame {
+            Some(frame) => self.with_ops(frame),
             None => ServerFrame::Users {
                 room: room.to_string(),
                 names: Vec::new(),
                 count: None,
+                ops: Vec::new(),
             },
         })
     }
@@ -1191,6 +1418,8 @@ struct Run {
 }
 
 struct RunEntry {
+    /// A room event (sent to its author as well).
+    event: bool,
     /// The message, for the other members.
     item: Arc<Outgoing>,
     /// Its ack, for the sender once everyone else has the message.
@@ -1236,6 +1465,7 @@ impl Room {
             room: name.to_string(),
             names: names.into_iter().map(|n| n.to_string()).collect(),
             count: None,
+            ops: Vec::new(),
         }
     }
 }
@@ -1282,6 +1512,7 @@ mod tests {
                 to: None,
                 text: format!("m{seq}"),
                 client_id: None,
+                event: None,
             },
             token: AppendToken {
                 outbox: outbox.clone(),
@@ -1497,7 +1728,8 @@ mod tests {
             Some(ServerFrame::Users {
                 room: "lobby".into(),
                 names: Vec::new(),
-                count: Some(5)
+                count: Some(5),
+                ops: Vec::new(),
             })
         );
         let Ok(ServerFrame::Users { names, count, .. }) = hub.who(None) else {

@@ -10,6 +10,7 @@
 
 pub mod frontend;
 pub mod hub;
+pub mod moderation;
 pub mod outbox;
 pub mod passwords;
 pub mod session;

@@ -427,6 +427,7 @@ mod tests {
             from: "x".into(),
             to: None,
             text: format!("{room}{seq}"),
+            event: None,
         }))
     }
 

@@ -51,6 +51,8 @@ pub fn name_colour(name: &str) -> Color {
 /// The screen's regions.
 pub struct Areas {
     pub sidebar: Rect,
+    /// The topic line above a room's conversation, when it has one.
+    pub topic: Option<Rect>,
     pub messages: Rect,
     pub members: Option<Rect>,
     pub status: Rect,
@@ -83,8 +85,18 @@ pub fn areas(app: &App, area: Rect) -> Areas {
     } else {
         (rest, None)
     };
+    // A room with a topic shows it in a line above its conversation.
+    let (topic, messages) = match app.current().topic {
+        Some(_) if messages.height > 2 => {
+            let [t, m] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(messages);
+            (Some(t), m)
+        }
+        _ => (None, messages),
+    };
     Areas {
         sidebar,
+        topic,
         messages,
         members,
         status,
@@ -96,6 +108,13 @@ impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let a = areas(self, area);
         self.render_sidebar(a.sidebar, buf);
+        if let (Some(area), Some(topic)) = (a.topic, &self.current().topic) {
+            let line = Line::styled(
+                format!(" {}", neutralise(topic)),
+                Style::default().add_modifier(Modifier::BOLD),
+            );
+            Paragraph::new(line).render(area, buf);
+        }
         self.render_messages(a.messages, buf);
         if let Some(m) = a.members {
             self.render_members(m, buf);
@@ -390,9 +409,12 @@ impl App {
             t!("members-here", count = names.len()),
             Style::default().fg(Color::DarkGray),
         )];
+        let ops = &self.current().ops;
         lines.extend(names.iter().map(|n| {
+            // Operators first-glance: `@name`, as IRC clients show them.
+            let mark = if ops.contains(n) { "@" } else { "" };
             Line::styled(
-                neutralise(n).into_owned(),
+                format!("{mark}{}", neutralise(n)),
                 Style::default().fg(name_colour(n)),
             )
         }));
@@ -540,6 +562,7 @@ mod tests {
             from: from.into(),
             to: to.map(Into::into),
             text: text.into(),
+            event: None,
         })))
     }
 
@@ -674,7 +697,7 @@ mod tests {
                     delay: std::time::Duration::from_millis(4_900),
                     attempt: 2,
                 }));
-                draw(&a, 80, 40).0
+                draw(&a, 80, 50).0
             })
         };
         let masked = |rows: Vec<String>| -> Vec<String> {
@@ -704,40 +727,50 @@ mod tests {
                 "                 │",
                 "                 │",
                 "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
                 "                 │[--:--:--] ↻ bob reconnected to #lobby",
                 "                 │[--:--:--] ← bob left #lobby (timed out)",
                 "                 │── YYYY-MM-DD ──",
-                "                 │[--:--:--] * /msg NAME TEXT              send a private",
-                "                 │           message",
-                "                 │[--:--:--] * /join ROOM                  join (or create) a",
-                "                 │           room and make it current",
-                "                 │[--:--:--] * /leave [ROOM]               leave a room",
-                "                 │           (default: the current one)",
-                "                 │[--:--:--] * /who [ROOM]                 list a room's members",
-                "                 │[--:--:--] * /rooms                      list rooms",
-                "                 │[--:--:--] * /history                    show older messages",
-                "                 │           of the current room",
-                "                 │[--:--:--] * /lang en|zh-CN              switch the language",
-                "                 │           natter speaks to you",
-                "                 │[--:--:--] * /password                   set a password for",
-                "                 │           your name, to sign in from other devices",
-                "                 │[--:--:--] * /block NAME, /unblock NAME  refuse (or take",
-                "                 │           again) someone's private messages",
-                "                 │[--:--:--] * /forget-me                  forget your name and",
-                "                 │           your private history on this server",
-                "                 │[--:--:--] * /help                       this list",
-                "                 │[--:--:--] * /quit or exit               leave the chat",
-                "                 │[--:--:--] * //text                      say text that starts",
-                "                 │           with '/'",
-                "                 │[--:--:--] * /clear                      clear this",
-                "                 │           conversation's window",
-                "                 │[--:--:--] * Alt-1..9 Ctrl-N/P           switch conversation",
-                "                 │[--:--:--] * PgUp/PgDn, wheel            scroll; End follows",
-                "                 │           live messages",
-                "                 │[--:--:--] * F2                          show or hide the",
-                "                 │           member list",
-                "                 │[--:--:--] * Tab                         complete a name or",
-                "                 │           command",
+                "                 │[--:--:--] * /msg NAME TEXT     send a private message",
+                "                 │[--:--:--] * /join ROOM         join (or create) a room and",
+                "                 │           make it current",
+                "                 │[--:--:--] * /leave [ROOM]      leave a room (default: the",
+                "                 │           current one)",
+                "                 │[--:--:--] * /who [ROOM]        list a room's members",
+                "                 │[--:--:--] * /rooms             list rooms",
+                "                 │[--:--:--] * /history           show older messages of the",
+                "                 │           current room",
+                "                 │[--:--:--] * /lang en|zh-CN     switch the language natter",
+                "                 │           speaks to you",
+                "                 │[--:--:--] * /password          set a password for your name,",
+                "                 │           to sign in from other devices",
+                "                 │[--:--:--] * /block NAME        refuse someone's private",
+                "                 │           messages (/unblock NAME takes them again)",
+                "                 │[--:--:--] * /forget-me         forget your name and your",
+                "                 │           private history on this server",
+                "                 │[--:--:--] * /kick NAME …       room operators: /op /deop",
+                "                 │           /voice /devoice /kick /ban /unban /mute /unmute",
+                "                 │           /invite NAME, /topic TEXT, /invite-only on|off,",
+                "                 │           /moderated on|off",
+                "                 │[--:--:--] * /help              this list",
+                "                 │[--:--:--] * /quit or exit      leave the chat",
+                "                 │[--:--:--] * //text             say text that starts with '/'",
+                "                 │[--:--:--] * /clear             clear this conversation's",
+                "                 │           window",
+                "                 │[--:--:--] * Alt-1..9 Ctrl-N/P  switch conversation",
+                "                 │[--:--:--] * PgUp/PgDn, wheel   scroll; End follows live",
+                "                 │           messages",
+                "                 │[--:--:--] * F2                 show or hide the member list",
+                "                 │[--:--:--] * Tab                complete a name or command",
                 " 127.0.0.1:5500 │ 张三 │ #lobby │ reconnecting in 5s",
                 "#lobby>",
             ])
@@ -754,35 +787,45 @@ mod tests {
                 "                 │",
                 "                 │",
                 "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
+                "                 │",
                 "                 │[--:--:--] ↻ bob 重新连接到 #lobby",
                 "                 │[--:--:--] ← bob 离开了 #lobby（超时）",
                 "                 │── YYYY-MM-DD ──",
-                "                 │[--:--:--] * /msg 名字 内容              发送私聊消息",
-                "                 │[--:--:--] * /join 房间                  加入（或创建）房间并",
-                "                 │           设为当前房间",
-                "                 │[--:--:--] * /leave [房间]               离开房间（默认：当前",
-                "                 │           房间）",
-                "                 │[--:--:--] * /who [房间]                 列出房间成员",
-                "                 │[--:--:--] * /rooms                      列出房间",
-                "                 │[--:--:--] * /history                    显示当前房间更早的消",
-                "                 │           息",
-                "                 │[--:--:--] * /lang en|zh-CN              切换 natter 对你使用",
-                "                 │           的语言",
-                "                 │[--:--:--] * /password                   为你的名字设置密码，",
-                "                 │           以便在其他设备上登录",
-                "                 │[--:--:--] * /block 名字，/unblock 名字  拒收（或重新接收）某",
-                "                 │           人的私聊",
-                "                 │[--:--:--] * /forget-me                  在本服务器上忘掉你的",
-                "                 │           名字和私聊历史",
-                "                 │[--:--:--] * /help                       显示本列表",
-                "                 │[--:--:--] * /quit 或 exit               退出聊天",
-                "                 │[--:--:--] * //文字                      发送以 '/' 开头的文字",
-                "                 │[--:--:--] * /clear                      清空此对话窗口",
-                "                 │[--:--:--] * Alt-1..9 Ctrl-N/P           切换对话",
-                "                 │[--:--:--] * PgUp/PgDn、滚轮             滚动；End 回到最新消",
-                "                 │           息",
-                "                 │[--:--:--] * F2                          显示或隐藏成员列表",
-                "                 │[--:--:--] * Tab                         补全名字或命令",
+                "                 │[--:--:--] * /msg 名字 内容     发送私聊消息",
+                "                 │[--:--:--] * /join 房间         加入（或创建）房间并设为当前房",
+                "                 │           间",
+                "                 │[--:--:--] * /leave [房间]      离开房间（默认：当前房间）",
+                "                 │[--:--:--] * /who [房间]        列出房间成员",
+                "                 │[--:--:--] * /rooms             列出房间",
+                "                 │[--:--:--] * /history           显示当前房间更早的消息",
+                "                 │[--:--:--] * /lang en|zh-CN     切换 natter 对你使用的语言",
+                "                 │[--:--:--] * /password          为你的名字设置密码，以便在其他",
+                "                 │           设备上登录",
+                "                 │[--:--:--] * /block 名字        拒收某人的私聊（/unblock 名字",
+                "                 │           重新接收）",
+                "                 │[--:--:--] * /forget-me         在本服务器上忘掉你的名字和私聊",
+                "                 │           历史",
+                "                 │[--:--:--] * /kick 名字 …       房间管理员：/op /deop /voice",
+                "                 │           /devoice /kick /ban /unban /mute /unmute /invite 名",
+                "                 │           字，/topic 文字，/invite-only on|off，/moderated",
+                "                 │           on|off",
+                "                 │[--:--:--] * /help              显示本列表",
+                "                 │[--:--:--] * /quit 或 exit      退出聊天",
+                "                 │[--:--:--] * //文字             发送以 '/' 开头的文字",
+                "                 │[--:--:--] * /clear             清空此对话窗口",
+                "                 │[--:--:--] * Alt-1..9 Ctrl-N/P  切换对话",
+                "                 │[--:--:--] * PgUp/PgDn、滚轮    滚动；End 回到最新消息",
+                "                 │[--:--:--] * F2                 显示或隐藏成员列表",
+                "                 │[--:--:--] * Tab                补全名字或命令",
                 " 127.0.0.1:5500 │ 张三 │ #lobby │ 5 秒后重连",
                 "#lobby>",
             ])
@@ -873,6 +916,7 @@ mod tests {
             count: None,
             room: "lobby".into(),
             names: vec!["bob".into(), "张三".into()],
+            ops: Vec::new(),
         })));
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
             room: Some("lobby".into()),
@@ -884,6 +928,7 @@ mod tests {
                     from: "bob".into(),
                     to: None,
                     text: "old".into(),
+                    event: None,
                 },
                 Message {
                     seq: 2,
@@ -892,6 +937,7 @@ mod tests {
                     from: "bob".into(),
                     to: None,
                     text: "new".into(),
+                    event: None,
                 },
             ],
         })));

@@ -175,6 +175,11 @@ error-banned = { $what ->
    *[name] the name { $name } is banned from this server
 }
 error-blocked = { $name } does not take your private messages
+error-muted = { $until ->
+    [none] you have no voice in { $room }: it is moderated
+   *[other] you are muted in { $room } until { $until }
+}
+error-invite_only = { $room } is invite-only; ask one of its operators to /invite you
 error-name_taken = the name { $name } is taken
 error-no_such_user = nobody called { $name } is here
 error-not_in_room = you are not in { $room }
@@ -243,11 +248,33 @@ error-forbidden = { $what ->
     [block] only the owner of a name can block others (guests cannot)
    *[other] you may not do that here
 }
-usage-block = /block NAME, /unblock NAME
-help-block = refuse (or take again) someone's private messages
+usage-block = /block NAME
+help-block = refuse someone's private messages (/unblock NAME takes them again)
 usage-forget-me = /forget-me
 help-forget-me = forget your name and your private history on this server
 forget-me-confirm = this forgets your name and deletes your private messages on this server for good; type /forget-me again to do it
 forgotten = your name is nobody's now and your private history is deleted; you are a guest
 blocked-on = you no longer get private messages from { $name }
 blocked-off = you get private messages from { $name } again
+room-event = { $kind ->
+    [op] made { $name } an operator
+    [deop] made { $name } no longer an operator
+    [voice] gave { $name } a voice
+    [devoice] took { $name }'s voice
+    [kick] kicked { $name }
+    [kick_why] kicked { $name } ({ $text })
+    [ban] banned { $name }
+    [unban] lifted the ban of { $name }
+    [mute] muted { $name } for { $minutes } min
+    [unmute] unmuted { $name }
+    [invite] invited { $name }
+    [topic] set the topic: { $text }
+    [invite_only] made the room invite-only: { $on }
+    [moderated] made the room moderated: { $on }
+   *[other] did { $kind } { $name }
+}
+topic-is = the topic of { $room }: { $topic }
+on = on
+off = off
+usage-moderate = /kick NAME …
+help-moderate = room operators: /op /deop /voice /devoice /kick /ban /unban /mute /unmute /invite NAME, /topic TEXT, /invite-only on|off, /moderated on|off

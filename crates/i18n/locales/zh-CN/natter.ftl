@@ -163,6 +163,11 @@ error-banned = { $what ->
    *[name] 名字 { $name } 已被本服务器禁用
 }
 error-blocked = { $name } 不接收你的私聊
+error-muted = { $until ->
+    [none] 你在 { $room } 没有发言权：它仅限有发言权者发言
+   *[other] 你在 { $room } 被禁言，直到 { $until }
+}
+error-invite_only = { $room } 仅限邀请；请让它的管理员 /invite 你
 error-name_taken = 名字 { $name } 已被占用
 error-no_such_user = 这里没有叫 { $name } 的人
 error-not_in_room = 你不在 { $room }
@@ -231,11 +236,33 @@ error-forbidden = { $what ->
     [block] 只有名字的拥有者才能屏蔽别人（访客不能）
    *[other] 你不能在这里这样做
 }
-usage-block = /block 名字，/unblock 名字
-help-block = 拒收（或重新接收）某人的私聊
+usage-block = /block 名字
+help-block = 拒收某人的私聊（/unblock 名字 重新接收）
 usage-forget-me = /forget-me
 help-forget-me = 在本服务器上忘掉你的名字和私聊历史
 forget-me-confirm = 这会在本服务器上永久忘掉你的名字并删除你的私聊；确定的话请再输入一次 /forget-me
 forgotten = 你的名字已不归任何人所有，私聊历史已删除；你现在是访客
 blocked-on = 你不再接收 { $name } 的私聊
 blocked-off = 你重新接收 { $name } 的私聊
+room-event = { $kind ->
+    [op] 让 { $name } 成为管理员
+    [deop] 取消了 { $name } 的管理员身份
+    [voice] 给了 { $name } 发言权
+    [devoice] 收回了 { $name } 的发言权
+    [kick] 把 { $name } 请出了房间
+    [kick_why] 把 { $name } 请出了房间（{ $text }）
+    [ban] 禁止 { $name } 进入房间
+    [unban] 解除了对 { $name } 的禁止
+    [mute] 禁言 { $name } { $minutes } 分钟
+    [unmute] 解除了 { $name } 的禁言
+    [invite] 邀请了 { $name }
+    [topic] 设置了话题：{ $text }
+    [invite_only] 设置房间仅限邀请：{ $on }
+    [moderated] 设置房间仅限有发言权者发言：{ $on }
+   *[other] 对 { $name } 执行了 { $kind }
+}
+topic-is = { $room } 的话题：{ $topic }
+on = 开
+off = 关
+usage-moderate = /kick 名字 …
+help-moderate = 房间管理员：/op /deop /voice /devoice /kick /ban /unban /mute /unmute /invite 名字，/topic 文字，/invite-only on|off，/moderated on|off

@@ -204,6 +204,21 @@ impl Plain {
                 return notice("!", tl!(lang, "forget-me-confirm"));
             }
             Command::ForgetMe => ClientFrame::ForgetMe,
+            Command::Moderate {
+                action,
+                name,
+                text,
+                minutes,
+                on,
+            } => ClientFrame::Moderate {
+                room: self.room.to_string(),
+                action: action.to_owned(),
+                name,
+                text,
+                minutes,
+                on,
+                id: None,
+            },
             Command::Block { name, on: true } => ClientFrame::Block { name },
             Command::Block { name, on: false } => ClientFrame::Unblock { name },
             Command::Password(None) => {
@@ -285,6 +300,13 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         | ServerFrame::Challenge { .. } => return None,
         ServerFrame::PasswordSet => format!("* {}", tl!(lang, "password-set")),
         ServerFrame::Forgotten => format!("* {}", tl!(lang, "forgotten")),
+        ServerFrame::Topic { room, topic, .. } => match topic {
+            Some(topic) => format!(
+                "* {}",
+                tl!(lang, "topic-is", room = format!("#{room}"), topic = topic)
+            ),
+            None => return None,
+        },
         ServerFrame::Blocked { name, on: true } => {
             format!("* {}", tl!(lang, "blocked-on", name = name))
         }
@@ -467,6 +489,7 @@ mod tests {
             from: "bob".into(),
             to: None,
             text: "hi\u{1b}[2J".into(),
+            event: None,
         };
         let line = render_message(&m, None, Lang::En);
         assert!(line.starts_with('['), "{line}");

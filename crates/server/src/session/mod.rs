@@ -532,6 +532,47 @@ impl Session {
                 self.append(&me, None, Some(&to), &text, id).await;
                 return Flow::Continue;
             }
+            (
+                Some(me),
+                ClientFrame::Moderate {
+                    room,
+                    action,
+                    name,
+                    text,
+                    minutes,
+                    on,
+                    id,
+                },
+            ) => {
+                let parsed =
+                    crate::moderation::Action::parse(&action, text.as_deref(), minutes, on);
+                let message = match parsed {
+                    Some(action) => self.shared.hub.moderate(
+                        &me,
+                        &room,
+                        &action,
+                        name.as_deref(),
+                        text.as_deref(),
+                        id.clone(),
+                    ),
+                    None => Err(crate::hub::Refusal(
+                        ErrorCode::BadFrame,
+                        natter_proto::error_args!(
+                            reason = "fields",
+                            kind = "\"moderate\"",
+                            detail = format!("no action {action:?} with these fields")
+                        ),
+                    )),
+                };
+                match message {
+                    Ok(message) => self.submit(message, id).await,
+                    Err(refusal) => {
+                        self.settle().await;
+                        self.outbox.send(refusal.frame(id));
+                    }
+                }
+                return Flow::Continue;
+            }
             (name, frame) => {
                 self.settle().await;
                 match (name, frame) {
@@ -684,6 +725,7 @@ impl Session {
                 ClientFrame::Hello { .. }
                 | ClientFrame::Prove { .. }
                 | ClientFrame::SetPassword { .. }
+                | ClientFrame::Moderate { .. }
                 | ClientFrame::Ping { .. }
                 | ClientFrame::Pong { .. }
                 | ClientFrame::Exit,
@@ -709,6 +751,11 @@ impl Session {
                 return;
             }
         };
+        self.submit(message, id).await;
+    }
+
+    /// Hands a prepared message (or room event) to the store's writer; the hub acks after the commit.
+    async fn submit(&mut self, message: crate::store::NewMessage, id: Option<String>) {
         let Ok(permit) = self.shared.appends.clone().acquire_owned().await else {
             return;
         };

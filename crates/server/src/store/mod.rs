@@ -100,6 +100,8 @@ pub struct NewMessage {
     pub text: String,
     /// The sender's `id`, for idempotent resends.
     pub client_id: Option<String>,
+    /// A room event (the text is then its English wording).
+    pub event: Option<Box<natter_proto::frame::RoomEvent>>,
 }
 
 /// What the store did with a message.
@@ -120,6 +122,7 @@ impl NewMessage {
             from: self.from.to_string(),
             to: self.to.as_ref().map(|n| n.to_string()),
             text: self.text.clone(),
+            event: self.event.clone(),
         }
     }
 }
@@ -171,6 +174,11 @@ pub enum WriteCmd<T> {
     AddKey {
         name: String,
         key: [u8; 32],
+    },
+    /// Stores a room's rules (JSON of the hub's `RoomRules`), as they are after a change.
+    Rules {
+        room: String,
+        rules: String,
     },
     /// Clears a one-time password after its use.
     UsedOnce {

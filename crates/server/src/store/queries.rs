@@ -162,6 +162,8 @@ pub struct Snapshot {
     pub banned_addresses: Vec<std::net::IpAddr>,
     /// Server admins (folded names).
     pub admins: Vec<String>,
+    /// Rooms with rules (owner, operators, bans, …): folded room name and the rules as JSON.
+    pub room_rules: Vec<(String, String)>,
 }
 
 pub(super) fn snapshot(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
@@ -184,6 +186,11 @@ pub(super) fn snapshot(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
             .filter_map(|a| a.parse().ok())
             .collect(),
         admins: strings(conn, "SELECT name_key FROM accounts WHERE admin = 1")?,
+        room_rules: {
+            let mut stmt = conn.prepare("SELECT room_key, rules FROM room_rules")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        },
     })
 }
 
@@ -266,7 +273,7 @@ pub(super) fn find_duplicate(
     Ok((newer < DEDUPE_WINDOW).then_some(earlier))
 }
 
-pub(super) const COLUMNS: &str = "seq, ts, room, sender, recipient, text";
+pub(super) const COLUMNS: &str = "seq, ts, room, sender, recipient, text, event";
 
 pub(super) fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -276,6 +283,9 @@ pub(super) fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message>
         from: r.get(3)?,
         to: r.get(4)?,
         text: r.get(5)?,
+        event: r
+            .get::<_, Option<String>>(6)?
+            .and_then(|e| serde_json::from_str(&e).ok()),
     })
 }
 

@@ -46,7 +46,8 @@ CREATE INDEX messages_private_sender ON messages(sender_key, seq) WHERE room_key
     // owner); `pm_seen` the highest seq of their private messages already sent to one of their sessions;
     // `password` an argon2id PHC string, if they set one (`password_once`: an admin's reset code, cleared
     // by its first use); `admin` a server admin. `blocks`: whose whispers an
-    // owner refuses; `bans`: names (`name`, folded) and addresses (`address`) banned server-wide.
+    // owner refuses; `bans`: names (`name`, folded) and addresses (`address`) banned server-wide;
+    // `room_rules`: each room's owner, operators, bans, … (JSON); `messages.event`: a room event (JSON).
     "
 CREATE TABLE accounts (
     name_key     TEXT PRIMARY KEY,
@@ -75,6 +76,11 @@ CREATE TABLE bans (
     value TEXT NOT NULL,
     PRIMARY KEY (kind, value)
 );
+CREATE TABLE room_rules (
+    room_key TEXT PRIMARY KEY,
+    rules    TEXT NOT NULL
+);
+ALTER TABLE messages ADD COLUMN event TEXT;
 ",
 ];
 

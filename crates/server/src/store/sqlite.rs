@@ -371,8 +371,8 @@ impl<T> Writer<T> {
                         seq += 1;
                         tx.prepare_cached(
                             "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
-                                                   recipient_key, recipient, client_id, text)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                                   recipient_key, recipient, client_id, text, event)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                         )?
                         .execute(params![
                             seq,
@@ -386,6 +386,9 @@ impl<T> Writer<T> {
                             m.to.as_ref().map(|n| n.as_str()),
                             m.client_id,
                             m.text,
+                            m.event
+                                .as_ref()
+                                .and_then(|e| serde_json::to_string(e).ok()),
                         ])?;
                         stored.push(Stored {
                             seq,
@@ -411,6 +414,12 @@ impl<T> Writer<T> {
                     }
                     WriteCmd::AddKey { name, key } => add_key(&tx, name, key, ts_ms)?,
                     WriteCmd::Block { name, blocked, on } => block(&tx, name, blocked, *on)?,
+                    WriteCmd::Rules { room, rules } => {
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO room_rules (room_key, rules) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![room, rules])?;
+                    }
                     WriteCmd::UsedOnce { name } => {
                         tx.prepare_cached(
                             "UPDATE accounts SET password = NULL, password_once = 0
@@ -609,6 +618,7 @@ mod tests {
             to: to.map(|n| Name::new(n).unwrap()),
             text: text.into(),
             client_id: id.map(Into::into),
+            event: None,
         }
     }
 

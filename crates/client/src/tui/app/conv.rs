@@ -99,6 +99,10 @@ pub struct Conv {
     pub mention: bool,
     /// For rooms: who is in it, as the server last said.
     pub members: Vec<String>,
+    /// For rooms: which members are operators (shown `@name`).
+    pub ops: Vec<String>,
+    /// For rooms: the topic, shown above the conversation.
+    pub topic: Option<String>,
 }
 
 impl Conv {
@@ -109,6 +113,8 @@ impl Conv {
             unread: 0,
             mention: false,
             members: Vec::new(),
+            ops: Vec::new(),
+            topic: None,
         }
     }
 

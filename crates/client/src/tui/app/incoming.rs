@@ -20,21 +20,32 @@ impl App {
             (None, Some(to)) if own => ConvKey::Private(to.clone()),
             _ => ConvKey::Private(m.from.clone()),
         };
-        let mention = !own && mentions(&m.text, &self.me);
-        let entry = Entry {
-            seq: Some(m.seq),
-            ts: natter_proto::time::parse(&m.ts),
-            kind: EntryKind::Message {
+        let mention = !own && m.event.is_none() && mentions(&m.text, &self.me);
+        let i = self.conv_index(&key);
+        let kind = match &m.event {
+            // A room event: who did what, as a notice; a new topic goes above the conversation.
+            Some(event) => {
+                if event.kind == "topic" {
+                    self.convs[i].topic = event.text.clone().filter(|t| !t.is_empty());
+                }
+                let what = natter_proto::text::describe_event(natter_i18n::lang(), event);
+                EntryKind::Info(format!("* {} {what}", m.from))
+            }
+            None => EntryKind::Message {
                 from: m.from,
                 text: m.text,
                 own,
                 state: SendState::Sent,
                 mention,
             },
+        };
+        let entry = Entry {
+            seq: Some(m.seq),
+            ts: natter_proto::time::parse(&m.ts),
+            kind,
             local: None,
             id: None,
         };
-        let i = self.conv_index(&key);
         if !self.convs[i].insert_message(entry) || !live {
             return Vec::new();
         }
@@ -188,7 +199,18 @@ impl App {
                     &ts,
                 ));
             }
-            ServerFrame::Users { room, names, count } => {
+            ServerFrame::Topic { room, topic, .. } => {
+                let key = ConvKey::Room(room);
+                if let Some(c) = self.convs.iter_mut().find(|c| c.key.is(&key)) {
+                    c.topic = topic;
+                }
+            }
+            ServerFrame::Users {
+                room,
+                names,
+                count,
+                ops,
+            } => {
                 if let Some(count) = count {
                     self.note(EntryKind::Info(display::member_count_text(&room, count)));
                 }
@@ -197,6 +219,7 @@ impl App {
                 }
                 let key = ConvKey::Room(room);
                 if let Some(c) = self.convs.iter_mut().find(|c| c.key.is(&key)) {
+                    c.ops = ops;
                     c.members = names;
                 }
             }

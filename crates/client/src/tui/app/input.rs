@@ -265,6 +265,21 @@ impl App {
             }
             Command::Quit => vec![Effect::Quit],
             Command::ForgetMe | Command::Block { .. } => unreachable!("handled above"),
+            Command::Moderate {
+                action,
+                name,
+                text,
+                minutes,
+                on,
+            } => vec![Effect::Send(ClientFrame::Moderate {
+                room: room_or_lobby(self),
+                action: action.to_owned(),
+                name,
+                text,
+                minutes,
+                on,
+                id: None,
+            })],
             Command::Say(text) => self.send_text(text),
             Command::Msg { to, text } => {
                 let i = self.conv_index(&ConvKey::Private(to));

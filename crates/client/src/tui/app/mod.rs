@@ -329,6 +329,7 @@ mod tests {
             from: from.into(),
             to: to.map(Into::into),
             text: text.into(),
+            event: None,
         })))
     }
 
@@ -562,6 +563,7 @@ mod tests {
                     from: "a".into(),
                     to: None,
                     text: "eight".into(),
+                    event: None,
                 },
                 Message {
                     seq: 10,
@@ -570,6 +572,7 @@ mod tests {
                     from: "bob".into(),
                     to: None,
                     text: "ten".into(),
+                    event: None,
                 },
             ],
         })));
@@ -634,6 +637,7 @@ mod tests {
             from: "bob".into(),
             to: None,
             text: text.into(),
+            event: None,
         };
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
             room: Some("rust".into()),
