@@ -9,10 +9,14 @@
 //! seq order, and nothing is delivered or acknowledged before it is stored.
 //!
 //! Locks, always taken in this order and never across `.await`:
-//! 1. `registry` — names online and the rooms each is in (hello, join, leave, whispers);
+//! 1. `registry` — names online and the rooms each is in (hello, join, leave, whispers), the owned names,
+//!    blocks, bans and admins;
 //! 2. `rooms` — a read/write lock on the room table: written only to create or drop a room;
 //! 3. one lock per room — its member list;
 //! 4. one lock per outbox.
+//!
+//! `rules` (every room's owner, operators, bans, mutes, topic) is a leaf: taken after any of these, and
+//! nothing is locked while it is held.
 //!
 //! A room message is fanned out under the room table's *read* lock and that room's own lock, so messages
 //! to different rooms, and requests that touch no room, do not wait for each other; no global lock is on
