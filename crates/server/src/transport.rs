@@ -22,6 +22,28 @@ pub trait Transport: Send + 'static {
     type Write: AsyncWrite + Send + Sync + Unpin + 'static;
 
     fn split(self) -> (Self::Read, Self::Write);
+
+    /// What the first bytes say, waiting at most until `deadline`. A stream that cannot look ahead (one
+    /// that is already TLS or WebSocket) is what it is: [`Sniffed::Clear`].
+    fn sniff(
+        &self,
+        _deadline: Instant,
+        _lang: Lang,
+        _shutdown: &CancellationToken,
+    ) -> impl std::future::Future<Output = Sniffed> + Send {
+        std::future::ready(Sniffed::Clear)
+    }
+
+    /// The TCP connection underneath, for a TLS handshake (`None` for a stream that is no bare TCP).
+    fn into_tcp(self) -> Option<TcpStream>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
+    /// Writes one last line if the socket takes it at once (a refusal before closing).
+    fn refuse(&self, _line: &[u8]) {}
 }
 
 impl Transport for TcpStream {
@@ -30,6 +52,24 @@ impl Transport for TcpStream {
 
     fn split(self) -> (Self::Read, Self::Write) {
         self.into_split()
+    }
+
+    fn sniff(
+        &self,
+        deadline: Instant,
+        lang: Lang,
+        shutdown: &CancellationToken,
+    ) -> impl std::future::Future<Output = Sniffed> + Send {
+        sniff(self, deadline, lang, shutdown)
+    }
+
+    fn into_tcp(self) -> Option<TcpStream> {
+        Some(self)
+    }
+
+    fn refuse(&self, line: &[u8]) {
+        // The socket's buffer is empty: this never blocks.
+        let _ = self.try_write(line);
     }
 }
 

@@ -103,48 +103,44 @@ pub fn serve(
     admission: crate::Admission,
 ) -> impl std::future::Future<Output = ()> + Send {
     tracing::info!("connection from {peer}");
-    let accepted = Instant::now();
-    async move {
-        let config = shared.config.clone();
-        let deadline = accepted + config.hello_timeout;
-        // Boxed: its timer and peek live on the heap only until the first byte.
-        let sniffed = Box::pin(crate::transport::sniff(
-            &stream,
-            deadline,
-            config.lang,
-            &shutdown,
-        ))
-        .await;
-        match sniffed {
-            Sniffed::Clear if config.require_tls && !is_this_machine(&peer, &config) => {
-                tracing::info!("{peer}: plain text from another machine (--require-tls); closing");
-                let refusal = ServerFrame::error(ErrorCode::TlsRequired, Default::default(), None);
-                let _ = stream.try_write(&refusal.encode());
+    serve_stream(
+        stream,
+        peer,
+        shared,
+        shutdown,
+        Instant::now(),
+        false,
+        admission,
+    )
+}
+
+/// The TLS handshake, then the session over it — all on the heap, so that the plain-text connections'
+/// future (most of what an idle connection costs) is not sized for TLS's.
+#[allow(clippy::too_many_arguments)]
+fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    accepted: Instant,
+    admission: impl Send + 'static,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let Some(tls) = shared.config.tls.clone() else {
+            tracing::info!("{peer}: TLS handshake, but TLS is off; closing");
+            return;
+        };
+        let deadline = accepted + shared.config.hello_timeout;
+        let handshake = tokio::time::timeout_at(deadline.into(), tls.acceptor.accept(stream));
+        match handshake.await {
+            Ok(Ok(secure)) => {
+                let stream = crate::transport::Stream(secure);
+                serve_stream(stream, peer, shared, shutdown, accepted, true, admission).await
             }
-            Sniffed::Clear => {
-                serve_stream(stream, peer, shared, shutdown, accepted, false, admission).await
-            }
-            Sniffed::Tls => match config.tls.as_ref() {
-                None => tracing::info!("{peer}: TLS handshake, but TLS is off; closing"),
-                Some(tls) => {
-                    let handshake =
-                        tokio::time::timeout_at(deadline.into(), tls.acceptor.accept(stream));
-                    match Box::pin(handshake).await {
-                        Ok(Ok(secure)) => {
-                            let stream = crate::transport::Stream(secure);
-                            Box::pin(serve_stream(
-                                stream, peer, shared, shutdown, accepted, true, admission,
-                            ))
-                            .await
-                        }
-                        Ok(Err(e)) => tracing::info!("{peer}: TLS handshake failed: {e}"),
-                        Err(_) => tracing::info!("{peer}: TLS handshake timed out"),
-                    }
-                }
-            },
-            Sniffed::Gone => {}
+            Ok(Err(e)) => tracing::info!("{peer}: TLS handshake failed: {e}"),
+            Err(_) => tracing::info!("{peer}: TLS handshake timed out"),
         }
-    }
+    })
 }
 
 /// Whether `peer` is this machine (a loopback address, unless a test says otherwise).
@@ -168,6 +164,27 @@ pub async fn serve_stream<T: Transport>(
     _hold: impl Send + 'static,
 ) {
     let config = shared.config.clone();
+    if !secure {
+        // Boxed: its timer and peek live on the heap only until the first byte.
+        let sniffed =
+            Box::pin(stream.sniff(accepted + config.hello_timeout, config.lang, &shutdown)).await;
+        match sniffed {
+            Sniffed::Clear if config.require_tls && !is_this_machine(&peer, &config) => {
+                tracing::info!("{peer}: plain text from another machine (--require-tls); closing");
+                let refusal = ServerFrame::error(ErrorCode::TlsRequired, Default::default(), None);
+                stream.refuse(&refusal.encode());
+                return;
+            }
+            Sniffed::Clear => {}
+            Sniffed::Tls => {
+                if let Some(tcp) = stream.into_tcp() {
+                    serve_tls(tcp, peer, shared, shutdown, accepted, _hold).await;
+                }
+                return;
+            }
+            Sniffed::Gone => return,
+        }
+    }
     let (read, write) = stream.split();
     // The connection's token: cancelled when the server shuts down (its parent), when the writer stops, or
     // when the outbox overflows — one thing for the reader to wait on.
@@ -522,6 +539,10 @@ impl Session {
     }
 
     /// Carries out one request. The first match is the table of what may come before `hello`.
+    ///
+    /// Memory: this future lives inside every connection's, sized by its largest branch, so the rare
+    /// and deep ones (signing in, passwords, forgetting) are boxed: an idle connection does not pay for
+    /// them.
     async fn dispatch(&mut self, frame: ClientFrame) -> Flow {
         let me = match (self.me.as_ref().map(|r| r.name().clone()), frame) {
             (Some(me), ClientFrame::Say { text, room, id }) => {
@@ -606,15 +627,15 @@ impl Session {
                             lobby,
                             password,
                         };
-                        self.hello(hello, version, key).await;
+                        Box::pin(self.hello(hello, version, key)).await;
                         return Flow::Continue;
                     }
                     (_, ClientFrame::SetPassword { password }) => {
-                        self.set_password(password).await;
+                        Box::pin(self.set_password(password)).await;
                         return Flow::Continue;
                     }
                     (None, ClientFrame::Prove { signature }) => {
-                        self.prove(&signature).await;
+                        Box::pin(self.prove(&signature)).await;
                         return Flow::Continue;
                     }
                     (Some(_), ClientFrame::Prove { .. }) => {
@@ -654,7 +675,7 @@ impl Session {
                     None,
                 );
             }
-            (me, ClientFrame::ForgetMe) => match hub.forget(&me).await {
+            (me, ClientFrame::ForgetMe) => match Box::pin(hub.forget(&me)).await {
                 Ok(_) => {
                     if let Some(registration) = self.me.as_mut() {
                         registration.demote();
