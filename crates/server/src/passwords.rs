@@ -1,7 +1,7 @@
 //! Passwords: how an owner signs in from a device that has no key of theirs (a second machine, `nc`).
 //!
 //! Hashes are argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane: about 20 ms here), computed off
-//! the async threads and at most [`HASHING_AT_ONCE`] at a time, so a storm of logins costs a bounded share
+//! the async threads and at most [`hashing_at_once`] at a time, so a storm of logins costs a bounded share
 //! of the CPU and memory. Wrong guesses are throttled per (name, address) and per address with an
 //! exponential back-off: a guesser from one address soon waits minutes per try, while the owner from
 //! another address signs in at once.
@@ -16,8 +16,11 @@ use argon2::Argon2;
 use rand_core::OsRng;
 use tokio::sync::Semaphore;
 
-/// Hashes computed at once, server-wide.
-pub const HASHING_AT_ONCE: usize = 2;
+/// Hashes computed at once, server-wide: half the cores, so a storm of logins leaves the chat the other
+/// half (on 2 cores, one hash at a time: about 20 ms each).
+pub fn hashing_at_once() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
 
 /// Shortest and longest password accepted, in characters and bytes.
 pub const MIN_CHARS: usize = 8;
@@ -60,7 +63,7 @@ pub const CLAIM_WINDOW: Duration = Duration::from_secs(10 * 60);
 impl Default for Passwords {
     fn default() -> Self {
         Self {
-            hashing: Semaphore::new(HASHING_AT_ONCE),
+            hashing: Semaphore::new(hashing_at_once()),
             throttle: Mutex::default(),
             claims: Mutex::default(),
         }
