@@ -921,6 +921,10 @@ async fn a_name_belongs_to_the_client_that_first_used_it() {
         stdout.contains("alice → you: my password is hunter2"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("* 1 private message came while you were away:"),
+        "{stdout}"
+    );
 }
 
 /// `natter serve` with its own data directory (so its own TLS certificate) on `listen`; returns the server

@@ -650,13 +650,24 @@ impl Client {
             } => display::member_count(&room, count),
             ServerFrame::Users { room, names, .. } => display::users(&room, &names),
             ServerFrame::Rooms { rooms } => display::rooms(&rooms),
-            ServerFrame::History { messages, room } => {
+            ServerFrame::History {
+                messages,
+                room,
+                new_after,
+            } => {
                 let asked = room.as_deref().is_some_and(|r| {
                     let at = self.asked_history.iter().position(|a| same_room(a, r));
                     at.map(|at| self.asked_history.remove(at)).is_some()
                 });
                 if asked && messages.is_empty() {
                     return Some(format!("* {}", display::no_earlier(room.as_deref())));
+                }
+                let new = messages
+                    .iter()
+                    .filter(|m| new_after.is_some_and(|after| m.seq > after) && m.from != self.me)
+                    .count();
+                if new > 0 {
+                    term.print(&format!("* {}", t!("new-while-away", count = new)));
                 }
                 for m in &messages {
                     term.print(&display::message(m, &self.me));

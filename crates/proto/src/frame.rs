@@ -334,6 +334,10 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
         messages: Vec<Message>,
+        /// In an owner's private replay on `hello`: messages after this seq came while none of their
+        /// sessions was there — new to them (clients show them as unread).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_after: Option<u64>,
     },
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -950,7 +954,11 @@ mod tests {
                                 event: None,
                             })
                             .collect();
-                        ServerFrame::History { room, messages }
+                        ServerFrame::History {
+                            room,
+                            messages,
+                            new_after: None,
+                        }
                     }),
                 opt().prop_map(|id| ServerFrame::Pong { id }),
                 opt().prop_map(|id| ServerFrame::Ping { id }),

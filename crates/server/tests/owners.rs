@@ -163,6 +163,16 @@ async fn whispers_wait_for_an_owner_who_is_away() {
     let got = texts(&frames);
     let want: Vec<String> = (0..600).map(|i| format!("while away {i}")).collect();
     assert_eq!(got, want, "every one, in order, once");
+    // Marked new: each page says after which seq its messages came while bob was away.
+    for page in frames
+        .iter()
+        .filter(|f| f["type"] == "history" && f.get("room").is_none())
+    {
+        let after = page["new_after"].as_u64().expect("new_after");
+        for m in page["messages"].as_array().unwrap() {
+            assert!(m["seq"].as_u64().unwrap() > after, "{m}");
+        }
+    }
     drop(bob);
     alice.sync().await;
 

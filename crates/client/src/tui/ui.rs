@@ -940,6 +940,7 @@ mod tests {
                     event: None,
                 },
             ],
+            new_after: None,
         })));
         let (screen, _) = draw(&a, 80, 7);
         let text = screen.join("\n");

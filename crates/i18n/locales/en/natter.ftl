@@ -278,3 +278,7 @@ on = on
 off = off
 usage-moderate = /kick NAME …
 help-moderate = room operators: /op /deop /voice /devoice /kick /ban /unban /mute /unmute /invite NAME, /topic TEXT, /invite-only on|off, /moderated on|off
+new-while-away = { $count ->
+    [one] 1 private message came while you were away:
+   *[other] { $count } private messages came while you were away:
+}

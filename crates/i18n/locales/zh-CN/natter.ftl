@@ -266,3 +266,4 @@ on = 开
 off = 关
 usage-moderate = /kick 名字 …
 help-moderate = 房间管理员：/op /deop /voice /devoice /kick /ban /unban /mute /unmute /invite 名字，/topic 文字，/invite-only on|off，/moderated on|off
+new-while-away = 你不在时收到 { $count } 条私聊：

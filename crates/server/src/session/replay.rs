@@ -343,7 +343,8 @@ impl Session {
             Ok(messages) => messages.first().map_or(watermark + 1, |m| m.seq),
             Err(_) => watermark + 1,
         };
-        let mut cursor = account.pm_seen.max(since);
+        let seen = account.pm_seen.max(since);
+        let mut cursor = seen;
         while cursor + 1 < tail_start {
             let page = self
                 .shared
@@ -362,9 +363,9 @@ impl Session {
                 break;
             };
             cursor = last;
-            self.replay_history(None, Ok(page)).await;
+            self.replay_history_new(None, Ok(page), Some(seen)).await;
         }
-        self.replay_history(None, tail).await;
+        self.replay_history_new(None, tail, Some(seen)).await;
     }
 
     /// After a `join` that put us in `room`: its recent history up to `watermark`, then the held live
@@ -394,8 +395,22 @@ impl Session {
         room: Option<String>,
         messages: Result<Vec<Message>, StoreError>,
     ) {
+        self.replay_history_new(room, messages, None).await
+    }
+
+    /// [`Session::replay_history`], marking what is newer than `new_after` as new.
+    async fn replay_history_new(
+        &self,
+        room: Option<String>,
+        messages: Result<Vec<Message>, StoreError>,
+        new_after: Option<u64>,
+    ) {
         let frame = match messages {
-            Ok(messages) => ServerFrame::History { room, messages },
+            Ok(messages) => ServerFrame::History {
+                room,
+                messages,
+                new_after,
+            },
             Err(e) => {
                 tracing::error!("history read failed: {e}");
                 ServerFrame::error(
@@ -507,6 +522,7 @@ impl Session {
                 let empty = ServerFrame::History {
                     room: None,
                     messages: Vec::new(),
+                    new_after: None,
                 };
                 self.outbox.send(empty);
                 return;

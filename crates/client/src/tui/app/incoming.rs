@@ -126,12 +126,18 @@ impl App {
     pub(super) fn frame(&mut self, frame: ServerFrame) -> Vec<Effect> {
         match frame {
             ServerFrame::Message(m) => return self.message(m, true),
-            ServerFrame::History { messages, room } => {
+            ServerFrame::History {
+                messages,
+                room,
+                new_after,
+            } => {
                 if std::mem::take(&mut self.asked_history) && messages.is_empty() {
                     self.note(EntryKind::Info(display::no_earlier(room.as_deref())));
                 }
                 for m in messages {
-                    self.message(m, false);
+                    // What came while you were away counts as unread, as if it arrived now.
+                    let new = new_after.is_some_and(|after| m.seq > after) && m.from != self.me;
+                    self.message(m, new);
                 }
             }
             ServerFrame::Joined { room, name, ts } => {

@@ -575,6 +575,7 @@ mod tests {
                     event: None,
                 },
             ],
+            new_after: None,
         })));
         let seqs: Vec<_> = a.current().entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![Some(8), Some(10)]);
@@ -642,6 +643,7 @@ mod tests {
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
             room: Some("rust".into()),
             messages: vec![old(1, "first"), old(2, "second")],
+            new_after: None,
         })));
         let mut live = old(3, "live");
         live.ts = "2026-11-25T16:41:00.000Z".into();
@@ -707,6 +709,33 @@ mod tests {
         assert_eq!(presence(&a).len(), 2, "a first join is still a join");
     }
 
+    /// Issue 12: private messages that came while you were away arrive as unread, with the mark on
+    /// their conversation; the rest of the replay does not.
+    #[test]
+    fn what_came_while_away_is_unread() {
+        let mut a = app();
+        let pm = |seq: u64, text: &str| Message {
+            seq,
+            ts: "2026-11-25T16:40:00.000Z".into(),
+            room: None,
+            from: "bob".into(),
+            to: Some("张三".into()),
+            text: text.into(),
+            event: None,
+        };
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
+            room: None,
+            messages: vec![pm(3, "seen before"), pm(7, "new 1"), pm(9, "new 2")],
+            new_after: Some(5),
+        })));
+        let bob = a
+            .convs
+            .iter()
+            .find(|c| c.key.is(&ConvKey::Private("bob".into())))
+            .unwrap();
+        assert_eq!(bob.unread, 2);
+    }
+
     /// Issue 11, friction 12: `/history` with nothing older says so.
     #[test]
     fn an_empty_history_answer_is_said() {
@@ -716,6 +745,7 @@ mod tests {
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
             room: Some("lobby".into()),
             messages: Vec::new(),
+            new_after: None,
         })));
         assert!(matches!(
             &a.current().entries.back().unwrap().kind,
