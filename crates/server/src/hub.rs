@@ -472,11 +472,7 @@ impl Hub {
     /// Reads the accounts from the store again (owned names, blocks, bans, admins), so changes made with
     /// `natter admin` take effect on a running server.
     pub async fn refresh(&self) -> Result<(), StoreStopped> {
-        let (reply, snapshot) = oneshot::channel();
-        self.writer
-            .send(WriteCmd::Snapshot { reply })
-            .map_err(|_| StoreStopped)?;
-        let snapshot = snapshot.await.map_err(|_| StoreStopped)?;
+        let snapshot = self.ask(|reply| WriteCmd::Snapshot { reply }).await?;
         *self
             .banned_addresses
             .write()
@@ -505,15 +501,13 @@ impl Hub {
                 .map(|(n, _)| n.key().to_owned())
                 .collect()
         };
-        let (reply, gone) = oneshot::channel();
-        self.writer
-            .send(WriteCmd::Expire {
+        let gone = self
+            .ask(|reply| WriteCmd::Expire {
                 before_ms,
                 keep,
                 reply,
             })
-            .map_err(|_| StoreStopped)?;
-        let gone = gone.await.map_err(|_| StoreStopped)?;
+            .await?;
         let count = gone.len();
         if count > 0 {
             self.refresh().await?;
@@ -523,14 +517,12 @@ impl Hub {
 
     /// `/forget-me`: forgets `me`'s account and everything private of it; the name is free again.
     pub async fn forget(&self, me: &Name) -> Result<bool, StoreStopped> {
-        let (reply, forgotten) = oneshot::channel();
-        self.writer
-            .send(WriteCmd::Forget {
+        let forgotten = self
+            .ask(|reply| WriteCmd::Forget {
                 name: me.key().to_owned(),
                 reply,
             })
-            .map_err(|_| StoreStopped)?;
-        let forgotten = forgotten.await.map_err(|_| StoreStopped)?;
+            .await?;
         if forgotten {
             let mut registry = self.registry();
             registry.owned.remove(me.key());
@@ -568,14 +560,11 @@ impl Hub {
 
     /// The account of `name` from the store, if it is owned.
     pub async fn account(&self, name: &Name) -> Result<Option<Account>, StoreStopped> {
-        let (reply, account) = oneshot::channel();
-        self.writer
-            .send(WriteCmd::Account {
-                name: name.key().to_owned(),
-                reply,
-            })
-            .map_err(|_| StoreStopped)?;
-        account.await.map_err(|_| StoreStopped)
+        self.ask(|reply| WriteCmd::Account {
+            name: name.key().to_owned(),
+            reply,
+        })
+        .await
     }
 
     /// An admin's one-time password has been used: it is cleared.
@@ -601,16 +590,14 @@ impl Hub {
         hash: String,
         claim: bool,
     ) -> Result<Option<Account>, StoreStopped> {
-        let (reply, account) = oneshot::channel();
-        self.writer
-            .send(WriteCmd::SetPassword {
+        let account = self
+            .ask(|reply| WriteCmd::SetPassword {
                 name: name.clone(),
                 hash,
                 claim,
                 reply,
             })
-            .map_err(|_| StoreStopped)?;
-        let account = account.await.map_err(|_| StoreStopped)?;
+            .await?;
         if account.is_some() {
             self.mark_owned(name);
         }
@@ -635,32 +622,38 @@ impl Hub {
 
     /// Makes `key` the proof of `name` if nobody owns it; the account if `key` proves it now.
     pub async fn claim(&self, name: &Name, key: [u8; 32]) -> Result<Option<Account>, StoreStopped> {
-        let (reply, bound) = oneshot::channel();
-        self.writer
-            .send(WriteCmd::Claim {
+        let bound = self
+            .ask(|reply| WriteCmd::Claim {
                 name: name.clone(),
                 key,
                 reply,
             })
-            .map_err(|_| StoreStopped)?;
-        let bound = bound.await.map_err(|_| StoreStopped)?;
+            .await?;
         if bound.is_some() {
             self.mark_owned(name);
         }
         Ok(bound)
     }
 
+    /// Sends the store's writer a command that answers, and waits for the answer (it comes after every
+    /// command queued before it is committed).
+    async fn ask<R>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<R>) -> WriteCmd<AppendToken>,
+    ) -> Result<R, StoreStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.writer.send(command(reply)).map_err(|_| StoreStopped)?;
+        answer.await.map_err(|_| StoreStopped)
+    }
+
     /// The rooms `name` had joined, from the store. The request is queued behind every join and leave
     /// sent before it, so a name's earlier session cannot make the answer stale.
     pub async fn remembered_rooms(&self, name: &Name) -> Result<Vec<RoomName>, StoreStopped> {
-        let (reply, rooms) = oneshot::channel();
-        self.writer
-            .send(WriteCmd::Rooms {
-                name: name.key().to_owned(),
-                reply,
-            })
-            .map_err(|_| StoreStopped)?;
-        rooms.await.map_err(|_| StoreStopped)
+        self.ask(|reply| WriteCmd::Rooms {
+            name: name.key().to_owned(),
+            reply,
+        })
+        .await
     }
 
     /// `hello`, second step: sends `welcome` and puts the user in their rooms (the lobby too, unless
