@@ -425,23 +425,12 @@ impl Client {
                 return Step::Continue;
             }
             Command::ForgetMe => ClientFrame::ForgetMe,
-            Command::Moderate {
-                action,
-                name,
-                text,
-                minutes,
-                on,
-            } => ClientFrame::Moderate {
-                room: self.room.clone(),
-                action: action.to_owned(),
-                name,
-                text,
-                minutes,
-                on,
-                id: None,
-            },
-            Command::Block { name, on: true } => ClientFrame::Block { name },
-            Command::Block { name, on: false } => ClientFrame::Unblock { name },
+            cmd @ (Command::Moderate { .. } | Command::Block { .. }) => {
+                match cmd.room_or_block_request(&self.room) {
+                    Some(frame) => frame,
+                    None => return Step::Continue,
+                }
+            }
             Command::Nothing => return Step::Continue,
             Command::Quit => return Step::Quit,
             Command::Say(text) => {

@@ -92,6 +92,34 @@ pub fn help_lines(lang: natter_i18n::Lang, extra: &[(&str, &str)]) -> Vec<String
         .collect()
 }
 
+impl Command {
+    /// The request a room command (`/kick`, `/topic`, …) or `/block` makes, the same from every front end;
+    /// `room` is the user's current room. `None` for any other command.
+    pub fn room_or_block_request(self, room: &str) -> Option<crate::ClientFrame> {
+        use crate::ClientFrame;
+        Some(match self {
+            Command::Moderate {
+                action,
+                name,
+                text,
+                minutes,
+                on,
+            } => ClientFrame::Moderate {
+                room: room.to_owned(),
+                action: action.to_owned(),
+                name,
+                text,
+                minutes,
+                on,
+                id: None,
+            },
+            Command::Block { name, on: true } => ClientFrame::Block { name },
+            Command::Block { name, on: false } => ClientFrame::Unblock { name },
+            _ => return None,
+        })
+    }
+}
+
 fn moderate(
     action: &'static str,
     name: Option<String>,

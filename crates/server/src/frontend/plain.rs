@@ -204,23 +204,12 @@ impl Plain {
                 return notice("!", tl!(lang, "forget-me-confirm"));
             }
             Command::ForgetMe => ClientFrame::ForgetMe,
-            Command::Moderate {
-                action,
-                name,
-                text,
-                minutes,
-                on,
-            } => ClientFrame::Moderate {
-                room: self.room.to_string(),
-                action: action.to_owned(),
-                name,
-                text,
-                minutes,
-                on,
-                id: None,
-            },
-            Command::Block { name, on: true } => ClientFrame::Block { name },
-            Command::Block { name, on: false } => ClientFrame::Unblock { name },
+            cmd @ (Command::Moderate { .. } | Command::Block { .. }) => {
+                match cmd.room_or_block_request(self.room.as_str()) {
+                    Some(frame) => frame,
+                    None => return Input::Nothing,
+                }
+            }
             Command::Password(None) => {
                 return notice(
                     "!",

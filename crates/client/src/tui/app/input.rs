@@ -230,11 +230,12 @@ impl App {
                 return Vec::new();
             }
             Command::ForgetMe => return vec![Effect::Send(ClientFrame::ForgetMe)],
-            Command::Block { name, on: true } => {
-                return vec![Effect::Send(ClientFrame::Block { name })]
-            }
-            Command::Block { name, on: false } => {
-                return vec![Effect::Send(ClientFrame::Unblock { name })]
+            cmd @ Command::Block { .. } => {
+                return cmd
+                    .room_or_block_request("")
+                    .map(Effect::Send)
+                    .into_iter()
+                    .collect()
             }
             _ => {}
         }
@@ -265,21 +266,11 @@ impl App {
             }
             Command::Quit => vec![Effect::Quit],
             Command::ForgetMe | Command::Block { .. } => unreachable!("handled above"),
-            Command::Moderate {
-                action,
-                name,
-                text,
-                minutes,
-                on,
-            } => vec![Effect::Send(ClientFrame::Moderate {
-                room: room_or_lobby(self),
-                action: action.to_owned(),
-                name,
-                text,
-                minutes,
-                on,
-                id: None,
-            })],
+            cmd @ Command::Moderate { .. } => cmd
+                .room_or_block_request(&room_or_lobby(self))
+                .map(Effect::Send)
+                .into_iter()
+                .collect(),
             Command::Say(text) => self.send_text(text),
             Command::Msg { to, text } => {
                 let i = self.conv_index(&ConvKey::Private(to));
