@@ -59,20 +59,30 @@ impl Drop for Server {
 
 /// Starts `natter join ARGS` with stdin, stdout and stderr piped.
 fn spawn_join(args: &[&str]) -> Child {
-    spawn_join_in("C.UTF-8", args)
+    spawn_join_with(natter(), args)
 }
 
-/// [`spawn_join`] under `LANG=lang`.
-fn spawn_join_in(lang: &str, args: &[&str]) -> Child {
-    natter()
-        .env("LANG", lang)
-        .arg("join")
+/// [`spawn_join`] from `cmd` (a [`natter`] with more environment).
+fn spawn_join_with(mut cmd: Command, args: &[&str]) -> Child {
+    cmd.arg("join")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Runs `natter join` from `cmd` with `stdin` piped in, to its end.
+fn join_with(cmd: Command, args: &[&str], stdin: &str) -> Output {
+    let mut child = spawn_join_with(cmd, args);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `natter join` with `stdin` piped in.
@@ -82,14 +92,9 @@ fn join(args: &[&str], stdin: &str) -> Output {
 
 /// Runs `natter join` with `stdin` piped in, under `LANG=lang`.
 fn join_in(lang: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = spawn_join_in(lang, args);
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut cmd = natter();
+    cmd.env("LANG", lang);
+    join_with(cmd, args, stdin)
 }
 
 /// A raw JSON client.
@@ -858,21 +863,7 @@ fn join_with_data(data: Option<&std::path::Path>, args: &[&str], stdin: &str) ->
     if let Some(data) = data {
         cmd.env("NATTER_DATA_DIR", data);
     }
-    let mut child = cmd
-        .arg("join")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    join_with(cmd, args, stdin)
 }
 
 /// Issue 12's reproduction with the real binaries: bob's natter client owns his name (its key in his

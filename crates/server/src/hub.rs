@@ -1188,17 +1188,7 @@ impl Hub {
         let room = parse_room(room)?;
         let mut registry = self.registry();
         let admin = registry.admins.contains(me.key());
-        let Some(display) = self
-            .rooms()
-            .get(room.key())
-            .filter(|r| r.members().contains_key(me.key()))
-            .map(|r| r.name.clone())
-        else {
-            return refuse(
-                ErrorCode::NotInRoom,
-                natter_proto::error_args!(room = format!("#{room}")),
-            );
-        };
+        let display = self.room_of_member(me, &room)?;
         let target = match (action.needs_name(), target) {
             (false, _) => None,
             (true, None) => {
@@ -1333,17 +1323,7 @@ impl Hub {
         let Some(seats) = registry.users.get(me.key()).map(|u| u.seats.clone()) else {
             return Ok(());
         };
-        let Some(display) = self
-            .rooms()
-            .get(room.key())
-            .filter(|r| r.members().contains_key(me.key()))
-            .map(|r| r.name.clone())
-        else {
-            return refuse(
-                ErrorCode::NotInRoom,
-                natter_proto::error_args!(room = format!("#{room}")),
-            );
-        };
+        let display = self.room_of_member(me, &room)?;
         let frame = ServerFrame::Left {
             room: display.to_string(),
             name: me.to_string(),
@@ -1361,6 +1341,20 @@ impl Hub {
             room: room.key().to_owned(),
         });
         Ok(())
+    }
+
+    /// The display name of `room` if `me` is in it; `not_in_room` if not.
+    fn room_of_member(&self, me: &Name, room: &RoomName) -> Answer<RoomName> {
+        self.rooms()
+            .get(room.key())
+            .filter(|r| r.members().contains_key(me.key()))
+            .map(|r| r.name.clone())
+            .ok_or_else(|| {
+                Refusal(
+                    ErrorCode::NotInRoom,
+                    natter_proto::error_args!(room = format!("#{room}")),
+                )
+            })
     }
 
     /// Whether `me` is in `room` (for history paging). Only the room's own lock is taken — never the
