@@ -191,6 +191,29 @@ mod tests {
         assert_eq!(joined("lobby", "bob", "me"), "* bob joined #lobby");
     }
 
+    /// Issue 12: a room event reads as who did what, in the user's language.
+    #[test]
+    fn room_events_read_as_who_did_what() {
+        let mut m = msg(Some("rust"), None, "set the topic: 你好");
+        m.event = Some(Box::new(natter_proto::frame::RoomEvent {
+            kind: "topic".into(),
+            name: None,
+            text: Some("你好".into()),
+            minutes: None,
+            on: None,
+        }));
+        assert_eq!(
+            after_stamp(&message(&m, "me")),
+            "#rust * bob set the topic: 你好"
+        );
+        natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || {
+            assert_eq!(
+                after_stamp(&message(&m, "me")),
+                "#rust * bob 设置了话题：你好"
+            );
+        });
+    }
+
     /// Issue 18: natter's own words in Chinese; names, text and the lab's timestamp unchanged.
     #[test]
     fn lines_in_chinese_keep_names_text_and_stamps() {

@@ -832,6 +832,50 @@ mod tests {
         );
     }
 
+    /// Issue 12: a room's operators are marked `@name` in the member list, and its topic is a line above
+    /// the conversation; a kick reads as who did what, in the user's language.
+    #[test]
+    fn operators_topic_and_room_events_show() {
+        let mut a = app();
+        a.show_members = true;
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Users {
+            room: "lobby".into(),
+            names: vec!["alice".into(), "bob".into()],
+            count: None,
+            ops: vec!["alice".into()],
+        })));
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Topic {
+            room: "lobby".into(),
+            topic: Some("今天的话题".into()),
+            invite_only: false,
+            moderated: false,
+        })));
+        let kick = natter_proto::frame::RoomEvent {
+            kind: "kick".into(),
+            name: Some("bob".into()),
+            text: Some("spam".into()),
+            minutes: None,
+            on: None,
+        };
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Message(
+            Message {
+                seq: 1,
+                ts: TS.into(),
+                room: Some("lobby".into()),
+                from: "alice".into(),
+                to: None,
+                text: "kicked bob (spam)".into(),
+                event: Some(Box::new(kick)),
+            },
+        ))));
+        let (screen, _) = natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || draw(&a, 80, 8));
+        let all = screen.join("\n");
+        assert!(screen[0].contains("今天的话题"), "{all}");
+        assert!(all.contains("@alice") && !all.contains("@bob"), "{all}");
+        // Rendered when it arrived, in the language then (English here).
+        assert!(all.contains("* alice kicked bob (spam)"), "{all}");
+    }
+
     #[test]
     fn the_cursor_sits_right_after_cjk_input() {
         let mut a = app();
