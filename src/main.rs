@@ -29,6 +29,23 @@ enum Cmd {
     Join(JoinArgs),
     /// Look after the server's accounts, in its database (with the server running or not).
     Admin(AdminArgs),
+    /// Copy a server's history and keys into a new directory, while it runs.
+    Backup {
+        #[command(flatten)]
+        place: DataPlace,
+        /// The directory to make (it must not hold a backup yet).
+        out: std::path::PathBuf,
+    },
+    /// Put a backup back into a stopped server's data directory.
+    Restore {
+        #[command(flatten)]
+        place: DataPlace,
+        /// Replace the database that is there.
+        #[arg(long)]
+        force: bool,
+        /// The backup directory.
+        from: std::path::PathBuf,
+    },
     /// Measure a chat server (natter or IRC) from the outside. Run it as its own process.
     Bench {
         #[command(subcommand)]
@@ -276,6 +293,31 @@ struct JoinArgs {
     fingerprint: Option<String>,
 }
 
+/// Where a server keeps its files.
+#[derive(Args)]
+struct DataPlace {
+    /// The server's data directory (its database is natter.db there).
+    #[arg(long, value_name = "DIR", env = "NATTER_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// The database file itself, if it is elsewhere.
+    #[arg(long, value_name = "PATH")]
+    db: Option<std::path::PathBuf>,
+}
+
+impl DataPlace {
+    /// The data directory and the database path.
+    fn resolve(&self) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+        let dir = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => natter_server::default_db_path()
+                .and_then(|db| db.parent().map(|d| d.to_owned()))
+                .ok_or("no data directory found; pass --data-dir DIR or --db PATH")?,
+        };
+        let db = self.db.clone().unwrap_or_else(|| dir.join("natter.db"));
+        Ok((dir, db))
+    }
+}
+
 #[derive(Args)]
 struct AdminArgs {
     /// The server's data directory (its database is natter.db there).
@@ -348,6 +390,29 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
         Cmd::Admin(args) => admin(args),
+        Cmd::Backup { place, out } => place.resolve().and_then(|(dir, db)| {
+            if !db.exists() {
+                return Err(format!("no natter database at {}", db.display()));
+            }
+            let last = natter_server::store::backup::backup(&db, Some(&dir), &out)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "backed up {} (history up to seq {last}) into {}",
+                db.display(),
+                out.display()
+            );
+            Ok(())
+        }),
+        Cmd::Restore { place, force, from } => place.resolve().and_then(|(dir, db)| {
+            let last = natter_server::store::backup::restore(&from, &db, &dir, force)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "restored {} (history up to seq {last}) into {}",
+                from.display(),
+                db.display()
+            );
+            Ok(())
+        }),
         Cmd::Join(args) if !args.stray.is_empty() => Err(natter_i18n::t!(
             "error-stray-words",
             words = format!("{:?}", args.stray.join(" ")),

@@ -921,10 +921,16 @@ async fn a_name_belongs_to_the_client_that_first_used_it() {
 /// `natter serve` with its own data directory (so its own TLS certificate) on `listen`; returns the server
 /// and the certificate fingerprint it announced.
 fn serve_in(dir: &std::path::Path, listen: &str) -> (Server, String) {
+    serve_in_with(dir, listen, &[])
+}
+
+/// [`serve_in`] with more `natter serve` flags.
+fn serve_in_with(dir: &std::path::Path, listen: &str, extra: &[&str]) -> (Server, String) {
     let mut cmd = natter();
     // The database too is in `dir` (natter.db): `natter admin` works on it.
     cmd.env("NATTER_DATA_DIR", dir)
         .args(["serve", "--listen", listen])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
@@ -1154,4 +1160,124 @@ async fn natter_admin_looks_after_the_accounts() {
         String::from_utf8(expired.stdout).unwrap(),
         "released dora\n"
     );
+}
+
+/// Every (seq, text) of a history database, in order.
+fn history_rows(db: &std::path::Path) -> Vec<(u64, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT seq, text FROM messages ORDER BY seq")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+/// Issue 16 (backups): `natter backup` copies a running server's history while it is being written —
+/// the copy is consistent (every seq from 1 to its last, no gap) — and its keys; `natter restore` puts a
+/// backup into a new data directory, where a server starts with the identical history and certificate.
+#[tokio::test]
+async fn backup_under_load_and_restore_to_an_identical_history() {
+    let home = tempfile::tempdir().unwrap();
+    // Flood control off: the writer sends as fast as it can.
+    let (server, fingerprint) = serve_in_with(home.path(), "127.0.0.1:0", &["--flood-rate", "0"]);
+    let mut writer = Raw::join(server.addr, "writer").await;
+    let (started, writing) = tokio::sync::oneshot::channel();
+    let mut started = Some(started);
+    let load = tokio::spawn(async move {
+        let mut acks = 0;
+        for batch in 0..3 {
+            for i in 0..1000 {
+                let text = format!("line {}", batch * 1000 + i);
+                writer
+                    .send(json!({"type":"say","text":text,"id":format!("w{batch}-{i}")}))
+                    .await;
+            }
+            if batch == 0 {
+                while acks < 1000 {
+                    acks += usize::from(writer.recv().await["type"] == "ack");
+                }
+                // The backup starts now, with 2,000 more on their way.
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
+            }
+        }
+        while acks < 3000 {
+            acks += usize::from(writer.recv().await["type"] == "ack");
+        }
+        writer
+    });
+    writing.await.unwrap();
+    let first = home.path().join("backup-during");
+    let during = {
+        let (home, first) = (home.path().to_owned(), first.clone());
+        tokio::task::spawn_blocking(move || {
+            natter()
+                .env("NATTER_DATA_DIR", &home)
+                .args(["backup".as_ref(), first.as_os_str()])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(during.status.success(), "{during:?}");
+    let rows = history_rows(&first.join("natter.db"));
+    let seqs: Vec<u64> = rows.iter().map(|(seq, _)| *seq).collect();
+    assert!(seqs.len() >= 1000, "{}", seqs.len());
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap in a backup taken under load"
+    );
+    let mut writer = load.await.unwrap();
+    writer.send(json!({"type":"exit"})).await;
+    drop(server);
+
+    let second = home.path().join("backup-after");
+    let out = natter()
+        .env("NATTER_DATA_DIR", home.path())
+        .args(["backup".as_ref(), second.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(second.join("tls-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key stays private in the backup");
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let restored = natter()
+        .env("NATTER_DATA_DIR", elsewhere.path())
+        .args(["restore".as_ref(), second.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(restored.status.success(), "{restored:?}");
+    let again = natter()
+        .env("NATTER_DATA_DIR", elsewhere.path())
+        .args(["restore".as_ref(), second.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "never over an existing database without --force"
+    );
+    let original = history_rows(&home.path().join("natter.db"));
+    assert_eq!(original.len(), 3000);
+    assert_eq!(history_rows(&elsewhere.path().join("natter.db")), original);
+    let (restored_server, restored_fingerprint) = serve_in(elsewhere.path(), "127.0.0.1:0");
+    assert_eq!(restored_fingerprint, fingerprint, "the same certificate");
+    let mut reader = Raw::connect(restored_server.addr).await;
+    reader
+        .send(json!({"type":"hello","name":"reader","version":1}))
+        .await;
+    assert_eq!(reader.recv().await["last_seq"], 3000);
 }

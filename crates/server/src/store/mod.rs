@@ -14,6 +14,7 @@
 //! Only [`sqlite`] knows SQLite; nothing outside this module sees a `rusqlite` type.
 
 pub mod admin;
+pub mod backup;
 mod checkpoint;
 mod queries;
 mod schema;
