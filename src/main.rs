@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod config;
+
 #[derive(Parser)]
 #[command(
     name = "natter",
@@ -29,6 +31,11 @@ enum Cmd {
     Join(JoinArgs),
     /// Look after the server's accounts, in its database (with the server running or not).
     Admin(AdminArgs),
+    /// The config file: print a commented example with every key, or check one.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Copy a server's history and keys into a new directory, while it runs.
     Backup {
         #[command(flatten)]
@@ -169,6 +176,10 @@ enum BenchDialect {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Settings file (TOML; every flag is a key). Default: ~/.config/natter/natter.toml if it exists.
+    /// Flags and NATTER_… variables beat it.
+    #[arg(long, value_name = "FILE", env = "NATTER_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Address to listen on; repeat for several. Use 0.0.0.0:5500 to open the server to your LAN.
     #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:5500")]
     listen: Vec<SocketAddr>,
@@ -293,6 +304,14 @@ struct JoinArgs {
     fingerprint: Option<String>,
 }
 
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print a complete commented config file with every default.
+    Example,
+    /// Check a config file: every key known, every value good.
+    Check { file: std::path::PathBuf },
+}
+
 /// Where a server keeps its files.
 #[derive(Args)]
 struct DataPlace {
@@ -372,7 +391,12 @@ fn main() -> ExitCode {
     natter_i18n::set_lang(
         lang_from_args(std::env::args()).unwrap_or_else(natter_i18n::Lang::from_env),
     );
-    let cli = match Cli::from_arg_matches(&translated_help(Cli::command()).get_matches()) {
+    let matches = translated_help(Cli::command()).get_matches();
+    let matches = match with_config_file(matches) {
+        Ok(matches) => matches,
+        Err(message) => return fail(message),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
@@ -390,6 +414,29 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
         Cmd::Admin(args) => admin(args),
+        Cmd::Config { action } => {
+            let cli = Cli::command();
+            let serve = cli.find_subcommand("serve").expect("serve exists");
+            match action {
+                ConfigAction::Example => {
+                    print!("{}", config::example(serve));
+                    Ok(())
+                }
+                ConfigAction::Check { file } => {
+                    let none = serve.clone().get_matches_from(["serve"]);
+                    config::file_args(&file, serve, &none)
+                        .and_then(|args| {
+                            let argv = ["natter", "serve"].map(std::ffi::OsString::from);
+                            Cli::command()
+                                .try_get_matches_from(argv.into_iter().chain(args))
+                                .map_err(|e| {
+                                    format!("{}: {}", file.display(), e.to_string().trim())
+                                })
+                        })
+                        .map(|_| println!("{}: ok", file.display()))
+                }
+            }
+        }
         Cmd::Backup { place, out } => place.resolve().and_then(|(dir, db)| {
             if !db.exists() {
                 return Err(format!("no natter database at {}", db.display()));
@@ -609,6 +656,28 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// For `natter serve`: the settings of its config file (`--config`, `NATTER_CONFIG`, or the default
+/// one) under what the command line and environment set.
+fn with_config_file(matches: clap::ArgMatches) -> Result<clap::ArgMatches, String> {
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Ok(matches);
+    };
+    let path = match serve.get_one::<std::path::PathBuf>("config") {
+        Some(path) => path.clone(),
+        None => match config::default_path() {
+            Some(path) => path,
+            None => return Ok(matches),
+        },
+    };
+    let cli = Cli::command();
+    let serve_cmd = cli.find_subcommand("serve").expect("serve exists");
+    let extra = config::file_args(&path, serve_cmd, serve)?;
+    let argv = std::env::args_os().chain(extra);
+    translated_help(Cli::command())
+        .try_get_matches_from(argv)
+        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))
 }
 
 /// `--lang TAG` or `--lang=TAG` anywhere on the command line.

@@ -1281,3 +1281,110 @@ async fn backup_under_load_and_restore_to_an_identical_history() {
         .await;
     assert_eq!(reader.recv().await["last_seq"], 3000);
 }
+
+/// Issue 16 (config file): `natter serve --config FILE` takes every flag as a key; a flag beats the file;
+/// an unknown key or a bad value is refused at start naming the file (and line); `natter config
+/// example`, uncommented, is a valid config (`natter config check`).
+#[tokio::test]
+async fn the_config_file_sets_what_flags_do_not() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("natter.toml");
+    std::fs::write(
+        &file,
+        "# a comment\nlisten = [\"127.0.0.1:0\"]\nmax-text = 10\nlang = \"zh-CN\"\nflood-rate = 0\n",
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap().to_owned();
+    let start = |extra: &[&str]| {
+        let mut cmd = natter();
+        cmd.env("NATTER_DATA_DIR", home.path())
+            .args(["serve", "--config", &file_arg, "--db", ":memory:"])
+            .args(extra);
+        let (child, addr) = support::spawn_server(cmd);
+        Server { child, addr }
+    };
+    let say_twenty = |addr: SocketAddr| async move {
+        let mut raw = Raw::join(addr, "conf").await;
+        raw.send(json!({"type":"say","text":"twenty characters..","id":"1"}))
+            .await;
+        loop {
+            let f = raw.recv().await;
+            if f["type"] == "ack" || f["type"] == "error" {
+                return f;
+            }
+        }
+    };
+    let server = start(&[]);
+    let refused = say_twenty(server.addr).await;
+    assert_eq!(
+        refused["code"], "invalid_text",
+        "max-text from the file: {refused}"
+    );
+    // The file's language greets a silent nc user.
+    let mut nc = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut greeting = vec![0u8; 200];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut nc, &mut greeting),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&greeting[..n]).contains("这是一个 natter 聊天服务器"));
+    drop(server);
+    let server = start(&["--max-text", "100"]);
+    assert_eq!(
+        say_twenty(server.addr).await["type"],
+        "ack",
+        "the flag beats the file"
+    );
+    drop(server);
+
+    std::fs::write(&file, "listen = [\"127.0.0.1:0\"]\n\nbogus = 1\n").unwrap();
+    let out = natter()
+        .env("NATTER_DATA_DIR", home.path())
+        .args(["serve", "--config", &file_arg])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = stderr_line(&out);
+    assert!(
+        said.contains(&format!("{file_arg}:3: unknown key `bogus`")),
+        "{said}"
+    );
+    std::fs::write(&file, "max-clients = \"many\"\n").unwrap();
+    let out = natter()
+        .args(["config", "check", &file_arg])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&file_arg),
+        "{out:?}"
+    );
+
+    let example = natter().args(["config", "example"]).output().unwrap();
+    let example = String::from_utf8(example.stdout).unwrap();
+    let uncommented: String = example
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest
+                    .split(" = ")
+                    .next()
+                    .is_some_and(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+                    && rest.contains(" = ") =>
+            {
+                format!("{rest}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(uncommented.contains("\nmax-clients = "), "{uncommented}");
+    std::fs::write(&file, uncommented).unwrap();
+    let out = natter()
+        .args(["config", "check", &file_arg])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

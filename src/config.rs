@@ -1,0 +1,132 @@
+//! `natter serve --config FILE`: every `serve` flag as a TOML key of the same name (`max-clients = 5000`,
+//! a repeatable flag as a list: `listen = ["0.0.0.0:5500"]`). A flag on the command line beats a
+//! `NATTER_…` environment variable, which beats the file, which beats the default. Unknown keys and bad
+//! values are refused at start, naming the file and line.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Command};
+
+/// Flags that are not settings (and so have no key).
+const NOT_KEYS: &[&str] = &["help", "version", "config"];
+
+/// The default config file, if there is one: `natter.toml` in the platform's config directory
+/// (`~/.config/natter/natter.toml` on Linux).
+pub fn default_path() -> Option<std::path::PathBuf> {
+    directories::ProjectDirs::from("", "", "natter")
+        .map(|d| d.config_dir().join("natter.toml"))
+        .filter(|p| p.exists())
+}
+
+/// The line of `key = …` in `text`, for messages.
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// The `serve` flags `path` stands for, leaving out those the command line or environment set
+/// (`matches`: the `serve` subcommand's). `serve`: the `serve` subcommand's definition.
+pub fn file_args(
+    path: &Path,
+    serve: &Command,
+    matches: &ArgMatches,
+) -> Result<Vec<OsString>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.to_string().trim()))?;
+    let mut args = Vec::new();
+    for (key, value) in &table {
+        let at = || format!("{}:{}", path.display(), line_of(&text, key));
+        let arg = serve
+            .get_arguments()
+            .filter(|a| !NOT_KEYS.contains(&a.get_id().as_str()) && !a.is_hide_set())
+            .find(|a| a.get_long() == Some(key.as_str()));
+        let Some(arg) = arg else {
+            return Err(format!("{}: unknown key `{key}`; the keys are the flags of `natter serve --help` (see `natter config example`)", at()));
+        };
+        let id = arg.get_id().as_str();
+        if matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue; // the command line and the environment win
+        }
+        let flag = format!("--{key}");
+        let scalar = |v: &toml::Value| -> Result<String, String> {
+            match v {
+                toml::Value::String(s) => Ok(s.clone()),
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                toml::Value::Float(f) => Ok(f.to_string()),
+                toml::Value::Boolean(b) => Ok(b.to_string()),
+                other => Err(format!("{}: `{key}` cannot be {}", at(), other.type_str())),
+            }
+        };
+        match (arg.get_action(), value) {
+            (ArgAction::SetTrue, toml::Value::Boolean(true)) => args.push(flag.into()),
+            (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
+            (ArgAction::SetTrue, _) => return Err(format!("{}: `{key}` is true or false", at())),
+            (ArgAction::Append, toml::Value::Array(items)) => {
+                for item in items {
+                    args.push(format!("{flag}={}", scalar(item)?).into());
+                }
+            }
+            (_, v) => args.push(format!("{flag}={}", scalar(v)?).into()),
+        }
+    }
+    Ok(args)
+}
+
+/// `natter config example`: every key with its help and default, commented out.
+pub fn example(serve: &Command) -> String {
+    let mut out = String::from(
+        "# natter's configuration: every `natter serve` flag is a key of the same name. Uncomment to change.\n\
+         # A flag on the command line beats a NATTER_… environment variable, which beats this file.\n",
+    );
+    for arg in serve.get_arguments() {
+        let (Some(long), false) = (arg.get_long(), arg.is_hide_set()) else {
+            continue;
+        };
+        if NOT_KEYS.contains(&arg.get_id().as_str()) {
+            continue;
+        }
+        out.push('\n');
+        if let Some(help) = arg.get_help() {
+            for line in help.to_string().lines() {
+                out.push_str(&format!("# {line}\n"));
+            }
+        }
+        let quote = |v: &str| match v.parse::<f64>() {
+            Ok(_) => v.to_owned(),
+            Err(_) => format!("{v:?}"),
+        };
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| quote(&v.to_string_lossy()))
+            .collect();
+        let value = match arg.get_action() {
+            ArgAction::SetTrue => "false".to_owned(),
+            ArgAction::Append => format!("[{}]", defaults.join(", ")),
+            _ if defaults.is_empty() => {
+                let name = arg
+                    .get_value_names()
+                    .and_then(|n| n.first().map(|n| n.to_string()))
+                    .unwrap_or_else(|| "VALUE".into());
+                out.push_str(&format!("# (not set) {long} = {}\n", quote(&name)));
+                continue;
+            }
+            _ => defaults.join(", "),
+        };
+        out.push_str(&format!("# {long} = {value}\n"));
+    }
+    out
+}
