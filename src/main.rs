@@ -36,6 +36,15 @@ enum Cmd {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// How a running server is doing: version, uptime, connections, users, rooms, messages, database size.
+    Status {
+        /// The server (HOST:PORT; HOST alone means port 5500). Asked in plain text on its chat port.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5500")]
+        server: String,
+        /// The answer as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy a server's history and keys into a new directory, while it runs.
     Backup {
         #[command(flatten)]
@@ -414,6 +423,7 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
         Cmd::Admin(args) => admin(args),
+        Cmd::Status { server, json } => runtime.block_on(status(&server, json)),
         Cmd::Config { action } => {
             let cli = Cli::command();
             let serve = cli.find_subcommand("serve").expect("serve exists");
@@ -712,6 +722,75 @@ fn translated_help(cli: clap::Command) -> clap::Command {
                 join.mut_arg(id, |a| a.help(text))
             })
     })
+}
+
+/// `natter status`: asks the server on its chat port (`status` works before `hello`).
+async fn status(server: &str, json: bool) -> Result<(), String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let addr = natter_client::net::with_port(server);
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        stream
+            .write_all(b"{\"type\":\"status\"}\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(line)
+    };
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), ask)
+        .await
+        .map_err(|_| format!("{addr} did not answer within 10 s"))??;
+    let frame: natter_proto::ServerFrame = serde_json::from_str(&line)
+        .map_err(|_| format!("{addr} answered, but not as a natter server"))?;
+    let natter_proto::ServerFrame::Status {
+        version,
+        uptime_s,
+        connections,
+        users,
+        rooms,
+        last_seq,
+        db_bytes,
+    } = frame
+    else {
+        return Err(format!("{addr} does not answer status (an older natter?)"));
+    };
+    if json {
+        println!("{}", line.trim());
+        return Ok(());
+    }
+    let total: usize = connections.values().sum();
+    let by: Vec<String> = connections
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    println!("natter {version} at {addr}, up {}", uptime(uptime_s));
+    println!(
+        "connections: {total} ({}; this one included)",
+        by.join(", ")
+    );
+    println!("signed in: {users}; rooms: {rooms}; messages stored: {last_seq}");
+    match db_bytes {
+        Some(bytes) => println!("history database: {:.1} MiB", bytes as f64 / 1048576.0),
+        None => println!("history database: in memory"),
+    }
+    Ok(())
+}
+
+/// `3d 4h`, `5h 2m`, `42s`.
+fn uptime(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m {}s", secs % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 /// `natter admin`: one action on the accounts, one line (or a list) on stdout.

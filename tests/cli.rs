@@ -1388,3 +1388,66 @@ async fn the_config_file_sets_what_flags_do_not() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Issue 16 (status at a glance): `natter status` asks a running server on its chat port — connections
+/// by front end, who is signed in, rooms, messages, database size — for a person, or as JSON.
+#[tokio::test]
+async fn natter_status_reports_a_running_server() {
+    let home = tempfile::tempdir().unwrap();
+    let (server, _) = serve_in(home.path(), "127.0.0.1:0");
+    let mut alice = Raw::join(server.addr, "alice").await;
+    alice
+        .send(json!({"type":"say","text":"one","id":"1"}))
+        .await;
+    alice.next_of("ack").await;
+    let mut nc = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut nc, b"carol\n")
+        .await
+        .unwrap();
+    let mut welcome = vec![0u8; 100];
+    let _ = tokio::io::AsyncReadExt::read(&mut nc, &mut welcome)
+        .await
+        .unwrap();
+    let addr = server.addr.to_string();
+    let out = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || {
+            natter()
+                .args(["status", "--server", &addr, "--json"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // alice, carol in nc, and the asker itself.
+    assert_eq!(
+        status["connections"],
+        json!({"native": 2, "plain": 1}),
+        "{status}"
+    );
+    assert_eq!(
+        (status["users"].as_u64(), status["last_seq"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(status["db_bytes"].as_u64().unwrap() > 0);
+    let out = tokio::task::spawn_blocking(move || {
+        natter()
+            .args(["status", "--server", &addr])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("connections: 3 (2 native, 1 plain; this one included)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("signed in: 2; rooms: 1; messages stored: 1"),
+        "{text}"
+    );
+}

@@ -699,6 +699,7 @@ impl Client {
             | ServerFrame::Pong { .. }
             | ServerFrame::Welcome { .. }
             | ServerFrame::Challenge { .. }
+            | ServerFrame::Status { .. }
             | ServerFrame::Ack { .. } => return None,
         })
     }

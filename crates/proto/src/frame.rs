@@ -55,6 +55,8 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
+    /// `{"type":"status"}` — how the server is doing (allowed before `hello`, like `ping`).
+    Status,
     /// `{"type":"block","name":"bob"}` — refuse bob's private messages (owners only).
     Block { name: String },
     /// `{"type":"unblock","name":"bob"}` — take them again.
@@ -135,6 +137,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "set_password",
     "forget_me",
     "moderate",
+    "status",
     "block",
     "unblock",
     "say",
@@ -315,6 +318,22 @@ pub enum ServerFrame {
         /// Which of `names` are the room's operators (its owner included) — shown as `@name`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ops: Vec<String>,
+    },
+    /// The answer to `status`.
+    Status {
+        /// natter's version.
+        version: String,
+        uptime_s: u64,
+        /// Open connections by front end (`native`, `plain`, …).
+        connections: std::collections::BTreeMap<String, usize>,
+        /// Names signed in, and rooms with someone in them.
+        users: usize,
+        rooms: usize,
+        /// The highest seq so far: how many messages the server has stored.
+        last_seq: u64,
+        /// The history database's size on disk (absent for `:memory:`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        db_bytes: Option<u64>,
     },
     /// A room's topic and settings, sent with `users` when you join (and to `who`) if it has any.
     Topic {

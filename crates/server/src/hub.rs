@@ -482,6 +482,12 @@ impl Hub {
         Ok(())
     }
 
+    /// Names signed in, rooms with someone in them, and the highest seq delivered.
+    pub fn counts(&self) -> (usize, usize, u64) {
+        let users = self.registry().users.len();
+        (users, self.rooms().len(), self.watermark())
+    }
+
     /// Whether connections from `ip` are refused.
     pub fn is_banned_address(&self, ip: std::net::IpAddr) -> bool {
         self.banned_addresses

@@ -235,6 +235,8 @@ impl Core {
             history: opened.history,
             appends: Arc::new(tokio::sync::Semaphore::new(config.max_pending_appends)),
             passwords: passwords::Passwords::default(),
+            started: std::time::Instant::now(),
+            connections: Default::default(),
             config: Arc::new(config),
         });
         Ok(Self {

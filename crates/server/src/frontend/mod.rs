@@ -41,6 +41,9 @@ pub trait FrontEnd: Send + Sync {
     /// The writer's half, which shows what the hub sends.
     fn renderer(&self) -> Box<dyn Render>;
 
+    /// The front end's name, for `status` (`native`, `plain`).
+    fn name(&self) -> &'static str;
+
     /// Whether a silent connection is pinged and, if it stays silent, closed. A program answers pings;
     /// a person reading in `nc` for hours cannot, and is covered by TCP keepalive instead.
     fn pinged_when_idle(&self) -> bool;

@@ -21,6 +21,10 @@ impl FrontEnd for Native {
         Box::new(Native)
     }
 
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
     fn pinged_when_idle(&self) -> bool {
         true
     }

@@ -93,6 +93,10 @@ impl FrontEnd for Plain {
         })
     }
 
+    fn name(&self) -> &'static str {
+        "plain"
+    }
+
     fn pinged_when_idle(&self) -> bool {
         false
     }
@@ -288,6 +292,7 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         | ServerFrame::Ping { .. }
         | ServerFrame::Challenge { .. } => return None,
         ServerFrame::PasswordSet => format!("* {}", tl!(lang, "password-set")),
+        ServerFrame::Status { .. } => return None,
         ServerFrame::Forgotten => format!("* {}", tl!(lang, "forgotten")),
         ServerFrame::Topic { room, topic, .. } => match topic {
             Some(topic) => format!(

@@ -74,6 +74,48 @@ pub struct Shared {
     pub appends: Arc<Semaphore>,
     /// Password hashing and the throttling of wrong guesses.
     pub passwords: crate::passwords::Passwords,
+    /// When the server started, and its open connections by front end, for `status`.
+    pub started: Instant,
+    pub connections: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
+}
+
+impl Shared {
+    /// Counts a connection in (`+1`) or out (`-1`) under its front end.
+    fn count(&self, front: &'static str, delta: isize) {
+        let mut counts = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(front).or_default();
+        *n = n.saturating_add_signed(delta);
+    }
+
+    /// The `status` answer.
+    fn status(&self) -> ServerFrame {
+        let connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect();
+        let db_bytes = match &self.config.db {
+            crate::store::DbPath::File(path) => {
+                let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+                let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+                Some(size(path.clone()) + size(wal))
+            }
+            crate::store::DbPath::Memory => None,
+        };
+        let (users, rooms, last_seq) = self.hub.counts();
+        ServerFrame::Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: self.started.elapsed().as_secs(),
+            connections,
+            users,
+            rooms,
+            last_seq,
+            db_bytes,
+        }
+    }
 }
 
 struct Session {
@@ -207,8 +249,15 @@ pub async fn serve_stream<T: Transport>(
     let reason = session
         .run(&mut frames, &mut wire, &config, &conn, &shutdown, accepted)
         .await;
+    let counted = session
+        .front
+        .as_ref()
+        .map(|f| (f.name(), session.shared.clone()));
     // Boxed: the ending's timers live on the heap for the moment they are needed.
     Box::pin(session.finish(reason, frames, wire, &config)).await;
+    if let Some((front, shared)) = counted {
+        shared.count(front, -1);
+    }
 }
 
 /// What a received frame costs while it waits in the receive queue: its bytes and the queue entry
@@ -295,6 +344,7 @@ impl Session {
                 }
             },
         };
+        self.shared.count(front.name(), 1);
         wire.set_renderer(front.renderer());
         self.front = Some(front);
         None
@@ -597,6 +647,10 @@ impl Session {
             (name, frame) => {
                 self.settle().await;
                 match (name, frame) {
+                    (_, ClientFrame::Status) => {
+                        self.outbox.send(self.shared.status());
+                        return Flow::Continue;
+                    }
                     (_, ClientFrame::Ping { id }) => {
                         self.outbox.send(ServerFrame::Pong { id });
                         return Flow::Continue;
@@ -747,6 +801,7 @@ impl Session {
                 | ClientFrame::Prove { .. }
                 | ClientFrame::SetPassword { .. }
                 | ClientFrame::Moderate { .. }
+                | ClientFrame::Status
                 | ClientFrame::Ping { .. }
                 | ClientFrame::Pong { .. }
                 | ClientFrame::Exit,

@@ -249,6 +249,7 @@ impl App {
             })),
             ServerFrame::Welcome { .. }
             | ServerFrame::Challenge { .. }
+            | ServerFrame::Status { .. }
             | ServerFrame::Ping { .. }
             | ServerFrame::Ack { .. }
             | ServerFrame::Pong { .. }
