@@ -267,6 +267,9 @@ struct ServeArgs {
     /// Also log every message, in the lab's server-console style.
     #[arg(short, long)]
     verbose: bool,
+    /// Log lines as text or as JSON objects (one per line, for log collectors).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Language of what the server says to plain-text (nc) users until their /lang: en or zh-CN.
     /// Default: from LC_ALL, LC_MESSAGES or LANG.
     #[arg(long, value_name = "LANG")]
@@ -862,7 +865,7 @@ fn fail(message: String) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    init_logging(args.verbose);
+    init_logging(args.verbose, args.log_format);
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
         None => natter_server::default_db_path()
@@ -965,7 +968,9 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
-fn init_logging(verbose: bool) {
+/// Logs go to stderr (the journal, under systemd): text, or one JSON object per line. Message contents
+/// are logged only with `-v`.
+fn init_logging(verbose: bool, format: LogFormat) {
     let default = if verbose {
         "info"
     } else {
@@ -974,11 +979,19 @@ fn init_logging(verbose: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Completes on Ctrl-C or SIGTERM.

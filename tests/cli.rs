@@ -1451,3 +1451,62 @@ async fn natter_status_reports_a_running_server() {
         "{text}"
     );
 }
+
+/// Issue 16 (logs): `--log-format json` writes one JSON object per line, with stable fields to filter a
+/// departure or a refusal on — and no message text without `-v`.
+#[tokio::test]
+async fn json_logs_have_fields_to_filter_on() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = natter()
+        .env("NATTER_DATA_DIR", home.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            ":memory:",
+            "--log-format",
+            "json",
+            "--max-per-ip",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr: SocketAddr = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let mut raw = Raw::join(addr, "logged").await;
+    raw.send(json!({"type":"say","text":"a secret line","id":"1"}))
+        .await;
+    raw.next_of("ack").await;
+    // A second connection from the same address is over --max-per-ip 1: refused.
+    let mut second = Raw::connect(addr).await;
+    assert_eq!(second.recv().await["code"], "too_many_connections");
+    raw.send(json!({"type":"exit"})).await;
+    raw.next_of("bye").await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    let logs: Vec<Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["event"] == "left" && l["reason"] == "exit"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l["event"] == "refused" && l["reason"] == "too_many_connections"),
+        "{logs:?}"
+    );
+    assert!(
+        !format!("{logs:?}").contains("a secret line"),
+        "message text is not logged"
+    );
+}

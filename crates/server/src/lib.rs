@@ -374,7 +374,7 @@ async fn accept_loop(
                     let code = natter_proto::ErrorCode::Banned;
                     let frame = natter_proto::ServerFrame::error(code, args, None);
                     let _ = stream.try_write(&frame.encode());
-                    tracing::info!("refused {peer}: banned");
+                    tracing::info!(event = "refused", reason = "banned", peer = %peer, "refused {peer}: banned");
                     continue;
                 }
                 let admission = match limits.admit(peer.ip(), &shared.config) {
@@ -384,7 +384,13 @@ async fn accept_loop(
                         let frame =
                             natter_proto::ServerFrame::error(code, Default::default(), None);
                         let _ = stream.try_write(&frame.encode());
-                        tracing::warn!("refused {peer}: {}", code.as_str());
+                        tracing::warn!(
+                            event = "refused",
+                            reason = code.as_str(),
+                            peer = %peer,
+                            "refused {peer}: {}",
+                            code.as_str()
+                        );
                         continue;
                     }
                 };

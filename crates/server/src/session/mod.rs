@@ -858,7 +858,14 @@ impl Session {
     fn leave(&mut self, reason: Option<LeftReason>) {
         if let Some(me) = self.me.take() {
             let how = reason.map_or("quietly", LeftReason::as_str);
-            tracing::info!("{} ({}) left: {how}", me.name(), self.peer);
+            tracing::info!(
+                event = "left",
+                reason = how,
+                peer = %self.peer,
+                "{} ({}) left: {how}",
+                me.name(),
+                self.peer
+            );
             me.leave(reason);
         }
     }
