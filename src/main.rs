@@ -45,6 +45,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the man pages (natter.1 and one per subcommand, natter-serve.1, …) into DIR.
+    Man { dir: std::path::PathBuf },
+    /// Print the shell completions for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Copy a server's history and keys into a new directory, while it runs.
     Backup {
         #[command(flatten)]
@@ -426,6 +430,11 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
         Cmd::Admin(args) => admin(args),
+        Cmd::Man { dir } => man_pages(&dir),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "natter", &mut std::io::stdout());
+            Ok(())
+        }
         Cmd::Status { server, json } => runtime.block_on(status(&server, json)),
         Cmd::Config { action } => {
             let cli = Cli::command();
@@ -725,6 +734,13 @@ fn translated_help(cli: clap::Command) -> clap::Command {
                 join.mut_arg(id, |a| a.help(text))
             })
     })
+}
+
+/// `natter man DIR`: the man pages, from the same definitions as `--help`.
+fn man_pages(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()))
 }
 
 /// `natter status`: asks the server on its chat port (`status` works before `hello`).

@@ -1510,3 +1510,27 @@ async fn json_logs_have_fields_to_filter_on() {
         "message text is not logged"
     );
 }
+
+/// Issue 16 (package pieces): man pages for natter and every subcommand, and shell completions, from
+/// the same definitions as `--help`.
+#[test]
+fn man_pages_and_completions_come_from_the_command_line_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = natter().arg("man").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let serve = std::fs::read_to_string(dir.path().join("natter-serve.1")).unwrap();
+    assert!(
+        serve.contains("\\-\\-require\\-tls") || serve.contains("require-tls"),
+        "{serve}"
+    );
+    assert!(dir.path().join("natter-join.1").exists() && dir.path().join("natter.1").exists());
+    for shell in ["bash", "zsh", "fish"] {
+        let out = natter().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("serve") && script.contains("fingerprint"),
+            "{shell}"
+        );
+    }
+}
