@@ -96,12 +96,19 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             known: SCHEMA_VERSION,
         });
     }
+    // A new database is created at the latest version; only an existing one is said to be migrated.
+    let fresh = version == 0
+        && conn.query_row(
+            "SELECT COUNT(*) = 0 FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get::<_, bool>(0),
+        )?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as u32 + 1)?;
         tx.commit()?;
-        if version > 0 || i > 0 {
+        if !fresh {
             tracing::info!("history database migrated to schema version {}", i + 1);
         }
     }
