@@ -339,15 +339,22 @@ struct DataPlace {
     db: Option<std::path::PathBuf>,
 }
 
+/// The server's data directory: the one given, else the platform's (`~/.local/share/natter`).
+fn data_dir(given: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
+    match given {
+        Some(dir) => Ok(dir.to_owned()),
+        None => natter_server::default_db_path()
+            .and_then(|db| db.parent().map(|d| d.to_owned()))
+            .ok_or_else(|| {
+                "no data directory found for the server's files; pass --data-dir DIR".into()
+            }),
+    }
+}
+
 impl DataPlace {
     /// The data directory and the database path.
     fn resolve(&self) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-        let dir = match &self.data_dir {
-            Some(dir) => dir.clone(),
-            None => natter_server::default_db_path()
-                .and_then(|db| db.parent().map(|d| d.to_owned()))
-                .ok_or("no data directory found; pass --data-dir DIR or --db PATH")?,
-        };
+        let dir = data_dir(self.data_dir.as_deref())?;
         let db = self.db.clone().unwrap_or_else(|| dir.join("natter.db"));
         Ok((dir, db))
     }
@@ -355,12 +362,8 @@ impl DataPlace {
 
 #[derive(Args)]
 struct AdminArgs {
-    /// The server's data directory (its database is natter.db there).
-    #[arg(long, value_name = "DIR", env = "NATTER_DATA_DIR")]
-    data_dir: Option<std::path::PathBuf>,
-    /// The database file itself, if it is elsewhere.
-    #[arg(long, value_name = "PATH")]
-    db: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    place: DataPlace,
     #[command(subcommand)]
     action: AdminAction,
 }
@@ -815,12 +818,7 @@ fn uptime(secs: u64) -> String {
 /// `natter admin`: one action on the accounts, one line (or a list) on stdout.
 fn admin(args: AdminArgs) -> Result<(), String> {
     use natter_server::store::admin::Admin;
-    let path = match (args.db, args.data_dir) {
-        (Some(db), _) => db,
-        (None, Some(dir)) => dir.join("natter.db"),
-        (None, None) => natter_server::default_db_path()
-            .ok_or("no data directory found; pass --data-dir DIR or --db PATH")?,
-    };
+    let (_, path) = args.place.resolve()?;
     if !path.exists() {
         return Err(format!("no natter database at {}", path.display()));
     }
@@ -882,12 +880,7 @@ fn fail(message: String) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(args.verbose, args.log_format);
-    let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => natter_server::default_db_path()
-            .and_then(|db| db.parent().map(|d| d.to_owned()))
-            .ok_or("no data directory found for the server's files; pass --data-dir DIR")?,
-    };
+    let data_dir = data_dir(args.data_dir.as_deref())?;
     let db = match &args.db {
         Some(path) => natter_server::store::DbPath::parse(path),
         None => natter_server::store::DbPath::File(data_dir.join("natter.db")),

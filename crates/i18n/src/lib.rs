@@ -170,32 +170,25 @@ static BUNDLES: LazyLock<Vec<FluentBundle<FluentResource>>> = LazyLock::new(|| {
 /// back to English, and one missing from English shows its id (the tests make both impossible for the
 /// ids natter's code uses).
 pub fn text(lang: Lang, id: &str, args: &[(&str, Arg)]) -> String {
-    let fluent_args = fluent_args(args);
-    for lang in [lang, Lang::En] {
-        let bundle = &BUNDLES[lang.index()];
-        if let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) {
-            let mut errors = Vec::new();
-            return bundle
-                .format_pattern(pattern, Some(&fluent_args), &mut errors)
-                .into_owned();
-        }
-    }
-    id.to_owned()
+    format(lang, id, args).map_or_else(|| id.to_owned(), |(text, _)| text)
 }
 
 /// Like [`text`], but `None` when `lang` and English both lack `id` or `args` lack a placeholder the text
 /// needs — for texts whose arguments come from elsewhere (an error frame's `args`).
 pub fn text_checked(lang: Lang, id: &str, args: &[(&str, Arg)]) -> Option<String> {
+    format(lang, id, args).and_then(|(text, complete)| complete.then_some(text))
+}
+
+/// Message `id` in `lang` (else English) with `args` filled in, and whether every placeholder had one.
+fn format(lang: Lang, id: &str, args: &[(&str, Arg)]) -> Option<(String, bool)> {
     let fluent_args = fluent_args(args);
-    for lang in [lang, Lang::En] {
+    [lang, Lang::En].into_iter().find_map(|lang| {
         let bundle = &BUNDLES[lang.index()];
-        if let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) {
-            let mut errors = Vec::new();
-            let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
-            return errors.is_empty().then(|| text.into_owned());
-        }
-    }
-    None
+        let pattern = bundle.get_message(id)?.value()?;
+        let mut errors = Vec::new();
+        let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
+        Some((text.into_owned(), errors.is_empty()))
+    })
 }
 
 fn fluent_args<'a>(args: &'a [(&str, Arg)]) -> FluentArgs<'a> {

@@ -175,19 +175,34 @@ struct Registry {
 }
 
 impl Registry {
-    /// Takes the accounts from the store: at start, and again now and then (`natter admin`).
+    /// Takes the accounts from the store: at start, and again now and then (`natter admin`). Only the
+    /// owned names that changed have their look-alike keys computed or dropped: a reload holds the
+    /// registry for a moment whatever the number of users.
     fn load(&mut self, snapshot: Snapshot) {
-        self.owned = snapshot
+        let owned: HashMap<String, Name> = snapshot
             .owned
             .into_iter()
             .map(|n| (n.key().to_owned(), n))
             .collect();
-        let online: Vec<Name> = self.users.keys().cloned().collect();
-        let owned: Vec<Name> = self.owned.values().cloned().collect();
-        self.look_alikes.clear();
-        for name in online.iter().chain(&owned) {
+        let released: Vec<Name> = self
+            .owned
+            .iter()
+            .filter(|(key, _)| !owned.contains_key(*key) && !self.users.contains_key(key.as_str()))
+            .map(|(_, name)| name.clone())
+            .collect();
+        for name in released {
+            self.look_alikes
+                .remove(&natter_proto::name::look_alike_key(name.as_str()));
+        }
+        let new: Vec<Name> = owned
+            .iter()
+            .filter(|(key, _)| !self.owned.contains_key(*key))
+            .map(|(_, name)| name.clone())
+            .collect();
+        for name in &new {
             self.add_look_alike(name);
         }
+        self.owned = owned;
         self.blocks = snapshot.blocks.into_iter().collect();
         self.banned_names = snapshot.banned_names.into_iter().collect();
         self.admins = snapshot.admins.into_iter().collect();
@@ -216,7 +231,7 @@ pub struct Hub {
     registry: Mutex<Registry>,
     /// Every room's rules (owner, operators, bans, mutes, topic), by folded name — rooms with nobody online
     /// too. A leaf lock: taken last, and nothing is locked while holding it.
-    rules: Mutex<HashMap<String, RoomRules>>,
+    rules: RwLock<HashMap<String, RoomRules>>,
     /// Addresses refused at the door, server-wide.
     banned_addresses: RwLock<std::collections::HashSet<std::net::IpAddr>>,
     rooms: RwLock<Rooms>,
@@ -348,25 +363,24 @@ impl Hub {
         last_seq: u64,
         snapshot: Snapshot,
     ) -> Arc<Self> {
-        let mut registry = Registry::default();
-        let banned_addresses = snapshot.banned_addresses.iter().copied().collect();
         let rules = snapshot
             .room_rules
             .iter()
             .filter_map(|(room, json)| Some((room.clone(), serde_json::from_str(json).ok()?)))
             .collect();
-        registry.load(snapshot);
-        Arc::new(Self {
-            registry: Mutex::new(registry),
-            rules: Mutex::new(rules),
-            banned_addresses: RwLock::new(banned_addresses),
+        let hub = Arc::new(Self {
+            registry: Mutex::new(Registry::default()),
+            rules: RwLock::new(rules),
+            banned_addresses: RwLock::default(),
             rooms: RwLock::new(Rooms::new()),
             watermark: AtomicU64::new(last_seq),
             config,
             writer,
             #[cfg(test)]
             probe: Mutex::new(None),
-        })
+        });
+        hub.load(snapshot);
+        hub
     }
 
     #[cfg_attr(not(test), allow(unused_variables))]
@@ -386,8 +400,14 @@ impl Hub {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn rules(&self) -> MutexGuard<'_, HashMap<String, RoomRules>> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner())
+    /// Read on every room message (is the sender silenced?), written only by moderation and room
+    /// creation: a read/write lock keeps messages to different rooms from queueing on it.
+    fn rules(&self) -> RwLockReadGuard<'_, HashMap<String, RoomRules>> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rules_mut(&self) -> RwLockWriteGuard<'_, HashMap<String, RoomRules>> {
+        self.rules.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn rooms(&self) -> RwLockReadGuard<'_, Rooms> {
@@ -469,17 +489,16 @@ impl Hub {
         })
     }
 
-    /// Reads the accounts from the store again (owned names, blocks, bans, admins), so changes made with
-    /// `natter admin` take effect on a running server.
-    pub async fn refresh(&self) -> Result<(), StoreStopped> {
-        let snapshot = self.ask(|reply| WriteCmd::Snapshot { reply }).await?;
+    /// Takes the accounts as read from the store (owned names, blocks, bans, admins): at start, and again
+    /// now and then, so changes made with `natter admin` take effect on a running server. (Room rules are
+    /// the server's own and read at start only.)
+    pub fn load(&self, snapshot: Snapshot) {
         *self
             .banned_addresses
             .write()
             .unwrap_or_else(|e| e.into_inner()) =
             snapshot.banned_addresses.iter().copied().collect();
         self.registry().load(snapshot);
-        Ok(())
     }
 
     /// Names signed in, rooms with someone in them, and the highest seq delivered.
@@ -496,7 +515,8 @@ impl Hub {
             .contains(&ip)
     }
 
-    /// Forgets the owned names unused since `before_ms` (but not those online now). Returns how many.
+    /// Forgets the owned names unused since `before_ms` (but not those online now). Returns how many; the
+    /// caller reloads the accounts.
     pub async fn expire(&self, before_ms: i64) -> Result<usize, StoreStopped> {
         let keep = {
             let registry = self.registry();
@@ -514,11 +534,7 @@ impl Hub {
                 reply,
             })
             .await?;
-        let count = gone.len();
-        if count > 0 {
-            self.refresh().await?;
-        }
-        Ok(count)
+        Ok(gone.len())
     }
 
     /// `/forget-me`: forgets `me`'s account and everything private of it; the name is free again.
@@ -834,11 +850,13 @@ impl Hub {
             }
             None => {
                 let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
-                let admin = self.registry().admins.contains(me.key());
+                // The registry (for admins, who are never silenced) only when the rules would silence:
+                // an ordinary message takes no global lock.
                 let silenced = self
                     .rules()
                     .get(room.key())
-                    .and_then(|r| r.silenced(me.key(), admin, time::now_ms()));
+                    .and_then(|r| r.silenced(me.key(), false, time::now_ms()));
+                let silenced = silenced.filter(|_| !self.registry().admins.contains(me.key()));
                 if let Some(until) = silenced {
                     let args = match until {
                         Some(until) => natter_proto::error_args!(
@@ -1048,7 +1066,7 @@ impl Hub {
         let admin = registry.admins.contains(me.key());
         let new = self.rooms().get(room.key()).is_none();
         {
-            let mut rules = self.rules();
+            let mut rules = self.rules_mut();
             if let Some(code) = rules
                 .get(room.key())
                 .and_then(|r| r.keeps_out(me.key(), admin))
@@ -1226,7 +1244,7 @@ impl Hub {
             )
         };
         let json = {
-            let mut all = self.rules();
+            let mut all = self.rules_mut();
             let rules = all.entry(room.key().to_owned()).or_default();
             let lobby = room.key() == natter_proto::LOBBY;
             if !(admin || (!lobby && rules.is_op(me.key(), false))) {

@@ -344,8 +344,10 @@ async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
                 Ok(n) => tracing::info!("released {n} owned names unused for {expiry:?}"),
                 Err(_) => return,
             }
-        } else if shared.hub.refresh().await.is_err() {
-            return;
+        }
+        match shared.history.snapshot().await {
+            Ok(snapshot) => shared.hub.load(snapshot),
+            Err(e) => tracing::warn!("cannot read the accounts again: {e}"),
         }
         ticks += 1;
         tokio::select! {

@@ -202,10 +202,7 @@ pub enum WriteCmd<T> {
         blocked: String,
         on: bool,
     },
-    /// The accounts as the hub keeps them in memory.
-    Snapshot {
-        reply: tokio::sync::oneshot::Sender<Snapshot>,
-    },
+
     /// Finish what is queued and stop.
     Stop,
 }
@@ -266,6 +263,10 @@ pub trait History: Send + Sync + 'static {
 
     /// The oldest seq still stored, if any.
     fn oldest_seq(&self) -> Read<'_, Option<u64>>;
+
+    /// The accounts as the hub keeps them in memory (owned names, blocks, bans, admins, room rules) — read
+    /// beside the writer, not by it.
+    fn snapshot(&self) -> Read<'_, Snapshot>;
 }
 
 /// The write side of the message log, run on a thread of its own.

@@ -23,7 +23,7 @@ pub(super) fn rooms_of(conn: &Connection, name: &str) -> rusqlite::Result<Vec<Ro
 }
 
 /// Every owned name, as its owner spelled it.
-pub(super) fn owned_names(conn: &mut Connection) -> rusqlite::Result<Vec<Name>> {
+pub(super) fn owned_names(conn: &Connection) -> rusqlite::Result<Vec<Name>> {
     let mut stmt = conn.prepare("SELECT name FROM accounts")?;
     let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
     Ok(names.filter_map(|n| Name::new(&n.ok()?).ok()).collect())
@@ -166,7 +166,7 @@ pub struct Snapshot {
     pub room_rules: Vec<(String, String)>,
 }
 
-pub(super) fn snapshot(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
+pub(super) fn snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
     let strings = |conn: &Connection, sql: &str| -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare(sql)?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

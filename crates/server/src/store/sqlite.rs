@@ -152,7 +152,7 @@ impl Store {
             })
             .map_err(open_err)?;
         writer.last_seq = last_seq;
-        let snapshot = writer.with_conn(snapshot).map_err(open_err)?;
+        let snapshot = writer.with_conn(|conn| snapshot(conn)).map_err(open_err)?;
         let _ = writer.prune();
         let (tx, rx) = mpsc::unbounded_channel();
         writer.rx = rx;
@@ -210,6 +210,10 @@ impl History for Store {
 
     fn oldest_seq(&self) -> Read<'_, Option<u64>> {
         Box::pin(self.read(oldest_seq))
+    }
+
+    fn snapshot(&self) -> Read<'_, super::Snapshot> {
+        Box::pin(self.read(snapshot))
     }
 }
 
@@ -433,7 +437,6 @@ impl<T> Writer<T> {
                     | WriteCmd::SetPassword { .. }
                     | WriteCmd::Forget { .. }
                     | WriteCmd::Expire { .. }
-                    | WriteCmd::Snapshot { .. }
                     | WriteCmd::Stop => {}
                 }
             }
@@ -488,12 +491,6 @@ impl<T> Writer<T> {
                         let _ = reply.send(gone);
                     }
                     Err(e) => tracing::error!("history store: expiring names failed: {e}"),
-                },
-                WriteCmd::Snapshot { reply } => match self.with_conn(snapshot) {
-                    Ok(s) => {
-                        let _ = reply.send(s);
-                    }
-                    Err(e) => tracing::error!("history store: reading accounts failed: {e}"),
                 },
                 WriteCmd::SetPassword {
                     name,
