@@ -16,7 +16,13 @@ fn body(text: &str) -> String {
 /// `[YYYY-MM-DD HH:MM:SS] bob: text`, `[…] bob → you: text`, `[…] #rust bob: text`, or for a private
 /// message `me` sent (replayed) `[…] you → bob: text`.
 pub fn message(m: &Message, me: &str) -> String {
-    natter_proto::text::message_line(natter_i18n::lang(), m, Some(me), "\n")
+    natter_proto::text::message_line(
+        natter_i18n::lang(),
+        m,
+        Some(me),
+        "\n",
+        natter_proto::file::SLASH_GET,
+    )
 }
 
 /// Your own message, once the server acknowledged it.
@@ -147,6 +153,7 @@ mod tests {
             to: to.map(Into::into),
             text: text.into(),
             event: None,
+            file: None,
         }
     }
 

@@ -107,6 +107,26 @@ pub enum ClientFrame {
     },
     /// `{"type":"exit"}` — the lab's exit request; answered by `bye`, then the server closes.
     Exit,
+    /// `{"type":"offer","name":"report.pdf","size":2516582,"sha256":"…","room":"lobby","id":"9"}` — share
+    /// a file with a room (or with `to`, privately). Answered by `upload_ready` with a token for a transfer
+    /// connection (PROTOCOL.md §6); once the server has the whole file, verified, it appears as a message.
+    Offer {
+        name: String,
+        size: u64,
+        sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// `{"type":"fetch","file":17,"id":"10"}` — download a shared file: answered by `download_ready`.
+    Fetch {
+        file: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     /// `{"type":"pong","id":"s1"}` — the answer to a server's `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,7 +146,7 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 
@@ -150,6 +170,8 @@ pub const CLIENT_TYPES: &[&str] = &[
     "ping",
     "pong",
     "exit",
+    "offer",
+    "fetch",
 ];
 
 /// Why a client frame could not be understood.
@@ -239,6 +261,9 @@ pub struct Message {
     /// have owners*). Stored and replayed like messages, so everyone sees who did what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<RoomEvent>>,
+    /// A shared file (`text` is then its English wording, for clients that do not know files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Box<crate::file::FileInfo>>,
 }
 
 /// What a room event did. `kind` names the action (as `moderate` does); `name` is whom it concerned, `text`
@@ -383,6 +408,42 @@ pub enum ServerFrame {
     },
     Bye {
         reason: ByeReason,
+    },
+    /// The answer to `offer`: send the file on a transfer connection with `token`, from `offset` (what
+    /// the server already has of this upload). With `file`, it is already shared (a retry of an upload
+    /// that completed): nothing to send.
+    UploadReady {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        token: String,
+        offset: u64,
+        size: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<u64>,
+    },
+    /// The answer to `fetch`: download it on a transfer connection with `token`.
+    DownloadReady {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        token: String,
+        file: crate::file::FileInfo,
+    },
+    /// Transfer connection: the server has `offset` bytes of the upload; send the rest.
+    UploadAt {
+        offset: u64,
+    },
+    /// Transfer connection: the whole file arrived, its SHA-256 matched, and it is shared as message
+    /// `file` (its seq).
+    Uploaded {
+        file: u64,
+    },
+    /// Transfer connection: the file's bytes from `offset` to `size` follow this line, raw.
+    Sending {
+        file: u64,
+        offset: u64,
+        size: u64,
+        sha256: String,
     },
 }
 
@@ -539,6 +600,22 @@ pub enum ErrorCode {
     TooManyConnections,
     /// `join` when you are already in as many rooms as the server allows one user.
     TooManyRooms,
+    /// A file over the server's `max` bytes per file.
+    FileTooBig,
+    /// Sharing this file would pass a quota: yours (`what`: `user`) or the server's (`server`); `limit` in bytes.
+    QuotaExceeded,
+    /// The server's disk has no room for the file; chat goes on.
+    StorageFull,
+    /// No shared file has this id (`file`), or not one you may see.
+    NoSuchFile,
+    /// The file (`file`) was shared, but the server no longer keeps it.
+    FileExpired,
+    /// The uploaded bytes do not have the offered SHA-256; the upload was discarded.
+    BadChecksum,
+    /// A transfer connection's token is unknown or expired: ask again (`offer`, `fetch`).
+    UnknownTransfer,
+    /// This server does not keep files.
+    FilesOff,
     /// A code from a newer server that this build does not know.
     #[serde(other)]
     Unknown,
@@ -581,6 +658,14 @@ impl ErrorCode {
             ErrorCode::ServerFull => "server_full",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::FileTooBig => "file_too_big",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::StorageFull => "storage_full",
+            ErrorCode::NoSuchFile => "no_such_file",
+            ErrorCode::FileExpired => "file_expired",
+            ErrorCode::BadChecksum => "bad_checksum",
+            ErrorCode::UnknownTransfer => "unknown_transfer",
+            ErrorCode::FilesOff => "files_off",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -621,6 +706,14 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::ServerFull,
     ErrorCode::TooManyConnections,
     ErrorCode::TooManyRooms,
+    ErrorCode::FileTooBig,
+    ErrorCode::QuotaExceeded,
+    ErrorCode::StorageFull,
+    ErrorCode::NoSuchFile,
+    ErrorCode::FileExpired,
+    ErrorCode::BadChecksum,
+    ErrorCode::UnknownTransfer,
+    ErrorCode::FilesOff,
 ];
 
 /// Why someone left a room.
@@ -800,6 +893,7 @@ mod tests {
             to: None,
             text: "hi".into(),
             event: None,
+            file: None,
         });
         assert_eq!(
             std::str::from_utf8(&f.encode()).unwrap(),
@@ -924,6 +1018,7 @@ mod tests {
                             to,
                             text,
                             event: None,
+                            file: None,
                         })
                     }
                 ),
@@ -971,6 +1066,7 @@ mod tests {
                                 to: None,
                                 text,
                                 event: None,
+                                file: None,
                             })
                             .collect();
                         ServerFrame::History {

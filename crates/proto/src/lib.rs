@@ -5,6 +5,7 @@
 //! * [`codec`]: newline framing with a length limit, where a bad frame is a value, not a dead stream.
 //! * [`text`]: what message text may contain.
 //! * [`time`]: the wire timestamp format and the lab's `YYYY-MM-DD HH:MM:SS` display.
+//! * [`file`]: shared files: the file message, transfer requests, safe file names, sizes.
 //! * [`command`]: the `/msg`, `/join`, ... line commands shared by the plain-text front end and the line client.
 //!
 //! No sockets and no runtime live here, so every piece is unit-testable.
@@ -12,6 +13,7 @@
 pub mod auth;
 pub mod codec;
 pub mod command;
+pub mod file;
 pub mod frame;
 pub mod name;
 pub mod text;

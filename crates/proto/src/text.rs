@@ -124,11 +124,28 @@ pub fn body(text: &str, newline: &str) -> String {
 /// `[…] #rust bob: text`, `[…] bob → you: text`, or — a private message the viewer `me` sent, as replays
 /// show them — `[…] you → bob: text`, exactly as it read when it was sent ("you" in `lang`). Used by every
 /// text front end.
-pub fn message_line(lang: Lang, m: &Message, me: Option<&str>, newline: &str) -> String {
+///
+/// A shared file reads `[…] alice shared report.pdf (2.4 MiB) — /get 17`, with `get` the way the viewer
+/// fetches it (`/get` in natter's clients, `natter get` for a person behind `nc`).
+pub fn message_line(lang: Lang, m: &Message, me: Option<&str>, newline: &str, get: &str) -> String {
     let when = crate::time::local_display_wire(&m.ts);
     let from = neutralise(&m.from);
     // Folded only for private messages: text front ends render every room message through here.
     let mine = || me.is_some_and(|me| crate::name::fold(me) == crate::name::fold(&m.from));
+    if let Some(file) = &m.file {
+        let shared = describe_file(lang, file, get);
+        return match (&m.room, &m.to) {
+            (Some(room), _) => format!("[{when}] {}{from} {shared}", room_prefix(room)),
+            (None, Some(to)) if mine() => {
+                format!(
+                    "[{when}] {} → {}: {shared}",
+                    tl!(lang, "you"),
+                    neutralise(to)
+                )
+            }
+            (None, _) => format!("[{when}] {from} → {}: {shared}", tl!(lang, "you")),
+        };
+    }
     match (&m.room, &m.to) {
         (Some(room), _) if m.event.is_some() => format!(
             "[{when}] {}* {from} {}",
@@ -154,6 +171,29 @@ pub fn message_line(lang: Lang, m: &Message, me: Option<&str>, newline: &str) ->
             tl!(lang, "you"),
             body(&m.text, newline)
         ),
+    }
+}
+
+/// `shared report.pdf (2.4 MiB) — /get 17` (or `— expired`), in `lang`.
+pub fn describe_file(lang: Lang, file: &crate::file::FileInfo, get: &str) -> String {
+    let name = neutralise(&file.name);
+    let size = crate::file::human_size(file.size);
+    if file.expired {
+        tl!(
+            lang,
+            "file-shared-expired",
+            file = name.as_ref(),
+            size = size
+        )
+    } else {
+        tl!(
+            lang,
+            "file-shared",
+            file = name.as_ref(),
+            size = size,
+            get = get,
+            id = file.id.to_string()
+        )
     }
 }
 

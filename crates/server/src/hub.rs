@@ -74,6 +74,9 @@ pub struct AppendToken {
     pub done: oneshot::Sender<()>,
     /// Bounds how many messages can wait for the writer at once; released on delivery.
     pub permit: OwnedSemaphorePermit,
+    /// Told the outcome (the seq, or that it was not stored) — for a transfer connection, which has no
+    /// outbox of its own to be acked in.
+    pub stored: Option<oneshot::Sender<Result<u64, ()>>>,
 }
 
 /// A room's online members: the key is the member's name (as spelled, compared folded), the value where
@@ -668,6 +671,20 @@ impl Hub {
         answer.await.map_err(|_| StoreStopped)
     }
 
+    /// Expires the files shared before `before_ms` (and the blobs only they used), on the store's writer.
+    pub async fn expire_files(
+        &self,
+        before_ms: i64,
+        objects: std::path::PathBuf,
+    ) -> Result<usize, StoreStopped> {
+        self.ask(|reply| WriteCmd::ExpireFiles {
+            before_ms,
+            objects,
+            reply,
+        })
+        .await
+    }
+
     /// The rooms `name` had joined, from the store. The request is queued behind every join and leave
     /// sent before it, so a name's earlier session cannot make the answer stale.
     pub async fn remembered_rooms(&self, name: &Name) -> Result<Vec<RoomName>, StoreStopped> {
@@ -889,6 +906,7 @@ impl Hub {
             text: text.to_owned(),
             client_id,
             event: None,
+            file: None,
         })
     }
 
@@ -911,10 +929,13 @@ impl Hub {
         let mut run = Run::default();
         for Outcome {
             message,
-            token,
+            mut token,
             result,
         } in outcomes
         {
+            if let Some(stored) = token.stored.take() {
+                let _ = stored.send(result.as_ref().map(|s| s.seq).map_err(|_| ()));
+            }
             #[cfg(test)]
             if message.text == CRASH_THE_WRITER {
                 panic!("the store's writer dies, as a test asked");
@@ -943,7 +964,9 @@ impl Hub {
                             }
                             run.last_seq = stored.seq;
                             run.entries.push(RunEntry {
-                                event: message.event.is_some(),
+                                // A room event or a shared file reaches its author too: they see
+                                // what they did (and the file's id).
+                                event: message.event.is_some() || message.file.is_some(),
                                 item,
                                 ack,
                                 token,
@@ -951,7 +974,9 @@ impl Hub {
                         }
                         None => {
                             self.flush(&mut run);
-                            self.whisper(&message, item, stored.seq, &token.outbox);
+                            // A shared file reaches every session of its author, the sending one too.
+                            let except = message.file.is_none().then_some(&token.outbox);
+                            self.whisper(&message, item, stored.seq, except);
                             answer(token, ack);
                         }
                     }
@@ -1017,18 +1042,24 @@ impl Hub {
 
     /// Delivers a whisper to every session of its target and to the sender's other sessions (never to
     /// the session that sent it, which gets the ack). A target who is away finds it on their return.
-    fn whisper(&self, message: &NewMessage, item: Arc<Outgoing>, seq: u64, sender: &Arc<Outbox>) {
+    fn whisper(
+        &self,
+        message: &NewMessage,
+        item: Arc<Outgoing>,
+        seq: u64,
+        sender: Option<&Arc<Outbox>>,
+    ) {
         let registry = self.registry();
         if let Some(user) = message
             .to
             .as_ref()
             .and_then(|to| registry.users.get(to.key()))
         {
-            user.seats.push_except(&item, Some(sender));
+            user.seats.push_except(&item, sender);
         }
         if message.to.as_ref() != Some(&message.from) {
             if let Some(user) = registry.users.get(message.from.key()) {
-                user.seats.push_except(&item, Some(sender));
+                user.seats.push_except(&item, sender);
             }
         }
         self.advance(seq, &registry);
@@ -1297,6 +1328,7 @@ impl Hub {
             text,
             client_id,
             event: Some(Box::new(event)),
+            file: None,
         })
     }
 
@@ -1528,12 +1560,14 @@ mod tests {
                 text: format!("m{seq}"),
                 client_id: None,
                 event: None,
+                file: None,
             },
             token: AppendToken {
                 outbox: outbox.clone(),
                 id: None,
                 done: oneshot::channel().0,
                 permit,
+                stored: None,
             },
             result: Ok(Stored {
                 seq,

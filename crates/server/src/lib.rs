@@ -8,6 +8,7 @@
 //! [`outbox`] (bounded per-connection queue), [`store`] (the message log that assigns seq, and history).
 //! ARCHITECTURE.md has the concurrency rules.
 
+pub mod files;
 pub mod frontend;
 pub mod hub;
 pub mod moderation;
@@ -85,6 +86,8 @@ pub struct Config {
     pub require_tls: bool,
     /// Owned names unused this long are released, with their data (`--name-expiry-days`); `None`: never.
     pub name_expiry: Option<Duration>,
+    /// Shared files: where, how big, for how long.
+    pub files: files::FilesConfig,
     /// Tests only: a loopback address treated as another machine's (passwords from it are refused as
     /// they would be from the LAN).
     #[doc(hidden)]
@@ -118,6 +121,7 @@ impl Default for Config {
             name_expiry: Some(Duration::from_secs(180 * 24 * 60 * 60)),
             tls: None,
             require_tls: false,
+            files: files::FilesConfig::default(),
         }
     }
 }
@@ -230,7 +234,22 @@ impl Core {
                     log.run(&mut |outcomes| hub.deliver(outcomes))
                 })?
         };
+        let files = files::Files::open(config.files.clone()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot use the files directory {}: {e}",
+                    config
+                        .files
+                        .dir
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(""))
+                        .display()
+                ),
+            )
+        })?;
         let shared = Arc::new(session::Shared {
+            files,
             hub,
             history: opened.history,
             appends: Arc::new(tokio::sync::Semaphore::new(config.max_pending_appends)),
@@ -348,6 +367,12 @@ async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
         match shared.history.snapshot().await {
             Ok(snapshot) => shared.hub.load(snapshot),
             Err(e) => tracing::warn!("cannot read the accounts again: {e}"),
+        }
+        // Files: at start-up (with a sweep of stray bytes), then hourly.
+        if let Some(files) = shared.files.as_ref().filter(|_| ticks.is_multiple_of(120)) {
+            files
+                .tidy(&shared.hub, shared.history.as_ref(), ticks == 0)
+                .await;
         }
         ticks += 1;
         tokio::select! {

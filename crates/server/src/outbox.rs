@@ -428,6 +428,7 @@ mod tests {
             to: None,
             text: format!("{room}{seq}"),
             event: None,
+            file: None,
         }))
     }
 

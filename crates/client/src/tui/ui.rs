@@ -563,6 +563,7 @@ mod tests {
             to: to.map(Into::into),
             text: text.into(),
             event: None,
+            file: None,
         })))
     }
 
@@ -866,6 +867,7 @@ mod tests {
                 to: None,
                 text: "kicked bob (spam)".into(),
                 event: Some(Box::new(kick)),
+                file: None,
             },
         ))));
         let (screen, _) = natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || draw(&a, 80, 8));
@@ -973,6 +975,7 @@ mod tests {
                     to: None,
                     text: "old".into(),
                     event: None,
+                    file: None,
                 },
                 Message {
                     seq: 2,
@@ -982,6 +985,7 @@ mod tests {
                     to: None,
                     text: "new".into(),
                     event: None,
+                    file: None,
                 },
             ],
             new_after: None,

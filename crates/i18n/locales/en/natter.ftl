@@ -246,6 +246,8 @@ help-cli-join-fingerprint = Trust only the server certificate with this fingerpr
 tls-no-certificate = the server showed no certificate
 error-forbidden = { $what ->
     [block] only the owner of a name can block others (guests cannot)
+    [file] only members of { $room } can download its files; /join it first
+    [private_file] only the two people of a private conversation can download its files
    *[other] you may not do that here
 }
 usage-block = /block NAME
@@ -282,3 +284,50 @@ new-while-away = { $count ->
     [one] 1 private message came while you were away:
    *[other] { $count } private messages came while you were away:
 }
+
+## Sharing files (issue 13)
+
+file-shared = shared { $file } ({ $size }) — { $get } { $id }
+file-shared-expired = shared { $file } ({ $size }) — expired
+error-file_too_big = files over { $max } cannot be shared on this server
+error-quota_exceeded = { $what ->
+    [user] sharing this would pass your quota of { $limit }; files you shared expire in time
+   *[server] the server's file storage is full ({ $limit }); try again when older files have expired
+}
+error-storage_full = the server's disk has no room for this file; it was not stored (chat goes on)
+error-no_such_file = there is no shared file { $file }
+error-file_expired = file { $file } has expired; the server no longer keeps it
+error-bad_checksum = the file arrived different from what was offered (SHA-256 mismatch); the upload was discarded
+error-unknown_transfer = this transfer has expired; ask for it again
+error-files_off = this server does not keep files
+usage-send = /send PATH
+help-send = share a file with this conversation (Tab completes the path)
+usage-get = /get N
+help-get = download shared file N into { $dir }
+usage-cancel = /cancel
+help-cancel = stop the transfers in progress
+send-cannot-read = cannot read { $path }: { $why }
+send-not-a-file = { $path } is not a file
+transfer-up = ↑ { $file } { $percent }% { $rate }/s { $eta }
+transfer-down = ↓ { $file } { $percent }% { $rate }/s { $eta }
+transfer-eta = { $secs ->
+    [0] almost done
+   *[other] { $secs } s left
+}
+transfer-checking = checking { $file }…
+transfer-resuming = { $file }: the connection dropped; resuming from { $done }
+upload-done = { $file } is shared: /get { $id }
+download-done = saved { $path } ({ $size }), verified
+download-corrupt = { $file } arrived damaged (its SHA-256 does not match); deleted
+transfer-failed = { $file }: { $why }
+transfer-cancelled = cancelled { $file }
+transfer-none = no transfers in progress
+downloads-unusable = cannot write into { $dir }: { $why }
+help-cli-send = Share files with a room or a person (resumes an interrupted upload when run again)
+help-cli-send-files = The files to share
+help-cli-send-to = Share privately with this person
+help-cli-send-room = Share with this room (default: lobby)
+help-cli-get = Download a shared file, verified, resuming what an earlier run left
+help-cli-get-id = The file's number, as its message shows it (/get 17)
+help-cli-get-output = Where to write it (default: into the downloads directory, never overwriting)
+help-cli-downloads = Where downloads go (default: your Downloads folder)

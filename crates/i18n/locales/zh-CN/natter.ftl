@@ -234,6 +234,8 @@ help-cli-join-fingerprint = 只信任具有此指纹的服务器证书（SHA256:
 tls-no-certificate = 服务器没有出示证书
 error-forbidden = { $what ->
     [block] 只有名字的拥有者才能屏蔽别人（访客不能）
+    [file] 只有 { $room } 的成员才能下载其中的文件；请先 /join
+    [private_file] 只有私聊的双方才能下载其中的文件
    *[other] 你不能在这里这样做
 }
 usage-block = /block 名字
@@ -267,3 +269,50 @@ off = 关
 usage-moderate = /kick 名字 …
 help-moderate = 房间管理员：/op /deop /voice /devoice /kick /ban /unban /mute /unmute /invite 名字，/topic 文字，/invite-only on|off，/moderated on|off
 new-while-away = 你不在时收到 { $count } 条私聊：
+
+## Sharing files (issue 13)
+
+file-shared = 分享了 { $file }（{ $size }）— { $get } { $id }
+file-shared-expired = 分享了 { $file }（{ $size }）— 已过期
+error-file_too_big = 本服务器不能分享超过 { $max } 的文件
+error-quota_exceeded = { $what ->
+    [user] 分享这个文件会超出你的配额 { $limit }；你分享过的文件会按期过期
+   *[server] 服务器的文件存储已满（{ $limit }）；等旧文件过期后再试
+}
+error-storage_full = 服务器磁盘没有空间存放这个文件；文件没有保存（聊天不受影响）
+error-no_such_file = 没有编号为 { $file } 的共享文件
+error-file_expired = 文件 { $file } 已过期，服务器不再保存
+error-bad_checksum = 收到的文件与声明的不同（SHA-256 不符）；这次上传已丢弃
+error-unknown_transfer = 这次传输已失效；请重新请求
+error-files_off = 本服务器不保存文件
+usage-send = /send 路径
+help-send = 把文件分享到当前对话（Tab 补全路径）
+usage-get = /get 编号
+help-get = 把共享文件下载到 { $dir }
+usage-cancel = /cancel
+help-cancel = 停止正在进行的传输
+send-cannot-read = 无法读取 { $path }：{ $why }
+send-not-a-file = { $path } 不是文件
+transfer-up = ↑ { $file } { $percent }% { $rate }/秒 { $eta }
+transfer-down = ↓ { $file } { $percent }% { $rate }/秒 { $eta }
+transfer-eta = { $secs ->
+    [0] 即将完成
+   *[other] 还剩 { $secs } 秒
+}
+transfer-checking = 正在校验 { $file }…
+transfer-resuming = { $file }：连接中断；从 { $done } 处继续
+upload-done = { $file } 已分享：/get { $id }
+download-done = 已保存 { $path }（{ $size }），校验无误
+download-corrupt = { $file } 传输损坏（SHA-256 不符）；已删除
+transfer-failed = { $file }：{ $why }
+transfer-cancelled = 已取消 { $file }
+transfer-none = 没有正在进行的传输
+downloads-unusable = 无法写入 { $dir }：{ $why }
+help-cli-send = 把文件分享给一个房间或一个人（再次运行会续传中断的上传）
+help-cli-send-files = 要分享的文件
+help-cli-send-to = 私下分享给这个人
+help-cli-send-room = 分享到这个房间（默认：lobby）
+help-cli-get = 下载一个共享文件，校验完整，并续传上次留下的部分
+help-cli-get-id = 文件编号，即消息中显示的数字（/get 17）
+help-cli-get-output = 保存到哪里（默认：下载目录，从不覆盖）
+help-cli-downloads = 下载保存到哪里（默认：你的“下载”文件夹）

@@ -292,7 +292,12 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         | ServerFrame::Ping { .. }
         | ServerFrame::Challenge { .. } => return None,
         ServerFrame::PasswordSet => format!("* {}", tl!(lang, "password-set")),
-        ServerFrame::Status { .. } => return None,
+        ServerFrame::Status { .. }
+        | ServerFrame::UploadReady { .. }
+        | ServerFrame::DownloadReady { .. }
+        | ServerFrame::UploadAt { .. }
+        | ServerFrame::Uploaded { .. }
+        | ServerFrame::Sending { .. } => return None,
         ServerFrame::Forgotten => format!("* {}", tl!(lang, "forgotten")),
         ServerFrame::Topic { room, topic, .. } => match topic {
             Some(topic) => format!(
@@ -391,7 +396,7 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
 }
 
 fn render_message(m: &Message, me: Option<&str>, lang: Lang) -> String {
-    natter_proto::text::message_line(lang, m, me, "\r\n")
+    natter_proto::text::message_line(lang, m, me, "\r\n", natter_proto::file::CLI_GET)
 }
 
 #[cfg(test)]
@@ -484,6 +489,7 @@ mod tests {
             to: None,
             text: "hi\u{1b}[2J".into(),
             event: None,
+            file: None,
         };
         let line = render_message(&m, None, Lang::En);
         assert!(line.starts_with('['), "{line}");

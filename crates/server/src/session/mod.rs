@@ -77,6 +77,8 @@ pub struct Shared {
     /// When the server started, and its open connections by front end, for `status`.
     pub started: Instant,
     pub connections: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
+    /// Shared files (`None`: this server keeps none).
+    pub files: Option<Arc<crate::files::Files>>,
 }
 
 impl Shared {
@@ -132,6 +134,8 @@ struct Session {
     pending: Option<Box<replay::PendingHello>>,
     /// The connection is TLS: passwords may cross it.
     secure: bool,
+    /// The first line asked for a file transfer: the connection is handed to [`crate::files::transfer`].
+    transfer: Option<natter_proto::file::DataRequest>,
 }
 
 /// Serves one accepted TCP connection until it ends. `admission` holds its place in the connection limits.
@@ -242,6 +246,7 @@ pub async fn serve_stream<T: Transport>(
         last_append: None,
         pending: None,
         secure,
+        transfer: None,
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
@@ -249,6 +254,23 @@ pub async fn serve_stream<T: Transport>(
     let reason = session
         .run(&mut frames, &mut wire, &config, &conn, &shutdown, accepted)
         .await;
+    if let Some(request) = session.transfer.take() {
+        // A transfer connection: the raw bytes after its first line are the file's.
+        let shared = session.shared.clone();
+        shared.count("files", 1);
+        let parts = frames.into_parts();
+        crate::files::transfer::serve(
+            request,
+            parts.read_buf,
+            parts.io,
+            wire.into_inner(),
+            shared.clone(),
+            shutdown,
+        )
+        .await;
+        shared.count("files", -1);
+        return;
+    }
     let counted = session
         .front
         .as_ref()
@@ -325,6 +347,14 @@ impl Session {
     ) -> Option<Flow> {
         if self.front.is_some() {
             return None;
+        }
+        if let Some(request) = item
+            .as_ref()
+            .ok()
+            .and_then(|line| natter_proto::file::DataRequest::parse(line))
+        {
+            self.transfer = Some(request);
+            return Some(Flow::Close);
         }
         let front: Box<dyn FrontEnd> = match item {
             // An oversized first line picks nothing: JSON is the protocol's own voice.
@@ -775,6 +805,63 @@ impl Session {
                     self.outbox.send(refusal.frame(None));
                 }
             },
+            (
+                me,
+                ClientFrame::Offer {
+                    name,
+                    size,
+                    sha256,
+                    room,
+                    to,
+                    id,
+                },
+            ) => {
+                let offer = crate::files::Offer {
+                    name,
+                    size,
+                    sha256,
+                    room,
+                    to,
+                    id: id.clone(),
+                };
+                let answer = match &self.shared.files {
+                    Some(files) => {
+                        Box::pin(files.offer(
+                            &hub,
+                            self.shared.history.as_ref(),
+                            &me,
+                            offer,
+                            &self.outbox,
+                        ))
+                        .await
+                    }
+                    None => Err(crate::hub::Refusal(
+                        ErrorCode::FilesOff,
+                        natter_proto::error_args!(),
+                    )),
+                };
+                self.outbox
+                    .send(answer.unwrap_or_else(|refusal| refusal.frame(id)));
+            }
+            (me, ClientFrame::Fetch { file, id }) => {
+                let answer = match &self.shared.files {
+                    Some(files) => {
+                        Box::pin(files.fetch(&hub, self.shared.history.as_ref(), &me, file)).await
+                    }
+                    None => Err(crate::hub::Refusal(
+                        ErrorCode::FilesOff,
+                        natter_proto::error_args!(),
+                    )),
+                };
+                let answer = match answer {
+                    Ok(ServerFrame::DownloadReady { token, file, .. }) => {
+                        ServerFrame::DownloadReady { id, token, file }
+                    }
+                    Ok(other) => other,
+                    Err(refusal) => refusal.frame(id),
+                };
+                self.outbox.send(answer);
+            }
             (me, ClientFrame::Leave { room }) => {
                 if let Err(refusal) = hub.leave(&me, &room) {
                     self.outbox.send(refusal.frame(None));
@@ -841,6 +928,7 @@ impl Session {
             id,
             done,
             permit,
+            stored: None,
         };
         match self.shared.hub.submit(message, token) {
             Ok(()) => self.last_append = Some(done_rx),
@@ -875,6 +963,8 @@ fn frame_id(frame: &ClientFrame) -> Option<String> {
     match frame {
         ClientFrame::Say { id, .. }
         | ClientFrame::Whisper { id, .. }
+        | ClientFrame::Offer { id, .. }
+        | ClientFrame::Fetch { id, .. }
         | ClientFrame::Ping { id } => id.clone(),
         _ => None,
     }

@@ -47,6 +47,11 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
         }
     }
 
+    /// The write half, for a connection that stops being a chat session (a file transfer).
+    pub(super) fn into_inner(self) -> W {
+        self.write
+    }
+
     /// The first line has picked the front end: from now on items are shown its way.
     pub(super) fn set_renderer(&mut self, front: Box<dyn Render>) {
         self.front = Some(front);

@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod backup;
 mod checkpoint;
+pub mod files;
 mod queries;
 mod schema;
 pub mod sqlite;
@@ -103,6 +104,48 @@ pub struct NewMessage {
     pub client_id: Option<String>,
     /// A room event (the text is then its English wording).
     pub event: Option<Box<natter_proto::frame::RoomEvent>>,
+    /// A shared file (the text is then made from it, with the seq as its id).
+    pub file: Option<Box<NewFile>>,
+}
+
+/// A completed, verified upload to share: the writer moves its bytes into the content store and records
+/// the share in the same transaction as its message.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub name: String,
+    pub size: u64,
+    pub mime: String,
+    pub sha256: String,
+    /// Names the upload (uploader, conversation, content): a retry finds the share.
+    pub upload_key: String,
+    /// Where the uploaded bytes are now, and where the content store keeps them.
+    pub partial: PathBuf,
+    pub object: PathBuf,
+}
+
+impl NewFile {
+    /// The file as the message with `seq` shows it.
+    pub fn info(&self, seq: u64) -> natter_proto::file::FileInfo {
+        natter_proto::file::FileInfo {
+            id: seq,
+            name: self.name.clone(),
+            size: self.size,
+            mime: self.mime.clone(),
+            sha256: self.sha256.clone(),
+            expired: false,
+        }
+    }
+}
+
+/// A shared file as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub info: natter_proto::file::FileInfo,
+    /// Folded names: who shared it, and the room or the person it was shared with.
+    pub uploader_key: String,
+    pub room: Option<String>,
+    pub recipient_key: Option<String>,
+    pub created_ms: i64,
 }
 
 /// What the store did with a message.
@@ -122,8 +165,12 @@ impl NewMessage {
             room: self.room.as_ref().map(|r| r.to_string()),
             from: self.from.to_string(),
             to: self.to.as_ref().map(|n| n.to_string()),
-            text: self.text.clone(),
+            text: match &self.file {
+                Some(f) => natter_proto::file::fallback_text(&f.name, f.size, stored.seq),
+                None => self.text.clone(),
+            },
             event: self.event.clone(),
+            file: self.file.as_ref().map(|f| Box::new(f.info(stored.seq))),
         }
     }
 }
@@ -203,6 +250,14 @@ pub enum WriteCmd<T> {
         on: bool,
     },
 
+    /// Marks the files shared before `before_ms` expired; deletes the blobs no live share needs any more
+    /// (rows in the same transaction, then their bytes); answers with how many files expired.
+    ExpireFiles {
+        before_ms: i64,
+        objects: PathBuf,
+        reply: tokio::sync::oneshot::Sender<usize>,
+    },
+
     /// Finish what is queued and stop.
     Stop,
 }
@@ -267,6 +322,18 @@ pub trait History: Send + Sync + 'static {
     /// The accounts as the hub keeps them in memory (owned names, blocks, bans, admins, room rules) — read
     /// beside the writer, not by it.
     fn snapshot(&self) -> Read<'_, Snapshot>;
+
+    /// The shared file with this id (its message's seq).
+    fn file(&self, id: u64) -> Read<'_, Option<FileRow>>;
+
+    /// Bytes of live files shared by `uploader` (a folded name), and bytes in the content store in all.
+    fn file_usage(&self, uploader: String) -> Read<'_, (u64, u64)>;
+
+    /// The id of a file shared by the upload `upload_key` at or after `since_ms`, if any (a retry).
+    fn shared_upload(&self, upload_key: String, since_ms: i64) -> Read<'_, Option<u64>>;
+
+    /// The SHA-256 of every blob the content store should hold.
+    fn blobs(&self) -> Read<'_, Vec<String>>;
 }
 
 /// The write side of the message log, run on a thread of its own.

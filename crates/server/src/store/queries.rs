@@ -273,7 +273,10 @@ pub(super) fn find_duplicate(
     Ok((newer < DEDUPE_WINDOW).then_some(earlier))
 }
 
-pub(super) const COLUMNS: &str = "seq, ts, room, sender, recipient, text, event";
+/// A file message's `expired` comes from its file's row (found by primary key), so expiry never rewrites
+/// history.
+pub(super) const COLUMNS: &str = "seq, ts, room, sender, recipient, text, event, file, \
+     CASE WHEN file IS NULL THEN 0 ELSE (SELECT expired FROM files WHERE files.seq = messages.seq) END";
 
 pub(super) fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -286,6 +289,13 @@ pub(super) fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message>
         event: r
             .get::<_, Option<String>>(6)?
             .and_then(|e| serde_json::from_str(&e).ok()),
+        file: r
+            .get::<_, Option<String>>(7)?
+            .and_then(|f| serde_json::from_str::<natter_proto::file::FileInfo>(&f).ok())
+            .map(|mut f| {
+                f.expired = r.get::<_, Option<bool>>(8).ok().flatten().unwrap_or(false);
+                Box::new(f)
+            }),
     })
 }
 

@@ -82,6 +82,38 @@ CREATE TABLE room_rules (
 );
 ALTER TABLE messages ADD COLUMN event TEXT;
 ",
+    // 4: shared files (issue 13). `blobs`: the content store, one row per distinct content (its bytes are
+    // `files/objects/<first two hex>/<sha256>`); `files`: one row per share, keyed by the seq of the
+    // message that shared it (the file's id), pointing at a blob. A blob is deleted in the same
+    // transaction that leaves it with no live share (and its bytes right after, by the same writer).
+    // `upload_key` names an upload (uploader, conversation, content), so a retried upload finds its share;
+    // `messages.file`: the file message's `FileInfo` (JSON).
+    "
+CREATE TABLE blobs (
+    sha256     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE files (
+    seq           INTEGER PRIMARY KEY,
+    sha256        TEXT    NOT NULL,
+    size          INTEGER NOT NULL,
+    name          TEXT    NOT NULL,
+    mime          TEXT    NOT NULL,
+    uploader_key  TEXT    NOT NULL,
+    room_key      TEXT,
+    room          TEXT,
+    recipient_key TEXT,
+    upload_key    TEXT    NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    expired       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX files_live_sha      ON files(sha256)       WHERE expired = 0;
+CREATE INDEX files_live_age      ON files(created_ms)   WHERE expired = 0;
+CREATE INDEX files_live_uploader ON files(uploader_key) WHERE expired = 0;
+CREATE INDEX files_upload        ON files(upload_key, seq);
+ALTER TABLE messages ADD COLUMN file TEXT;
+",
 ];
 
 /// The schema version this build writes.

@@ -30,6 +30,7 @@ use super::checkpoint::{
     Checkpointer, CommitClock, HEAVY_BATCH, WAL_SIZE_LIMIT, WAL_WRITER_CHECKPOINT_HEAVY,
     WAL_WRITER_CHECKPOINT_LIGHT,
 };
+use super::files;
 use super::queries::{
     account, add_key, block, claim, expire, find_duplicate, forget, missed, oldest_seq, page,
     rooms_of, set_password, snapshot,
@@ -215,6 +216,22 @@ impl History for Store {
     fn snapshot(&self) -> Read<'_, super::Snapshot> {
         Box::pin(self.read(snapshot))
     }
+
+    fn file(&self, id: u64) -> Read<'_, Option<super::FileRow>> {
+        Box::pin(self.read(move |conn| files::file(conn, id)))
+    }
+
+    fn file_usage(&self, uploader: String) -> Read<'_, (u64, u64)> {
+        Box::pin(self.read(move |conn| files::usage(conn, &uploader)))
+    }
+
+    fn shared_upload(&self, upload_key: String, since_ms: i64) -> Read<'_, Option<u64>> {
+        Box::pin(self.read(move |conn| files::shared_upload(conn, &upload_key, since_ms)))
+    }
+
+    fn blobs(&self) -> Read<'_, Vec<String>> {
+        Box::pin(self.read(files::blobs))
+    }
 }
 
 impl<T: Send> MessageLog<T> for Writer<T> {
@@ -373,10 +390,20 @@ impl<T> Writer<T> {
                             continue;
                         }
                         seq += 1;
+                        let (text, file) = match &m.file {
+                            Some(f) => {
+                                files::share(&tx, m, f, seq, ts_ms)?;
+                                let info = f.info(seq);
+                                let text =
+                                    natter_proto::file::fallback_text(&info.name, info.size, seq);
+                                (text, serde_json::to_string(&info).ok())
+                            }
+                            None => (m.text.clone(), None),
+                        };
                         tx.prepare_cached(
                             "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
-                                                   recipient_key, recipient, client_id, text, event)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                                   recipient_key, recipient, client_id, text, event, file)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                         )?
                         .execute(params![
                             seq,
@@ -389,10 +416,11 @@ impl<T> Writer<T> {
                             m.to.as_ref().map(|n| n.key()),
                             m.to.as_ref().map(|n| n.as_str()),
                             m.client_id,
-                            m.text,
+                            text,
                             m.event
                                 .as_ref()
                                 .and_then(|e| serde_json::to_string(e).ok()),
+                            file,
                         ])?;
                         stored.push(Stored {
                             seq,
@@ -437,6 +465,7 @@ impl<T> Writer<T> {
                     | WriteCmd::SetPassword { .. }
                     | WriteCmd::Forget { .. }
                     | WriteCmd::Expire { .. }
+                    | WriteCmd::ExpireFiles { .. }
                     | WriteCmd::Stop => {}
                 }
             }
@@ -508,6 +537,16 @@ impl<T> Writer<T> {
                         Err(e) => tracing::error!("history store: setting a password failed: {e}"),
                     }
                 }
+                WriteCmd::ExpireFiles {
+                    before_ms,
+                    objects,
+                    reply,
+                } => match self.with_conn(|conn| files::expire(conn, before_ms, &objects)) {
+                    Ok(n) => {
+                        let _ = reply.send(n);
+                    }
+                    Err(e) => tracing::error!("history store: expiring files failed: {e}"),
+                },
                 WriteCmd::Claim { name, key, reply } => {
                     match self.with_conn(|conn| claim(conn, &name, &key, ts_ms, committed)) {
                         Ok(bound) => {
@@ -616,6 +655,7 @@ mod tests {
             text: text.into(),
             client_id: id.map(Into::into),
             event: None,
+            file: None,
         }
     }
 
@@ -630,6 +670,88 @@ mod tests {
             .into_iter()
             .map(|o| o.result.unwrap())
             .collect()
+    }
+
+    /// Issue 13: a blob is deleted by reference, decided in the transaction that expires its last live
+    /// share — never while a share still uses it; the same content shared twice is stored once; an
+    /// expired file's message stays in history, marked expired.
+    #[test]
+    fn a_blob_lives_while_any_share_of_it_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        let mut opened =
+            Store::open::<u32>(DbPath::File(dir.path().join("h.db")), Retention::default())
+                .unwrap();
+        let sha = "ab".repeat(32);
+        let share = |n: u32| {
+            let partial = dir.path().join(format!("partial-{n}"));
+            std::fs::write(&partial, b"same bytes").unwrap();
+            let mut m = msg(Some("lobby"), "a", None, "", None);
+            m.file = Some(Box::new(crate::store::NewFile {
+                name: format!("copy{n}.txt"),
+                size: 10,
+                mime: "text/plain".into(),
+                sha256: sha.clone(),
+                upload_key: format!("u{n}"),
+                partial,
+                object: super::files::object_path(&objects, &sha),
+            }));
+            m
+        };
+        let stored = append_all(&mut opened.writer, vec![share(1), share(2)]);
+        let object = super::files::object_path(&objects, &sha);
+        assert_eq!(std::fs::read(&object).unwrap(), b"same bytes");
+        assert!(!dir.path().join("partial-1").exists() && !dir.path().join("partial-2").exists());
+        let count = |conn: &Connection, sql: &str| -> i64 {
+            conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        };
+        // The first share is old, the second new: expiring the old keeps the blob.
+        opened
+            .writer
+            .with_conn(|conn| {
+                conn.execute(
+                    "UPDATE files SET created_ms = 0 WHERE seq = ?1",
+                    params![stored[0].seq],
+                )
+            })
+            .unwrap();
+        let expired = opened
+            .writer
+            .with_conn(|conn| super::files::expire(conn, 1, &objects))
+            .unwrap();
+        assert_eq!(expired, 1);
+        assert!(object.exists(), "deleted while a share still uses it");
+        opened
+            .writer
+            .with_conn(|conn| {
+                assert_eq!(count(conn, "SELECT COUNT(*) FROM blobs"), 1);
+                Ok(())
+            })
+            .unwrap();
+        // Expiring the last share deletes the blob's row and its bytes.
+        let now = Timestamp::now().as_millisecond() + 1;
+        let expired = opened
+            .writer
+            .with_conn(|conn| super::files::expire(conn, now, &objects))
+            .unwrap();
+        assert_eq!(expired, 1);
+        assert!(!object.exists());
+        opened
+            .writer
+            .with_conn(|conn| {
+                assert_eq!(count(conn, "SELECT COUNT(*) FROM blobs"), 0);
+                assert_eq!(
+                    count(conn, "SELECT COUNT(*) FROM files WHERE expired = 1"),
+                    2
+                );
+                let history = page(conn, &Scope::Room("lobby".into()), u64::MAX, 10)?;
+                assert_eq!(history.len(), 2);
+                assert!(history
+                    .iter()
+                    .all(|m| m.file.as_ref().is_some_and(|f| f.expired)));
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

@@ -330,6 +330,7 @@ mod tests {
             to: to.map(Into::into),
             text: text.into(),
             event: None,
+            file: None,
         })))
     }
 
@@ -564,6 +565,7 @@ mod tests {
                     to: None,
                     text: "eight".into(),
                     event: None,
+                    file: None,
                 },
                 Message {
                     seq: 10,
@@ -573,6 +575,7 @@ mod tests {
                     to: None,
                     text: "ten".into(),
                     event: None,
+                    file: None,
                 },
             ],
             new_after: None,
@@ -639,6 +642,7 @@ mod tests {
             to: None,
             text: text.into(),
             event: None,
+            file: None,
         };
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
             room: Some("rust".into()),
@@ -722,6 +726,7 @@ mod tests {
             to: Some("张三".into()),
             text: text.into(),
             event: None,
+            file: None,
         };
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::History {
             room: None,
