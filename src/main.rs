@@ -29,6 +29,10 @@ enum Cmd {
     Serve(ServeArgs),
     /// Join a chat server.
     Join(JoinArgs),
+    /// Share files with a room or a person (run again, it resumes an interrupted upload).
+    Send(SendArgs),
+    /// Download a shared file, verified (run again, it resumes what an earlier run left).
+    Get(GetArgs),
     /// Look after the server's accounts, in its database (with the server running or not).
     Admin(AdminArgs),
     /// The config file: print a commented example with every key, or check one.
@@ -222,6 +226,21 @@ struct ServeArgs {
     /// Release owned names unused for this many days, with their private history; 0: never.
     #[arg(long, value_name = "DAYS", default_value_t = 180)]
     name_expiry_days: u32,
+    /// Where shared files are kept. Default: files/ in the data directory.
+    #[arg(long, value_name = "DIR")]
+    files_dir: Option<std::path::PathBuf>,
+    /// Largest file that can be shared (K, M, G suffixes: powers of 1024); 0 turns file sharing off.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = natter_proto::file::parse_size)]
+    max_file_size: u64,
+    /// Most bytes of files one user may have shared at once (older ones expire); 0: no limit.
+    #[arg(long, value_name = "SIZE", default_value = "5G", value_parser = natter_proto::file::parse_size)]
+    user_quota: u64,
+    /// Most bytes of files the server keeps in all; 0: only the disk limits it.
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = natter_proto::file::parse_size)]
+    files_max: u64,
+    /// Keep shared files this many days (their messages stay, marked expired); 0: forever.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    file_days: u32,
     /// History database file, or :memory: to keep history only while the server runs.
     /// Default: natter.db in the data directory.
     #[arg(long, value_name = "PATH")]
@@ -318,6 +337,120 @@ struct JoinArgs {
     /// Trust only the server certificate with this fingerprint (SHA256:…, as `natter serve` prints it).
     #[arg(long, value_name = "SHA256:…")]
     fingerprint: Option<String>,
+    /// Where downloads go (default: your Downloads folder).
+    #[arg(long, value_name = "DIR")]
+    downloads: Option<std::path::PathBuf>,
+}
+
+/// How `natter send` and `natter get` reach the server, as `natter join` does.
+#[derive(Args)]
+struct ConnectArgs {
+    /// Server, as HOST:PORT (HOST alone means port 5500).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5500")]
+    server: String,
+    /// Your name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Seconds to wait for the server to accept and answer before giving up (or retrying).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Language of everything natter says: en or zh-CN. Default: from LC_ALL, LC_MESSAGES or LANG.
+    #[arg(long, value_name = "LANG")]
+    lang: Option<natter_i18n::Lang>,
+    /// Where the key that makes your name yours is kept (default: ~/.local/share/natter).
+    #[arg(long, value_name = "DIR", env = "NATTER_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// As a guest: no key.
+    #[arg(long)]
+    guest: bool,
+    /// Plain text, no TLS.
+    #[arg(long)]
+    no_tls: bool,
+    /// Trust only the server certificate with this fingerprint.
+    #[arg(long, value_name = "SHA256:…")]
+    fingerprint: Option<String>,
+    /// Where downloads go (default: your Downloads folder).
+    #[arg(long, value_name = "DIR")]
+    downloads: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The files to share.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<std::path::PathBuf>,
+    /// Share privately with this person.
+    #[arg(long, value_name = "NAME", conflicts_with = "room")]
+    to: Option<String>,
+    /// Share with this room (default: lobby).
+    #[arg(long, value_name = "ROOM")]
+    room: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args)]
+struct GetArgs {
+    /// The file's number, as its message shows it (/get 17).
+    id: u64,
+    /// Where to write it (default: into the downloads directory, never overwriting).
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+/// The connection options of `natter join`, `natter send` and `natter get`, as the client takes them.
+#[allow(clippy::too_many_arguments)]
+fn line_options(
+    server: String,
+    name: Option<String>,
+    timeout: f64,
+    data_dir: Option<std::path::PathBuf>,
+    guest: bool,
+    no_tls: bool,
+    fingerprint: Option<String>,
+    downloads: Option<std::path::PathBuf>,
+) -> natter_client::LineOptions {
+    let data_dir = data_dir.or_else(natter_client::identity::default_data_dir);
+    natter_client::LineOptions {
+        server,
+        name,
+        force_plain: false,
+        answer_timeout: std::time::Duration::try_from_secs_f64(timeout)
+            .unwrap_or(std::time::Duration::from_secs(10)),
+        tls: natter_client::tls::TlsOptions {
+            off: no_tls,
+            pin: fingerprint,
+            known_servers: data_dir
+                .clone()
+                .map(|dir| dir.join(natter_client::tls::KNOWN_SERVERS)),
+        },
+        data_dir: match guest {
+            true => None,
+            false => data_dir,
+        },
+        tui: natter_client::tui::app::Options {
+            stamps: natter_client::tui::app::Stamps::Short,
+            bell: false,
+        },
+        downloads: downloads.unwrap_or_else(natter_client::transfer::default_downloads),
+    }
+}
+
+impl ConnectArgs {
+    fn options(self) -> natter_client::LineOptions {
+        line_options(
+            self.server,
+            self.name,
+            self.timeout,
+            self.data_dir,
+            self.guest,
+            self.no_tls,
+            self.fingerprint,
+            self.downloads,
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -490,36 +623,43 @@ fn main() -> ExitCode {
             words = format!("{:?}", args.stray.join(" ")),
             first = &args.stray[0]
         )),
-        Cmd::Join(args) => runtime
-            .block_on(natter_client::run_join(natter_client::LineOptions {
-                server: args.server,
-                name: args.name,
-                force_plain: args.plain,
-                answer_timeout: std::time::Duration::try_from_secs_f64(args.timeout)
-                    .unwrap_or(std::time::Duration::from_secs(10)),
-                tls: natter_client::tls::TlsOptions {
-                    off: args.no_tls,
-                    pin: args.fingerprint,
-                    known_servers: args
-                        .data_dir
-                        .clone()
-                        .or_else(natter_client::identity::default_data_dir)
-                        .map(|dir| dir.join(natter_client::tls::KNOWN_SERVERS)),
+        Cmd::Join(args) => {
+            let mut options = line_options(
+                args.server,
+                args.name,
+                args.timeout,
+                args.data_dir,
+                args.guest,
+                args.no_tls,
+                args.fingerprint,
+                args.downloads,
+            );
+            options.force_plain = args.plain;
+            options.tui = natter_client::tui::app::Options {
+                stamps: match args.timestamps {
+                    Timestamps::Short => natter_client::tui::app::Stamps::Short,
+                    Timestamps::Full => natter_client::tui::app::Stamps::Full,
                 },
-                data_dir: match args.guest {
-                    true => None,
-                    false => args
-                        .data_dir
-                        .or_else(natter_client::identity::default_data_dir),
-                },
-                tui: natter_client::tui::app::Options {
-                    stamps: match args.timestamps {
-                        Timestamps::Short => natter_client::tui::app::Stamps::Short,
-                        Timestamps::Full => natter_client::tui::app::Stamps::Full,
-                    },
-                    bell: args.bell,
-                },
-            }))
+                bell: args.bell,
+            };
+            runtime
+                .block_on(natter_client::run_join(options))
+                .map_err(|e| e.to_string())
+        }
+        Cmd::Send(args) => runtime
+            .block_on(natter_client::cli::run_send(
+                args.connect.options(),
+                args.files,
+                args.room,
+                args.to,
+            ))
+            .map_err(|e| e.to_string()),
+        Cmd::Get(args) => runtime
+            .block_on(natter_client::cli::run_get(
+                args.connect.options(),
+                args.id,
+                args.output,
+            ))
             .map_err(|e| e.to_string()),
     };
     // Don't wait for a blocked stdin reader or a prompt thread on the way out.
@@ -721,21 +861,29 @@ fn lang_from_args(args: impl Iterator<Item = String>) -> Option<natter_i18n::Lan
 /// (`help-cli-join-OPTION`). The server's and the bench's help are for operators and stay in English.
 fn translated_help(cli: clap::Command) -> clap::Command {
     use natter_i18n::t;
-    cli.mut_subcommand("join", |join| {
-        let ids: Vec<String> = join
-            .get_arguments()
-            .filter(|a| !a.is_hide_set())
-            .map(|a| a.get_id().to_string())
-            .collect();
-        ids.into_iter()
-            .fold(join.about(t!("help-cli-join")), |join, id| {
-                let key = format!("help-cli-join-{id}");
-                if !natter_i18n::has(natter_i18n::Lang::En, &key) {
-                    return join; // clap's own (--help): a test keeps natter's options covered
-                }
+    ["join", "send", "get"].into_iter().fold(cli, |cli, sub| {
+        cli.mut_subcommand(sub, |cmd| {
+            let ids: Vec<String> = cmd
+                .get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .map(|a| a.get_id().to_string())
+                .collect();
+            let about = t!(format!("help-cli-{sub}").as_str());
+            ids.into_iter().fold(cmd.about(about), |cmd, id| {
+                // `send` and `get` share `join`'s connection options, and their words.
+                let key = [
+                    format!("help-cli-{sub}-{id}"),
+                    format!("help-cli-join-{id}"),
+                ]
+                .into_iter()
+                .find(|key| natter_i18n::has(natter_i18n::Lang::En, key));
+                let Some(key) = key else {
+                    return cmd; // clap's own (--help): a test keeps natter's options covered
+                };
                 let text = natter_i18n::text(natter_i18n::lang(), &key, &[]);
-                join.mut_arg(id, |a| a.help(text))
+                cmd.mut_arg(id, |a| a.help(text))
             })
+        })
     })
 }
 
@@ -927,6 +1075,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             max_messages: args.history_max,
             max_bytes: args.db_max_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
         },
+        files: natter_server::files::FilesConfig {
+            dir: (args.max_file_size > 0).then(|| {
+                args.files_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("files"))
+            }),
+            max_file: args.max_file_size,
+            user_quota: (args.user_quota > 0).then_some(args.user_quota),
+            total: (args.files_max > 0).then_some(args.files_max),
+            days: (args.file_days > 0).then_some(args.file_days),
+            ..Default::default()
+        },
         ..Default::default()
     };
     // Everything that can fail is checked before anything is announced: a history file that cannot be
@@ -1030,15 +1190,22 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
-    /// Issue 18: every option of `natter join` has its help in every catalogue.
+    /// Issue 18: every option of `natter join` (and of `send` and `get`, which share its connection
+    /// options) has its help in every catalogue.
     #[test]
     fn every_join_option_has_a_translated_help() {
         let cli = Cli::command();
-        let join = cli.find_subcommand("join").unwrap();
-        for arg in join.get_arguments().filter(|a| !a.is_hide_set()) {
-            for lang in natter_i18n::Lang::ALL {
-                let key = format!("help-cli-join-{}", arg.get_id());
-                assert!(natter_i18n::has(lang, &key), "{lang} lacks {key}");
+        for sub in ["join", "send", "get"] {
+            let cmd = cli.find_subcommand(sub).unwrap();
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                for lang in natter_i18n::Lang::ALL {
+                    let own = format!("help-cli-{sub}-{}", arg.get_id());
+                    let shared = format!("help-cli-join-{}", arg.get_id());
+                    assert!(
+                        natter_i18n::has(lang, &own) || natter_i18n::has(lang, &shared),
+                        "{lang} lacks {own}"
+                    );
+                }
             }
         }
         let help = natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || {

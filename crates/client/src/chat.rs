@@ -149,7 +149,44 @@ pub enum ChatEvent {
 enum Cmd {
     Frame(ClientFrame),
     Message(Outgoing),
+    /// A request whose answer (the server frame carrying its `id`) goes to `reply`, not to the UI.
+    Request {
+        id: String,
+        frame: ClientFrame,
+        reply: oneshot::Sender<ServerFrame>,
+    },
     Quit(oneshot::Sender<()>),
+}
+
+/// Makes requests on a chat session and gets their answers back directly — what file transfers use to
+/// `offer` and `fetch` while the UI goes on reading events. Cheap to clone.
+#[derive(Clone)]
+pub struct Requester {
+    cmds: mpsc::Sender<Cmd>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+    /// Where transfer connections go, and how they are trusted: as the chat's own connection.
+    pub server: String,
+    pub tls: crate::tls::TlsOptions,
+}
+
+impl Requester {
+    /// Sends `frame` with a fresh `id` (set by `with_id`) and waits for the frame that answers it. Made
+    /// again after a reconnect if the connection was lost first; `None` once the session is over.
+    pub async fn request(
+        &self,
+        with_id: impl FnOnce(String) -> ClientFrame,
+    ) -> Option<ServerFrame> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("rq{}-{n}", std::process::id());
+        let (reply, answer) = oneshot::channel();
+        let cmd = Cmd::Request {
+            frame: with_id(id.clone()),
+            id,
+            reply,
+        };
+        self.cmds.send(cmd).await.ok()?;
+        answer.await.ok()
+    }
 }
 
 /// A registered chat session. Dropping it quits.
@@ -165,6 +202,8 @@ pub struct Chat {
     ids: IdSource,
     /// Messages given after the session had already ended: reported as unsent with `Closed`.
     too_late: Vec<Outgoing>,
+    server: String,
+    tls: crate::tls::TlsOptions,
 }
 
 /// Ids unique across runs of the client, so a restarted client never collides with its earlier ids
@@ -320,7 +359,9 @@ impl Chat {
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let (server, tls) = (options.server.clone(), options.tls.clone());
         let task = Task {
+            requests: Vec::new(),
             options: ChatOptions {
                 name: name.clone(),
                 ..options
@@ -341,6 +382,8 @@ impl Chat {
             trust,
             ids: IdSource::new(),
             too_late: Vec::new(),
+            server,
+            tls,
         })
     }
 
@@ -368,6 +411,16 @@ impl Chat {
             self.too_late.push(message);
         }
         id
+    }
+
+    /// A handle for requests answered directly (file transfers).
+    pub fn requester(&self) -> Requester {
+        Requester {
+            cmds: self.cmds.clone(),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            server: self.server.clone(),
+            tls: self.tls.clone(),
+        }
     }
 
     /// Sends any other request (join, leave, who, rooms, history, ping). Queued while reconnecting.
@@ -429,6 +482,8 @@ struct Task {
     outbox: VecDeque<Outgoing>,
     /// Other requests made while disconnected.
     queued: Vec<ClientFrame>,
+    /// Requests waiting for their answer (sent again after a reconnect).
+    requests: Vec<(String, ClientFrame, oneshot::Sender<ServerFrame>)>,
 }
 
 /// How a connected phase ended.
@@ -473,6 +528,13 @@ impl Task {
                     }
                     Some(Cmd::Frame(frame)) => {
                         if conn.send(frame).await.is_err() {
+                            return Phase::Lost;
+                        }
+                    }
+                    Some(Cmd::Request { id, frame, reply }) => {
+                        let sent = conn.send(frame.clone()).await;
+                        self.requests.push((id, frame, reply));
+                        if sent.is_err() {
                             return Phase::Lost;
                         }
                     }
@@ -523,6 +585,17 @@ impl Task {
 
     /// Handles one frame. `Some` ends the connected phase.
     async fn received(&mut self, frame: ServerFrame) -> Option<Phase> {
+        let answers = match &frame {
+            ServerFrame::UploadReady { id: Some(id), .. }
+            | ServerFrame::DownloadReady { id: Some(id), .. }
+            | ServerFrame::Error { id: Some(id), .. } => Some(id.clone()),
+            _ => None,
+        };
+        if let Some(i) = answers.and_then(|id| self.requests.iter().position(|(r, ..)| *r == id)) {
+            let (_, _, reply) = self.requests.swap_remove(i);
+            let _ = reply.send(frame);
+            return None;
+        }
         let event = match frame {
             ServerFrame::Message(m) => {
                 if m.seq <= self.last_seq {
@@ -637,6 +710,7 @@ impl Task {
                     cmd = self.cmds.recv() => match cmd {
                         Some(Cmd::Message(m)) => self.outbox.push_back(m),
                         Some(Cmd::Frame(f)) => self.queued.push(f),
+                        Some(Cmd::Request { id, frame, reply }) => self.requests.push((id, frame, reply)),
                         Some(Cmd::Quit(done)) => {
                             let unsent = self.outbox.drain(..).collect();
                             let _ = self.emit(ChatEvent::Closed { why: Closed::Exit, unsent }).await;
@@ -691,6 +765,11 @@ impl Task {
                     }
                     for f in std::mem::take(&mut self.queued) {
                         let _ = conn.send(f).await;
+                    }
+                    // Unanswered requests: asked again (an answer lost with the connection).
+                    self.requests.retain(|(.., reply)| !reply.is_closed());
+                    for (_, f, _) in &self.requests {
+                        let _ = conn.send(f.clone()).await;
                     }
                     return Some(conn);
                 }

@@ -5,12 +5,14 @@
 //!   The UI never touches the socket.
 //! * [`line`]: the line-mode client (`natter join`): a prompt that incoming text never mangles, or plain
 //!   stdin/stdout when used from a script.
+//! * [`transfer`]: sharing and downloading files — resumed, verified, in the background.
 //! * [`display`]: how frames read as lines of text (the lab's `[YYYY-MM-DD HH:MM:SS] name: text`).
 //! * [`tui`]: the full-screen client (ratatui): pure `App` state, `ui` drawing, `event` input.
 
 use natter_i18n::t;
 
 pub mod chat;
+pub mod cli;
 pub mod display;
 pub mod editor;
 pub mod identity;
@@ -18,6 +20,7 @@ pub mod line;
 pub mod net;
 pub mod signals;
 pub mod tls;
+pub mod transfer;
 pub mod tui;
 
 pub use line::{run_join, LineOptions};
@@ -53,6 +56,9 @@ pub enum ClientError {
     Refused { count: usize, first: String },
     #[error("{}", t!("gave-up", reason = .0))]
     GaveUp(String),
+    /// Files that did not make it (`natter send`, `natter get`); each was said on stderr already.
+    #[error("{first}")]
+    Transfers { count: usize, first: String },
     #[error("{}", t!("error-terminal", why = .0))]
     Terminal(String),
     /// Not the certificate this client saw at `addr` before: maybe someone is in the middle.

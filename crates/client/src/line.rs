@@ -44,6 +44,8 @@ pub struct LineOptions {
     pub data_dir: Option<std::path::PathBuf>,
     /// TLS, and the certificates trusted before.
     pub tls: crate::tls::TlsOptions,
+    /// Where `/get` puts files (`--downloads`).
+    pub downloads: std::path::PathBuf,
 }
 
 /// One thing the person (or script) did.
@@ -188,6 +190,10 @@ struct Client {
     asked_history: Vec<String>,
     /// The previous line was `/forget-me`: this one confirms it if it is `/forget-me` again.
     forget_armed: bool,
+    /// Files being shared and downloaded; on a terminal their progress is part of the prompt (a bar
+    /// drawn beside the line editor would fight it for the cursor — the lab's own bug).
+    transfers: crate::transfer::Transfers,
+    downloads: std::path::PathBuf,
 }
 
 /// An outage is reported when it starts and when it ends — not once per reconnect attempt; on a
@@ -229,9 +235,20 @@ pub async fn run_join(opts: LineOptions) -> Result<(), ClientError> {
                 None => return Ok(()),
             }
         }; // the prompt's terminal settings are undone here, before the full screen starts
-        return crate::tui::run(chat, &opts.server, opts.tui.clone()).await;
+        return crate::tui::run(chat, &opts.server, opts.tui.clone(), opts.downloads.clone()).await;
     }
     run_line_mode(opts, terminal).await
+}
+
+/// Signs in without asking anything (`natter send`, `natter get`): the name comes from the options, a
+/// refusal is an error.
+pub(crate) async fn register_unattended(opts: &LineOptions) -> Result<Chat, ClientError> {
+    // Nothing to read: stdin stays the script's.
+    let (_, inputs) = mpsc::channel(1);
+    let mut term = Term::Pipe { inputs };
+    register(opts, &mut term, false)
+        .await?
+        .ok_or(ClientError::NoName)
 }
 
 /// Line mode until the user quits (Ok) or something fails (Err).
@@ -250,6 +267,8 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
         t!("connected", server = &opts.server, name = &chat.name)
     ));
     let mut client = Client {
+        transfers: crate::transfer::Transfers::new(chat.requester()),
+        downloads: opts.downloads.clone(),
         me: chat.name.clone(),
         rooms: chat.rooms.clone(),
         room: LOBBY.to_owned(),
@@ -277,6 +296,14 @@ async fn run_line_mode(opts: LineOptions, interactive: bool) -> Result<(), Clien
                 }
                 Input::Eof | Input::Interrupted => break,
             },
+            event = client.chat.next() => client.received(event, &mut term)?,
+            done = client.transfers.next() => client.transferred(done, &mut term),
+        }
+    }
+    // A script waits for its transfers: their lines are what it ran for.
+    while client.script && !client.transfers.is_empty() {
+        tokio::select! {
+            done = client.transfers.next() => client.transferred(done, &mut term),
             event = client.chat.next() => client.received(event, &mut term)?,
         }
     }
@@ -408,6 +435,7 @@ impl Client {
         if let Some(attempt) = self.outage.attempt {
             state.push(t!("reconnecting-attempt", attempt = attempt));
         }
+        state.extend(self.transfers.lines());
         match state.is_empty() {
             true => format!("#{}> ", self.room),
             false => format!("#{} ({})> ", self.room, state.join(", ")),
@@ -482,8 +510,31 @@ impl Client {
                 term.clear();
                 return Step::Continue;
             }
+            Command::Send(path) => {
+                let room = self.room.clone();
+                self.transfers
+                    .upload(crate::transfer::expand_home(&path), Some(room), None);
+                return Step::Continue;
+            }
+            Command::Get(id) => {
+                self.transfers.download(id, self.downloads.clone());
+                return Step::Continue;
+            }
+            Command::Cancel => {
+                let cancelled = self.transfers.cancel_all();
+                if cancelled.is_empty() {
+                    term.print(&format!("* {}", t!("transfer-none")));
+                }
+                for name in cancelled {
+                    term.print(&format!(
+                        "* {}",
+                        t!("transfer-cancelled", file = neutralise(&name).as_ref())
+                    ));
+                }
+                return Step::Continue;
+            }
             Command::Help => {
-                for line in display::help(&[]) {
+                for line in display::help(crate::transfer::HELP) {
                     term.print(&format!("  {line}"));
                 }
                 return Step::Continue;
@@ -528,6 +579,20 @@ impl Client {
         };
         self.chat.send(frame).await;
         Step::Continue
+    }
+
+    /// Says how a transfer ended (a `None`: only its progress moved, which the prompt shows).
+    fn transferred(&mut self, done: Option<(String, crate::transfer::Event)>, term: &mut Term) {
+        if let Some((name, event)) = done {
+            let (line, failed) = crate::transfer::describe(&name, &event);
+            if failed {
+                self.refused += 1;
+                self.first_refusal.get_or_insert_with(|| line.clone());
+                term.print(&format!("! {line}"));
+            } else {
+                term.print(&format!("* {line}"));
+            }
+        }
     }
 
     /// Shows one event from the chat session.
@@ -700,6 +765,11 @@ impl Client {
             | ServerFrame::Welcome { .. }
             | ServerFrame::Challenge { .. }
             | ServerFrame::Status { .. }
+            | ServerFrame::UploadReady { .. }
+            | ServerFrame::DownloadReady { .. }
+            | ServerFrame::UploadAt { .. }
+            | ServerFrame::Uploaded { .. }
+            | ServerFrame::Sending { .. }
             | ServerFrame::Ack { .. } => return None,
         })
     }

@@ -46,10 +46,22 @@ pub struct Connection {
     incoming: mpsc::Receiver<NetEvent>,
 }
 
+/// A byte stream to the server: TCP, or TLS over it.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
 impl Connection {
     /// Connects to `addr` (`host:port`) — over TLS unless `tls.off` — and starts the reader and writer
     /// tasks. A server on this machine that does not speak TLS at all is spoken to in plain text.
     pub async fn connect(addr: &str, tls: &TlsOptions) -> Result<(Self, Trust), ClientError> {
+        let (stream, trust) = open(addr, tls).await?;
+        Ok((Self::from_stream(stream), trust))
+    }
+}
+
+/// Opens a byte stream to `addr` as [`Connection::connect`] does (file transfers use it bare).
+pub async fn open(addr: &str, tls: &TlsOptions) -> Result<(Box<dyn Io>, Trust), ClientError> {
+    {
         let addr = with_port(addr);
         let tcp = || async {
             let stream =
@@ -63,13 +75,13 @@ impl Connection {
             Ok::<_, ClientError>(stream)
         };
         if tls.off {
-            return Ok((Self::from_stream(tcp().await?), Trust::Plain));
+            return Ok((Box::new(tcp().await?), Trust::Plain));
         }
         match crate::tls::handshake(tcp().await?, &addr, tls).await {
-            Ok((stream, trust)) => Ok((Self::from_stream(stream), trust)),
+            Ok((stream, trust)) => Ok((Box::new(stream), trust)),
             Err(Refused::Failed(_)) if crate::tls::is_local(&addr) => {
                 // An older natter, or one with TLS off: on this machine, plain text is as private.
-                Ok((Self::from_stream(tcp().await?), Trust::Plain))
+                Ok((Box::new(tcp().await?), Trust::Plain))
             }
             Err(Refused::Failed(why)) => Err(ClientError::Tls { addr, why }),
             Err(Refused::Changed { old, new }) => Err(ClientError::CertChanged {
@@ -87,7 +99,9 @@ impl Connection {
             }
         }
     }
+}
 
+impl Connection {
     pub fn from_stream<S>(stream: S) -> Self
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,

@@ -41,6 +41,13 @@ pub enum Command {
     /// `/password [NEW]` — set your name's password. natter's clients ask for it without echoing (so
     /// `None`); in `nc` it follows the command.
     Password(Option<String>),
+    /// `/send PATH` — share a file with the current conversation (natter's clients; the path is the
+    /// rest of the line, spaces and all).
+    Send(String),
+    /// `/get N` — download shared file N.
+    Get(u64),
+    /// `/cancel` — stop the transfers in progress.
+    Cancel,
     /// `/quit`, or the lab's bare `exit`.
     Quit,
     /// A known command used wrongly: the catalogue id of the usage line to show.
@@ -243,6 +250,13 @@ pub fn parse(line: &str) -> Command {
             None => Command::Usage("usage-block"),
         },
         "password" | "passwd" => Command::Password((!args.is_empty()).then(|| args.to_owned())),
+        "send" | "upload" if !args.is_empty() => Command::Send(args.to_owned()),
+        "send" | "upload" => Command::Usage("usage-send"),
+        "get" | "download" => match args.trim_start_matches('#').parse() {
+            Ok(id) => Command::Get(id),
+            Err(_) => Command::Usage("usage-get"),
+        },
+        "cancel" => Command::Cancel,
         "quit" | "exit" | "q" => Command::Quit,
         _ => Command::Unknown(format!("/{cmd}")),
     }
@@ -279,6 +293,15 @@ mod tests {
         assert_eq!(parse("  "), Command::Nothing);
         assert_eq!(parse("exit"), Command::Quit);
         assert_eq!(parse("/quit"), Command::Quit);
+        assert_eq!(
+            parse("/send ~/My Files/报告.pdf"),
+            Command::Send("~/My Files/报告.pdf".into())
+        );
+        assert_eq!(parse("/send"), Command::Usage("usage-send"));
+        assert_eq!(parse("/get 17"), Command::Get(17));
+        assert_eq!(parse("/get #17"), Command::Get(17));
+        assert_eq!(parse("/get x"), Command::Usage("usage-get"));
+        assert_eq!(parse("/cancel"), Command::Cancel);
         assert_eq!(
             parse("/msg 张三 你好 世界"),
             Command::Msg {

@@ -70,7 +70,12 @@ impl Drop for Screen {
 }
 
 /// Runs the TUI on a registered session until the user quits or the session ends.
-pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), ClientError> {
+pub async fn run(
+    mut chat: Chat,
+    server: &str,
+    options: Options,
+    downloads: std::path::PathBuf,
+) -> Result<(), ClientError> {
     let term_err = |e: std::io::Error| ClientError::Terminal(e.to_string());
     let screen = Screen::enter().map_err(term_err)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(term_err)?;
@@ -84,6 +89,7 @@ pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), C
     let mut last_draw = Instant::now() - FRAME;
     let mut quitting = false;
     let mut ending = crate::signals::Ending::new();
+    let mut transfers = crate::transfer::Transfers::new(chat.requester());
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             terminal
@@ -119,6 +125,12 @@ pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), C
             _ = tokio::time::sleep_until((last_draw + FRAME).into()), if dirty => Vec::new(),
             // The reconnect countdown in the status bar.
             _ = tokio::time::sleep(Duration::from_millis(500)), if reconnecting => Vec::new(),
+            done = transfers.next() => {
+                if let Some((name, event)) = done {
+                    app.transferred(&name, &event);
+                }
+                Vec::new()
+            },
             // SIGTERM, SIGHUP, SIGINT: leave as /quit does, so the terminal is put back.
             _ = ending.recv() => vec![Effect::Quit],
         };
@@ -134,13 +146,29 @@ pub async fn run(mut chat: Chat, server: &str, options: Options) -> Result<(), C
                     app.bind(local, id);
                 }
                 Effect::Send(frame) => chat.send(frame).await,
+                Effect::Upload { path, room, to } => transfers.upload(path, room, to),
+                Effect::Download(id) => transfers.download(id, downloads.clone()),
+                Effect::Cancel => {
+                    let cancelled = transfers.cancel_all();
+                    if cancelled.is_empty() {
+                        app.notice(natter_i18n::t!("transfer-none"));
+                    }
+                    for name in cancelled {
+                        app.notice(natter_i18n::t!(
+                            "transfer-cancelled",
+                            file = natter_proto::text::neutralise(&name).as_ref()
+                        ));
+                    }
+                }
                 Effect::Bell => {
                     let _ = std::io::stdout().write_all(b"\x07");
                 }
                 Effect::Quit => quitting = true,
             }
         }
+        app.transfers = transfers.lines();
         if quitting {
+            transfers.cancel_all();
             chat.quit().await;
             while outcome.is_none() {
                 if let ChatEvent::Closed { why, unsent } = chat.next().await {

@@ -57,11 +57,15 @@ pub struct Areas {
     pub members: Option<Rect>,
     pub status: Rect,
     pub input: Rect,
+    /// The transfers in progress, a line each, above the status bar (empty when there are none).
+    pub transfers: Rect,
 }
 
 pub fn areas(app: &App, area: Rect) -> Areas {
-    let [body, status, input] = Layout::vertical([
+    let shown = app.transfers.len().min(MAX_TRANSFER_LINES) as u16;
+    let [body, transfers, status, input] = Layout::vertical([
         Constraint::Min(1),
+        Constraint::Length(shown),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
@@ -101,13 +105,18 @@ pub fn areas(app: &App, area: Rect) -> Areas {
         members,
         status,
         input,
+        transfers,
     }
 }
+
+/// At most this many transfers get a line of their own; more are summed up in the last.
+const MAX_TRANSFER_LINES: usize = 3;
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let a = areas(self, area);
         self.render_sidebar(a.sidebar, buf);
+        self.render_transfers(a.transfers, buf);
         if let (Some(area), Some(topic)) = (a.topic, &self.current().topic) {
             let line = Line::styled(
                 format!(" {}", neutralise(topic)),
@@ -243,20 +252,26 @@ impl App {
             .collect()
     }
 
-    /// The newest rows of a conversation: at least `need` of them (fewer if the conversation is shorter).
-    /// Only the entries that can be seen are laid out, so a long scrollback costs nothing per frame.
-    fn last_rows(&self, conv: &Conv, cols: usize, need: usize) -> Vec<Line<'static>> {
+    /// The newest entries of a conversation, newest first, with their rows: enough for at least `need`
+    /// rows (fewer if the conversation is shorter). Only the entries that can be seen are laid out, so a
+    /// long scrollback costs nothing per frame.
+    fn last_entries(
+        &self,
+        conv: &Conv,
+        cols: usize,
+        need: usize,
+    ) -> Vec<(usize, Vec<Line<'static>>)> {
         let mut chunks = Vec::new();
         let mut count = 0;
         for i in (0..conv.entries.len()).rev() {
             let rows = self.entry_rows(conv, i, cols);
             count += rows.len();
-            chunks.push(rows);
+            chunks.push((i, rows));
             if count >= need {
                 break;
             }
         }
-        chunks.into_iter().rev().flatten().collect()
+        chunks
     }
 
     /// The rows of entry `i`: a day separator if the date changed since the entry before, then the entry.
@@ -320,6 +335,25 @@ impl App {
                 }
                 pieces
             }
+            EntryKind::File { from, info } => {
+                let shared = natter_proto::text::describe_file(
+                    natter_i18n::lang(),
+                    info,
+                    natter_proto::file::SLASH_GET,
+                );
+                let style = match info.expired {
+                    true => dim,
+                    false => Style::default().fg(Color::Cyan),
+                };
+                vec![
+                    piece(when, dim),
+                    piece(
+                        neutralise(from).into_owned(),
+                        Style::default().fg(name_colour(from)),
+                    ),
+                    piece(format!(" {shared}"), style),
+                ]
+            }
             EntryKind::Presence { text, .. } => {
                 vec![piece(when, dim), piece(neutralise(text).into_owned(), dim)]
             }
@@ -380,7 +414,26 @@ impl App {
     fn render_messages(&self, area: Rect, buf: &mut Buffer) {
         let height = area.height as usize;
         self.page.set(height);
-        let rows = self.last_rows(self.current(), area.width as usize, height + self.scroll);
+        let conv = self.current();
+        let entries = self.last_entries(conv, area.width as usize, height + self.scroll);
+        // The newest file line on screen: Enter on an empty input line fetches it.
+        let mut below = 0;
+        let mut in_view = None;
+        for (i, rows) in &entries {
+            let bottom = below;
+            below += rows.len();
+            let visible = below > self.scroll && bottom < self.scroll + height;
+            if let (true, EntryKind::File { info, .. }) = (visible, &conv.entries[*i].kind) {
+                in_view = Some(info.id);
+                break;
+            }
+        }
+        self.file_in_view.set(in_view);
+        let rows: Vec<Line> = entries
+            .into_iter()
+            .rev()
+            .flat_map(|(_, rows)| rows)
+            .collect();
         let scroll = self.scroll.min(rows.len().saturating_sub(height));
         let end = rows.len() - scroll;
         let start = end.saturating_sub(height);
@@ -419,6 +472,29 @@ impl App {
             )
         }));
         Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn render_transfers(&self, area: Rect, buf: &mut Buffer) {
+        if area.height == 0 {
+            return;
+        }
+        let shown = area.height as usize;
+        let mut lines: Vec<Line> = self
+            .transfers
+            .iter()
+            .take(shown)
+            .map(|t| {
+                Line::styled(
+                    format!(" {}", neutralise(t)),
+                    Style::default().fg(Color::Cyan),
+                )
+            })
+            .collect();
+        if self.transfers.len() > shown {
+            let more = format!(" … +{}", self.transfers.len() - shown + 1);
+            lines[shown - 1] = Line::styled(more, Style::default().fg(Color::Cyan));
+        }
+        Paragraph::new(lines).render(area, buf);
     }
 
     fn render_status(&self, area: Rect, buf: &mut Buffer) {
@@ -733,11 +809,6 @@ mod tests {
                 "                 │",
                 "                 │",
                 "                 │",
-                "                 │",
-                "                 │",
-                "                 │",
-                "                 │",
-                "                 │",
                 "                 │[--:--:--] ↻ bob reconnected to #lobby",
                 "                 │[--:--:--] ← bob left #lobby (timed out)",
                 "                 │── YYYY-MM-DD ──",
@@ -772,6 +843,11 @@ mod tests {
                 "                 │           messages",
                 "                 │[--:--:--] * F2                 show or hide the member list",
                 "                 │[--:--:--] * Tab                complete a name or command",
+                "                 │[--:--:--] * /send PATH         share a file with this",
+                "                 │           conversation (Tab completes the path)",
+                "                 │[--:--:--] * /get N             download shared file N into",
+                "                 │           your downloads folder",
+                "                 │[--:--:--] * /cancel            stop the transfers in progress",
                 " 127.0.0.1:5500 │ 张三 │ #lobby │ reconnecting in 5s",
                 "#lobby>",
             ])
@@ -780,11 +856,6 @@ mod tests {
             chinese,
             expect(&[
                 "1 #lobby         │",
-                "                 │",
-                "                 │",
-                "                 │",
-                "                 │",
-                "                 │",
                 "                 │",
                 "                 │",
                 "                 │",
@@ -827,6 +898,11 @@ mod tests {
                 "                 │[--:--:--] * PgUp/PgDn、滚轮    滚动；End 回到最新消息",
                 "                 │[--:--:--] * F2                 显示或隐藏成员列表",
                 "                 │[--:--:--] * Tab                补全名字或命令",
+                "                 │[--:--:--] * /send 路径         把文件分享到当前对话（Tab 补全",
+                "                 │           路径）",
+                "                 │[--:--:--] * /get 编号          把编号为 N 的共享文件下载到你",
+                "                 │           的下载文件夹",
+                "                 │[--:--:--] * /cancel            停止正在进行的传输",
                 " 127.0.0.1:5500 │ 张三 │ #lobby │ 5 秒后重连",
                 "#lobby>",
             ])

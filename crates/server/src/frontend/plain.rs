@@ -240,6 +240,10 @@ impl Plain {
                     None => notice("!", tl!(lang, "lang-unknown", lang = tag)),
                 };
             }
+            // Bytes cannot travel through a person's `nc`: natter's own client can.
+            Command::Send(_) | Command::Get(_) | Command::Cancel => {
+                return notice("!", tl!(lang, "send-nc"))
+            }
             Command::Usage(usage) => {
                 return notice("!", tl!(lang, "usage", usage = tl!(lang, usage)))
             }

@@ -56,6 +56,11 @@ pub enum EntryKind {
         text: String,
         dropped: Option<String>,
     },
+    /// A shared file: `alice shared report.pdf (2.4 MiB) — /get 17`.
+    File {
+        from: String,
+        info: natter_proto::file::FileInfo,
+    },
     Info(String),
     Error(String),
 }

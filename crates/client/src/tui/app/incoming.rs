@@ -23,6 +23,10 @@ impl App {
         let mention = !own && m.event.is_none() && mentions(&m.text, &self.me);
         let i = self.conv_index(&key);
         let kind = match &m.event {
+            _ if m.file.is_some() => EntryKind::File {
+                from: m.from,
+                info: *m.file.unwrap_or_else(|| unreachable!("checked")),
+            },
             // A room event: who did what, as a notice; a new topic goes above the conversation.
             Some(event) => {
                 if event.kind == "topic" {
@@ -125,6 +129,12 @@ impl App {
 
     pub(super) fn frame(&mut self, frame: ServerFrame) -> Vec<Effect> {
         match frame {
+            // The answers of a transfer's requests go to the transfer, not here.
+            ServerFrame::UploadReady { .. }
+            | ServerFrame::DownloadReady { .. }
+            | ServerFrame::UploadAt { .. }
+            | ServerFrame::Uploaded { .. }
+            | ServerFrame::Sending { .. } => {}
             ServerFrame::Message(m) => return self.message(m, true),
             ServerFrame::History {
                 messages,

@@ -109,6 +109,21 @@ impl App {
         let text = self.input.text();
         let chars: Vec<char> = text.chars().collect();
         let cursor = self.input.cursor();
+        let before: String = chars[..cursor].iter().collect();
+        if let Some(typed) = before.strip_prefix("/send ") {
+            // A path: everything after `/send`, spaces included.
+            let start = "/send ".chars().count();
+            let candidates = crate::transfer::complete_path(typed);
+            if let Some(first) = candidates.first().cloned() {
+                self.replace_word(start, cursor, &first);
+                self.completion = Some(Completion {
+                    start,
+                    candidates,
+                    index: 0,
+                });
+            }
+            return;
+        }
         let start = chars[..cursor]
             .iter()
             .rposition(|c| c.is_whitespace())
@@ -129,6 +144,9 @@ impl App {
                 "/clear",
                 "/lang",
                 "/password",
+                "/send",
+                "/get",
+                "/cancel",
                 "/help",
                 "/quit",
             ];
@@ -244,7 +262,24 @@ impl App {
             ConvKey::Private(_) => LOBBY.to_owned(),
         };
         match command::parse(line) {
-            Command::Nothing => Vec::new(),
+            // Enter on an empty line: the file whose line is on screen (the newest one shown).
+            Command::Nothing => match self.file_in_view.get() {
+                Some(id) if line.is_empty() => vec![Effect::Download(id)],
+                _ => Vec::new(),
+            },
+            Command::Send(path) => {
+                let (room, to) = match self.current().key.clone() {
+                    ConvKey::Room(room) => (Some(room), None),
+                    ConvKey::Private(to) => (None, Some(to)),
+                };
+                vec![Effect::Upload {
+                    path: crate::transfer::expand_home(&path),
+                    room,
+                    to,
+                }]
+            }
+            Command::Get(id) => vec![Effect::Download(id)],
+            Command::Cancel => vec![Effect::Cancel],
             Command::Clear => {
                 let i = self.current;
                 self.convs[i].entries.clear();
@@ -318,6 +353,9 @@ impl App {
                     ("help-scroll-keys", "help-scroll"),
                     ("usage-f2", "help-members"),
                     ("usage-tab", "help-complete"),
+                    ("usage-send", "help-send"),
+                    ("usage-get", "help-get"),
+                    ("usage-cancel", "help-cancel"),
                 ];
                 for line in display::help(&keys) {
                     self.note(EntryKind::Info(line));

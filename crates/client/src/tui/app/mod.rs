@@ -63,6 +63,16 @@ pub enum Effect {
         text: String,
     },
     Send(ClientFrame),
+    /// Share a file with a room (or privately, `to`).
+    Upload {
+        path: std::path::PathBuf,
+        room: Option<String>,
+        to: Option<String>,
+    },
+    /// Download shared file N.
+    Download(u64),
+    /// Stop every transfer.
+    Cancel,
     Bell,
     Quit,
 }
@@ -120,6 +130,10 @@ pub struct App {
     /// `/history` was asked: an empty answer is said, not silent.
     asked_history: bool,
     next_local: u64,
+    /// The transfers in progress, one line each (set by the runner).
+    pub transfers: Vec<String>,
+    /// The newest file whose line was on screen at the last draw: what Enter on an empty line fetches.
+    pub file_in_view: Cell<Option<u64>>,
 }
 
 impl App {
@@ -153,6 +167,8 @@ impl App {
             completion: None,
             asked_history: false,
             next_local: 0,
+            transfers: Vec::new(),
+            file_in_view: Cell::new(None),
         }
     }
 
@@ -195,6 +211,15 @@ impl App {
             c.unread = 0;
             c.mention = false;
         }
+    }
+
+    /// How a transfer ended, as a line in the current conversation.
+    pub fn transferred(&mut self, name: &str, event: &crate::transfer::Event) {
+        let (line, failed) = crate::transfer::describe(name, event);
+        self.note(match failed {
+            true => EntryKind::Error(line),
+            false => EntryKind::Info(line),
+        });
     }
 
     /// Adds a line to the current conversation.
@@ -661,6 +686,7 @@ mod tests {
                 EntryKind::Presence { text: t, .. } | EntryKind::Info(t) | EntryKind::Error(t) => {
                     t.clone()
                 }
+                EntryKind::File { info, .. } => info.name.clone(),
             })
             .collect();
         assert_eq!(shown, ["first", "second", "→ 张三 joined #rust", "live"]);
