@@ -417,12 +417,14 @@ impl App {
         let conv = self.current();
         let entries = self.last_entries(conv, area.width as usize, height + self.scroll);
         // The newest file line on screen: Enter on an empty input line fetches it.
+        let total: usize = entries.iter().map(|(_, rows)| rows.len()).sum();
+        let scrolled = self.scroll.min(total.saturating_sub(height));
         let mut below = 0;
         let mut in_view = None;
         for (i, rows) in &entries {
             let bottom = below;
             below += rows.len();
-            let visible = below > self.scroll && bottom < self.scroll + height;
+            let visible = below > scrolled && bottom < scrolled + height;
             if let (true, EntryKind::File { info, .. }) = (visible, &conv.entries[*i].kind) {
                 in_view = Some(info.id);
                 break;
@@ -1072,5 +1074,135 @@ mod tests {
         assert!(text.contains(&format!("── {day} ──")), "{text}");
         assert!(screen[0].ends_with("│2 here"), "{screen:?}");
         assert!(screen[1].ends_with("│bob"), "{screen:?}");
+    }
+
+    fn file(seq: u64, from: &str, name: &str, size: u64) -> Event {
+        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Message {
+            seq,
+            ts: TS.into(),
+            room: Some("lobby".into()),
+            from: from.into(),
+            to: None,
+            text: natter_proto::file::fallback_text(name, size, seq),
+            event: None,
+            file: Some(Box::new(natter_proto::file::FileInfo {
+                id: seq,
+                name: name.into(),
+                size,
+                mime: "application/pdf".into(),
+                sha256: "0".repeat(64),
+                expired: false,
+            })),
+        })))
+    }
+
+    /// Issue 13: a shared file reads as who shared what, how big, and how to get it; transfers in
+    /// progress get a line each above the status bar; Enter on an empty line fetches the file on screen
+    /// (the newest one shown, so scrolling up reaches older ones).
+    #[test]
+    fn files_show_with_how_to_get_them_and_enter_fetches_the_one_on_screen() {
+        let mut a = app();
+        a.update(file(7, "bob", "report.pdf", 2_516_582));
+        for i in 0..30 {
+            a.update(msg(8 + i, Some("lobby"), "bob", None, &format!("line {i}")));
+        }
+        a.update(file(40, "bob", "报告.pdf", 300));
+        a.transfers = vec!["↑ photo.jpg 45% 12.0 MiB/s 3 s left".into()];
+        let (screen, _) = draw(&a, 80, 12);
+        let text = screen.join("\n");
+        assert!(
+            text.contains("bob shared 报告.pdf (300 B) — /get 40"),
+            "{text}"
+        );
+        assert_eq!(
+            screen[9], " ↑ photo.jpg 45% 12.0 MiB/s 3 s left",
+            "{screen:?}"
+        );
+        let enter = Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert_eq!(
+            a.update(enter.clone()),
+            vec![crate::tui::app::Effect::Download(40)]
+        );
+        // Scrolled up to the first file: Enter gets that one.
+        a.scroll = 35;
+        let (screen, _) = draw(&a, 80, 12);
+        assert!(screen
+            .join("\n")
+            .contains("bob shared report.pdf (2.4 MiB) — /get 7"));
+        assert_eq!(
+            a.update(enter.clone()),
+            vec![crate::tui::app::Effect::Download(7)]
+        );
+        // No file on screen: Enter does nothing.
+        a.scroll = 15;
+        draw(&a, 80, 12);
+        assert_eq!(a.update(enter), vec![]);
+        // In Chinese.
+        let (screen, _) = natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || {
+            a.scroll = 0;
+            draw(&a, 80, 12)
+        });
+        assert!(
+            screen
+                .join("\n")
+                .contains("bob 分享了 报告.pdf（300 B）— /get 40"),
+            "{screen:?}"
+        );
+    }
+
+    #[test]
+    fn send_get_and_cancel_become_transfers_of_the_current_conversation() {
+        let mut a = app();
+        let typed = |a: &mut App, line: &str| {
+            for c in line.chars() {
+                a.update(Event::Key(KeyEvent::new(
+                    KeyCode::Char(c),
+                    KeyModifiers::NONE,
+                )));
+            }
+            a.update(Event::Key(KeyEvent::new(
+                KeyCode::Enter,
+                KeyModifiers::NONE,
+            )))
+        };
+        assert_eq!(
+            typed(&mut a, "/send /tmp/a b.txt"),
+            vec![crate::tui::app::Effect::Upload {
+                path: "/tmp/a b.txt".into(),
+                room: Some("lobby".into()),
+                to: None
+            }]
+        );
+        assert_eq!(
+            typed(&mut a, "/get 12"),
+            vec![crate::tui::app::Effect::Download(12)]
+        );
+        assert_eq!(
+            typed(&mut a, "/cancel"),
+            vec![crate::tui::app::Effect::Cancel]
+        );
+        typed(&mut a, "/msg bob");
+        assert_eq!(
+            typed(&mut a, "/send x"),
+            vec![crate::tui::app::Effect::Upload {
+                path: "x".into(),
+                room: None,
+                to: Some("bob".into())
+            }]
+        );
+        // Tab completes the path after /send.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("holiday.jpg"), b"").unwrap();
+        for c in format!("/send {}/hol", dir.path().display()).chars() {
+            a.update(Event::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        a.update(Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)));
+        assert_eq!(
+            a.input.text(),
+            format!("/send {}/holiday.jpg", dir.path().display())
+        );
     }
 }
