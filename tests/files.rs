@@ -300,3 +300,44 @@ fn line_mode_sends_and_gets_with_slash_commands() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// A backup carries the shared files its database knows; restored elsewhere, they download whole.
+#[test]
+fn shared_files_survive_backup_and_restore() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("server");
+    let (mut server, addr) = start(&data);
+    let file = root.path().join("keep.bin");
+    let bytes = content(700_000, 3);
+    std::fs::write(&file, &bytes).unwrap();
+    let sent = stdout(&run(&["send", "--name", "alice", file.to_str().unwrap()], addr));
+    let id = sent.split('\t').next().unwrap().to_owned();
+    // While the server runs.
+    let backup = root.path().join("backup");
+    let out = natter()
+        .args(["backup", "--data-dir"])
+        .arg(&data)
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let elsewhere = root.path().join("restored");
+    let out = natter()
+        .args(["restore", "--data-dir"])
+        .arg(&elsewhere)
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (mut server, addr) = start(&elsewhere);
+    let copy = root.path().join("copy.bin");
+    stdout(&run(
+        &["get", &id, "--name", "alice", "-o", copy.to_str().unwrap()],
+        addr,
+    ));
+    assert!(std::fs::read(&copy).unwrap() == bytes);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

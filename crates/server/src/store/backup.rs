@@ -1,6 +1,7 @@
 //! `natter backup` and `natter restore`: a consistent copy of a server's data directory — the history
 //! database (through SQLite's online backup, so the server keeps running and writing meanwhile) and its
-//! TLS certificate and key — and putting one back into a stopped server's data directory.
+//! TLS certificate and key, and the shared files the copied database knows (`files/objects`; uploads in
+//! progress are not carried) — and putting one back into a stopped server's data directory.
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,8 +58,33 @@ pub fn backup(db: &Path, data_dir: Option<&Path>, out: &Path) -> Result<u64, Sto
                 std::fs::copy(&from, out.join(name)).map_err(io_err(&from))?;
             }
         }
+        // The blobs the copied database refers to — content-addressed, so a blob's bytes never change:
+        // copying them after the database is consistent. One that expired meanwhile is simply gone.
+        let blobs = super::files::blobs(&copy)?;
+        copy_objects(&blobs, &dir.join(OBJECTS), &out.join(OBJECTS))?;
     }
     Ok(last.unwrap_or(0))
+}
+
+/// Where shared files' bytes are, in a data directory and in a backup.
+const OBJECTS: &str = "files/objects";
+
+/// Copies the objects named `blobs` from `from` to `to` (a hard link where the file system allows).
+fn copy_objects(blobs: &[String], from: &Path, to: &Path) -> Result<(), StoreError> {
+    for sha in blobs.iter().filter(|s| natter_proto::file::is_sha256(s)) {
+        let source = super::files::object_path(from, sha);
+        if !source.exists() {
+            continue;
+        }
+        let target = super::files::object_path(to, sha);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        if std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target).map_err(io_err(&source))?;
+        }
+    }
+    Ok(())
 }
 
 /// Puts the backup in `from` into the data directory `data_dir` (database at `db`): the server must be
@@ -92,5 +118,7 @@ pub fn restore(from: &Path, db: &Path, data_dir: &Path, force: bool) -> Result<u
             std::fs::copy(&file, data_dir.join(name)).map_err(io_err(&file))?;
         }
     }
+    let blobs = super::files::blobs(&target)?;
+    copy_objects(&blobs, &from.join(OBJECTS), &data_dir.join(OBJECTS))?;
     Ok(last.unwrap_or(0))
 }
