@@ -2,7 +2,7 @@
 //! after any interruption, verified end to end.
 //!
 //! Both ask on the chat session (`offer`, `fetch`, through a [`Requester`]) and move the bytes on a
-//! transfer connection of their own to the same server (PROTOCOL.md §6), so chat goes on meanwhile.
+//! transfer connection of their own to the same server (PROTOCOL.md §7), so chat goes on meanwhile.
 //! A dropped transfer connection is retried with backoff from where it stopped: an upload from what the
 //! server says it has, a download from what is already on disk (a `.part` file beside the destination,
 //! kept across runs, so `natter get` run again resumes too). Every completed download is checked

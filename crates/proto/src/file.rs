@@ -1,7 +1,7 @@
 //! Shared files: what a file message carries, the first line of a transfer connection, file names made
 //! safe to write, and sizes for people and for flags.
 //!
-//! A file travels on a connection of its own (PROTOCOL.md §6): the chat connection asks (`offer`,
+//! A file travels on a connection of its own (PROTOCOL.md §7): the chat connection asks (`offer`,
 //! `fetch`) and gets a token; a new connection to the same port sends one [`DataRequest`] line with the
 //! token, then raw bytes flow — no base64, no framing — so a transfer never waits behind chat, and chat
 //! never behind a transfer.

@@ -109,7 +109,7 @@ pub enum ClientFrame {
     Exit,
     /// `{"type":"offer","name":"report.pdf","size":2516582,"sha256":"…","room":"lobby","id":"9"}` — share
     /// a file with a room (or with `to`, privately). Answered by `upload_ready` with a token for a transfer
-    /// connection (PROTOCOL.md §6); once the server has the whole file, verified, it appears as a message.
+    /// connection (PROTOCOL.md §7); once the server has the whole file, verified, it appears as a message.
     Offer {
         name: String,
         size: u64,

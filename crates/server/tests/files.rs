@@ -1,5 +1,5 @@
 //! Shared files over real sockets: offers, transfer connections, resume, verification, permissions,
-//! quotas (PROTOCOL.md §6).
+//! quotas (PROTOCOL.md §7).
 
 mod common;
 

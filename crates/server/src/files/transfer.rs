@@ -1,7 +1,7 @@
 //! Transfer connections: one file's bytes, raw, on a connection of their own.
 //!
 //! A connection to the chat port whose first line is a [`DataRequest`] is a transfer, not a chat
-//! session (PROTOCOL.md §6). Its bytes never pass through the hub or any outbox, so a chat message never
+//! session (PROTOCOL.md §7). Its bytes never pass through the hub or any outbox, so a chat message never
 //! waits behind them; they flow between the socket and the disk through a small bounded pipeline, so a
 //! transfer holds a few hundred KiB of memory however large the file.
 //!
