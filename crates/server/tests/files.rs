@@ -466,3 +466,37 @@ async fn file_messages_are_history_and_plain_text_users_read_how_to_fetch_them()
     );
     server.shutdown().await;
 }
+
+/// At start-up the store tidies itself: bytes the database does not know (a crash between moving an
+/// upload in and committing its share) and uploads abandoned for over a day are deleted.
+#[tokio::test]
+async fn stray_bytes_and_abandoned_uploads_are_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    let sha = "ab".repeat(32);
+    let stray = files.join("objects/ab").join(&sha);
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"nobody's").unwrap();
+    std::fs::create_dir_all(files.join("partial")).unwrap();
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    let old = files.join("partial/0123");
+    for path in [old.clone(), old.with_extension("json")] {
+        std::fs::write(&path, b"{}").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+    }
+    let recent = files.join("partial/4567");
+    std::fs::write(&recent, b"half").unwrap();
+    let server = TestServer::start_with(config(&dir)).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while stray.exists() || old.exists() || old.with_extension("json").exists() {
+        assert!(std::time::Instant::now() < deadline, "not cleaned up");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(recent.exists(), "an upload in progress was deleted");
+    server.shutdown().await;
+}

@@ -116,6 +116,8 @@ pub struct Files {
     pub config: FilesConfig,
     dir: PathBuf,
     state: Mutex<State>,
+    /// When this process opened the store (the start-up sweep leaves anything newer alone).
+    started: std::time::SystemTime,
 }
 
 /// An `offer`, as received.
@@ -163,6 +165,7 @@ impl Files {
             config,
             dir,
             state: Mutex::new(state),
+            started: std::time::SystemTime::now(),
         })))
     }
 
@@ -458,7 +461,12 @@ impl Files {
             let objects = self.objects();
             for entry in walk(&objects) {
                 let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if !known.contains(name) {
+                // Only bytes from before this process: an upload completing right now may have moved
+                // its bytes in after the list of blobs was read.
+                let old = std::fs::metadata(&entry)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < self.started);
+                if !known.contains(name) && old {
                     tracing::info!("deleting bytes of a file the database does not know ({name})");
                     let _ = std::fs::remove_file(&entry);
                 }
