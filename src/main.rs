@@ -115,6 +115,37 @@ enum Scenario {
         #[arg(long, default_value = "127.0.0.1:5800")]
         listen: std::net::SocketAddr,
     },
+    /// Shared files: a big file up and down against a raw loopback pipe, the server's memory, chat p99
+    /// beside uploads, and many uploads at once (start the server with --user-quota 0).
+    Files {
+        #[arg(long, default_value = "127.0.0.1:5500")]
+        server: String,
+        /// The big file's size (K, M, G suffixes).
+        #[arg(long, default_value = "1G", value_parser = natter_proto::file::parse_size)]
+        size: u64,
+        /// Scratch directory for the files (needs about three times --size).
+        #[arg(long, default_value = "/tmp/natter-bench-files")]
+        dir: std::path::PathBuf,
+        /// The server's pid, for its memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Uploads at once, and the size of each.
+        #[arg(long, default_value_t = 100)]
+        concurrent: usize,
+        #[arg(long, default_value = "10M", value_parser = natter_proto::file::parse_size)]
+        concurrent_size: u64,
+        /// Seconds of each chat latency run.
+        #[arg(long, default_value_t = 10.0)]
+        latency_seconds: f64,
+        /// Pace the uploads beside the chat to this many MiB/s (default: as fast as they go).
+        #[arg(long)]
+        transfer_rate: Option<f64>,
+        #[arg(long)]
+        json: bool,
+        /// Internal: be the uploader that runs beside the chat.
+        #[arg(long, hide = true)]
+        uploader: bool,
+    },
     /// C idle registered clients in rooms of 100: server memory per connection.
     Conns {
         #[arg(long, default_value = "127.0.0.1:5500")]
@@ -774,6 +805,74 @@ async fn bench(scenario: Scenario) -> Result<(), String> {
             natter_bench::relay::run(listener)
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        Scenario::Files {
+            server,
+            size,
+            dir,
+            server_pid,
+            concurrent,
+            concurrent_size,
+            latency_seconds,
+            transfer_rate,
+            json,
+            uploader,
+        } => {
+            if uploader {
+                return natter_bench::files::uploader(
+                    &natter_client::net::with_port(&server),
+                    &dir,
+                    transfer_rate,
+                )
+                .await
+                .map_err(|e| e.to_string());
+            }
+            let opts = natter_bench::files::FilesOptions {
+                server: natter_client::net::with_port(&server),
+                size,
+                dir,
+                server_pid,
+                concurrent,
+                concurrent_size,
+                latency_duration: std::time::Duration::from_secs_f64(latency_seconds.max(1.0)),
+                transfer_rate,
+            };
+            let r = natter_bench::files::files(&opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                let mib = |b: Option<f64>| b.map_or("?".to_owned(), |b| format!("{b:.1} MiB"));
+                println!(
+                    "{} MiB: raw pipe {:.0} MiB/s; upload {:.0} MiB/s ({:.0}% of raw); download {:.0} MiB/s ({:.0}% of raw)",
+                    r.size >> 20,
+                    r.raw_pipe.mib_per_s,
+                    r.upload.mib_per_s,
+                    r.upload.of_raw * 100.0,
+                    r.download.mib_per_s,
+                    r.download.of_raw * 100.0
+                );
+                println!(
+                    "server RSS {} before, {} at its peak during the transfers",
+                    mib(r.server_rss_before_mib),
+                    mib(r.server_rss_peak_mib)
+                );
+                println!(
+                    "chat p99 (200 msg/s, 100 members): {:.2} ms alone, {:.2} ms beside uploads at {:.0} MiB/s ({} lost)",
+                    r.chat_p99_alone_us as f64 / 1000.0,
+                    r.chat_p99_with_transfer_us as f64 / 1000.0,
+                    r.transfer_mib_per_s_during_chat,
+                    r.chat_lost_with_transfer
+                );
+                println!(
+                    "{} uploads of {} MiB at once: {} verified in {:.1} s",
+                    r.concurrent_uploads,
+                    r.concurrent_size >> 20,
+                    r.concurrent_verified,
+                    r.concurrent_seconds
+                );
+            }
         }
         Scenario::Conns {
             server,

@@ -68,11 +68,18 @@ fn the_readme_links_its_translation_at_the_top() {
 fn the_protocol_documents_every_frame_type_and_error_code() {
     let spec = read("PROTOCOL.md");
     for ty in natter_proto::frame::CLIENT_TYPES {
-        assert!(spec.contains(&format!("`{ty}`")), "PROTOCOL.md lacks the client frame {ty}");
+        assert!(
+            spec.contains(&format!("`{ty}`")),
+            "PROTOCOL.md lacks the client frame {ty}"
+        );
     }
     for code in natter_proto::frame::ALL_CODES {
         let row = format!("| `{}` |", code.as_str());
-        assert!(spec.contains(&row), "PROTOCOL.md lacks the error code {}", code.as_str());
+        assert!(
+            spec.contains(&row),
+            "PROTOCOL.md lacks the error code {}",
+            code.as_str()
+        );
     }
     // Every server frame type, from the serde names of examples the specification gives.
     for example in [
@@ -84,7 +91,10 @@ fn the_protocol_documents_every_frame_type_and_error_code() {
         r#"{"type":"message","seq":17,"ts":"2026-11-27T16:40:01.000Z","room":"lobby","from":"alice","text":"shared report.pdf (2.4 MiB) — /get 17","file":{"id":17,"name":"report.pdf","size":2516582,"mime":"application/pdf","sha256":"9f86","expired":true}}"#,
     ] {
         let frame: natter_proto::ServerFrame = serde_json::from_str(example).unwrap();
-        let ty = serde_json::to_value(&frame).unwrap()["type"].as_str().unwrap().to_owned();
+        let ty = serde_json::to_value(&frame).unwrap()["type"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(spec.contains(&format!("`{ty}`")), "PROTOCOL.md lacks {ty}");
     }
 }

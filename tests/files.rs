@@ -310,7 +310,10 @@ fn shared_files_survive_backup_and_restore() {
     let file = root.path().join("keep.bin");
     let bytes = content(700_000, 3);
     std::fs::write(&file, &bytes).unwrap();
-    let sent = stdout(&run(&["send", "--name", "alice", file.to_str().unwrap()], addr));
+    let sent = stdout(&run(
+        &["send", "--name", "alice", file.to_str().unwrap()],
+        addr,
+    ));
     let id = sent.split('\t').next().unwrap().to_owned();
     // While the server runs.
     let backup = root.path().join("backup");

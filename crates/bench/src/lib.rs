@@ -5,6 +5,8 @@
 //! * [`fanout`]: C clients in one room, S of them sending at R messages per second each for D seconds;
 //!   every receiver checks loss, duplicates and per-sender order, and records latency in an HDR histogram
 //!   with coordinated-omission correction. [`maxrate`] raises R until p99 passes a bound or anything is lost.
+//! * [`files`]: shared files — upload and download against a raw pipe, server memory, chat latency beside
+//!   a transfer, many uploads at once.
 //! * [`conns`]: C idle registered clients spread over rooms; the server's memory per connection.
 //! * [`relay`]: a trivial relay (whole lines to everyone else, nothing parsed or stored), the floor that
 //!   fan-out figures are compared with.
@@ -15,6 +17,7 @@
 pub mod conns;
 pub mod dialect;
 pub mod fanout;
+pub mod files;
 pub mod maxrate;
 pub mod plot;
 pub mod relay;

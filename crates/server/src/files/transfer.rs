@@ -36,6 +36,9 @@ pub const CHUNK: usize = 256 * 1024;
 /// Chunks queued between the socket and the disk: what one upload holds in memory, at most.
 const PIPELINE: usize = 4;
 
+/// An upload is flushed to disk every this many bytes.
+const SYNC_EVERY: usize = 16 << 20;
+
 /// A transfer that moves no byte for this long is closed (what arrived is kept).
 const STALL: Duration = Duration::from_secs(60);
 
@@ -211,6 +214,7 @@ impl Upload<'_> {
                 len: offset,
                 error: None,
             };
+            let mut unsynced = 0;
             while let Some(chunk) = queue.blocking_recv() {
                 if let Err(e) = file.write_all(&chunk) {
                     written.error = Some(e);
@@ -218,6 +222,16 @@ impl Upload<'_> {
                 }
                 written.hasher.update(&chunk);
                 written.len += chunk.len() as u64;
+                unsynced += chunk.len();
+                // To disk as it goes, a little at a time: one flush of a whole large file at the end
+                // holds up every other write on the file system (the history's too) while it lasts.
+                if unsynced >= SYNC_EVERY {
+                    unsynced = 0;
+                    if let Err(e) = file.sync_data() {
+                        written.error = Some(e);
+                        break;
+                    }
+                }
             }
             if written.error.is_none() && written.len == size {
                 written.error = file.sync_all().err();
@@ -305,7 +319,7 @@ impl Upload<'_> {
             Ok(message) => message,
             Err(refusal) => return Some(refusal.frame(None)),
         };
-        message.file = Some(Box::new(NewFile {
+        let file = NewFile {
             name: meta.name.clone(),
             size: meta.size,
             mime: meta.mime.clone(),
@@ -313,7 +327,9 @@ impl Upload<'_> {
             upload_key: self.key.clone(),
             partial: self.files.partial(&self.key),
             object: self.files.object(&meta.sha256),
-        }));
+        };
+        let duplicate = file.duplicate();
+        message.file = Some(Box::new(file));
         let permit = self.shared.appends.clone().acquire_owned().await.ok()?;
         let (done, _) = oneshot::channel();
         let (stored, outcome) = oneshot::channel();
@@ -327,7 +343,10 @@ impl Upload<'_> {
         if hub.submit(message, token).is_err() {
             return Some(refusal(ErrorCode::ServerError));
         }
-        match outcome.await {
+        let outcome = outcome.await;
+        // Content the store had already: its second copy goes, here rather than on the writer.
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(duplicate)).await;
+        match outcome {
             Ok(Ok(seq)) => {
                 self.files.discard(&self.key);
                 tracing::info!(

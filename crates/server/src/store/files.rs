@@ -47,11 +47,13 @@ pub(super) fn share(
     Ok(())
 }
 
-/// Moves an upload's bytes to their place in the content store (or drops them when the content is
-/// already there: the same file shared twice is stored once).
+/// Moves an upload's bytes to their place in the content store — or, when the content is already there
+/// (the same file shared twice is stored once), aside to [`NewFile::duplicate`], for the upload's own task
+/// to delete after the commit: unlinking a large file can take the file system a while, and the writer's
+/// time is every chat message's.
 fn place(file: &NewFile) -> std::io::Result<()> {
     if file.object.exists() {
-        return std::fs::remove_file(&file.partial);
+        return std::fs::rename(&file.partial, file.duplicate());
     }
     if let Some(dir) = file.object.parent() {
         std::fs::create_dir_all(dir)?;

@@ -124,6 +124,12 @@ pub struct NewFile {
 }
 
 impl NewFile {
+    /// Where the writer puts the bytes of an upload whose content the store has already (to be deleted
+    /// by the upload's task, outside the writer).
+    pub fn duplicate(&self) -> PathBuf {
+        self.partial.with_extension("duplicate")
+    }
+
     /// The file as the message with `seq` shows it.
     pub fn info(&self, seq: u64) -> natter_proto::file::FileInfo {
         natter_proto::file::FileInfo {
