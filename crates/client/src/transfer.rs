@@ -336,7 +336,7 @@ pub async fn get(
         // The same token serves every attempt until it expires (a restarted server): then ask again.
         loop {
             match fetch(requester, &token, &info, &part, progress).await {
-                Ok(()) => return finish(&part, dest, info).await,
+                Ok(()) => return finish(&part, dest, *info).await,
                 Err(Attempt::Failed(TransferError::Refused {
                     code: ErrorCode::UnknownTransfer,
                     ..

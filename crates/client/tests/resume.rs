@@ -44,9 +44,10 @@ impl Transcript {
     /// Applies one event; returns false when the session closed.
     fn apply(&mut self, me: &str, event: ChatEvent) -> bool {
         match event {
-            ChatEvent::Frame(ServerFrame::Message(Message {
-                seq, from, text, ..
-            })) => {
+            ChatEvent::Frame(ServerFrame::Message(m)) => {
+                let Message {
+                    seq, from, text, ..
+                } = *m;
                 self.arrivals.push(seq);
                 self.add(seq, &from, &text);
             }

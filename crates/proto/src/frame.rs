@@ -314,7 +314,8 @@ pub enum ServerFrame {
         name: String,
         on: bool,
     },
-    Message(Message),
+    /// Boxed: a message is the largest frame, and every queued item is as big as the largest frame.
+    Message(Box<Message>),
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
@@ -427,7 +428,8 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         token: String,
-        file: crate::file::FileInfo,
+        /// Boxed: every frame is as big as the largest, and this one is rare.
+        file: Box<crate::file::FileInfo>,
     },
     /// Transfer connection: the server has `offset` bytes of the upload; send the rest.
     UploadAt {
@@ -885,7 +887,7 @@ mod tests {
 
     #[test]
     fn server_frames_match_the_spec() {
-        let f = ServerFrame::Message(Message {
+        let f = ServerFrame::Message(Box::new(Message {
             seq: 3,
             ts: "2026-11-25T16:38:57.123Z".into(),
             room: Some("lobby".into()),
@@ -894,7 +896,7 @@ mod tests {
             text: "hi".into(),
             event: None,
             file: None,
-        });
+        }));
         assert_eq!(
             std::str::from_utf8(&f.encode()).unwrap(),
             "{\"type\":\"message\",\"seq\":3,\"ts\":\"2026-11-25T16:38:57.123Z\",\"room\":\"lobby\",\"from\":\"alice\",\"text\":\"hi\"}\n"
@@ -1010,7 +1012,7 @@ mod tests {
             prop_oneof![
                 (any::<u64>(), text(), opt(), text(), opt(), text()).prop_map(
                     |(seq, ts, room, from, to, text)| {
-                        ServerFrame::Message(Message {
+                        ServerFrame::Message(Box::new(Message {
                             seq,
                             ts,
                             room,
@@ -1019,7 +1021,7 @@ mod tests {
                             text,
                             event: None,
                             file: None,
-                        })
+                        }))
                     }
                 ),
                 (opt(), any::<u64>(), text()).prop_map(|(id, seq, ts)| ServerFrame::Ack {

@@ -954,7 +954,8 @@ impl Hub {
                         },
                         message.text
                     );
-                    let item = Outgoing::new(ServerFrame::Message(message.to_message(&stored)));
+                    let item =
+                        Outgoing::new(ServerFrame::Message(Box::new(message.to_message(&stored))));
                     let ack = ack(&token, &stored);
                     match &message.room {
                         Some(room) => {

@@ -420,16 +420,18 @@ mod tests {
     }
 
     fn message(seq: u64, room: &str) -> Arc<Outgoing> {
-        Outgoing::new(ServerFrame::Message(natter_proto::frame::Message {
-            seq,
-            ts: "t".into(),
-            room: Some(room.into()),
-            from: "x".into(),
-            to: None,
-            text: format!("{room}{seq}"),
-            event: None,
-            file: None,
-        }))
+        Outgoing::new(ServerFrame::Message(Box::new(
+            natter_proto::frame::Message {
+                seq,
+                ts: "t".into(),
+                room: Some(room.into()),
+                from: "x".into(),
+                to: None,
+                text: format!("{room}{seq}"),
+                event: None,
+                file: None,
+            },
+        )))
     }
 
     #[tokio::test]

@@ -282,6 +282,27 @@ fn walk_flat(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+/// An upload belongs to its uploader: someone else offering the same content (same hash, same size)
+/// starts their own from nothing, and cannot send into the first one's.
+#[tokio::test]
+async fn knowing_a_files_hash_grants_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(config(&dir)).await;
+    let mut alice = server.join("alice").await;
+    let mut mallory = server.join("mallory").await;
+    let bytes = content(3 * CHUNK, 4);
+    let ready = offer(&mut alice, "secret.bin", &bytes, json!({})).await;
+    let token = ready["token"].as_str().unwrap().to_owned();
+    upload_part(server.addr, &token, &bytes, 2 * CHUNK).await;
+    let theirs = offer(&mut mallory, "secret.bin", &bytes, json!({})).await;
+    assert_eq!(theirs["offset"], 0, "{theirs}");
+    assert_ne!(theirs["token"], ready["token"]);
+    // alice's upload is untouched by mallory's.
+    let again = offer(&mut alice, "secret.bin", &bytes, json!({})).await;
+    assert_eq!(again["offset"], 2 * CHUNK);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_wrong_sha256_is_refused_and_its_bytes_discarded() {
     let dir = tempfile::tempdir().unwrap();

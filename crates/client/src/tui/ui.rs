@@ -633,7 +633,7 @@ mod tests {
     }
 
     fn msg(seq: u64, room: Option<&str>, from: &str, to: Option<&str>, text: &str) -> Event {
-        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Message {
+        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
             seq,
             ts: TS.into(),
             room: room.map(Into::into),
@@ -642,7 +642,7 @@ mod tests {
             text: text.into(),
             event: None,
             file: None,
-        })))
+        }))))
     }
 
     /// Draws the app and returns the screen as text (a wide character counts once) and the cursor.
@@ -937,7 +937,7 @@ mod tests {
             on: None,
         };
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Message(
-            Message {
+            Box::new(Message {
                 seq: 1,
                 ts: TS.into(),
                 room: Some("lobby".into()),
@@ -946,7 +946,7 @@ mod tests {
                 text: "kicked bob (spam)".into(),
                 event: Some(Box::new(kick)),
                 file: None,
-            },
+            }),
         ))));
         let (screen, _) = natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || draw(&a, 80, 8));
         let all = screen.join("\n");
@@ -1077,7 +1077,7 @@ mod tests {
     }
 
     fn file(seq: u64, from: &str, name: &str, size: u64) -> Event {
-        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Message {
+        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
             seq,
             ts: TS.into(),
             room: Some("lobby".into()),
@@ -1093,7 +1093,7 @@ mod tests {
                 sha256: "0".repeat(64),
                 expired: false,
             })),
-        })))
+        }))))
     }
 
     /// Issue 13: a shared file reads as who shared what, how big, and how to get it; transfers in

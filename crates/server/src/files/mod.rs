@@ -412,7 +412,7 @@ impl Files {
         Ok(ServerFrame::DownloadReady {
             id: None,
             token,
-            file: row.info,
+            file: Box::new(row.info),
         })
     }
 

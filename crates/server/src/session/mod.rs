@@ -120,6 +120,16 @@ impl Shared {
     }
 }
 
+/// What a session holds aside between frames. (Boxed whole in the session, so the variants' sizes do
+/// not matter to an idle connection.)
+#[allow(clippy::large_enum_variant)]
+enum Aside {
+    /// A `hello` with a key, waiting for its `prove`.
+    Prove(replay::PendingHello),
+    /// The connection's first line asked for a file transfer: it is handed to [`crate::files::transfer`].
+    Transfer(natter_proto::file::DataRequest),
+}
+
 struct Session {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
@@ -130,12 +140,11 @@ struct Session {
     me: Option<Registration>,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
     last_append: Option<oneshot::Receiver<()>>,
-    /// A `hello` with a key, waiting for its `prove`.
-    pending: Option<Box<replay::PendingHello>>,
+    /// A `hello` with a key waiting for its `prove`, or the transfer a connection's first line asked for.
+    /// (One boxed field for both: every idle connection carries it.)
+    pending: Option<Box<Aside>>,
     /// The connection is TLS: passwords may cross it.
     secure: bool,
-    /// The first line asked for a file transfer: the connection is handed to [`crate::files::transfer`].
-    transfer: Option<natter_proto::file::DataRequest>,
 }
 
 /// Serves one accepted TCP connection until it ends. `admission` holds its place in the connection limits.
@@ -246,7 +255,6 @@ pub async fn serve_stream<T: Transport>(
         last_append: None,
         pending: None,
         secure,
-        transfer: None,
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
@@ -254,19 +262,20 @@ pub async fn serve_stream<T: Transport>(
     let reason = session
         .run(&mut frames, &mut wire, &config, &conn, &shutdown, accepted)
         .await;
-    if let Some(request) = session.transfer.take() {
+    if let Some(Aside::Transfer(request)) = session.pending.take().map(|p| *p) {
         // A transfer connection: the raw bytes after its first line are the file's.
         let shared = session.shared.clone();
         shared.count("files", 1);
         let parts = frames.into_parts();
-        crate::files::transfer::serve(
+        // Boxed: a chat connection's future must not be sized for a transfer's.
+        Box::pin(crate::files::transfer::serve(
             request,
             parts.read_buf,
             parts.io,
             wire.into_inner(),
             shared.clone(),
             shutdown,
-        )
+        ))
         .await;
         shared.count("files", -1);
         return;
@@ -353,7 +362,7 @@ impl Session {
             .ok()
             .and_then(|line| natter_proto::file::DataRequest::parse(line))
         {
-            self.transfer = Some(request);
+            self.pending = Some(Box::new(Aside::Transfer(request)));
             return Some(Flow::Close);
         }
         let front: Box<dyn FrontEnd> = match item {

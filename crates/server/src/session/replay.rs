@@ -73,7 +73,11 @@ impl Session {
                 self.outbox.send(ServerFrame::Challenge {
                     nonce: nonce.clone(),
                 });
-                self.pending = Some(Box::new(PendingHello { hello, key, nonce }));
+                self.pending = Some(Box::new(super::Aside::Prove(PendingHello {
+                    hello,
+                    key,
+                    nonce,
+                })));
             }
         }
     }
@@ -87,10 +91,11 @@ impl Session {
     /// (which this key then claims), or the name's password sent with the `hello` (which adds this key to
     /// the name's keys) registers the session as the name's owner.
     pub(super) async fn prove(&mut self, signature: &str) {
-        let Some(p) = self.pending.take() else {
+        let Some(super::Aside::Prove(PendingHello { hello, key, nonce })) =
+            self.pending.take().map(|p| *p)
+        else {
             return self.error(ErrorCode::BadProof, natter_proto::error_args!(), None);
         };
-        let PendingHello { hello, key, nonce } = *p;
         if !auth::verify(&key, &nonce, &hello.name, signature) {
             return self.error(ErrorCode::BadProof, natter_proto::error_args!(), None);
         }
@@ -483,7 +488,7 @@ impl Session {
                 }
                 if !self
                     .outbox
-                    .push_paced(ServerFrame::Message(message), self.stall())
+                    .push_paced(ServerFrame::Message(Box::new(message)), self.stall())
                     .await
                 {
                     return;

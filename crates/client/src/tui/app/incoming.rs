@@ -135,7 +135,7 @@ impl App {
             | ServerFrame::UploadAt { .. }
             | ServerFrame::Uploaded { .. }
             | ServerFrame::Sending { .. } => {}
-            ServerFrame::Message(m) => return self.message(m, true),
+            ServerFrame::Message(m) => return self.message(*m, true),
             ServerFrame::History {
                 messages,
                 room,

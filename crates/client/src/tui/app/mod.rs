@@ -347,7 +347,7 @@ mod tests {
     }
 
     fn msg(seq: u64, room: Option<&str>, from: &str, to: Option<&str>, text: &str) -> Event {
-        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Message {
+        Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
             seq,
             ts: "2026-11-25T16:38:57.123Z".into(),
             room: room.map(Into::into),
@@ -356,7 +356,7 @@ mod tests {
             text: text.into(),
             event: None,
             file: None,
-        })))
+        }))))
     }
 
     /// Defect 7 of issue 10: leave #lobby, then close the last private conversation — the app keeps a
@@ -676,7 +676,9 @@ mod tests {
         })));
         let mut live = old(3, "live");
         live.ts = "2026-11-25T16:41:00.000Z".into();
-        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Message(live))));
+        a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Message(
+            Box::new(live),
+        ))));
         let shown: Vec<String> = a
             .current()
             .entries
