@@ -297,9 +297,15 @@ async fn knowing_a_files_hash_grants_nothing() {
     let theirs = offer(&mut mallory, "secret.bin", &bytes, json!({})).await;
     assert_eq!(theirs["offset"], 0, "{theirs}");
     assert_ne!(theirs["token"], ready["token"]);
-    // alice's upload is untouched by mallory's.
+    // alice's upload is untouched by mallory's — and keeps its bytes under another name too.
     let again = offer(&mut alice, "secret.bin", &bytes, json!({})).await;
     assert_eq!(again["offset"], 2 * CHUNK);
+    let renamed = offer(&mut alice, "renamed.bin", &bytes, json!({})).await;
+    assert_eq!(renamed["offset"], 2 * CHUNK);
+    let done = upload(server.addr, renamed["token"].as_str().unwrap(), &bytes).await;
+    assert_eq!(done["type"], "uploaded", "{done}");
+    let m = alice.expect("message").await;
+    assert_eq!(m["file"]["name"], "renamed.bin");
     server.shutdown().await;
 }
 

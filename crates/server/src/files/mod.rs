@@ -316,17 +316,20 @@ impl Files {
         })
     }
 
-    /// Creates (or finds) an upload's files; returns how many of its bytes are already here.
+    /// Creates (or finds) an upload's files; returns how many of its bytes are already here. The same
+    /// content offered again under another name keeps its bytes (only the description changes).
     fn begin(&self, key: &str, meta: &UploadMeta) -> std::io::Result<u64> {
         let meta_path = self.meta_path(key);
-        if read_meta(&meta_path).as_ref() != Some(meta) {
-            // New, or unreadable: start from nothing.
+        let existing = read_meta(&meta_path);
+        if existing.as_ref() != Some(meta) {
             let tmp = meta_path.with_extension("json.tmp");
-            std::fs::write(
-                &tmp,
-                serde_json::to_vec(meta).map_err(std::io::Error::other)?,
-            )?;
-            std::fs::File::create(self.partial(key))?;
+            std::fs::write(&tmp, serde_json::to_vec(meta).map_err(std::io::Error::other)?)?;
+            let same_content = existing
+                .is_some_and(|old| old.size == meta.size && old.sha256 == meta.sha256);
+            if !same_content {
+                // New, or unreadable: start from nothing.
+                std::fs::File::create(self.partial(key))?;
+            }
             std::fs::rename(tmp, &meta_path)?;
         }
         let data = std::fs::OpenOptions::new()
