@@ -272,6 +272,34 @@ pub enum Action {
     Edited,
 }
 
+/// Tab after `/send ` (with the cursor at the end): the path is completed as far as it is unambiguous,
+/// as a shell does — the whole name when one entry matches, else the part all matches share.
+fn complete_send_path(buf: &mut LineBuffer) {
+    let text = buf.text();
+    let Some(typed) = text.strip_prefix("/send ") else {
+        return;
+    };
+    if buf.cursor() != text.chars().count() {
+        return;
+    }
+    let candidates = crate::transfer::complete_path(typed);
+    let Some(first) = candidates.first() else {
+        return;
+    };
+    let common = candidates.iter().fold(first.as_str(), |common, c| {
+        let shared = common
+            .char_indices()
+            .zip(c.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(common.len().min(c.len()), |((i, _), _)| i);
+        &common[..shared]
+    });
+    if let Some(rest) = common.strip_prefix(typed) {
+        let rest = rest.to_owned();
+        buf.insert_str(&rest);
+    }
+}
+
 /// Applies one terminal event to the buffer. Pure, so key handling is testable without a terminal.
 pub fn apply(buf: &mut LineBuffer, event: &Event) -> Action {
     match event {
@@ -311,6 +339,7 @@ pub fn apply(buf: &mut LineBuffer, event: &Event) -> Action {
                 KeyCode::End => buf.end(),
                 KeyCode::Up => buf.older(),
                 KeyCode::Down => buf.newer(),
+                KeyCode::Tab => complete_send_path(buf),
                 _ => {}
             }
             Action::Edited
@@ -510,6 +539,29 @@ mod tests {
 
     fn key(code: KeyCode) -> Event {
         Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    /// Line mode: Tab after `/send ` completes a path as far as it is unambiguous.
+    #[test]
+    fn tab_completes_the_path_after_send() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("report-2026.pdf"), b"").unwrap();
+        std::fs::write(dir.path().join("report-2025.pdf"), b"").unwrap();
+        std::fs::write(dir.path().join("photo.jpg"), b"").unwrap();
+        let base = format!("/send {}/", dir.path().display());
+        let mut buf = LineBuffer::default();
+        buf.insert_str(&format!("{base}ph"));
+        apply(&mut buf, &key(KeyCode::Tab));
+        assert_eq!(buf.text(), format!("{base}photo.jpg"));
+        let mut buf = LineBuffer::default();
+        buf.insert_str(&format!("{base}re"));
+        apply(&mut buf, &key(KeyCode::Tab));
+        assert_eq!(buf.text(), format!("{base}report-202"));
+        // Not after /send: nothing happens.
+        let mut buf = LineBuffer::default();
+        buf.insert_str("hello ph");
+        apply(&mut buf, &key(KeyCode::Tab));
+        assert_eq!(buf.text(), "hello ph");
     }
 
     fn ctrl(c: char) -> Event {

@@ -323,9 +323,12 @@ impl Files {
         let existing = read_meta(&meta_path);
         if existing.as_ref() != Some(meta) {
             let tmp = meta_path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(meta).map_err(std::io::Error::other)?)?;
-            let same_content = existing
-                .is_some_and(|old| old.size == meta.size && old.sha256 == meta.sha256);
+            std::fs::write(
+                &tmp,
+                serde_json::to_vec(meta).map_err(std::io::Error::other)?,
+            )?;
+            let same_content =
+                existing.is_some_and(|old| old.size == meta.size && old.sha256 == meta.sha256);
             if !same_content {
                 // New, or unreadable: start from nothing.
                 std::fs::File::create(self.partial(key))?;
