@@ -332,15 +332,11 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct JoinArgs {
-    /// Server to join, as HOST:PORT (HOST alone means port 5500).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5500")]
-    server: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Words given without a flag: answered with a hint instead of clap's bare error.
     #[arg(hide = true)]
     stray: Vec<String>,
-    /// Your name (asked for when missing).
-    #[arg(long)]
-    name: Option<String>,
     /// Plain line mode even on a terminal.
     #[arg(long)]
     plain: bool,
@@ -350,6 +346,17 @@ struct JoinArgs {
     /// Ring the terminal bell when someone mentions your name.
     #[arg(long)]
     bell: bool,
+}
+
+/// How `natter join`, `natter send` and `natter get` reach the server.
+#[derive(Args)]
+struct ConnectArgs {
+    /// Server to join, as HOST:PORT (HOST alone means port 5500).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5500")]
+    server: String,
+    /// Your name (asked for when missing).
+    #[arg(long)]
+    name: Option<String>,
     /// Seconds to wait for the server to accept and answer before giving up (or retrying).
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
@@ -366,38 +373,6 @@ struct JoinArgs {
     #[arg(long)]
     no_tls: bool,
     /// Trust only the server certificate with this fingerprint (SHA256:…, as `natter serve` prints it).
-    #[arg(long, value_name = "SHA256:…")]
-    fingerprint: Option<String>,
-    /// Where downloads go (default: your Downloads folder).
-    #[arg(long, value_name = "DIR")]
-    downloads: Option<std::path::PathBuf>,
-}
-
-/// How `natter send` and `natter get` reach the server, as `natter join` does.
-#[derive(Args)]
-struct ConnectArgs {
-    /// Server, as HOST:PORT (HOST alone means port 5500).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5500")]
-    server: String,
-    /// Your name.
-    #[arg(long)]
-    name: Option<String>,
-    /// Seconds to wait for the server to accept and answer before giving up (or retrying).
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    timeout: f64,
-    /// Language of everything natter says: en or zh-CN. Default: from LC_ALL, LC_MESSAGES or LANG.
-    #[arg(long, value_name = "LANG")]
-    lang: Option<natter_i18n::Lang>,
-    /// Where the key that makes your name yours is kept (default: ~/.local/share/natter).
-    #[arg(long, value_name = "DIR", env = "NATTER_DATA_DIR")]
-    data_dir: Option<std::path::PathBuf>,
-    /// As a guest: no key.
-    #[arg(long)]
-    guest: bool,
-    /// Plain text, no TLS.
-    #[arg(long)]
-    no_tls: bool,
-    /// Trust only the server certificate with this fingerprint.
     #[arg(long, value_name = "SHA256:…")]
     fingerprint: Option<String>,
     /// Where downloads go (default: your Downloads folder).
@@ -431,56 +406,37 @@ struct GetArgs {
     connect: ConnectArgs,
 }
 
-/// The connection options of `natter join`, `natter send` and `natter get`, as the client takes them.
-#[allow(clippy::too_many_arguments)]
-fn line_options(
-    server: String,
-    name: Option<String>,
-    timeout: f64,
-    data_dir: Option<std::path::PathBuf>,
-    guest: bool,
-    no_tls: bool,
-    fingerprint: Option<String>,
-    downloads: Option<std::path::PathBuf>,
-) -> natter_client::LineOptions {
-    let data_dir = data_dir.or_else(natter_client::identity::default_data_dir);
-    natter_client::LineOptions {
-        server,
-        name,
-        force_plain: false,
-        answer_timeout: std::time::Duration::try_from_secs_f64(timeout)
-            .unwrap_or(std::time::Duration::from_secs(10)),
-        tls: natter_client::tls::TlsOptions {
-            off: no_tls,
-            pin: fingerprint,
-            known_servers: data_dir
-                .clone()
-                .map(|dir| dir.join(natter_client::tls::KNOWN_SERVERS)),
-        },
-        data_dir: match guest {
-            true => None,
-            false => data_dir,
-        },
-        tui: natter_client::tui::app::Options {
-            stamps: natter_client::tui::app::Stamps::Short,
-            bell: false,
-        },
-        downloads: downloads.unwrap_or_else(natter_client::transfer::default_downloads),
-    }
-}
-
 impl ConnectArgs {
+    /// The options as the client takes them.
     fn options(self) -> natter_client::LineOptions {
-        line_options(
-            self.server,
-            self.name,
-            self.timeout,
-            self.data_dir,
-            self.guest,
-            self.no_tls,
-            self.fingerprint,
-            self.downloads,
-        )
+        let data_dir = self
+            .data_dir
+            .or_else(natter_client::identity::default_data_dir);
+        natter_client::LineOptions {
+            server: self.server,
+            name: self.name,
+            force_plain: false,
+            answer_timeout: std::time::Duration::try_from_secs_f64(self.timeout)
+                .unwrap_or(std::time::Duration::from_secs(10)),
+            tls: natter_client::tls::TlsOptions {
+                off: self.no_tls,
+                pin: self.fingerprint,
+                known_servers: data_dir
+                    .clone()
+                    .map(|dir| dir.join(natter_client::tls::KNOWN_SERVERS)),
+            },
+            data_dir: match self.guest {
+                true => None,
+                false => data_dir,
+            },
+            tui: natter_client::tui::app::Options {
+                stamps: natter_client::tui::app::Stamps::Short,
+                bell: false,
+            },
+            downloads: self
+                .downloads
+                .unwrap_or_else(natter_client::transfer::default_downloads),
+        }
     }
 }
 
@@ -655,16 +611,7 @@ fn main() -> ExitCode {
             first = &args.stray[0]
         )),
         Cmd::Join(args) => {
-            let mut options = line_options(
-                args.server,
-                args.name,
-                args.timeout,
-                args.data_dir,
-                args.guest,
-                args.no_tls,
-                args.fingerprint,
-                args.downloads,
-            );
+            let mut options = args.connect.options();
             options.force_plain = args.plain;
             options.tui = natter_client::tui::app::Options {
                 stamps: match args.timestamps {

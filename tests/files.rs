@@ -137,6 +137,14 @@ async fn line(r: &mut BufReader<TcpStream>) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
 }
 
+/// A transfer connection with its request line sent.
+async fn open_transfer(addr: SocketAddr, request: Value) -> BufReader<TcpStream> {
+    let mut stream = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    let line = format!("{request}\n");
+    stream.get_mut().write_all(line.as_bytes()).await.unwrap();
+    stream
+}
+
 /// Signs in as the guest `alice` and offers `bytes`: the `upload_ready` answer.
 async fn offer(addr: SocketAddr, bytes: &[u8]) -> (BufReader<TcpStream>, Value) {
     use sha2::Digest;
@@ -172,13 +180,7 @@ async fn an_upload_resumes_after_the_server_is_killed() {
     let bytes = content(4 << 20, 9);
     let (_chat, ready) = offer(addr, &bytes).await;
     let half = bytes.len() / 2 + 12345;
-    let mut upload = BufReader::new(TcpStream::connect(addr).await.unwrap());
-    let request = json!({"type":"upload","token":ready["token"]});
-    upload
-        .get_mut()
-        .write_all(format!("{request}\n").as_bytes())
-        .await
-        .unwrap();
+    let mut upload = open_transfer(addr, json!({"type":"upload","token":ready["token"]})).await;
     assert_eq!(line(&mut upload).await["offset"], 0);
     upload.get_mut().write_all(&bytes[..half]).await.unwrap();
     // The barrier: the server has written every byte sent (the partial file is that long).
@@ -202,13 +204,7 @@ async fn an_upload_resumes_after_the_server_is_killed() {
     let (mut server, addr) = start(&data);
     let (mut chat, ready) = offer(addr, &bytes).await;
     assert_eq!(ready["offset"], half, "{ready}");
-    let mut upload = BufReader::new(TcpStream::connect(addr).await.unwrap());
-    let request = json!({"type":"upload","token":ready["token"]});
-    upload
-        .get_mut()
-        .write_all(format!("{request}\n").as_bytes())
-        .await
-        .unwrap();
+    let mut upload = open_transfer(addr, json!({"type":"upload","token":ready["token"]})).await;
     assert_eq!(line(&mut upload).await["offset"], half);
     upload.get_mut().write_all(&bytes[half..]).await.unwrap();
     let done = line(&mut upload).await;
@@ -225,13 +221,11 @@ async fn an_upload_resumes_after_the_server_is_killed() {
             break f;
         }
     };
-    let mut download = BufReader::new(TcpStream::connect(addr).await.unwrap());
-    let request = json!({"type":"download","token":ready["token"],"offset":0});
-    download
-        .get_mut()
-        .write_all(format!("{request}\n").as_bytes())
-        .await
-        .unwrap();
+    let mut download = open_transfer(
+        addr,
+        json!({"type":"download","token":ready["token"],"offset":0}),
+    )
+    .await;
     assert_eq!(line(&mut download).await["size"], bytes.len());
     let mut got = Vec::new();
     download.read_to_end(&mut got).await.unwrap();
@@ -315,25 +309,23 @@ fn shared_files_survive_backup_and_restore() {
         addr,
     ));
     let id = sent.split('\t').next().unwrap().to_owned();
+    // `natter backup|restore --data-dir DIR PLACE`, which must succeed.
+    let keep = |command: &str, dir: &Path, place: &Path| {
+        let out = natter()
+            .args([command, "--data-dir"])
+            .arg(dir)
+            .arg(place)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
     // While the server runs.
     let backup = root.path().join("backup");
-    let out = natter()
-        .args(["backup", "--data-dir"])
-        .arg(&data)
-        .arg(&backup)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    keep("backup", &data, &backup);
     server.kill().unwrap();
     server.wait().unwrap();
     let elsewhere = root.path().join("restored");
-    let out = natter()
-        .args(["restore", "--data-dir"])
-        .arg(&elsewhere)
-        .arg(&backup)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    keep("restore", &elsewhere, &backup);
     let (mut server, addr) = start(&elsewhere);
     let copy = root.path().join("copy.bin");
     stdout(&run(

@@ -2,7 +2,6 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 use crate::BenchError;
 
@@ -49,12 +48,7 @@ impl Dialect {
         room: &str,
         lobby: bool,
     ) -> Result<Conn, BenchError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| BenchError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
+        let stream = crate::connect(addr).await?;
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         let mut conn = Conn {

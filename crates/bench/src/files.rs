@@ -132,12 +132,7 @@ struct Session {
 
 impl Session {
     async fn open(addr: &str, name: &str) -> Result<Self, BenchError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| BenchError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
+        let stream = crate::connect(addr).await?;
         let mut session = Self {
             conn: BufReader::new(stream),
             next: 0,
@@ -194,12 +189,7 @@ impl Session {
 
 /// A transfer connection with its request line sent and its first answer read.
 async fn transfer(addr: &str, request: Value) -> Result<(BufReader<TcpStream>, Value), BenchError> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| BenchError::Connect {
-            addr: addr.to_owned(),
-            source,
-        })?;
+    let stream = crate::connect(addr).await?;
     let mut stream = BufReader::with_capacity(CHUNK, stream);
     let mut line = serde_json::to_vec(&request).unwrap_or_default();
     line.push(b'\n');
@@ -329,29 +319,15 @@ async fn raw_pipe(src: &Path, dst: &Path) -> Result<Duration, BenchError> {
     let started = Instant::now();
     let dst = dst.to_owned();
     let receiver = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await?;
+        let (socket, _) = listener.accept().await?;
         let mut file = tokio::fs::File::create(&dst).await?;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = socket.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            file.write_all(&buf[..n]).await?;
-        }
+        tokio::io::copy_buf(&mut BufReader::with_capacity(CHUNK, socket), &mut file).await?;
         file.flush().await?;
         hash_file(&dst).await
     });
     let mut socket = TcpStream::connect(addr).await?;
-    let mut file = tokio::fs::File::open(src).await?;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        socket.write_all(&buf[..n]).await?;
-    }
+    let file = tokio::fs::File::open(src).await?;
+    tokio::io::copy_buf(&mut BufReader::with_capacity(CHUNK, file), &mut socket).await?;
     socket.shutdown().await?;
     drop(socket);
     receiver

@@ -46,6 +46,16 @@ pub enum BenchError {
     Timeout(String),
 }
 
+/// Connects to `addr`, saying where on failure.
+pub(crate) async fn connect(addr: &str) -> Result<tokio::net::TcpStream, BenchError> {
+    tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|source| BenchError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
 /// A progress bar on stderr for long setups (hidden when stderr is not a terminal).
 pub(crate) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);

@@ -111,8 +111,7 @@ pub async fn send(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     progress(0, size);
-    let mut failures = 0;
-    let mut best = 0;
+    let mut retry = Retry::default();
     loop {
         let answer = requester
             .request(|id| ClientFrame::Offer {
@@ -150,18 +149,7 @@ pub async fn send(
                 })
             }
             Err(Attempt::Failed(e)) => return Err(e),
-            Err(Attempt::Lost { reached }) => {
-                // Backoff counts attempts that moved nothing; progress resets it.
-                if reached > best {
-                    best = reached;
-                    failures = 0;
-                }
-                failures += 1;
-                if failures >= ATTEMPTS {
-                    return Err(TransferError::Lost);
-                }
-                tokio::time::sleep(backoff(failures)).await;
-            }
+            Err(Attempt::Lost { reached }) => retry.after(reached).await?,
         }
     }
 }
@@ -175,8 +163,30 @@ enum Attempt {
     Failed(TransferError),
 }
 
-fn backoff(failures: u32) -> Duration {
-    (Duration::from_millis(250) * (1 << failures.min(5))).min(Duration::from_secs(8))
+/// When to try a dropped transfer again: with backoff, counting only attempts that moved nothing (any
+/// progress starts the count over), giving up after [`ATTEMPTS`] of those in a row.
+#[derive(Default)]
+struct Retry {
+    failures: u32,
+    /// The furthest any attempt got.
+    best: u64,
+}
+
+impl Retry {
+    /// Waits before the next attempt after one that got as far as `reached`; `Err` when it is time to stop.
+    async fn after(&mut self, reached: u64) -> Result<(), TransferError> {
+        if reached > self.best {
+            self.best = reached;
+            self.failures = 0;
+        }
+        self.failures += 1;
+        if self.failures >= ATTEMPTS {
+            return Err(TransferError::Lost);
+        }
+        let delay = Duration::from_millis(250) * (1 << self.failures.min(5));
+        tokio::time::sleep(delay.min(Duration::from_secs(8))).await;
+        Ok(())
+    }
 }
 
 /// The server's `error` as a [`TransferError`] in the user's language; anything else is a lost connection.
@@ -318,8 +328,7 @@ pub async fn get(
     dest: &Dest,
     progress: Progress<'_>,
 ) -> Result<Got, TransferError> {
-    let mut failures = 0;
-    let mut best = 0;
+    let mut retry = Retry::default();
     loop {
         let answer = requester
             .request(|rq| ClientFrame::Fetch {
@@ -342,17 +351,7 @@ pub async fn get(
                     ..
                 })) => break,
                 Err(Attempt::Failed(e)) => return Err(e),
-                Err(Attempt::Lost { reached }) => {
-                    if reached > best {
-                        best = reached;
-                        failures = 0;
-                    }
-                    failures += 1;
-                    if failures >= ATTEMPTS {
-                        return Err(TransferError::Lost);
-                    }
-                    tokio::time::sleep(backoff(failures)).await;
-                }
+                Err(Attempt::Lost { reached }) => retry.after(reached).await?,
             }
         }
     }
@@ -742,28 +741,17 @@ impl Transfers {
                     0.0 => 0,
                     rate => ((r.total - r.done.min(r.total)) as f64 / rate).ceil() as u64,
                 };
-                let args = (
-                    natter_proto::text::neutralise(&r.name).into_owned(),
-                    percent.to_string(),
-                    file::human_size(rate as u64),
-                    t!("transfer-eta", secs = left),
-                );
-                match r.up {
-                    true => t!(
-                        "transfer-up",
-                        file = args.0,
-                        percent = args.1,
-                        rate = args.2,
-                        eta = args.3
-                    ),
-                    false => t!(
-                        "transfer-down",
-                        file = args.0,
-                        percent = args.1,
-                        rate = args.2,
-                        eta = args.3
-                    ),
-                }
+                let id = match r.up {
+                    true => "transfer-up",
+                    false => "transfer-down",
+                };
+                t!(
+                    id,
+                    file = natter_proto::text::neutralise(&r.name).into_owned(),
+                    percent = percent.to_string(),
+                    rate = file::human_size(rate as u64),
+                    eta = t!("transfer-eta", secs = left)
+                )
             })
             .collect()
     }

@@ -671,8 +671,8 @@ mod tests {
         (screen, cursor)
     }
 
-    /// Types `line` and presses Enter.
-    fn submit(a: &mut App, line: &str) {
+    /// Types `line` and presses Enter; what the Enter asked for.
+    fn submit(a: &mut App, line: &str) -> Vec<crate::tui::app::Effect> {
         for c in line.chars() {
             a.update(Event::Key(KeyEvent::new(
                 KeyCode::Char(c),
@@ -682,7 +682,7 @@ mod tests {
         a.update(Event::Key(KeyEvent::new(
             KeyCode::Enter,
             KeyModifiers::NONE,
-        )));
+        )))
     }
 
     fn stamp_short() -> String {
@@ -1153,18 +1153,7 @@ mod tests {
     #[test]
     fn send_get_and_cancel_become_transfers_of_the_current_conversation() {
         let mut a = app();
-        let typed = |a: &mut App, line: &str| {
-            for c in line.chars() {
-                a.update(Event::Key(KeyEvent::new(
-                    KeyCode::Char(c),
-                    KeyModifiers::NONE,
-                )));
-            }
-            a.update(Event::Key(KeyEvent::new(
-                KeyCode::Enter,
-                KeyModifiers::NONE,
-            )))
-        };
+        let typed = submit;
         assert_eq!(
             typed(&mut a, "/send /tmp/a b.txt"),
             vec![crate::tui::app::Effect::Upload {
