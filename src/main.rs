@@ -257,6 +257,10 @@ struct ServeArgs {
     /// Release owned names unused for this many days, with their private history; 0: never.
     #[arg(long, value_name = "DAYS", default_value_t = 180)]
     name_expiry_days: u32,
+    /// Serve the browser client (the page and its WebSocket) at this address, or `none`. Default:
+    /// 127.0.0.1:8080 (skipped with a warning if that port is taken). Plain HTTP, so loopback only for now.
+    #[arg(long, value_name = "ADDR|none")]
+    web: Option<String>,
     /// Where shared files are kept. Default: files/ in the data directory.
     #[arg(long, value_name = "DIR")]
     files_dir: Option<std::path::PathBuf>,
@@ -1156,6 +1160,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         announce(&format!("natter: listening on {bound} ({reach})"));
         listeners.push(listener);
     }
+    let web = web_listener(args.web.as_deref(), config.backlog)?;
     if let Some(line) = tls_line {
         announce(&line);
     }
@@ -1165,9 +1170,39 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         path => announce(&format!("natter: history in {path}")),
     }
-    natter_server::run(listeners, config, shutdown_signal())
+    natter_server::run_with_web(listeners, web, config, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The browser client's listener (`--web`): the default address is skipped with a warning when taken
+/// (another natter, another program); an address asked for must work.
+fn web_listener(asked: Option<&str>, backlog: u32) -> Result<Vec<tokio::net::TcpListener>, String> {
+    let addr: SocketAddr = match asked {
+        Some("none") => return Ok(Vec::new()),
+        Some(text) => text.parse().map_err(|_| {
+            format!("--web {text}: not an address (use e.g. 127.0.0.1:8080, or none)")
+        })?,
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "--web {addr}: the browser client is served over plain HTTP, so only on this machine (a \
+             loopback address) until HTTPS is there; put a TLS proxy in front for other machines"
+        ));
+    }
+    match natter_server::bind(addr, backlog) {
+        Ok(listener) => {
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            announce(&format!("natter: browser client at http://{bound}/"));
+            Ok(vec![listener])
+        }
+        Err(e) if asked.is_none() => {
+            eprintln!("natter: not serving the browser client: cannot listen on {addr}: {e} (--web ADDR picks another)");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(format!("cannot listen on {addr} (--web): {e}")),
+    }
 }
 
 fn seconds(value: f64, flag: &str) -> Result<std::time::Duration, String> {

@@ -19,6 +19,7 @@ pub mod store;
 pub mod testing;
 pub mod tls;
 pub mod transport;
+pub mod web;
 
 use std::future::Future;
 use std::io;
@@ -162,6 +163,16 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
+    run_with_web(listeners, Vec::new(), config, shutdown).await
+}
+
+/// [`run`], also serving the browser client ([`web`]) on `web` listeners.
+pub async fn run_with_web(
+    listeners: Vec<TcpListener>,
+    web: Vec<TcpListener>,
+    config: Config,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
     let core = Core::start(config)?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -170,6 +181,15 @@ pub async fn run(
     tracker.spawn(housekeeping(core.shared.clone(), token.clone()));
     for listener in listeners {
         tracker.spawn(accept_loop(
+            listener,
+            core.shared.clone(),
+            limits.clone(),
+            token.clone(),
+            tracker.clone(),
+        ));
+    }
+    for listener in web {
+        tracker.spawn(web::serve(
             listener,
             core.shared.clone(),
             limits.clone(),

@@ -19,6 +19,8 @@ pub fn config() -> Config {
 /// A real server running in the current runtime.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The browser client's address, for a server started with [`TestServer::start_web`].
+    pub web: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServerError>>,
 }
@@ -37,13 +39,31 @@ impl TestServer {
 
     /// Starts a server on listeners the test bound; `addr` is the first one's.
     pub fn start_on(listeners: Vec<tokio::net::TcpListener>, config: Config) -> Self {
+        Self::start_all(listeners, Vec::new(), config)
+    }
+
+    /// Starts a server that also serves the browser client ([`crate::web`]) on 127.0.0.1:0.
+    pub async fn start_web(config: Config) -> Self {
+        let any = "127.0.0.1:0".parse().expect("valid address");
+        let chat = crate::bind(any, 1024).expect("bind 127.0.0.1:0");
+        let web = crate::bind(any, 1024).expect("bind 127.0.0.1:0");
+        Self::start_all(vec![chat], vec![web], config)
+    }
+
+    fn start_all(
+        listeners: Vec<tokio::net::TcpListener>,
+        web: Vec<tokio::net::TcpListener>,
+        config: Config,
+    ) -> Self {
         let addr = listeners[0].local_addr().expect("bound address");
+        let web_addr = web.first().map(|l| l.local_addr().expect("bound address"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(crate::run(listeners, config, async move {
+        let handle = tokio::spawn(crate::run_with_web(listeners, web, config, async move {
             let _ = stopped.await;
         }));
         Self {
             addr,
+            web: web_addr,
             stop: Some(stop),
             handle,
         }

@@ -1,0 +1,252 @@
+//! The web front end: the browser client's page, and a WebSocket that carries protocol v1.
+//!
+//! `natter serve --web ADDR` serves, from assets embedded in the binary (`crates/server/web/`), the page
+//! at `/` with its script and style, and at `/ws` a WebSocket whose text messages are protocol v1 frames,
+//! one JSON frame per message. The WebSocket is bridged to a byte stream — each message in becomes one
+//! line, each line out one message — and a session runs over it exactly as over TCP: the same front end
+//! (native JSON), hub, rooms, history, flood control, limits and timeouts. A browser user and a terminal
+//! user are the same to the hub.
+//!
+//! Security: every response carries a strict Content-Security-Policy (scripts only from this origin, no
+//! inline script, no eval, no framing), `X-Content-Type-Options: nosniff` and `Referrer-Policy:
+//! no-referrer`; the WebSocket upgrade is refused when a browser's `Origin` is not this server's own
+//! (no cross-site WebSocket hijacking); a WebSocket message is limited to the chat port's frame size.
+//! The page inserts everything from the network as text, never as HTML.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::session::Shared;
+use crate::Limits;
+
+/// The page's files, in the binary (also in debug builds: tests see what users get).
+#[derive(rust_embed::Embed)]
+#[folder = "web/"]
+struct Assets;
+
+/// Every response's security headers.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+     connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+#[derive(Clone)]
+struct Web {
+    shared: Arc<Shared>,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Serves the page and the WebSocket on `listener` until `shutdown`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let web = Web {
+        shared,
+        limits,
+        shutdown: shutdown.clone(),
+        tracker,
+    };
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/ws", get(socket))
+        .route("/{*path}", get(asset))
+        .with_state(web);
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await;
+    if let Err(e) = served {
+        tracing::error!("the web front end stopped: {e}");
+    }
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    file("index.html", &headers)
+}
+
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    file(&path, &headers)
+}
+
+/// An embedded file, with its ETag (a `304` when the browser has it) and the security headers.
+fn file(path: &str, request: &HeaderMap) -> Response {
+    let Some(found) = Assets::get(path) else {
+        return secured((StatusCode::NOT_FOUND, "not found").into_response());
+    };
+    let etag = format!(
+        "\"{}\"",
+        found.metadata.sha256_hash()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let unchanged = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag);
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mime = mime_guess::from_path(path).first_or_octet_stream();
+        let mut response = found.data.into_owned().into_response();
+        if let Ok(value) = HeaderValue::from_str(mime.as_ref()) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    // Asked again every time, answered with 304 while unchanged: a new natter's page is never stale.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    secured(response)
+}
+
+fn secured(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// Whether a WebSocket upgrade comes from this server's own page: a browser always says where the page
+/// that opens a WebSocket came from (`Origin`), and it must be this host. A program that is no browser
+/// sends no `Origin` and is let in (it could connect to the chat port anyway).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = origin.to_str().ok().and_then(|o| {
+        o.strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"))
+    });
+    matches!((origin, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+async fn socket(
+    State(web): State<Web>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers) {
+        tracing::info!(
+            event = "refused",
+            reason = "cross_origin",
+            "{peer}: WebSocket from another site's page ({:?}); refused",
+            headers.get(header::ORIGIN)
+        );
+        return secured((StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response());
+    }
+    let config = web.shared.config.clone();
+    let admission = match web.limits.admit(peer.ip(), &config) {
+        Ok(admission) => admission,
+        Err(code) => {
+            return secured(
+                (StatusCode::SERVICE_UNAVAILABLE, code.as_str().to_owned()).into_response(),
+            )
+        }
+    };
+    // Messages as long as the chat port's frames (and a little for the newline's absence); a bounded
+    // write buffer, as the outbox bounds what waits for a slow reader.
+    let limit = config.max_frame + 1;
+    let tracker = web.tracker.clone();
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .max_write_buffer_size(config.max_outbox)
+        .on_upgrade(move |ws| tracker.track_future(bridge(ws, peer, web, admission)))
+}
+
+/// Runs a session over the WebSocket: messages in become lines, lines out become messages.
+async fn bridge(ws: WebSocket, peer: SocketAddr, web: Web, admission: crate::Admission) {
+    tracing::info!("web connection from {peer}");
+    let max_frame = web.shared.config.max_frame;
+    let (session_side, bridge_side) = tokio::io::duplex(64 * 1024);
+    let (from_session, mut to_session) = tokio::io::split(bridge_side);
+    let (mut sink, mut stream) = ws.split();
+    let inbound = async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let text = match message {
+                WsMessage::Text(text) => text,
+                WsMessage::Close(_) => break,
+                // Frames are text; anything else is not protocol v1.
+                WsMessage::Binary(_) => break,
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            };
+            if to_session.write_all(text.as_bytes()).await.is_err()
+                || to_session.write_all(b"\n").await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = to_session.shutdown().await;
+    };
+    let outbound = async move {
+        let mut lines = tokio::io::BufReader::new(from_session);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            line.clear();
+            match lines.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                line.pop();
+            }
+            // The session writes UTF-8 JSON (or UTF-8 text); a line that is not is not sent.
+            let Ok(text) = std::str::from_utf8(&line) else {
+                continue;
+            };
+            if line.len() > max_frame * 4 {
+                continue;
+            }
+            if sink.send(WsMessage::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.send(WsMessage::Close(None)).await;
+    };
+    let session = crate::session::serve_stream(
+        crate::transport::Stream(session_side),
+        peer,
+        web.shared.clone(),
+        web.shutdown.clone(),
+        Instant::now(),
+        false,
+        admission,
+    );
+    tokio::join!(inbound, outbound, session);
+}

@@ -1,0 +1,177 @@
+//! The web front end over real sockets: the page and its headers, and protocol v1 over a WebSocket —
+//! a browser's connection and a terminal's talk in the same rooms.
+
+mod common;
+
+use common::{Connect, TestServer, WAIT};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A plain HTTP/1.1 GET, answered whole: (status line and headers, body).
+async fn get(addr: std::net::SocketAddr, path: &str, extra: &str) -> (String, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut all))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
+    let head = String::from_utf8_lossy(&all[..split]).to_lowercase();
+    (head, all[split + 4..].to_vec())
+}
+
+async fn open(addr: std::net::SocketAddr, origin: Option<&str>) -> Result<Ws, String> {
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn expect(ws: &mut Ws, ty: &str) -> Value {
+    loop {
+        let f = recv(ws).await;
+        if f["type"] == ty {
+            return f;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_strict_headers() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let web = server.web.unwrap();
+    let (head, body) = get(web, "/", "").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{head}"
+    );
+    assert!(head.contains("frame-ancestors 'none'"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains(r#"<script type="module" src="app.js">"#));
+    // No inline script anywhere (the CSP would refuse it anyway).
+    assert_eq!(page.matches("<script").count(), 1);
+    let (head, body) = get(web, "/app.js", "").await;
+    assert!(
+        head.contains("content-type: text/javascript")
+            || head.contains("content-type: application/javascript"),
+        "{head}"
+    );
+    assert!(String::from_utf8(body).unwrap().contains("isComposing"));
+    // Cached by ETag: asked again with it, nothing is sent.
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .to_owned();
+    let (head, body) = get(web, "/app.js", &format!("If-None-Match: {etag}\r\n")).await;
+    assert!(head.starts_with("http/1.1 304"), "{head}");
+    assert!(body.is_empty());
+    let (head, _) = get(web, "/../../etc/passwd", "").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    server.shutdown().await;
+}
+
+/// A browser's WebSocket and a terminal's TCP connection are in the same room, with the same frames.
+#[tokio::test]
+async fn a_browser_and_a_terminal_chat_in_the_same_room() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let web = server.web.unwrap();
+    let mut terminal = server.join("alice").await;
+    let mut browser = open(web, Some(&format!("http://{web}"))).await.unwrap();
+    send(
+        &mut browser,
+        json!({"type":"hello","name":"张三","version":1}),
+    )
+    .await;
+    let welcome = expect(&mut browser, "welcome").await;
+    assert_eq!(welcome["rooms"], json!(["lobby"]));
+    assert_eq!(terminal.expect("joined").await["name"], "张三");
+    send(
+        &mut browser,
+        json!({"type":"say","text":"你好 from the browser","id":"b1"}),
+    )
+    .await;
+    assert_eq!(expect(&mut browser, "ack").await["id"], "b1");
+    let m = terminal.expect("message").await;
+    assert_eq!(
+        (&m["from"], &m["text"]),
+        (&json!("张三"), &json!("你好 from the browser"))
+    );
+    terminal
+        .send(json!({"type":"say","text":"<img src=x onerror=alert(1)>","id":"t1"}))
+        .await;
+    assert_eq!(terminal.expect("ack").await["id"], "t1");
+    let m = expect(&mut browser, "message").await;
+    assert_eq!(m["text"], "<img src=x onerror=alert(1)>");
+    // A resend with the same id (a reload, a reconnect) is acknowledged, not delivered again.
+    send(
+        &mut browser,
+        json!({"type":"say","text":"你好 from the browser","id":"b1"}),
+    )
+    .await;
+    let again = expect(&mut browser, "ack").await;
+    assert_eq!(again["id"], "b1");
+    terminal.expect_nothing().await;
+    // Bad input gets an error frame, as on TCP.
+    browser
+        .send(Message::Text("{not json".into()))
+        .await
+        .unwrap();
+    assert_eq!(expect(&mut browser, "error").await["code"], "bad_frame");
+    server.shutdown().await;
+}
+
+/// Another site's page cannot open a WebSocket to natter with the user's browser.
+#[tokio::test]
+async fn a_cross_origin_websocket_is_refused() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let web = server.web.unwrap();
+    let refused = open(web, Some("http://evil.example")).await.unwrap_err();
+    assert!(refused.contains("403"), "{refused}");
+    let refused = open(web, Some(&format!("http://{web}.evil.example")))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("403"), "{refused}");
+    assert!(open(web, Some(&format!("http://{web}"))).await.is_ok());
+    server.shutdown().await;
+}
