@@ -1,0 +1,264 @@
+//! The browser client in a real Chromium (Debian's `chromium`, headless, driven through `chromedriver`;
+//! `./test` installs both): browser pages and a terminal client chatting in Chinese and English, Enter
+//! during an IME composition, hostile text, a reload with a message whose acknowledgement was lost, and the
+//! README's screenshots. A missing browser fails these tests; it never skips them.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Client, Connect, TestServer, WAIT};
+use fantoccini::{Locator, key::Key};
+use serde_json::{json, Value};
+
+/// `chromedriver` on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian package chromium-driver; ./test installs it)");
+    let deadline = Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// A headless Chromium window of `width`×`height`.
+async fn browser(driver: &Driver, width: u32, height: u32) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={width},{height}"), "--lang=en-US"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let page = fantoccini::ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session");
+    // The window's size includes what is not page: grow it until the page itself is the size asked for.
+    let inner = page
+        .execute("return [window.innerWidth, window.innerHeight]", vec![])
+        .await
+        .unwrap();
+    let (w, h) = (inner[0].as_u64().unwrap_or(0), inner[1].as_u64().unwrap_or(0));
+    let (dw, dh) = (u64::from(width).saturating_sub(w), u64::from(height).saturating_sub(h));
+    if dw > 0 || dh > 0 {
+        page.set_window_size(width + dw as u32, height + dh as u32)
+            .await
+            .unwrap();
+    }
+    page
+}
+
+/// Evaluates `script` (a function body) in the page until it returns true.
+async fn until(page: &fantoccini::Client, script: &str, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if page.execute(script, vec![]).await.unwrap() == Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Opens the page and signs in as `name`.
+async fn sign_in(page: &fantoccini::Client, url: &str, name: &str) {
+    page.goto(url).await.unwrap();
+    page.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    page.find(Locator::Css("#signin button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(page, "return !document.getElementById('chat').hidden", "the chat").await;
+}
+
+async fn type_line(page: &fantoccini::Client, text: &str) {
+    let input = page.find(Locator::Id("input")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    input.send_keys(&Key::Enter.to_string()).await.unwrap();
+}
+
+fn log_contains(text: &str) -> String {
+    format!(
+        "return document.getElementById('log').textContent.includes({})",
+        json!(text)
+    )
+}
+
+/// Asserts no message reached the terminal (presence and its own acks may have).
+async fn no_message(terminal: &mut Client) {
+    let frames = terminal.sync().await;
+    assert!(
+        frames.iter().all(|f| f["type"] != "message"),
+        "unexpected: {frames:?}"
+    );
+}
+
+/// The next message the terminal client gets (skipping presence).
+async fn next_message(terminal: &mut Client) -> Value {
+    loop {
+        let f = terminal.recv().await;
+        if f["type"] == "message" {
+            return f;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_and_a_terminal_chat_and_nothing_is_lost_or_doubled() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let driver = driver().await;
+    let mut terminal = server.join("终端").await;
+    let zhang = browser(&driver, 1280, 800).await;
+    let lee = browser(&driver, 1280, 800).await;
+    sign_in(&zhang, &url, "张三").await;
+    sign_in(&lee, &url, "lee").await;
+
+    // Chinese and English both ways.
+    type_line(&zhang, "你好，大家！").await;
+    let m = next_message(&mut terminal).await;
+    assert_eq!((&m["from"], &m["text"]), (&json!("张三"), &json!("你好，大家！")));
+    until(&lee, &log_contains("你好，大家！"), "lee to see 张三").await;
+    terminal
+        .send(json!({"type":"say","text":"hello from the terminal","id":"t1"}))
+        .await;
+    until(&zhang, &log_contains("hello from the terminal"), "the terminal's line").await;
+    until(&lee, &log_contains("hello from the terminal"), "the terminal's line").await;
+    // Acknowledged: no longer marked as sending.
+    until(&zhang, "return !document.querySelector('.msg.pending')", "the ack").await;
+
+    // Hostile text is shown as text.
+    terminal
+        .send(json!({"type":"say","text":"<img src=x onerror=\"document.title='pwned'\">","id":"t2"}))
+        .await;
+    until(&zhang, &log_contains("<img src=x"), "the hostile line").await;
+    let injected = zhang
+        .execute("return document.querySelectorAll('#log img').length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(injected, json!(0));
+    assert_ne!(zhang.title().await.unwrap(), "pwned");
+
+    // IME: an Enter that ends a composition chooses characters; it never sends.
+    zhang
+        .execute(
+            "const i = document.getElementById('input'); i.value = '拼音';
+             i.dispatchEvent(new CompositionEvent('compositionstart', {bubbles: true}));
+             i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', isComposing: true, bubbles: true, cancelable: true}));
+             i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', keyCode: 229, bubbles: true, cancelable: true}));
+             i.dispatchEvent(new CompositionEvent('compositionend', {bubbles: true, data: '拼音'}));
+             // Safari's committing Enter comes just after compositionend, with isComposing false.
+             i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true}));
+             return i.value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    no_message(&mut terminal).await;
+    // A real Enter afterwards sends what was composed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    zhang
+        .find(Locator::Id("input"))
+        .await
+        .unwrap()
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut terminal).await["text"], "拼音");
+
+    // A reload with a message whose ack never came: sent again with its id, delivered exactly once.
+    for _ in 0..2 {
+        lee.execute(
+            "localStorage.setItem('natter.outbox', JSON.stringify([{id: 'lost-ack-1', room: 'lobby', to: null, text: 'exactly once'}]));
+             location.reload();",
+            vec![],
+        )
+        .await
+        .unwrap();
+        until(&lee, "return !document.getElementById('chat').hidden && !document.querySelector('.msg.pending')", "the resend's ack").await;
+    }
+    assert_eq!(next_message(&mut terminal).await["text"], "exactly once");
+    no_message(&mut terminal).await;
+    until(&lee, "return localStorage.getItem('natter.outbox') === '[]'", "an empty outbox").await;
+
+    zhang.close().await.unwrap();
+    lee.close().await.unwrap();
+    server.shutdown().await;
+}
+
+/// The README's screenshots, at a laptop's size and a phone's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_for_the_readme() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let driver = driver().await;
+    let mut bob = server.join("bob").await;
+    bob.send(json!({"type":"join","room":"rust"})).await;
+    bob.sync().await;
+    for (i, text) in [
+        "morning! the build is green again ✅",
+        "张三, did the upload of the lab report work?",
+        "see https://example.org/natter for the notes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        bob.send(json!({"type":"say","text":text,"id":format!("s{i}")})).await;
+    }
+    bob.sync().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    for (width, height) in [(1280, 800), (375, 700)] {
+        let page = browser(&driver, width, height).await;
+        sign_in(&page, &url, "张三").await;
+        until(&page, &log_contains("see https://example.org"), "the history").await;
+        if width > 1000 {
+            type_line(&page, "好的，谢谢！上传成功了。").await;
+        }
+        until(&page, &log_contains("上传成功了"), "张三's line").await;
+        until(&page, "return !document.querySelector('.msg.pending')", "the ack").await;
+        let png = page.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::write(root.join(format!("web-{width}x{height}.png")), png).unwrap();
+        page.close().await.unwrap();
+    }
+    server.shutdown().await;
+}
