@@ -50,6 +50,13 @@ impl TestServer {
         Self::start_all(vec![chat], vec![web], config)
     }
 
+    /// Starts a server with the browser client on the given addresses (a restart on the same ports).
+    pub async fn start_web_at(chat: SocketAddr, web: SocketAddr, config: Config) -> Self {
+        let chat = crate::bind(chat, 1024).expect("bind the chat address again");
+        let web = crate::bind(web, 1024).expect("bind the web address again");
+        Self::start_all(vec![chat], vec![web], config)
+    }
+
     fn start_all(
         listeners: Vec<tokio::net::TcpListener>,
         web: Vec<tokio::net::TcpListener>,

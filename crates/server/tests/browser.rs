@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Client, Connect, TestServer, WAIT};
-use fantoccini::{Locator, key::Key};
+use fantoccini::{key::Key, Locator};
 use serde_json::{json, Value};
 
 /// `chromedriver` on a free loopback port, killed on drop.
@@ -38,7 +38,10 @@ async fn driver() -> Driver {
         .spawn()
         .expect("chromedriver (Debian package chromium-driver; ./test installs it)");
     let deadline = Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -70,8 +73,14 @@ async fn browser(driver: &Driver, width: u32, height: u32) -> fantoccini::Client
         .execute("return [window.innerWidth, window.innerHeight]", vec![])
         .await
         .unwrap();
-    let (w, h) = (inner[0].as_u64().unwrap_or(0), inner[1].as_u64().unwrap_or(0));
-    let (dw, dh) = (u64::from(width).saturating_sub(w), u64::from(height).saturating_sub(h));
+    let (w, h) = (
+        inner[0].as_u64().unwrap_or(0),
+        inner[1].as_u64().unwrap_or(0),
+    );
+    let (dw, dh) = (
+        u64::from(width).saturating_sub(w),
+        u64::from(height).saturating_sub(h),
+    );
     if dw > 0 || dh > 0 {
         page.set_window_size(width + dw as u32, height + dh as u32)
             .await
@@ -107,7 +116,12 @@ async fn sign_in(page: &fantoccini::Client, url: &str, name: &str) {
         .click()
         .await
         .unwrap();
-    until(page, "return !document.getElementById('chat').hidden", "the chat").await;
+    until(
+        page,
+        "return !document.getElementById('chat').hidden",
+        "the chat",
+    )
+    .await;
 }
 
 async fn type_line(page: &fantoccini::Client, text: &str) {
@@ -156,23 +170,46 @@ async fn browsers_and_a_terminal_chat_and_nothing_is_lost_or_doubled() {
     // Chinese and English both ways.
     type_line(&zhang, "你好，大家！").await;
     let m = next_message(&mut terminal).await;
-    assert_eq!((&m["from"], &m["text"]), (&json!("张三"), &json!("你好，大家！")));
+    assert_eq!(
+        (&m["from"], &m["text"]),
+        (&json!("张三"), &json!("你好，大家！"))
+    );
     until(&lee, &log_contains("你好，大家！"), "lee to see 张三").await;
     terminal
         .send(json!({"type":"say","text":"hello from the terminal","id":"t1"}))
         .await;
-    until(&zhang, &log_contains("hello from the terminal"), "the terminal's line").await;
-    until(&lee, &log_contains("hello from the terminal"), "the terminal's line").await;
+    until(
+        &zhang,
+        &log_contains("hello from the terminal"),
+        "the terminal's line",
+    )
+    .await;
+    until(
+        &lee,
+        &log_contains("hello from the terminal"),
+        "the terminal's line",
+    )
+    .await;
     // Acknowledged: no longer marked as sending.
-    until(&zhang, "return !document.querySelector('.msg.pending')", "the ack").await;
+    until(
+        &zhang,
+        "return !document.querySelector('.msg.pending')",
+        "the ack",
+    )
+    .await;
 
     // Hostile text is shown as text.
     terminal
-        .send(json!({"type":"say","text":"<img src=x onerror=\"document.title='pwned'\">","id":"t2"}))
+        .send(
+            json!({"type":"say","text":"<img src=x onerror=\"document.title='pwned'\">","id":"t2"}),
+        )
         .await;
     until(&zhang, &log_contains("<img src=x"), "the hostile line").await;
     let injected = zhang
-        .execute("return document.querySelectorAll('#log img').length", vec![])
+        .execute(
+            "return document.querySelectorAll('#log img').length",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(injected, json!(0));
@@ -218,10 +255,78 @@ async fn browsers_and_a_terminal_chat_and_nothing_is_lost_or_doubled() {
     }
     assert_eq!(next_message(&mut terminal).await["text"], "exactly once");
     no_message(&mut terminal).await;
-    until(&lee, "return localStorage.getItem('natter.outbox') === '[]'", "an empty outbox").await;
+    until(
+        &lee,
+        "return localStorage.getItem('natter.outbox') === '[]'",
+        "an empty outbox",
+    )
+    .await;
 
     zhang.close().await.unwrap();
     lee.close().await.unwrap();
+    server.shutdown().await;
+}
+
+/// The server is stopped and started again on the same ports: the page comes back by itself and shows
+/// what it missed, with no gap and nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_is_survived_without_a_click() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = natter_server::testing::config();
+        config.db = natter_server::store::DbPath::File(dir.path().join("natter.db"));
+        config
+    };
+    let server = TestServer::start_web(config()).await;
+    let (chat, web) = (server.addr, server.web.unwrap());
+    let driver = driver().await;
+    let page = browser(&driver, 1280, 800).await;
+    sign_in(&page, &format!("http://{web}/"), "页面").await;
+    let mut terminal = server.join("terminal").await;
+    terminal
+        .send(json!({"type":"say","text":"before the restart","id":"1"}))
+        .await;
+    until(&page, &log_contains("before the restart"), "the first line").await;
+    drop(terminal);
+    server.shutdown().await;
+    until(
+        &page,
+        "return !document.getElementById('banner').hidden",
+        "the reconnecting banner",
+    )
+    .await;
+
+    let server = TestServer::start_web_at(chat, web, config()).await;
+    let mut terminal = server.join("terminal").await;
+    terminal
+        .send(json!({"type":"say","text":"after the restart","id":"2"}))
+        .await;
+    until(
+        &page,
+        &log_contains("after the restart"),
+        "the line sent while it was away",
+    )
+    .await;
+    until(
+        &page,
+        "return document.getElementById('banner').hidden",
+        "the banner to go",
+    )
+    .await;
+    let count = |text: &str| {
+        format!(
+            "return [...document.querySelectorAll('#log .msg')].filter(m => m.textContent.includes({})).length",
+            json!(text)
+        )
+    };
+    for text in ["before the restart", "after the restart"] {
+        assert_eq!(
+            page.execute(&count(text), vec![]).await.unwrap(),
+            json!(1),
+            "{text}"
+        );
+    }
+    page.close().await.unwrap();
     server.shutdown().await;
 }
 
@@ -242,19 +347,30 @@ async fn screenshots_for_the_readme() {
     .iter()
     .enumerate()
     {
-        bob.send(json!({"type":"say","text":text,"id":format!("s{i}")})).await;
+        bob.send(json!({"type":"say","text":text,"id":format!("s{i}")}))
+            .await;
     }
     bob.sync().await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     for (width, height) in [(1280, 800), (375, 700)] {
         let page = browser(&driver, width, height).await;
         sign_in(&page, &url, "张三").await;
-        until(&page, &log_contains("see https://example.org"), "the history").await;
+        until(
+            &page,
+            &log_contains("see https://example.org"),
+            "the history",
+        )
+        .await;
         if width > 1000 {
             type_line(&page, "好的，谢谢！上传成功了。").await;
         }
         until(&page, &log_contains("上传成功了"), "张三's line").await;
-        until(&page, "return !document.querySelector('.msg.pending')", "the ack").await;
+        until(
+            &page,
+            "return !document.querySelector('.msg.pending')",
+            "the ack",
+        )
+        .await;
         let png = page.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"));
         std::fs::write(root.join(format!("web-{width}x{height}.png")), png).unwrap();
