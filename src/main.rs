@@ -258,7 +258,8 @@ struct ServeArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 180)]
     name_expiry_days: u32,
     /// Serve the browser client (the page and its WebSocket) at this address, or `none`. Default:
-    /// 127.0.0.1:8080 (skipped with a warning if that port is taken). Plain HTTP, so loopback only for now.
+    /// 127.0.0.1:8080 (skipped with a warning if that port is taken). HTTPS with the chat port's
+    /// certificate beyond this machine (0.0.0.0:8080 opens it to your LAN); plain HTTP on loopback.
     #[arg(long, value_name = "ADDR|none")]
     web: Option<String>,
     /// Where shared files are kept. Default: files/ in the data directory.
@@ -1160,8 +1161,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         announce(&format!("natter: listening on {bound} ({reach})"));
         listeners.push(listener);
     }
-    let web = web_listener(args.web.as_deref(), config.backlog)?;
+    let (web, web_line) = web_listener(args.web.as_deref(), config.backlog, config.tls.is_some())?;
     if let Some(line) = tls_line {
+        announce(&line);
+    }
+    if let Some(line) = web_line {
         announce(&line);
     }
     match &config.db {
@@ -1175,31 +1179,40 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The browser client's listener (`--web`): the default address is skipped with a warning when taken
-/// (another natter, another program); an address asked for must work.
-fn web_listener(asked: Option<&str>, backlog: u32) -> Result<Vec<tokio::net::TcpListener>, String> {
+/// The browser client's listener (`--web`) and the line that announces it: the default address is skipped
+/// with a warning when taken (another natter, another program); an address asked for must work.
+fn web_listener(
+    asked: Option<&str>,
+    backlog: u32,
+    tls: bool,
+) -> Result<(Vec<tokio::net::TcpListener>, Option<String>), String> {
     let addr: SocketAddr = match asked {
-        Some("none") => return Ok(Vec::new()),
+        Some("none") => return Ok((Vec::new(), None)),
         Some(text) => text.parse().map_err(|_| {
             format!("--web {text}: not an address (use e.g. 127.0.0.1:8080, or none)")
         })?,
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
-    if !addr.ip().is_loopback() {
+    // Beyond this machine the page is HTTPS (a password is typed into it); on loopback, plain HTTP.
+    let https = !addr.ip().is_loopback();
+    if https && !tls {
         return Err(format!(
-            "--web {addr}: the browser client is served over plain HTTP, so only on this machine (a \
-             loopback address) until HTTPS is there; put a TLS proxy in front for other machines"
+            "--web {addr}: beyond this machine the browser client is served over HTTPS, and TLS is off \
+             (the certificate could not be made or loaded)"
         ));
     }
     match natter_server::bind(addr, backlog) {
         Ok(listener) => {
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
-            announce(&format!("natter: browser client at http://{bound}/"));
-            Ok(vec![listener])
+            let scheme = if https { "https" } else { "http" };
+            let line = format!("natter: browser client at {scheme}://{bound}/");
+            Ok((vec![listener], Some(line)))
         }
         Err(e) if asked.is_none() => {
-            eprintln!("natter: not serving the browser client: cannot listen on {addr}: {e} (--web ADDR picks another)");
-            Ok(Vec::new())
+            tracing::warn!(
+                "not serving the browser client: cannot listen on {addr}: {e} (--web ADDR picks another)"
+            );
+            Ok((Vec::new(), None))
         }
         Err(e) => Err(format!("cannot listen on {addr} (--web): {e}")),
     }

@@ -175,3 +175,59 @@ async fn a_cross_origin_websocket_is_refused() {
     assert!(open(web, Some(&format!("http://{web}"))).await.is_ok());
     server.shutdown().await;
 }
+
+/// Beyond this machine the page is HTTPS, with the chat port's certificate (here 127.0.0.3 stands for
+/// another machine's address); on loopback it stays plain HTTP.
+#[tokio::test]
+async fn beyond_this_machine_the_page_is_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = natter_server::testing::config();
+    config.tls = natter_server::tls::load(&natter_server::tls::TlsSource::SelfSigned(
+        dir.path().to_owned(),
+    ))
+    .unwrap();
+    config.remote_loopback = Some("127.0.0.3".parse().unwrap());
+    let server = TestServer::start_web_at(
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.3:0".parse().unwrap(),
+        config,
+    )
+    .await;
+    let web = server.web.unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", &web])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl is installed (./test installs it)");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(
+                format!("GET / HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        out
+    })
+    .await
+    .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.starts_with("HTTP/1.1 200"), "{out:?}");
+    assert!(page.contains("<!doctype html>"), "{page}");
+    // Plain HTTP there gets nothing.
+    let mut plain = tokio::net::TcpStream::connect(server.web.unwrap())
+        .await
+        .unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("<!doctype html>"));
+    server.shutdown().await;
+}

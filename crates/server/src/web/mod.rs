@@ -67,7 +67,15 @@ pub(crate) async fn serve(
         .route("/", get(index))
         .route("/ws", get(socket))
         .route("/{*path}", get(asset))
-        .with_state(web);
+        .with_state(web.clone());
+    // Beyond this machine the page is HTTPS, with the chat port's certificate.
+    let config = &web.shared.config;
+    let on_loopback = listener
+        .local_addr()
+        .is_ok_and(|a| a.ip().is_loopback() && Some(a.ip()) != config.remote_loopback);
+    if let (Some(tls), false) = (web.shared.config.tls.clone(), on_loopback) {
+        return serve_https(listener, app, tls, web.shutdown, web.tracker).await;
+    }
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -76,6 +84,48 @@ pub(crate) async fn serve(
     .await;
     if let Err(e) = served {
         tracing::error!("the web front end stopped: {e}");
+    }
+}
+
+/// The page and its WebSocket over TLS: each accepted connection's handshake, then HTTP/1.1 (with
+/// upgrades, for the WebSocket) over it.
+async fn serve_https(
+    listener: TcpListener,
+    app: Router,
+    tls: crate::tls::Tls,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("web: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.clone().layer(axum::Extension(ConnectInfo(peer)));
+        let acceptor = tls.acceptor.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+            let Ok(Ok(secure)) = handshake.await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(secure), service)
+                .with_upgrades();
+            tokio::select! {
+                _ = connection => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
     }
 }
 
