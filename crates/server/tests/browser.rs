@@ -51,15 +51,21 @@ async fn driver() -> Driver {
     }
 }
 
-/// A headless Chromium window of `width`×`height`.
+/// A headless Chromium window of `width`×`height`, in English.
 async fn browser(driver: &Driver, width: u32, height: u32) -> fantoccini::Client {
+    browser_in(driver, width, height, "en-US").await
+}
+
+/// A headless Chromium window of `width`×`height` whose user speaks `lang`.
+async fn browser_in(driver: &Driver, width: u32, height: u32, lang: &str) -> fantoccini::Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     format!("--window-size={width},{height}"), "--lang=en-US"],
+                     format!("--window-size={width},{height}"), format!("--lang={lang}")],
+            "prefs": {"intl.accept_languages": lang},
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -244,14 +250,16 @@ async fn browsers_and_a_terminal_chat_and_nothing_is_lost_or_doubled() {
 
     // A reload with a message whose ack never came: sent again with its id, delivered exactly once.
     for _ in 0..2 {
+        // `before` marks the page before the reload, so the wait below cannot be satisfied by it.
         lee.execute(
             "localStorage.setItem('natter.outbox', JSON.stringify([{id: 'lost-ack-1', room: 'lobby', to: null, text: 'exactly once'}]));
+             window.before = true;
              location.reload();",
             vec![],
         )
         .await
         .unwrap();
-        until(&lee, "return !document.getElementById('chat').hidden && !document.querySelector('.msg.pending')", "the resend's ack").await;
+        until(&lee, "return window.before === undefined && document.readyState === 'complete' && !document.getElementById('chat').hidden && !document.querySelector('.msg.pending') && localStorage.getItem('natter.outbox') === '[]'", "the resend's ack").await;
     }
     assert_eq!(next_message(&mut terminal).await["text"], "exactly once");
     no_message(&mut terminal).await;
@@ -326,6 +334,39 @@ async fn a_server_restart_is_survived_without_a_click() {
             "{text}"
         );
     }
+    page.close().await.unwrap();
+    server.shutdown().await;
+}
+
+/// A browser whose user reads Chinese gets the page in Chinese, from natter's catalogues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_speaks_chinese_to_a_chinese_browser() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let driver = driver().await;
+    let page = browser_in(&driver, 1280, 800, "zh-CN").await;
+    page.goto(&url).await.unwrap();
+    until(
+        &page,
+        "return document.querySelector('#signin button').textContent === '加入'",
+        "the Chinese page",
+    )
+    .await;
+    assert_eq!(
+        page.execute("return document.documentElement.lang", vec![])
+            .await
+            .unwrap(),
+        json!("zh-CN")
+    );
+    sign_in(&page, &url, "王五").await;
+    let placeholder = page
+        .execute(
+            "return document.getElementById('input').placeholder",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(placeholder, json!("消息——输入 /help 查看命令"));
     page.close().await.unwrap();
     server.shutdown().await;
 }

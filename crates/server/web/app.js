@@ -7,6 +7,23 @@
 // Everything from the network is inserted as text, never as HTML.
 
 const $ = (id) => document.getElementById(id);
+
+// The page's words come from natter's catalogues (GET /i18n.json), in the browser's language.
+let words = {};
+const lang = (navigator.languages || [navigator.language]).some((l) => /^zh\b/i.test(l)) ? "zh-CN" : "en";
+function tr(id, vars = {}) {
+  return (words[id] ?? id).replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+async function loadWords() {
+  try {
+    const response = await fetch(`i18n.json?lang=${lang}`);
+    words = await response.json();
+  } catch { /* the English in the page stays */ }
+  document.documentElement.lang = lang;
+  for (const e of document.querySelectorAll("[data-t]")) e.textContent = tr(e.dataset.t);
+  for (const e of document.querySelectorAll("[data-t-placeholder]")) e.placeholder = tr(e.dataset.tPlaceholder);
+  for (const e of document.querySelectorAll("[data-t-label]")) e.setAttribute("aria-label", tr(e.dataset.tLabel));
+}
 const store = {
   get(key, fallback) {
     try { return JSON.parse(localStorage.getItem("natter." + key)) ?? fallback; } catch { return fallback; }
@@ -78,7 +95,9 @@ function addMessage(m, live) {
 function describe(m) {
   if (m.file) {
     const size = humanSize(m.file.size);
-    return m.file.expired ? `shared ${m.file.name} (${size}) — expired` : `shared ${m.file.name} (${size}) — /get ${m.file.id} in natter's client`;
+    return m.file.expired
+      ? tr("web-file-expired", { file: m.file.name, size })
+      : tr("web-file", { file: m.file.name, size, id: m.file.id });
   }
   return m.text;
 }
@@ -180,15 +199,15 @@ function draw() {
       row.append(who);
     }
     row.append(withLinks(e.text));
-    if (e.state === "pending") row.append(el("span", "note", "sending…"));
-    if (e.state === "failed") row.append(el("span", "note", "not sent: " + e.reason));
+    if (e.state === "pending") row.append(el("span", "note", tr("web-sending")));
+    if (e.state === "failed") row.append(el("span", "note", tr("web-not-sent", { reason: e.reason })));
     log.append(row);
   }
   if (atBottom) log.scrollTop = log.scrollHeight;
   const members = $("members");
   members.replaceChildren();
   if (c.room) {
-    members.append(el("h2", null, `${c.members.length} in #${c.room}`));
+    members.append(el("h2", null, tr("web-members", { count: c.members.length, room: "#" + c.room })));
     for (const m of c.members) members.append(el("div", null, m));
   }
 }
@@ -235,9 +254,9 @@ function connect() {
     state.attempt++;
     const delay = Math.min(30, 0.5 * 2 ** (state.attempt - 1));
     let left = Math.ceil(delay);
-    banner(`reconnecting in ${left} s…`);
-    const tick = setInterval(() => { left--; if (left > 0) banner(`reconnecting in ${left} s…`); }, 1000);
-    setTimeout(() => { clearInterval(tick); banner("connecting…"); connect(); }, delay * 1000);
+    banner(tr("web-reconnecting", { secs: left }));
+    const tick = setInterval(() => { left--; if (left > 0) banner(tr("web-reconnecting", { secs: left })); }, 1000);
+    setTimeout(() => { clearInterval(tick); banner(tr("web-connecting")); connect(); }, delay * 1000);
   });
 }
 
@@ -395,7 +414,7 @@ function typed(line) {
       break;
     case "msg": case "query": {
       const [to, ...words] = arg.split(" ");
-      if (!to) return info(c, "! /msg NAME TEXT");
+      if (!to) return info(c, "! " + tr("web-usage-msg"));
       const p = conv(personKey(to), to, null);
       switchTo(p.key);
       if (words.length) say(words.join(" "));
@@ -404,9 +423,9 @@ function typed(line) {
     case "who": send({ type: "who", room: arg.replace(/^#/, "") || c?.room || "lobby" }); break;
     case "quit": send({ type: "exit" }); state.me = null; store.set("outbox", []); location.reload(); break;
     case "help":
-      info(c, "/msg NAME TEXT · /join ROOM · /leave · /who · /quit · Tab completes names · //text says /text");
+      info(c, tr("web-help"));
       break;
-    default: info(c, `! unknown command /${cmd}`);
+    default: info(c, "! " + tr("web-unknown-command", { command: "/" + cmd }));
   }
 }
 
@@ -423,7 +442,8 @@ function complete(input) {
   input.selectionStart = input.selectionEnd = start + match.length + suffix.length;
 }
 
-function start() {
+async function start() {
+  await loadWords();
   state.outbox = store.get("outbox", []);
   const saved = store.get("name", null);
   if (saved) $("name").value = saved;

@@ -332,3 +332,24 @@ help-cli-get = Download a shared file, verified, resuming what an earlier run le
 help-cli-get-id = The file's number, as its message shows it (/get 17)
 help-cli-get-output = Where to write it (default: into the downloads directory, never overwriting)
 help-cli-join-downloads = Where downloads go (default: your Downloads folder)
+
+## The browser client (issue 14)
+
+web-name = Name
+web-password = Password
+web-password-hint = (if the name is yours)
+web-join = Join
+web-message = Message — /help for commands
+web-send = Send
+web-sending = sending…
+web-not-sent = not sent: { $reason }
+web-reconnecting = reconnecting in { $secs } s…
+web-connecting = connecting…
+web-members = { $count } in { $room }
+web-help = /msg NAME TEXT · /join ROOM · /leave · /who · /quit · Tab completes names · //text says /text
+web-unknown-command = unknown command { $command }
+web-usage-msg = /msg NAME TEXT
+web-file = shared { $file } ({ $size }) — /get { $id } in natter's client
+web-file-expired = shared { $file } ({ $size }) — expired
+web-conversations = Conversations
+web-messages = Messages

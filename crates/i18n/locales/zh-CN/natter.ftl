@@ -317,3 +317,24 @@ help-cli-get = 下载一个共享文件，校验完整，并续传上次留下�
 help-cli-get-id = 文件编号，即消息中显示的数字（/get 17）
 help-cli-get-output = 保存到哪里（默认：下载目录，从不覆盖）
 help-cli-join-downloads = 下载保存到哪里（默认：你的“下载”文件夹）
+
+## The browser client (issue 14)
+
+web-name = 名字
+web-password = 密码
+web-password-hint = （如果这个名字是你的）
+web-join = 加入
+web-message = 消息——输入 /help 查看命令
+web-send = 发送
+web-sending = 发送中…
+web-not-sent = 没有发出：{ $reason }
+web-reconnecting = { $secs } 秒后重新连接…
+web-connecting = 正在连接…
+web-members = { $room } 中有 { $count } 人
+web-help = /msg 名字 内容 · /join 房间 · /leave · /who · /quit · Tab 补全名字 · //text 发送以 / 开头的文字
+web-unknown-command = 没有这个命令：{ $command }
+web-usage-msg = /msg 名字 内容
+web-file = 分享了 { $file }（{ $size }）— 在 natter 客户端里用 /get { $id } 获取
+web-file-expired = 分享了 { $file }（{ $size }）— 已过期
+web-conversations = 对话
+web-messages = 消息

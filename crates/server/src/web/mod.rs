@@ -66,6 +66,7 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/", get(index))
         .route("/ws", get(socket))
+        .route("/i18n.json", get(texts))
         .route("/{*path}", get(asset))
         .with_state(web.clone());
     // Beyond this machine the page is HTTPS, with the chat port's certificate.
@@ -127,6 +128,56 @@ async fn serve_https(
             }
         });
     }
+}
+
+/// The page's words, from the catalogues: the texts for the language the page asks for (`?lang=`,
+/// from the browser's languages), placeholders left as `{name}` for the page to fill.
+const TEXTS: &[&str] = &[
+    "web-name",
+    "web-password",
+    "web-password-hint",
+    "web-join",
+    "web-message",
+    "web-send",
+    "web-sending",
+    "web-not-sent",
+    "web-reconnecting",
+    "web-connecting",
+    "web-members",
+    "web-help",
+    "web-unknown-command",
+    "web-usage-msg",
+    "web-file",
+    "web-file-expired",
+    "web-conversations",
+    "web-messages",
+];
+
+async fn texts(
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let lang = query
+        .get("lang")
+        .and_then(|l| natter_i18n::Lang::parse(l))
+        .unwrap_or(natter_i18n::Lang::En);
+    let holes: Vec<(&str, natter_i18n::Arg)> = [
+        "reason", "secs", "count", "room", "command", "file", "size", "id",
+    ]
+    .into_iter()
+    .map(|name| (name, natter_i18n::Arg::Text(format!("{{{name}}}"))))
+    .collect();
+    let texts: serde_json::Map<String, serde_json::Value> = TEXTS
+        .iter()
+        .map(|id| {
+            let text = natter_i18n::text(lang, id, &holes);
+            (id.to_string(), serde_json::Value::String(text))
+        })
+        .collect();
+    let mut response = axum::Json(texts).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    secured(response)
 }
 
 async fn index(headers: HeaderMap) -> Response {
