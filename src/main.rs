@@ -1143,6 +1143,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // Everything that can fail is checked before anything is announced: a history file that cannot be
     // opened must not follow a "listening on" line.
     natter_server::store::check(&config.db).map_err(|e| e.to_string())?;
+    // Caught from before the first announcement on.
+    let shutdown = shutdown_signal();
     let mut listeners = Vec::new();
     for addr in &args.listen {
         let listener = natter_server::bind(*addr, config.backlog)
@@ -1174,7 +1176,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         path => announce(&format!("natter: history in {path}")),
     }
-    natter_server::run_with_web(listeners, web, config, shutdown_signal())
+    natter_server::run_with_web(listeners, web, config, shutdown)
         .await
         .map_err(|e| e.to_string())
 }
@@ -1257,26 +1259,33 @@ enum LogFormat {
     Json,
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the future
+/// is first polled: a SIGTERM right after the server announced itself must already be caught.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

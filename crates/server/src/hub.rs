@@ -929,13 +929,10 @@ impl Hub {
         let mut run = Run::default();
         for Outcome {
             message,
-            mut token,
+            token,
             result,
         } in outcomes
         {
-            if let Some(stored) = token.stored.take() {
-                let _ = stored.send(result.as_ref().map(|s| s.seq).map_err(|_| ()));
-            }
             #[cfg(test)]
             if message.text == CRASH_THE_WRITER {
                 panic!("the store's writer dies, as a test asked");
@@ -1484,8 +1481,17 @@ fn ack(token: &AppendToken, stored: &crate::store::Stored) -> ServerFrame {
     }
 }
 
-/// Queues the answer to a `say`/`whisper` and tells its session that it has been.
+/// Queues the answer to a `say`/`whisper` and tells its session that it has been — and a transfer
+/// connection waiting for the outcome (only now: everyone, its author's sessions included, has the
+/// message queued before the uploader hears that it is shared).
 fn answer(token: AppendToken, frame: ServerFrame) {
+    if let Some(stored) = token.stored {
+        let outcome = match &frame {
+            ServerFrame::Ack { seq, .. } => Ok(*seq),
+            _ => Err(()),
+        };
+        let _ = stored.send(outcome);
+    }
     token.outbox.send(frame);
     let _ = token.done.send(());
 }

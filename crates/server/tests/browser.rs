@@ -338,6 +338,109 @@ async fn a_server_restart_is_survived_without_a_click() {
     server.shutdown().await;
 }
 
+/// A file shared from the page (its file button) arrives byte-exact at a terminal client, and an image a
+/// terminal client shares is shown in the page, byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_shared_in_the_page_reaches_a_terminal_and_back() {
+    use sha2::Digest;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = natter_server::testing::config();
+    config.files.dir = Some(dir.path().join("files"));
+    config.files.reserve = 0;
+    let server = TestServer::start_web(config).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let driver = driver().await;
+    let page = browser(&driver, 1280, 800).await;
+    sign_in(&page, &url, "网页").await;
+    let mut terminal = server.join("终端").await;
+    let bytes: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let path = dir.path().join("实验报告.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    page.find(Locator::Id("file"))
+        .await
+        .unwrap()
+        .send_keys(path.to_str().unwrap())
+        .await
+        .unwrap();
+    let m = next_message(&mut terminal).await;
+    assert_eq!(m["file"]["name"], "实验报告.bin");
+    let id = m["file"]["id"].as_u64().unwrap();
+    // The terminal downloads it on a transfer connection.
+    terminal
+        .send(json!({"type":"fetch","file":id,"id":"f"}))
+        .await;
+    let ready = loop {
+        let f = terminal.recv().await;
+        if f["id"] == "f" {
+            break f;
+        }
+    };
+    let mut stream =
+        tokio::io::BufReader::new(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    let request = json!({"type":"download","token":ready["token"],"offset":0});
+    stream
+        .get_mut()
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = String::new();
+    stream.read_line(&mut head).await.unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).await.unwrap();
+    assert!(got == bytes, "the page's upload arrived different");
+
+    // And back: a terminal shares an image; the page shows it, and its bytes are the terminal's.
+    let image: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let sha: String = sha2::Sha256::digest(&image)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    terminal
+        .send(json!({"type":"offer","name":"photo.png","size":image.len(),"sha256":sha,"id":"o"}))
+        .await;
+    let ready = loop {
+        let f = terminal.recv().await;
+        if f["id"] == "o" && f["type"] == "upload_ready" {
+            break f;
+        }
+    };
+    let mut up =
+        tokio::io::BufReader::new(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    let request = json!({"type":"upload","token":ready["token"]});
+    up.get_mut()
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut line = String::new();
+    up.read_line(&mut line).await.unwrap();
+    up.get_mut().write_all(&image).await.unwrap();
+    line.clear();
+    up.read_line(&mut line).await.unwrap();
+    assert!(line.contains("uploaded"), "{line}");
+    until(
+        &page,
+        "return !!document.querySelector('img.preview[src]')",
+        "the image's preview",
+    )
+    .await;
+    let seen = page
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const img = document.querySelector('img.preview[src]');
+             fetch(img.src).then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-256', b))
+               .then(h => done([...new Uint8Array(h)].map(x => x.toString(16).padStart(2, '0')).join('')));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, json!(sha));
+    page.close().await.unwrap();
+    server.shutdown().await;
+}
+
 /// A browser whose user reads Chinese gets the page in Chinese, from natter's catalogues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_speaks_chinese_to_a_chinese_browser() {

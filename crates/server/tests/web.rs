@@ -231,3 +231,144 @@ async fn beyond_this_machine_the_page_is_https() {
     assert!(!String::from_utf8_lossy(&answer).contains("<!doctype html>"));
     server.shutdown().await;
 }
+
+/// A raw HTTP/1.1 request with a body: (status line and headers, lower-cased; body).
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (String, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut all))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
+    (
+        String::from_utf8_lossy(&all[..split]).to_lowercase(),
+        all[split + 4..].to_vec(),
+    )
+}
+
+/// The browser's file transfers over HTTP: resumable uploads (`HEAD` → `Upload-Offset`, `PATCH` from
+/// there, 409 with the server's offset when wrong, 460 on a checksum mismatch) and downloads with
+/// `Range`; anything but an image is an attachment.
+#[tokio::test]
+async fn files_over_http_resume_both_ways() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = natter_server::testing::config();
+    config.files.dir = Some(dir.path().join("files"));
+    config.files.reserve = 0;
+    let server = TestServer::start_web(config).await;
+    let web = server.web.unwrap();
+    let mut ws = open(web, None).await.unwrap();
+    send(&mut ws, json!({"type":"hello","name":"web","version":1})).await;
+    expect(&mut ws, "welcome").await;
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let sha: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    send(
+        &mut ws,
+        json!({"type":"offer","name":"notes.txt","size":bytes.len(),"sha256":sha,"id":"o"}),
+    )
+    .await;
+    let token = expect(&mut ws, "upload_ready").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/files/upload/{token}");
+    let (head, _) = http(
+        web,
+        "PATCH",
+        &path,
+        "Upload-Offset: 0\r\n",
+        &bytes[..40_000],
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+    let (head, _) = http(web, "HEAD", &path, "", b"").await;
+    assert!(head.contains("upload-offset: 40000"), "{head}");
+    let (head, _) = http(web, "PATCH", &path, "Upload-Offset: 10\r\n", &bytes[10..]).await;
+    assert!(
+        head.starts_with("http/1.1 409") && head.contains("upload-offset: 40000"),
+        "{head}"
+    );
+    let (head, body) = http(
+        web,
+        "PATCH",
+        &path,
+        "Upload-Offset: 40000\r\n",
+        &bytes[40_000..],
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let done: Value = serde_json::from_slice(&body).unwrap();
+    let id = done["file"].as_u64().unwrap();
+    send(&mut ws, json!({"type":"fetch","file":id,"id":"g"})).await;
+    let token = expect(&mut ws, "download_ready").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (head, body) = http(web, "GET", &format!("/files/{token}"), "", b"").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-disposition: attachment; filename*=utf-8''notes.txt"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
+    assert!(body == bytes);
+    let (head, body) = http(
+        web,
+        "GET",
+        &format!("/files/{token}"),
+        "Range: bytes=99000-\r\n",
+        b"",
+    )
+    .await;
+    assert!(
+        head.starts_with("http/1.1 206")
+            && head.contains("content-range: bytes 99000-99999/100000"),
+        "{head}"
+    );
+    assert!(body == bytes[99_000..]);
+    // A wrong checksum: 460, and the bytes are gone.
+    send(
+        &mut ws,
+        json!({"type":"offer","name":"x","size":3,"sha256":"0".repeat(64),"id":"o2"}),
+    )
+    .await;
+    let token = expect(&mut ws, "upload_ready").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (head, _) = http(
+        web,
+        "PATCH",
+        &format!("/files/upload/{token}"),
+        "Upload-Offset: 0\r\n",
+        b"abc",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 460"), "{head}");
+    let (head, _) = http(web, "GET", "/files/not-a-token", "", b"").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    server.shutdown().await;
+}

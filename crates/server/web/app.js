@@ -23,6 +23,7 @@ async function loadWords() {
   for (const e of document.querySelectorAll("[data-t]")) e.textContent = tr(e.dataset.t);
   for (const e of document.querySelectorAll("[data-t-placeholder]")) e.placeholder = tr(e.dataset.tPlaceholder);
   for (const e of document.querySelectorAll("[data-t-label]")) e.setAttribute("aria-label", tr(e.dataset.tLabel));
+  for (const e of document.querySelectorAll("[data-t-title]")) e.title = tr(e.dataset.tTitle);
 }
 const store = {
   get(key, fallback) {
@@ -78,7 +79,7 @@ function addMessage(m, live) {
   c.seqs.add(m.seq);
   state.lastSeq = Math.max(state.lastSeq, m.seq);
   const mine = fold(m.from) === fold(state.me);
-  const entry = { seq: m.seq, ts: m.ts, from: m.from, text: describe(m), mine, mention: !mine && mentions(m.text) };
+  const entry = { seq: m.seq, ts: m.ts, from: m.from, text: describe(m), mine, mention: !mine && !m.file && mentions(m.text), file: m.file };
   // In seq order: a resumed or paged message may be older than what is shown.
   let i = c.entries.length;
   while (i > 0 && c.entries[i - 1].seq !== undefined && c.entries[i - 1].seq > m.seq) i--;
@@ -199,6 +200,7 @@ function draw() {
       row.append(who);
     }
     row.append(withLinks(e.text));
+    if (e.file && !e.file.expired) fileLinks(row, e.file);
     if (e.state === "pending") row.append(el("span", "note", tr("web-sending")));
     if (e.state === "failed") row.append(el("span", "note", tr("web-not-sent", { reason: e.reason })));
     log.append(row);
@@ -210,6 +212,93 @@ function draw() {
     members.append(el("h2", null, tr("web-members", { count: c.members.length, room: "#" + c.room })));
     for (const m of c.members) members.append(el("div", null, m));
   }
+}
+
+// ---- files -------------------------------------------------------------------------------------------
+
+const tokens = new Map();   // file id -> a promise of its download URL (tokens last an hour)
+
+function fileUrl(id) {
+  if (!tokens.has(id)) {
+    tokens.set(id, request({ type: "fetch", file: id }).then((f) => {
+      if (f.type !== "download_ready") { tokens.delete(id); throw new Error(f.message); }
+      setTimeout(() => tokens.delete(id), 50 * 60 * 1000);
+      return "files/" + encodeURIComponent(f.token);
+    }));
+  }
+  return tokens.get(id);
+}
+
+function fileLinks(row, file) {
+  const get = el("a", "get", tr("web-download"));
+  get.href = "#";
+  get.dataset.file = file.id;
+  get.addEventListener("click", async (ev) => {
+    ev.preventDefault();
+    const a = el("a");
+    a.href = await fileUrl(file.id);
+    a.download = file.name;
+    a.click();
+  });
+  row.append(get);
+  if (/^image\/(png|jpeg|gif|webp)$/.test(file.mime)) {
+    const img = el("img", "preview");
+    img.alt = file.name;
+    img.dataset.file = file.id;
+    fileUrl(file.id).then((url) => { img.src = url; }).catch(() => img.remove());
+    row.append(img);
+  }
+}
+
+const requests = new Map(); // request id -> resolve
+
+function request(frame) {
+  return new Promise((resolve) => {
+    frame.id = newId();
+    requests.set(frame.id, resolve);
+    send(frame);
+  });
+}
+
+function hex(buffer) {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Shares a file with the current conversation: offer it, then send its bytes over HTTP from where the
+// server stands — again from the server's offset after a dropped request.
+async function share(file) {
+  const c = state.convs.get(state.current);
+  if (!c) return;
+  const note = { ts: new Date().toISOString(), text: tr("web-uploading", { file: file.name }), info: true };
+  c.entries.push(note);
+  render();
+  try {
+    const sha256 = hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+    const target = c.room ? { room: c.room } : { to: c.label };
+    for (let attempt = 0; ; attempt++) {
+      const ready = await request({ type: "offer", name: file.name, size: file.size, sha256, ...target });
+      if (ready.type !== "upload_ready") throw new Error(ready.message);
+      if (ready.file !== undefined) break;
+      let response;
+      try {
+        response = await fetch("files/upload/" + encodeURIComponent(ready.token), {
+          method: "PATCH", headers: { "Upload-Offset": String(ready.offset) }, body: file.slice(ready.offset),
+        });
+      } catch (e) {
+        if (attempt >= 8) throw e;
+        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+        continue;
+      }
+      if (response.ok) break;
+      const answer = await response.json().catch(() => ({}));
+      if ((response.status === 409 || response.status === 400) && attempt < 8) continue;
+      throw new Error(answer.message || response.statusText);
+    }
+    c.entries = c.entries.filter((e) => e !== note);
+  } catch (e) {
+    note.text = tr("web-upload-failed", { file: file.name, why: e.message });
+  }
+  render();
 }
 
 function switchTo(key) {
@@ -261,6 +350,12 @@ function connect() {
 }
 
 function received(f) {
+  if (f.id && requests.has(f.id) && f.type !== "ack") {
+    const resolve = requests.get(f.id);
+    requests.delete(f.id);
+    resolve(f);
+    return;
+  }
   switch (f.type) {
     case "welcome":
       state.attempt = 0;
@@ -473,6 +568,22 @@ async function start() {
     const line = input.value;
     input.value = "";
     typed(line);
+  });
+  $("file").addEventListener("change", (ev) => {
+    for (const file of ev.target.files) share(file);
+    ev.target.value = "";
+  });
+  const log = $("log");
+  log.addEventListener("dragover", (ev) => { ev.preventDefault(); log.classList.add("dropping"); });
+  log.addEventListener("dragleave", () => log.classList.remove("dropping"));
+  log.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    log.classList.remove("dropping");
+    for (const file of ev.dataTransfer.files) share(file);
+  });
+  input.addEventListener("paste", (ev) => {
+    const files = [...(ev.clipboardData?.files || [])];
+    if (files.length) { ev.preventDefault(); for (const file of files) share(file); }
   });
   $("say").addEventListener("submit", (ev) => { ev.preventDefault(); typed(input.value); input.value = ""; });
   $("log").addEventListener("scroll", () => {

@@ -353,3 +353,7 @@ web-file = shared { $file } ({ $size }) — /get { $id } in natter's client
 web-file-expired = shared { $file } ({ $size }) — expired
 web-conversations = Conversations
 web-messages = Messages
+web-attach = Share a file
+web-download = download
+web-uploading = sharing { $file }…
+web-upload-failed = { $file } was not shared: { $why }

@@ -338,3 +338,7 @@ web-file = 分享了 { $file }（{ $size }）— 在 natter 客户端里用 /get
 web-file-expired = 分享了 { $file }（{ $size }）— 已过期
 web-conversations = 对话
 web-messages = 消息
+web-attach = 分享文件
+web-download = 下载
+web-uploading = 正在分享 { $file }…
+web-upload-failed = { $file } 没有分享出去：{ $why }

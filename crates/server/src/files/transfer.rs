@@ -91,6 +91,83 @@ pub async fn serve<R, W>(
     let _ = tokio::time::timeout(Duration::from_secs(1), write.shutdown()).await;
 }
 
+/// How an upload over HTTP (the browser's `PATCH`) ended.
+pub(crate) enum HttpUpload {
+    /// Shared as this file.
+    Shared(u64),
+    /// The body did not start where the upload stands: the server has this many bytes.
+    WrongOffset(u64),
+    /// The body ended before the file did; the server has this many bytes now.
+    Incomplete(u64),
+    Refused(ServerFrame),
+}
+
+/// What the server has of the upload `token` opens (`HEAD`), if it opens one.
+pub(crate) fn upload_offset(files: &Files, token: &str) -> Option<u64> {
+    match files.ticket(token)? {
+        Ticket::Upload { key, .. } => {
+            Some(std::fs::metadata(files.partial(&key)).map_or(0, |m| m.len()))
+        }
+        Ticket::Download(_) => None,
+    }
+}
+
+/// An upload whose bytes from `offset` arrive as an HTTP request's body: the same checks, pipeline and
+/// share as a transfer connection's.
+pub(crate) async fn upload_http<R: AsyncRead + Unpin>(
+    shared: &Arc<Shared>,
+    token: &str,
+    offset: u64,
+    body: R,
+    shutdown: &CancellationToken,
+) -> HttpUpload {
+    let Some(files) = shared.files.clone() else {
+        return HttpUpload::Refused(refusal(ErrorCode::FilesOff));
+    };
+    let Some(Ticket::Upload {
+        key,
+        meta,
+        outbox,
+        id,
+    }) = files.ticket(token)
+    else {
+        return HttpUpload::Refused(refusal(ErrorCode::UnknownTransfer));
+    };
+    let have = || std::fs::metadata(files.partial(&key)).map_or(0, |m| m.len());
+    if have() != offset {
+        return HttpUpload::WrongOffset(have());
+    }
+    let upload = Upload {
+        files: &files,
+        shared,
+        key: key.clone(),
+        meta,
+    };
+    let mut nowhere = tokio::io::sink();
+    match upload
+        .run(BytesMut::new(), body, &mut nowhere, shutdown, outbox, id)
+        .await
+    {
+        Some(ServerFrame::Uploaded { file }) => HttpUpload::Shared(file),
+        Some(frame) => HttpUpload::Refused(frame),
+        None => HttpUpload::Incomplete(have()),
+    }
+}
+
+/// The file a download token opens, and its bytes.
+pub(crate) async fn open_download(
+    files: &Files,
+    token: &str,
+) -> Option<(Arc<natter_proto::file::FileInfo>, tokio::fs::File)> {
+    let Ticket::Download(info) = files.ticket(token)? else {
+        return None;
+    };
+    let file = tokio::fs::File::open(files.object(&info.sha256))
+        .await
+        .ok()?;
+    Some((info, file))
+}
+
 fn refusal(code: ErrorCode) -> ServerFrame {
     ServerFrame::error(code, natter_proto::error_args!(), None)
 }

@@ -29,6 +29,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use natter_proto::{ErrorCode, ServerFrame};
+
 use crate::session::Shared;
 use crate::Limits;
 
@@ -67,6 +69,11 @@ pub(crate) async fn serve(
         .route("/", get(index))
         .route("/ws", get(socket))
         .route("/i18n.json", get(texts))
+        .route(
+            "/files/upload/{token}",
+            axum::routing::patch(upload).head(upload_offset),
+        )
+        .route("/files/{token}", get(download))
         .route("/{*path}", get(asset))
         .with_state(web.clone());
     // Beyond this machine the page is HTTPS, with the chat port's certificate.
@@ -130,6 +137,168 @@ async fn serve_https(
     }
 }
 
+/// `HEAD /files/upload/TOKEN`: how much of the upload the server has (`Upload-Offset`), to resume from.
+async fn upload_offset(State(web): State<Web>, Path(token): Path<String>) -> Response {
+    let offset = web
+        .shared
+        .files
+        .as_ref()
+        .and_then(|files| crate::files::transfer::upload_offset(files, &token));
+    let Some(offset) = offset else {
+        return secured(StatusCode::NOT_FOUND.into_response());
+    };
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert("upload-offset", HeaderValue::from(offset));
+    secured(response)
+}
+
+/// `PATCH /files/upload/TOKEN` with `Upload-Offset: N` and the file's bytes from N: the browser's
+/// transfer connection (the core of the tus protocol: 409 and the server's offset when N is not where
+/// the upload stands, 460 when the SHA-256 does not match). The answer is the transfer connection's last
+/// frame, as JSON.
+async fn upload(
+    State(web): State<Web>,
+    Path(token): Path<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let offset = request
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(offset) = offset else {
+        return secured((StatusCode::BAD_REQUEST, "Upload-Offset is missing").into_response());
+    };
+    let body = request
+        .into_body()
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let body = tokio_util::io::StreamReader::new(body);
+    use crate::files::transfer::{upload_http, HttpUpload};
+    let ended = upload_http(&web.shared, &token, offset, body, &web.shutdown).await;
+    let (status, frame, have) = match ended {
+        HttpUpload::Shared(file) => (StatusCode::OK, ServerFrame::Uploaded { file }, None),
+        HttpUpload::WrongOffset(have) => (
+            StatusCode::CONFLICT,
+            ServerFrame::UploadAt { offset: have },
+            Some(have),
+        ),
+        HttpUpload::Incomplete(have) => (
+            StatusCode::BAD_REQUEST,
+            ServerFrame::UploadAt { offset: have },
+            Some(have),
+        ),
+        HttpUpload::Refused(frame) => {
+            let status = match &frame {
+                ServerFrame::Error {
+                    code: ErrorCode::BadChecksum,
+                    ..
+                } => StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                ServerFrame::Error {
+                    code: ErrorCode::UnknownTransfer,
+                    ..
+                } => StatusCode::NOT_FOUND,
+                ServerFrame::Error {
+                    code: ErrorCode::StorageFull,
+                    ..
+                } => StatusCode::INSUFFICIENT_STORAGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (status, frame, None)
+        }
+    };
+    let mut response = (status, axum::Json(frame)).into_response();
+    if let Some(have) = have {
+        response
+            .headers_mut()
+            .insert("upload-offset", HeaderValue::from(have));
+    }
+    secured(response)
+}
+
+/// `GET /files/TOKEN`: a shared file (from a `fetch`'s token), with `Range: bytes=N-` to resume. Images
+/// are shown inline; anything else is an attachment, never rendered by the browser.
+async fn download(
+    State(web): State<Web>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let opened = match web.shared.files.as_ref() {
+        Some(files) => crate::files::transfer::open_download(files, &token).await,
+        None => None,
+    };
+    let Some((info, mut file)) = opened else {
+        return secured(
+            (
+                StatusCode::NOT_FOUND,
+                "no such file, or the link has expired",
+            )
+                .into_response(),
+        );
+    };
+    let start = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.strip_suffix('-'))
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|start| *start <= info.size);
+    if let Some(start) = start {
+        use tokio::io::AsyncSeekExt;
+        if file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+            return secured(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+    }
+    let from = start.unwrap_or(0);
+    use tokio::io::AsyncReadExt;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        file.take(info.size - from),
+        crate::files::transfer::CHUNK,
+    ));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    let image = info.mime.starts_with("image/") && info.mime != "image/svg+xml";
+    let content_type = if image {
+        info.mime.as_str()
+    } else {
+        "application/octet-stream"
+    };
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, value);
+    }
+    let encoded: String = info
+        .name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let disposition = format!(
+        "{}; filename*=UTF-8''{encoded}",
+        if image { "inline" } else { "attachment" }
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size - from));
+    if let Some(start) = start {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let range = format!(
+            "bytes {start}-{}/{}",
+            info.size.saturating_sub(1),
+            info.size
+        );
+        if let Ok(value) = HeaderValue::from_str(&range) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    secured(response)
+}
+
 /// The page's words, from the catalogues: the texts for the language the page asks for (`?lang=`,
 /// from the browser's languages), placeholders left as `{name}` for the page to fill.
 const TEXTS: &[&str] = &[
@@ -151,6 +320,10 @@ const TEXTS: &[&str] = &[
     "web-file-expired",
     "web-conversations",
     "web-messages",
+    "web-attach",
+    "web-download",
+    "web-uploading",
+    "web-upload-failed",
 ];
 
 async fn texts(
@@ -161,7 +334,7 @@ async fn texts(
         .and_then(|l| natter_i18n::Lang::parse(l))
         .unwrap_or(natter_i18n::Lang::En);
     let holes: Vec<(&str, natter_i18n::Arg)> = [
-        "reason", "secs", "count", "room", "command", "file", "size", "id",
+        "reason", "secs", "count", "room", "command", "file", "size", "id", "why",
     ]
     .into_iter()
     .map(|name| (name, natter_i18n::Arg::Text(format!("{{{name}}}"))))
