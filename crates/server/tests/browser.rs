@@ -441,6 +441,48 @@ async fn a_file_shared_in_the_page_reaches_a_terminal_and_back() {
     server.shutdown().await;
 }
 
+/// The browser keeps a key of its own (WebCrypto Ed25519 in IndexedDB): the name it first signed in
+/// with is its own, it comes back after a reload, and another browser cannot take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_is_kept_for_the_browser_that_took_it() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let driver = driver().await;
+    let mine = browser(&driver, 1280, 800).await;
+    sign_in(&mine, &url, "主人").await;
+    // The server knows the name as owned: a terminal guest cannot take it either.
+    let mut guest = server.connect().await;
+    guest
+        .send(json!({"type":"hello","name":"主人","version":1}))
+        .await;
+    assert_eq!(guest.expect("error").await["code"], "name_owned");
+    mine.close().await.unwrap();
+    let other = browser(&driver, 1280, 800).await;
+    other.goto(&url).await.unwrap();
+    other
+        .find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("主人")
+        .await
+        .unwrap();
+    other
+        .find(Locator::Css("#signin button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &other,
+        "return document.getElementById('signin-error').textContent.includes('主人')",
+        "the refusal",
+    )
+    .await;
+    other.close().await.unwrap();
+    server.shutdown().await;
+}
+
 /// A browser whose user reads Chinese gets the page in Chinese, from natter's catalogues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_speaks_chinese_to_a_chinese_browser() {
@@ -498,7 +540,9 @@ async fn screenshots_for_the_readme() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     for (width, height) in [(1280, 800), (375, 700)] {
         let page = browser(&driver, width, height).await;
-        sign_in(&page, &url, "张三").await;
+        // Each window is another browser, with a key of its own: the phone is 李四's.
+        let me = if width > 1000 { "张三" } else { "李四" };
+        sign_in(&page, &url, me).await;
         until(
             &page,
             &log_contains("see https://example.org"),

@@ -214,6 +214,43 @@ function draw() {
   }
 }
 
+// ---- the browser's key ------------------------------------------------------------------------------
+
+// An Ed25519 key made by the browser and kept in IndexedDB, its private half never extractable: what
+// makes a name yours here, as natter's terminal client's key file does there. Without Ed25519 in this
+// browser's WebCrypto, the page signs in as a guest (or with the name's password).
+async function browserKey() {
+  if (!window.crypto?.subtle || !window.indexedDB) return null;
+  const ask = (request) => new Promise((ok, fail) => {
+    request.onsuccess = () => ok(request.result);
+    request.onerror = () => fail(request.error);
+  });
+  try {
+    const opening = indexedDB.open("natter", 1);
+    opening.onupgradeneeded = () => opening.result.createObjectStore("keys");
+    const db = await ask(opening);
+    let pair = await ask(db.transaction("keys").objectStore("keys").get("identity"));
+    if (!pair) {
+      pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+      await ask(db.transaction("keys", "readwrite").objectStore("keys").put(pair, "identity"));
+    }
+    const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+    return { pair, public: base64url(raw) };
+  } catch {
+    return null;
+  }
+}
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function prove(nonce) {
+  const message = new TextEncoder().encode(`natter-hello-v1\n${nonce}\n${state.helloName}`);
+  const signature = await crypto.subtle.sign("Ed25519", state.key.pair.privateKey, message);
+  send({ type: "prove", signature: base64url(new Uint8Array(signature)) });
+}
+
 // ---- files -------------------------------------------------------------------------------------------
 
 const tokens = new Map();   // file id -> a promise of its download URL (tokens last an hour)
@@ -326,6 +363,8 @@ function connect() {
   state.ws = ws;
   ws.addEventListener("open", () => {
     const hello = { type: "hello", name: state.me, version: 1 };
+    state.helloName = state.me;
+    if (state.key) hello.key = state.key.public;
     // Within a page's life, resume from the last message seen; a new page gets the recent history.
     if (state.lastSeq) hello.resume_after = state.lastSeq;
     if (state.password) hello.password = state.password;
@@ -452,7 +491,7 @@ function received(f) {
       send({ type: "pong", id: f.id });
       break;
     case "challenge":
-      // Keys live in natter's own client; a browser signs in with the name's password.
+      if (state.key) prove(f.nonce);
       break;
   }
 }
@@ -538,12 +577,18 @@ function complete(input) {
 }
 
 async function start() {
-  await loadWords();
+  // Every handler is attached before anything is awaited, so nothing typed or clicked meanwhile goes to
+  // the browser's defaults (a form submitted by the browser would reload the page).
+  const ready = (async () => {
+    await loadWords();
+    state.key = await browserKey();
+  })();
   state.outbox = store.get("outbox", []);
   const saved = store.get("name", null);
   if (saved) $("name").value = saved;
-  $("signin").addEventListener("submit", (ev) => {
+  $("signin").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    await ready;
     const name = $("name").value.trim();
     if (fold(name) !== fold(saved || "")) {
       // Another name: another history and outbox.
@@ -597,6 +642,7 @@ async function start() {
       setTimeout(() => { state.askedHistory = false; }, 1000);
     }
   });
+  await ready;
   // Straight back in after a reload, with what was still unsent.
   if (saved && state.outbox.length) {
     state.me = saved;
