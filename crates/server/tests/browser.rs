@@ -483,6 +483,41 @@ async fn a_name_is_kept_for_the_browser_that_took_it() {
     server.shutdown().await;
 }
 
+/// Older history comes when the conversation is scrolled to its top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_up_loads_older_history() {
+    let mut config = natter_server::testing::config();
+    config.replay = 5;
+    let server = TestServer::start_web(config).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let mut bob = server.join("bob").await;
+    for i in 0..30 {
+        bob.send(json!({"type":"say","text":format!("line number {i:02}"),"id":format!("{i}")}))
+            .await;
+    }
+    bob.sync().await;
+    let driver = driver().await;
+    let page = browser(&driver, 1280, 800).await;
+    sign_in(&page, &url, "reader").await;
+    until(&page, &log_contains("line number 29"), "the replay").await;
+    let shown = page
+        .execute(&log_contains("line number 20"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(shown, json!(false), "only the last 5 are replayed");
+    // Scrolled to the top (the log made short enough to scroll) until the oldest line is there: each
+    // page of history asked for when the top is reached.
+    let scroll_to_top = format!(
+        "const log = document.getElementById('log'); log.style.height = '60px';
+         log.scrollTop = 1; log.scrollTop = 0; log.dispatchEvent(new Event('scroll'));
+         {}",
+        log_contains("line number 00")
+    );
+    until(&page, &scroll_to_top, "the oldest line").await;
+    page.close().await.unwrap();
+    server.shutdown().await;
+}
+
 /// A browser whose user reads Chinese gets the page in Chinese, from natter's catalogues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_speaks_chinese_to_a_chinese_browser() {

@@ -108,6 +108,12 @@ async fn the_page_is_served_with_strict_headers() {
     assert!(body.is_empty());
     let (head, _) = get(web, "/../../etc/passwd", "").await;
     assert!(head.starts_with("http/1.1 404"), "{head}");
+    // Small: the whole first load, uncompressed, is under the 80 KiB the issue allows compressed.
+    let mut total = 0;
+    for path in ["/", "/app.js", "/app.css", "/i18n.json"] {
+        total += get(web, path, "").await.1.len();
+    }
+    assert!(total < 80 * 1024, "{total} bytes");
     server.shutdown().await;
 }
 
