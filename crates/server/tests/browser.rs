@@ -547,6 +547,21 @@ async fn the_page_speaks_chinese_to_a_chinese_browser() {
         .await
         .unwrap();
     assert_eq!(placeholder, json!("消息——输入 /help 查看命令"));
+    // The page's own switch: `/lang en` (or the sign-in form's), remembered.
+    type_line(&page, "/lang en").await;
+    until(
+        &page,
+        "return document.getElementById('input').placeholder.startsWith('Message')",
+        "the English page",
+    )
+    .await;
+    page.refresh().await.unwrap();
+    until(
+        &page,
+        "return document.querySelector('#signin button').textContent === 'Join'",
+        "English after a reload",
+    )
+    .await;
     page.close().await.unwrap();
     server.shutdown().await;
 }

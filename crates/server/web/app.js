@@ -10,11 +10,17 @@ const $ = (id) => document.getElementById(id);
 
 // The page's words come from natter's catalogues (GET /i18n.json), in the browser's language.
 let words = {};
-const lang = (navigator.languages || [navigator.language]).some((l) => /^zh\b/i.test(l)) ? "zh-CN" : "en";
+// The language chosen in the page (`/lang`, the sign-in form's switch), else the browser's.
+const browserLang = (navigator.languages || [navigator.language]).some((l) => /^zh\b/i.test(l)) ? "zh-CN" : "en";
+let lang = null;
 function tr(id, vars = {}) {
   return (words[id] ?? id).replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
 }
-async function loadWords() {
+async function loadWords(choice) {
+  if (choice !== undefined) store.set("lang", choice || null);
+  lang = store.get("lang", null) || browserLang;
+  const picker = $("lang");
+  if (picker) picker.value = store.get("lang", null) || "";
   try {
     const response = await fetch(`i18n.json?lang=${lang}`);
     words = await response.json();
@@ -555,6 +561,10 @@ function typed(line) {
       break;
     }
     case "who": send({ type: "who", room: arg.replace(/^#/, "") || c?.room || "lobby" }); break;
+    case "lang": case "language":
+      if (arg === "en" || arg === "zh-CN") loadWords(arg).then(render);
+      else info(c, "! /lang en|zh-CN");
+      break;
     case "quit": send({ type: "exit" }); state.me = null; store.set("outbox", []); location.reload(); break;
     case "help":
       info(c, tr("web-help"));
@@ -583,6 +593,7 @@ async function start() {
     await loadWords();
     state.key = await browserKey();
   })();
+  $("lang").addEventListener("change", (ev) => loadWords(ev.target.value).then(render));
   state.outbox = store.get("outbox", []);
   const saved = store.get("name", null);
   if (saved) $("name").value = saved;

@@ -357,3 +357,5 @@ web-attach = Share a file
 web-download = download
 web-uploading = sharing { $file }…
 web-upload-failed = { $file } was not shared: { $why }
+web-language = Language
+web-language-auto = as the browser

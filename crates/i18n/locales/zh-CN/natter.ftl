@@ -342,3 +342,5 @@ web-attach = 分享文件
 web-download = 下载
 web-uploading = 正在分享 { $file }…
 web-upload-failed = { $file } 没有分享出去：{ $why }
+web-language = 语言
+web-language-auto = 跟随浏览器

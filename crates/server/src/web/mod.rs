@@ -324,6 +324,8 @@ const TEXTS: &[&str] = &[
     "web-download",
     "web-uploading",
     "web-upload-failed",
+    "web-language",
+    "web-language-auto",
 ];
 
 async fn texts(
