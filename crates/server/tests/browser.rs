@@ -547,6 +547,9 @@ async fn the_page_speaks_chinese_to_a_chinese_browser() {
         .await
         .unwrap();
     assert_eq!(placeholder, json!("消息——输入 /help 查看命令"));
+    // Errors too, from the catalogue: a message to nobody.
+    type_line(&page, "/msg 不存在 你好").await;
+    until(&page, &log_contains("这里没有叫"), "the Chinese error").await;
     // The page's own switch: `/lang en` (or the sign-in form's), remembered.
     type_line(&page, "/lang en").await;
     until(

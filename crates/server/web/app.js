@@ -453,12 +453,17 @@ function received(f) {
         const m = state.outbox.splice(i, 1)[0];
         store.set("outbox", state.outbox);
         settle(m.id, (e) => { e.state = "failed"; e.reason = f.message; });
+        errorText(f).then((text) => settle(m.id, (e) => { e.reason = text; }));
       } else if (!state.me || $("chat").hidden) {
         $("signin-error").textContent = f.message;
+        errorText(f).then((text) => { $("signin-error").textContent = text; });
         state.me = null;
         state.ws?.close();
       } else {
-        info(state.convs.get(state.current), "! " + f.message);
+        const note = { ts: new Date().toISOString(), text: "! " + f.message, info: true };
+        state.convs.get(state.current)?.entries.push(note);
+        render();
+        errorText(f).then((text) => { note.text = "! " + text; render(); });
       }
       break;
     }
@@ -504,6 +509,18 @@ function received(f) {
 
 function convOfOutgoing(m) {
   return m.to ? conv(personKey(m.to), m.to, null) : conv(roomKey(m.room), "#" + m.room, m.room);
+}
+
+// An error frame's words in the page's language, from the same catalogue the terminal clients use
+// (the frame's English `message` until they arrive, and if they cannot).
+async function errorText(f) {
+  try {
+    const query = new URLSearchParams({ lang, code: f.code, args: JSON.stringify(f.args || {}), message: f.message });
+    const answer = await (await fetch("i18n/error?" + query)).json();
+    return answer.text || f.message;
+  } catch {
+    return f.message;
+  }
 }
 
 function settle(id, change) {

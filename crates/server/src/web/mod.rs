@@ -69,6 +69,7 @@ pub(crate) async fn serve(
         .route("/", get(index))
         .route("/ws", get(socket))
         .route("/i18n.json", get(texts))
+        .route("/i18n/error", get(error_text))
         .route(
             "/files/upload/{token}",
             axum::routing::patch(upload).head(upload_offset),
@@ -353,6 +354,29 @@ async fn texts(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     secured(response)
+}
+
+/// `GET /i18n/error?lang=zh-CN&code=name_taken&args={"name":"bob"}`: an error frame's text in the page's
+/// language, from the same catalogue entry a terminal client uses (so a selector on an argument picks the
+/// same words). Unknown codes fall back to `message`.
+async fn error_text(
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let lang = query
+        .get("lang")
+        .and_then(|l| natter_i18n::Lang::parse(l))
+        .unwrap_or(natter_i18n::Lang::En);
+    let code: ErrorCode = query
+        .get("code")
+        .and_then(|c| serde_json::from_value(serde_json::Value::String(c.clone())).ok())
+        .unwrap_or(ErrorCode::Unknown);
+    let args: natter_proto::frame::ErrorArgs = query
+        .get("args")
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or_default();
+    let message = query.get("message").map_or("", String::as_str);
+    let text = natter_proto::frame::error_text(lang, code, &args, message);
+    secured(axum::Json(serde_json::json!({ "text": text })).into_response())
 }
 
 async fn index(headers: HeaderMap) -> Response {
