@@ -518,6 +518,80 @@ async fn scrolling_up_loads_older_history() {
     server.shutdown().await;
 }
 
+/// Files dropped onto the conversation or pasted into the input are shared; a mention or a private
+/// message while the tab is hidden raises a desktop notification (once the user allowed them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drops_pastes_and_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = natter_server::testing::config();
+    config.files.dir = Some(dir.path().join("files"));
+    config.files.reserve = 0;
+    let server = TestServer::start_web(config).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let driver = driver().await;
+    let page = browser(&driver, 1280, 800).await;
+    sign_in(&page, &url, "dropper").await;
+    let mut terminal = server.join("watcher").await;
+    // A drop and a paste, as the browser delivers them: events carrying files.
+    page.execute(
+        "const file = (name, text) => new File([text], name, {type: 'text/plain'});
+         const drop = new DataTransfer(); drop.items.add(file('dropped.txt', 'from a drop'));
+         document.getElementById('log').dispatchEvent(new DragEvent('drop', {dataTransfer: drop, bubbles: true, cancelable: true}));
+         const paste = new DataTransfer(); paste.items.add(file('pasted.txt', 'from a paste'));
+         document.getElementById('input').dispatchEvent(new ClipboardEvent('paste', {clipboardData: paste, bubbles: true, cancelable: true}));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let mut names = vec![
+        next_message(&mut terminal).await["file"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        next_message(&mut terminal).await["file"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ];
+    names.sort();
+    assert_eq!(names, ["dropped.txt", "pasted.txt"]);
+    // Notifications: allowed, the tab hidden; the page's Notification records what it was asked to show.
+    page.execute(
+        "window.shown = [];
+         window.Notification = class { constructor(title, options) { window.shown.push(title + ': ' + options.body); } };
+         window.Notification.permission = 'granted';
+         Object.defineProperty(document, 'hidden', {get: () => true});",
+        vec![],
+    )
+    .await
+    .unwrap();
+    terminal
+        .send(json!({"type":"say","text":"no one in particular","id":"1"}))
+        .await;
+    terminal
+        .send(json!({"type":"say","text":"dropper, look at this","id":"2"}))
+        .await;
+    terminal
+        .send(json!({"type":"whisper","to":"dropper","text":"psst","id":"3"}))
+        .await;
+    until(
+        &page,
+        "return window.shown.length === 2",
+        "two notifications",
+    )
+    .await;
+    let shown = page.execute("return window.shown", vec![]).await.unwrap();
+    assert_eq!(
+        shown,
+        json!([
+            "watcher — #lobby: dropper, look at this",
+            "watcher — watcher: psst"
+        ])
+    );
+    page.close().await.unwrap();
+    server.shutdown().await;
+}
+
 /// A browser whose user reads Chinese gets the page in Chinese, from natter's catalogues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_speaks_chinese_to_a_chinese_browser() {
