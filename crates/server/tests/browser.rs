@@ -592,6 +592,55 @@ async fn drops_pastes_and_notifications() {
     server.shutdown().await;
 }
 
+/// 10,000 messages as fast as the server sends them: all arrive, the page keeps at most 500 rows in its
+/// document (so a long conversation costs the same as a short one), and it keeps drawing meanwhile — the
+/// longest gap between frames is printed for the README (measured, not asserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_ten_thousand_messages() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    let driver = driver().await;
+    let page = browser(&driver, 1280, 800).await;
+    sign_in(&page, &url, "reader").await;
+    page.execute(
+        "window.gaps = []; let last = performance.now();
+         const tick = (now) => { window.gaps.push(now - last); last = now; requestAnimationFrame(tick); };
+         requestAnimationFrame(tick);",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let mut flood = server.join("flood").await;
+    let started = Instant::now();
+    for i in 0..10_000 {
+        flood
+            .send(json!({"type":"say","text":format!("flood message {i:05}"),"id":format!("{i}")}))
+            .await;
+    }
+    until(
+        &page,
+        &log_contains("flood message 09999"),
+        "the last message",
+    )
+    .await;
+    let took = started.elapsed();
+    let rows = page
+        .execute(
+            "return document.querySelectorAll('#log .msg').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(rows.as_u64().unwrap() <= 500, "{rows} rows in the document");
+    let worst = page
+        .execute("return Math.max(...window.gaps.slice(1))", vec![])
+        .await
+        .unwrap();
+    eprintln!("10,000 messages shown in {took:?}; the longest gap between frames {worst} ms");
+    page.close().await.unwrap();
+    server.shutdown().await;
+}
+
 /// A browser whose user reads Chinese gets the page in Chinese, from natter's catalogues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_speaks_chinese_to_a_chinese_browser() {
