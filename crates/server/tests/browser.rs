@@ -641,6 +641,95 @@ async fn a_flood_of_ten_thousand_messages() {
     server.shutdown().await;
 }
 
+/// What the page shows of a conversation: unread counts and mention marks on the others, the member
+/// list, the topic, `HH:MM` stamps with the full one on hover, names in stable colours; and it is usable
+/// with the keyboard alone (the input has the focus after signing in; Tab completes names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_mentions_members_topic_and_stamps() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let url = format!("http://{}/", server.web.unwrap());
+    // bob owns his name, so the room he opens is his and he may set its topic.
+    let mut bob = server.connect().await;
+    bob.hello_owned("bob", 7).await;
+    bob.send(json!({"type":"join","room":"rust"})).await;
+    bob.send(json!({"type":"moderate","room":"rust","action":"topic","text":"borrowck help"}))
+        .await;
+    bob.sync().await;
+    let driver = driver().await;
+    let page = browser(&driver, 1280, 800).await;
+    sign_in(&page, &url, "carol").await;
+    type_line(&page, "/join rust").await;
+    until(
+        &page,
+        "return document.getElementById('topic').textContent === 'borrowck help'",
+        "the topic",
+    )
+    .await;
+    until(
+        &page,
+        "return document.getElementById('members').textContent.includes('bob')",
+        "the member list",
+    )
+    .await;
+    // Tab completes a member's name at the start of the line.
+    page.execute("document.getElementById('input').focus()", vec![])
+        .await
+        .unwrap();
+    let input = page.find(Locator::Id("input")).await.unwrap();
+    input.send_keys("bo").await.unwrap();
+    input.send_keys(&Key::Tab.to_string()).await.unwrap();
+    assert_eq!(
+        page.execute("return document.getElementById('input').value", vec![])
+            .await
+            .unwrap(),
+        json!("bob: ")
+    );
+    page.execute("document.getElementById('input').value = ''", vec![])
+        .await
+        .unwrap();
+    // Back in the lobby, #rust gets two messages, one of them a mention: counted, and marked.
+    page.execute("[...document.querySelectorAll('.conv')][0].click()", vec![])
+        .await
+        .unwrap();
+    bob.send(json!({"type":"say","room":"rust","text":"anyone?","id":"1"}))
+        .await;
+    bob.send(json!({"type":"say","room":"rust","text":"carol: you around?","id":"2"}))
+        .await;
+    until(
+        &page,
+        "const u = document.querySelector('.conv .unread'); return !!u && u.textContent === '2' && u.classList.contains('mention')",
+        "the unread count and the mention mark",
+    )
+    .await;
+    page.execute("[...document.querySelectorAll('.conv')][1].click()", vec![])
+        .await
+        .unwrap();
+    until(
+        &page,
+        &log_contains("carol: you around?"),
+        "the #rust conversation",
+    )
+    .await;
+    let stamp = page
+        .execute(
+            "const t = document.querySelector('#log .msg time'); return [t.textContent, t.title, getComputedStyle(document.querySelector('#log .msg .from')).color]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (short, full) = (stamp[0].as_str().unwrap(), stamp[1].as_str().unwrap());
+    assert_eq!(short.len(), 5, "{short}");
+    assert!(full.len() == 19 && full.contains(short), "{full}");
+    assert!(
+        page.execute("return !document.querySelector('.conv .unread')", vec![])
+            .await
+            .unwrap()
+            == json!(true)
+    );
+    page.close().await.unwrap();
+    server.shutdown().await;
+}
+
 /// A browser whose user reads Chinese gets the page in Chinese, from natter's catalogues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_speaks_chinese_to_a_chinese_browser() {
