@@ -303,8 +303,29 @@ async fn a_server_restart_is_survived_without_a_click() {
         "the reconnecting banner",
     )
     .await;
+    // The browser goes offline too (as far as the page can tell): after its next try it says so, and
+    // waits for the network instead of counting down.
+    page.execute(
+        "window.online = false; Object.defineProperty(navigator, 'onLine', {get: () => window.online, configurable: true});",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &page,
+        "return document.getElementById('banner').textContent.startsWith('offline')",
+        "the offline banner",
+    )
+    .await;
 
     let server = TestServer::start_web_at(chat, web, config()).await;
+    // Back online: the page reconnects at once.
+    page.execute(
+        "window.online = true; window.dispatchEvent(new Event('online'));",
+        vec![],
+    )
+    .await
+    .unwrap();
     let mut terminal = server.join("terminal").await;
     terminal
         .send(json!({"type":"say","text":"after the restart","id":"2"}))
@@ -725,6 +746,38 @@ async fn unread_counts_mentions_members_topic_and_stamps() {
             .await
             .unwrap()
             == json!(true)
+    );
+    page.close().await.unwrap();
+    server.shutdown().await;
+}
+
+/// In a real browser, a page of another origin (here `localhost` instead of `127.0.0.1`: another origin to
+/// the browser) cannot open natter's WebSocket; natter's own page can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_origin_cannot_open_the_websocket() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let web = server.web.unwrap();
+    let driver = driver().await;
+    let page = browser(&driver, 800, 600).await;
+    let try_socket = format!(
+        "const done = arguments[arguments.length - 1];
+         const ws = new WebSocket('ws://127.0.0.1:{}/ws');
+         ws.onopen = () => done('open'); ws.onerror = () => done('refused');",
+        web.port()
+    );
+    page.goto(&format!("http://localhost:{}/", web.port()))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.execute_async(&try_socket, vec![]).await.unwrap(),
+        json!("refused")
+    );
+    page.goto(&format!("http://127.0.0.1:{}/", web.port()))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.execute_async(&try_socket, vec![]).await.unwrap(),
+        json!("open")
     );
     page.close().await.unwrap();
     server.shutdown().await;

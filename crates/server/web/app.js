@@ -386,6 +386,12 @@ function connect() {
     state.ws = null;
     if (!state.me) return;
     state.attempt++;
+    // Offline (the browser says so): wait for the network to come back, then try at once.
+    if (navigator.onLine === false) {
+      banner(tr("web-offline"));
+      window.addEventListener("online", () => { banner(tr("web-connecting")); connect(); }, { once: true });
+      return;
+    }
     const delay = Math.min(30, 0.5 * 2 ** (state.attempt - 1));
     let left = Math.ceil(delay);
     banner(tr("web-reconnecting", { secs: left }));

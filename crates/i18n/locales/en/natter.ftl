@@ -359,3 +359,4 @@ web-uploading = sharing { $file }…
 web-upload-failed = { $file } was not shared: { $why }
 web-language = Language
 web-language-auto = as the browser
+web-offline = offline: waiting for the network to come back

@@ -344,3 +344,4 @@ web-uploading = 正在分享 { $file }…
 web-upload-failed = { $file } 没有分享出去：{ $why }
 web-language = 语言
 web-language-auto = 跟随浏览器
+web-offline = 离线：等待网络恢复

@@ -327,6 +327,7 @@ const TEXTS: &[&str] = &[
     "web-upload-failed",
     "web-language",
     "web-language-auto",
+    "web-offline",
 ];
 
 async fn texts(
