@@ -107,6 +107,14 @@ async fn until(page: &fantoccini::Client, script: &str, what: &str) {
     }
 }
 
+/// The test configuration, keeping files in `dir`.
+fn with_files(dir: &tempfile::TempDir) -> natter_server::Config {
+    let mut config = natter_server::testing::config();
+    config.files.dir = Some(dir.path().join("files"));
+    config.files.reserve = 0;
+    config
+}
+
 /// Opens the page and signs in as `name`.
 async fn sign_in(page: &fantoccini::Client, url: &str, name: &str) {
     page.goto(url).await.unwrap();
@@ -366,10 +374,7 @@ async fn a_file_shared_in_the_page_reaches_a_terminal_and_back() {
     use sha2::Digest;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let mut config = natter_server::testing::config();
-    config.files.dir = Some(dir.path().join("files"));
-    config.files.reserve = 0;
-    let server = TestServer::start_web(config).await;
+    let server = TestServer::start_web(with_files(&dir)).await;
     let url = format!("http://{}/", server.web.unwrap());
     let driver = driver().await;
     let page = browser(&driver, 1280, 800).await;
@@ -544,10 +549,7 @@ async fn scrolling_up_loads_older_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drops_pastes_and_notifications() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = natter_server::testing::config();
-    config.files.dir = Some(dir.path().join("files"));
-    config.files.reserve = 0;
-    let server = TestServer::start_web(config).await;
+    let server = TestServer::start_web(with_files(&dir)).await;
     let url = format!("http://{}/", server.web.unwrap());
     let driver = driver().await;
     let page = browser(&driver, 1280, 800).await;

@@ -13,23 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A plain HTTP/1.1 GET, answered whole: (status line and headers, body).
+/// A plain HTTP/1.1 GET, answered whole: (status line and headers, lower-cased; body).
 async fn get(addr: std::net::SocketAddr, path: &str, extra: &str) -> (String, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut all = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut all))
-        .await
-        .expect("an answer")
-        .unwrap();
-    let split = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers");
-    let head = String::from_utf8_lossy(&all[..split]).to_lowercase();
-    (head, all[split + 4..].to_vec())
+    http(addr, "GET", path, extra, b"").await
 }
 
 async fn open(addr: std::net::SocketAddr, origin: Option<&str>) -> Result<Ws, String> {
