@@ -364,3 +364,39 @@ async fn files_over_http_resume_both_ways() {
     assert!(head.starts_with("http/1.1 404"), "{head}");
     server.shutdown().await;
 }
+
+/// `/healthz` while the store takes writes, and `/metrics` in the Prometheus text format with what
+/// `natter status` reports.
+#[tokio::test]
+async fn health_and_metrics() {
+    let server = TestServer::start_web(natter_server::testing::config()).await;
+    let web = server.web.unwrap();
+    let (head, body) = get(web, "/healthz", "").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"ok\n");
+    let mut alice = server.join("alice").await;
+    alice
+        .send(json!({"type":"say","text":"counted","id":"1"}))
+        .await;
+    alice.expect("ack").await;
+    let (head, body) = get(web, "/metrics", "").await;
+    assert!(
+        head.contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    let text = String::from_utf8(body).unwrap();
+    for line in [
+        "natter_connections{front_end=\"native\"} 1",
+        "natter_users 1",
+        "natter_rooms 1",
+        "natter_last_seq 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(
+        text.contains("natter_process_resident_memory_bytes "),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    server.shutdown().await;
+}

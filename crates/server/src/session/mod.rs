@@ -90,7 +90,7 @@ impl Shared {
     }
 
     /// The `status` answer.
-    fn status(&self) -> ServerFrame {
+    pub(crate) fn status(&self) -> ServerFrame {
         let connections = self
             .connections
             .lock()
