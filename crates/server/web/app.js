@@ -293,12 +293,12 @@ function fileLinks(row, file) {
   }
 }
 
-const requests = new Map(); // request id -> resolve
+const requests = new Map(); // request id -> {frame, resolve}: asked again after a reconnect
 
 function request(frame) {
   return new Promise((resolve) => {
     frame.id = newId();
-    requests.set(frame.id, resolve);
+    requests.set(frame.id, { frame, resolve });
     send(frame);
   });
 }
@@ -402,7 +402,7 @@ function connect() {
 
 function received(f) {
   if (f.id && requests.has(f.id) && f.type !== "ack") {
-    const resolve = requests.get(f.id);
+    const { resolve } = requests.get(f.id);
     requests.delete(f.id);
     resolve(f);
     return;
@@ -416,6 +416,8 @@ function received(f) {
       $("chat").hidden = false;
       banner(null);
       for (const r of f.rooms) conv(roomKey(r), "#" + r, r);
+      // Requests without their answer (a file's offer or fetch) are asked again.
+      for (const { frame } of requests.values()) send(frame);
       // What was not acknowledged goes again, with the same ids: sent once, whatever happened (the
       // server acknowledges a repeat with the first one's seq instead of storing it again).
       for (const m of state.outbox) {
