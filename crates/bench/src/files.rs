@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use natter_proto::file::hex;
+
 use crate::BenchError;
 
 /// Bytes per read and write, as natter's client uses.
@@ -66,10 +68,6 @@ pub struct FilesReport {
     pub concurrent_size: u64,
     pub concurrent_verified: usize,
     pub concurrent_seconds: f64,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `len` bytes of xorshift noise (incompressible, and different for every `seed`).

@@ -77,14 +77,10 @@ pub async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
             hasher.update(&buf[..n]);
             size += n as u64;
         }
-        Ok((size, hex(&hasher.finalize())))
+        Ok((size, file::hex(&hasher.finalize())))
     })
     .await
     .map_err(std::io::Error::other)?
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Shares the file at `path` with `room` (or privately with `to`) and returns it once the server has

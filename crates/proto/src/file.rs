@@ -110,6 +110,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Bytes as lowercase hex (how a SHA-256 is written on the wire).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Whether `s` is a SHA-256 in lowercase hex.
 pub fn is_sha256(s: &str) -> bool {
     s.len() == 64

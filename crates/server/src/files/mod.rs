@@ -181,6 +181,11 @@ impl Files {
         self.dir.join("partial").join(key)
     }
 
+    /// Bytes of the upload `key` already here.
+    fn have(&self, key: &str) -> u64 {
+        std::fs::metadata(self.partial(key)).map_or(0, |m| m.len())
+    }
+
     fn meta_path(&self, key: &str) -> PathBuf {
         self.dir.join("partial").join(format!("{key}.json"))
     }
@@ -255,7 +260,7 @@ impl Files {
             .file_usage(me.key().to_owned())
             .await
             .map_err(server_error)?;
-        let have = std::fs::metadata(self.partial(&key)).map_or(0, |m| m.len());
+        let have = self.have(&key);
         {
             let state = self.state();
             let others = state.reserved.iter().filter(|(k, _)| **k != key);
@@ -533,7 +538,7 @@ fn upload_key(me: &Name, target: &crate::store::NewMessage, sha256: &str, size: 
         (None, None) => String::new(),
     };
     let digest = Sha256::digest(format!("{}\n{conversation}\n{sha256}\n{size}", me.key()));
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    file::hex(&digest[..16])
 }
 
 /// A fresh token: 192 random bits, URL-safe.

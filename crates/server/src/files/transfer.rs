@@ -105,9 +105,7 @@ pub(crate) enum HttpUpload {
 /// What the server has of the upload `token` opens (`HEAD`), if it opens one.
 pub(crate) fn upload_offset(files: &Files, token: &str) -> Option<u64> {
     match files.ticket(token)? {
-        Ticket::Upload { key, .. } => {
-            Some(std::fs::metadata(files.partial(&key)).map_or(0, |m| m.len()))
-        }
+        Ticket::Upload { key, .. } => Some(files.have(&key)),
         Ticket::Download(_) => None,
     }
 }
@@ -133,9 +131,8 @@ pub(crate) async fn upload_http<R: AsyncRead + Unpin>(
     else {
         return HttpUpload::Refused(refusal(ErrorCode::UnknownTransfer));
     };
-    let have = || std::fs::metadata(files.partial(&key)).map_or(0, |m| m.len());
-    if have() != offset {
-        return HttpUpload::WrongOffset(have());
+    if files.have(&key) != offset {
+        return HttpUpload::WrongOffset(files.have(&key));
     }
     let upload = Upload {
         files: &files,
@@ -150,7 +147,7 @@ pub(crate) async fn upload_http<R: AsyncRead + Unpin>(
     {
         Some(ServerFrame::Uploaded { file }) => HttpUpload::Shared(file),
         Some(frame) => HttpUpload::Refused(frame),
-        None => HttpUpload::Incomplete(have()),
+        None => HttpUpload::Incomplete(files.have(&key)),
     }
 }
 
@@ -357,13 +354,7 @@ impl Upload<'_> {
         if written.len < size {
             return Received::Partial;
         }
-        let hash: String = written
-            .hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Received::Complete(hash)
+        Received::Complete(natter_proto::file::hex(&written.hasher.finalize()))
     }
 
     /// The whole upload is here: verify it, then share it through the store's writer.

@@ -276,11 +276,7 @@ async fn upload_offset(State(web): State<Web>, Path(token): Path<String>) -> Res
     let Some(offset) = offset else {
         return secured(StatusCode::NOT_FOUND.into_response());
     };
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert("upload-offset", HeaderValue::from(offset));
-    secured(response)
+    secured(with_offset(StatusCode::NO_CONTENT.into_response(), offset))
 }
 
 /// `PATCH /files/upload/TOKEN` with `Upload-Offset: N` and the file's bytes from N: the browser's
@@ -338,13 +334,19 @@ async fn upload(
             (status, frame, None)
         }
     };
-    let mut response = (status, axum::Json(frame)).into_response();
-    if let Some(have) = have {
-        response
-            .headers_mut()
-            .insert("upload-offset", HeaderValue::from(have));
-    }
-    secured(response)
+    let response = (status, axum::Json(frame)).into_response();
+    secured(match have {
+        Some(have) => with_offset(response, have),
+        None => response,
+    })
+}
+
+/// A response saying how much of an upload the server has (tus's `Upload-Offset`).
+fn with_offset(mut response: Response, offset: u64) -> Response {
+    response
+        .headers_mut()
+        .insert("upload-offset", HeaderValue::from(offset));
+    response
 }
 
 /// `GET /files/TOKEN`: a shared file (from a `fetch`'s token), with `Range: bytes=N-` to resume. Images
@@ -461,10 +463,7 @@ const TEXTS: &[&str] = &[
 async fn texts(
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let lang = query
-        .get("lang")
-        .and_then(|l| natter_i18n::Lang::parse(l))
-        .unwrap_or(natter_i18n::Lang::En);
+    let lang = asked_lang(&query);
     let holes: Vec<(&str, natter_i18n::Arg)> = [
         "reason", "secs", "count", "room", "command", "file", "size", "id", "why",
     ]
@@ -485,16 +484,21 @@ async fn texts(
     secured(response)
 }
 
+/// The language a request's `?lang=` asks for (English by default).
+fn asked_lang(query: &std::collections::HashMap<String, String>) -> natter_i18n::Lang {
+    query
+        .get("lang")
+        .and_then(|l| natter_i18n::Lang::parse(l))
+        .unwrap_or(natter_i18n::Lang::En)
+}
+
 /// `GET /i18n/error?lang=zh-CN&code=name_taken&args={"name":"bob"}`: an error frame's text in the page's
 /// language, from the same catalogue entry a terminal client uses (so a selector on an argument picks the
 /// same words). Unknown codes fall back to `message`.
 async fn error_text(
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let lang = query
-        .get("lang")
-        .and_then(|l| natter_i18n::Lang::parse(l))
-        .unwrap_or(natter_i18n::Lang::En);
+    let lang = asked_lang(&query);
     let code: ErrorCode = query
         .get("code")
         .and_then(|c| serde_json::from_value(serde_json::Value::String(c.clone())).ok())
@@ -523,10 +527,7 @@ fn file(path: &str, request: &HeaderMap) -> Response {
     };
     let etag = format!(
         "\"{}\"",
-        found.metadata.sha256_hash()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        natter_proto::file::hex(&found.metadata.sha256_hash()[..12])
     );
     let unchanged = request
         .get(header::IF_NONE_MATCH)
@@ -622,7 +623,6 @@ async fn socket(
 /// Runs a session over the WebSocket: messages in become lines, lines out become messages.
 async fn bridge(ws: WebSocket, peer: SocketAddr, web: Web, admission: crate::Admission) {
     tracing::info!("web connection from {peer}");
-    let max_frame = web.shared.config.max_frame;
     let (session_side, bridge_side) = tokio::io::duplex(64 * 1024);
     let (from_session, mut to_session) = tokio::io::split(bridge_side);
     let (mut sink, mut stream) = ws.split();
@@ -655,13 +655,11 @@ async fn bridge(ws: WebSocket, peer: SocketAddr, web: Web, admission: crate::Adm
             while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 line.pop();
             }
-            // The session writes UTF-8 JSON (or UTF-8 text); a line that is not is not sent.
+            // The session writes UTF-8 JSON (or UTF-8 text); a line that is not is not sent. A long one
+            // (a page of history) is sent whole, as on TCP.
             let Ok(text) = std::str::from_utf8(&line) else {
                 continue;
             };
-            if line.len() > max_frame * 4 {
-                continue;
-            }
             if sink.send(WsMessage::Text(text.into())).await.is_err() {
                 break;
             }
