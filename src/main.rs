@@ -262,6 +262,20 @@ struct ServeArgs {
     /// certificate beyond this machine (0.0.0.0:8080 opens it to your LAN); plain HTTP on loopback.
     #[arg(long, value_name = "ADDR|none")]
     web: Option<String>,
+    /// Serve IRC clients (irssi, WeeChat, bots) at this address, or `none`. Default: 127.0.0.1:6667
+    /// (skipped with a warning if that port is taken). A TLS handshake is accepted on it too.
+    #[arg(long, value_name = "ADDR|none")]
+    irc: Option<String>,
+    /// Also serve IRC at this address for clients that start with TLS (the usual port is 6697), with
+    /// the chat port's certificate.
+    #[arg(long, value_name = "ADDR")]
+    irc_tls: Option<SocketAddr>,
+    /// The server's name as IRC clients see it (in 001, 004 and PONG).
+    #[arg(long, value_name = "NAME", default_value = "natter")]
+    irc_server_name: String,
+    /// A text file whose lines IRC clients get as the message of the day.
+    #[arg(long, value_name = "FILE")]
+    irc_motd: Option<std::path::PathBuf>,
     /// Where shared files are kept. Default: files/ in the data directory.
     #[arg(long, value_name = "DIR")]
     files_dir: Option<std::path::PathBuf>,
@@ -1100,46 +1114,56 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             tls.cert_path.display()
         )
     });
-    let config = natter_server::Config {
-        max_frame: args.max_frame,
-        tls,
-        require_tls: args.require_tls,
-        name_expiry: (args.name_expiry_days > 0)
-            .then(|| std::time::Duration::from_secs(u64::from(args.name_expiry_days) * 86_400)),
-        lang: args.lang.unwrap_or_else(natter_i18n::Lang::from_env),
-        max_text: args.max_text,
-        max_outbox: args.max_outbox,
-        flood_burst: args.flood_burst,
-        flood_rate: args.flood_rate,
-        max_recvq: args.max_recvq,
-        idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
-        hello_timeout: seconds(args.hello_timeout, "--hello-timeout")?,
-        max_clients: args.max_clients,
-        max_per_ip: args.max_per_ip,
-        max_rooms: args.max_rooms,
-        announce_limit: args.announce_limit,
-        backlog: args.backlog,
-        db,
-        replay: args.replay,
-        retention: natter_server::store::Retention {
-            days: args.history_days,
-            max_messages: args.history_max,
-            max_bytes: args.db_max_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
-        },
-        files: natter_server::files::FilesConfig {
-            dir: (args.max_file_size > 0).then(|| {
-                args.files_dir
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("files"))
-            }),
-            max_file: args.max_file_size,
-            user_quota: (args.user_quota > 0).then_some(args.user_quota),
-            total: (args.files_max > 0).then_some(args.files_max),
-            days: (args.file_days > 0).then_some(args.file_days),
+    let config =
+        natter_server::Config {
+            max_frame: args.max_frame,
+            tls,
+            require_tls: args.require_tls,
+            name_expiry: (args.name_expiry_days > 0)
+                .then(|| std::time::Duration::from_secs(u64::from(args.name_expiry_days) * 86_400)),
+            lang: args.lang.unwrap_or_else(natter_i18n::Lang::from_env),
+            max_text: args.max_text,
+            max_outbox: args.max_outbox,
+            flood_burst: args.flood_burst,
+            flood_rate: args.flood_rate,
+            max_recvq: args.max_recvq,
+            idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
+            hello_timeout: seconds(args.hello_timeout, "--hello-timeout")?,
+            max_clients: args.max_clients,
+            max_per_ip: args.max_per_ip,
+            max_rooms: args.max_rooms,
+            announce_limit: args.announce_limit,
+            backlog: args.backlog,
+            db,
+            replay: args.replay,
+            retention: natter_server::store::Retention {
+                days: args.history_days,
+                max_messages: args.history_max,
+                max_bytes: args.db_max_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+            },
+            files: natter_server::files::FilesConfig {
+                dir: (args.max_file_size > 0).then(|| {
+                    args.files_dir
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("files"))
+                }),
+                max_file: args.max_file_size,
+                user_quota: (args.user_quota > 0).then_some(args.user_quota),
+                total: (args.files_max > 0).then_some(args.files_max),
+                days: (args.file_days > 0).then_some(args.file_days),
+                ..Default::default()
+            },
+            irc: natter_server::frontend::irc::IrcConfig {
+                server_name: args.irc_server_name.clone(),
+                motd: match &args.irc_motd {
+                    Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                        format!("--irc-motd {}: cannot read it: {e}", path.display())
+                    })?),
+                    None => None,
+                },
+            },
             ..Default::default()
-        },
-        ..Default::default()
-    };
+        };
     // Everything that can fail is checked before anything is announced: a history file that cannot be
     // opened must not follow a "listening on" line.
     natter_server::store::check(&config.db).map_err(|e| e.to_string())?;
@@ -1164,11 +1188,27 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         listeners.push(listener);
     }
     let (web, web_line) = web_listener(args.web.as_deref(), config.backlog, config.tls.is_some())?;
+    let default_irc = SocketAddr::from(([127, 0, 0, 1], 6667));
+    let mut irc = optional_listener("--irc", args.irc.as_deref(), default_irc, config.backlog)?;
+    if let Some(addr) = args.irc_tls {
+        if config.tls.is_none() {
+            return Err(format!(
+                "--irc-tls {addr}: TLS is off (the certificate could not be made or loaded)"
+            ));
+        }
+        let listener = natter_server::bind(addr, config.backlog)
+            .map_err(|e| format!("cannot listen on {addr} (--irc-tls): {e}"))?;
+        irc.push(listener);
+    }
     if let Some(line) = tls_line {
         announce(&line);
     }
     if let Some(line) = web_line {
         announce(&line);
+    }
+    for listener in &irc {
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        announce(&format!("natter: IRC clients at {bound}"));
     }
     match &config.db {
         natter_server::store::DbPath::Memory => {
@@ -1176,7 +1216,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         path => announce(&format!("natter: history in {path}")),
     }
-    natter_server::run_with_web(listeners, web, config, shutdown)
+    let listeners = natter_server::Listeners {
+        chat: listeners,
+        web,
+        irc,
+    };
+    natter_server::run_all(listeners, config, shutdown)
         .await
         .map_err(|e| e.to_string())
 }
@@ -1217,6 +1262,31 @@ fn web_listener(
             Ok((Vec::new(), None))
         }
         Err(e) => Err(format!("cannot listen on {addr} (--web): {e}")),
+    }
+}
+
+/// A listener a flag asks for (`ADDR` or `none`): the default address is skipped with a warning when
+/// taken (another natter, another program, ngIRCd); an address asked for must work.
+fn optional_listener(
+    flag: &str,
+    asked: Option<&str>,
+    default: SocketAddr,
+    backlog: u32,
+) -> Result<Vec<tokio::net::TcpListener>, String> {
+    let addr: SocketAddr = match asked {
+        Some("none") => return Ok(Vec::new()),
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("{flag} {text}: not an address (use e.g. {default}, or none)"))?,
+        None => default,
+    };
+    match natter_server::bind(addr, backlog) {
+        Ok(listener) => Ok(vec![listener]),
+        Err(e) if asked.is_none() => {
+            tracing::warn!("not listening on {addr}: {e} ({flag} ADDR picks another, {flag} none turns it off)");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(format!("cannot listen on {addr} ({flag}): {e}")),
     }
 }
 

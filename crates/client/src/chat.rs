@@ -654,7 +654,7 @@ impl Task {
         } else {
             Duration::from_secs(1) + Duration::from_millis(500) * self.outbox.len().min(120) as u32
         };
-        if conn.send(ClientFrame::Exit).await.is_ok() {
+        if conn.send(ClientFrame::Exit { text: None }).await.is_ok() {
             let _ = tokio::time::timeout(wait, async {
                 loop {
                     match conn.next().await {

@@ -493,6 +493,7 @@ impl Client {
             }
             Command::Leave(room) => ClientFrame::Leave {
                 room: room.unwrap_or_else(|| self.room.clone()),
+                text: None,
             },
             Command::Who(room) => ClientFrame::Who {
                 room: Some(room.unwrap_or_else(|| self.room.clone())),

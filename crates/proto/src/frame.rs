@@ -81,8 +81,13 @@ pub enum ClientFrame {
     },
     /// `{"type":"join","room":"rust"}` — join a room, creating it if needed.
     Join { room: String },
-    /// `{"type":"leave","room":"rust"}` — leave a room.
-    Leave { room: String },
+    /// `{"type":"leave","room":"rust","text":"bye"}` — leave a room (`text`: a parting word the
+    /// members see, optional).
+    Leave {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
     /// `{"type":"who","room":"lobby"}` — list a room's members (default `lobby`).
     Who {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,8 +110,12 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
-    /// `{"type":"exit"}` — the lab's exit request; answered by `bye`, then the server closes.
-    Exit,
+    /// `{"type":"exit"}` — the lab's exit request; answered by `bye`, then the server closes. `text`: a
+    /// parting word your rooms see, optional.
+    Exit {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
     /// `{"type":"offer","name":"report.pdf","size":2516582,"sha256":"…","room":"lobby","id":"9"}` — share
     /// a file with a room (or with `to`, privately). Answered by `upload_ready` with a token for a transfer
     /// connection (PROTOCOL.md §7); once the server has the whole file, verified, it appears as a message.
@@ -332,6 +341,9 @@ pub enum ServerFrame {
         name: String,
         ts: String,
         reason: LeftReason,
+        /// The parting word of a `leave` or `exit` that had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
     },
     /// A room's members. In a room too big to list on every join (more members than the server's
     /// announce limit), the list sent on `join`/`hello` is empty and `count` says how many there are;
@@ -844,7 +856,17 @@ mod tests {
             }
         );
         assert_eq!(parse(r#"{"type":"rooms"}"#).unwrap(), ClientFrame::Rooms);
-        assert_eq!(parse(r#"{"type":"exit"}"#).unwrap(), ClientFrame::Exit);
+        assert_eq!(
+            parse(r#"{"type":"exit"}"#).unwrap(),
+            ClientFrame::Exit { text: None }
+        );
+        assert_eq!(
+            parse(r#"{"type":"leave","room":"a","text":"bye"}"#).unwrap(),
+            ClientFrame::Leave {
+                room: "a".into(),
+                text: Some("bye".into())
+            }
+        );
     }
 
     #[test]
@@ -999,12 +1021,12 @@ mod tests {
                     id
                 }),
                 text().prop_map(|room| ClientFrame::Join { room }),
-                text().prop_map(|room| ClientFrame::Leave { room }),
+                (text(), opt()).prop_map(|(room, text)| ClientFrame::Leave { room, text }),
                 opt().prop_map(|room| ClientFrame::Who { room }),
                 Just(ClientFrame::Rooms),
                 opt().prop_map(|id| ClientFrame::Ping { id }),
                 opt().prop_map(|id| ClientFrame::Pong { id }),
-                Just(ClientFrame::Exit),
+                opt().prop_map(|text| ClientFrame::Exit { text }),
             ]
         }
 
@@ -1100,7 +1122,8 @@ mod tests {
                     room,
                     name,
                     ts,
-                    reason: LeftReason::Timeout
+                    reason: LeftReason::Timeout,
+                    text: None,
                 }),
                 prop::collection::vec((text(), any::<u32>()), 0..4).prop_map(|rs| {
                     ServerFrame::Rooms {

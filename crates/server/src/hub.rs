@@ -51,6 +51,20 @@ fn user_name(registry: &Registry, name: &Name) -> String {
         .map_or_else(|| name.to_string(), |(n, _)| n.to_string())
 }
 
+/// The longest parting word (of a `leave`, `exit`, kick or ban) shown to a room, in bytes.
+pub const MAX_PARTING: usize = 300;
+
+/// A parting word as rooms see it: control characters replaced, cut to [`MAX_PARTING`] bytes between
+/// characters; `None` when nothing is left.
+fn parting(text: &str) -> Option<String> {
+    let text = natter_proto::text::neutralise(text.trim());
+    let mut end = text.len().min(MAX_PARTING);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (end > 0).then(|| text[..end].to_owned())
+}
+
 /// Limits the hub enforces on requests.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -275,6 +289,8 @@ pub struct Registration {
     /// For an owner: the last seq before they owned the name (see [`Account::since`]).
     since: u64,
     reason: Option<LeftReason>,
+    /// The parting word of an `exit` that had one.
+    farewell: Option<String>,
 }
 
 impl Registration {
@@ -301,11 +317,18 @@ impl Registration {
     pub fn leave(mut self, reason: Option<LeftReason>) {
         self.reason = reason;
     }
+
+    /// The parting word the user's rooms see when they leave (an `exit` with `text`).
+    pub fn farewell(&mut self, text: Option<&str>) {
+        self.farewell = text.and_then(parting);
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.hub.unregister(&self.name, &self.outbox, self.reason);
+        let farewell = self.farewell.take();
+        self.hub
+            .unregister(&self.name, &self.outbox, self.reason, farewell);
     }
 }
 
@@ -489,6 +512,7 @@ impl Hub {
             owner,
             since: 0,
             reason: Some(LeftReason::Disconnect),
+            farewell: None,
         })
     }
 
@@ -783,7 +807,13 @@ impl Hub {
     /// Ends one session. The user's last session removes their presence and tells the rooms they were in
     /// (unless `reason` is `None`: quietly, as at shutdown); their memberships stay in the store for their
     /// return. Called by [`Registration`].
-    fn unregister(&self, me: &Name, outbox: &Arc<Outbox>, reason: Option<LeftReason>) {
+    fn unregister(
+        &self,
+        me: &Name,
+        outbox: &Arc<Outbox>,
+        reason: Option<LeftReason>,
+        farewell: Option<String>,
+    ) {
         let mut registry = self.registry();
         let Some(user) = registry.users.get_mut(me.key()) else {
             return;
@@ -820,6 +850,7 @@ impl Hub {
                 name: me.to_string(),
                 ts: ts.clone(),
                 reason,
+                text: farewell.clone(),
             });
             self.exit(me, &room, frame);
         }
@@ -1214,8 +1245,8 @@ impl Hub {
         frame
     }
 
-    /// The room's topic and settings, if it has any, for a joiner.
-    fn topic_frame(&self, room: &RoomName) -> Option<ServerFrame> {
+    /// The room's topic and settings, if it has any, for a joiner (and a front end's topic query).
+    pub fn topic_frame(&self, room: &RoomName) -> Option<ServerFrame> {
         let rules = self.rules();
         let r = rules.get(room.key())?;
         (r.topic.is_some() || r.invite_only || r.moderated).then(|| ServerFrame::Topic {
@@ -1293,6 +1324,7 @@ impl Hub {
             rules: json,
         });
         if let (Some(t), Action::Kick | Action::Ban) = (&target, action) {
+            let reason_text = reason.and_then(parting);
             let reason = match action {
                 Action::Ban => LeftReason::Banned,
                 _ => LeftReason::Kicked,
@@ -1306,6 +1338,7 @@ impl Hub {
                         name: user_name(&registry, t),
                         ts: time::now_wire(),
                         reason,
+                        text: reason_text.clone(),
                     };
                     if let Some(left) = self.exit(t, &room, Some(frame)) {
                         seats.push_except(&left, None);
@@ -1370,8 +1403,9 @@ impl Hub {
         item
     }
 
-    /// `leave`: members (the leaver included) get `left` with reason `leave`; the membership is forgotten.
-    pub fn leave(&self, me: &Name, room: &str) -> Answer {
+    /// `leave`: members (the leaver included) get `left` with reason `leave` (and the parting `text`);
+    /// the membership is forgotten.
+    pub fn leave(&self, me: &Name, room: &str, text: Option<&str>) -> Answer {
         let room = parse_room(room)?;
         let mut registry = self.registry();
         let Some(seats) = registry.users.get(me.key()).map(|u| u.seats.clone()) else {
@@ -1383,6 +1417,7 @@ impl Hub {
             name: me.to_string(),
             ts: time::now_wire(),
             reason: LeftReason::Leave,
+            text: text.and_then(parting),
         };
         if let Some(left) = self.exit(me, &room, Some(frame)) {
             seats.push_except(&left, None);
@@ -1432,6 +1467,20 @@ impl Hub {
                 ops: Vec::new(),
             },
         })
+    }
+
+    /// Who is online under `name`: their name as they spell it, their rooms, and whether they own the
+    /// name. For front ends whose protocol asks about a user (IRC's WHOIS and WHO).
+    pub fn user(&self, name: &str) -> Option<(Name, Vec<RoomName>, bool)> {
+        let name = Name::new(name).ok()?;
+        let registry = self.registry();
+        let (name, user) = registry.users.get_key_value(name.key())?;
+        Some((name.clone(), user.rooms.clone(), user.owner))
+    }
+
+    /// Everyone online, by name as spelled (for IRC's `WHO *`).
+    pub fn online(&self) -> Vec<Name> {
+        self.registry().users.keys().cloned().collect()
     }
 
     /// `rooms`: every room with someone online, alphabetically.
@@ -1745,7 +1794,7 @@ mod tests {
         assert!(hub.join(me.name(), &outbox, "two").is_ok());
         let refused = hub.join(me.name(), &outbox, "three").err().map(|r| r.0);
         assert_eq!(refused, Some(ErrorCode::TooManyRooms));
-        hub.leave(me.name(), "one").ok().unwrap();
+        hub.leave(me.name(), "one", None).ok().unwrap();
         assert!(
             hub.join(me.name(), &outbox, "three").is_ok(),
             "room again after a leave"

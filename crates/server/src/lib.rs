@@ -89,6 +89,8 @@ pub struct Config {
     pub name_expiry: Option<Duration>,
     /// Shared files: where, how big, for how long.
     pub files: files::FilesConfig,
+    /// The IRC front end's server name and MOTD.
+    pub irc: frontend::irc::IrcConfig,
     /// Tests only: a loopback address treated as another machine's (passwords from it are refused as
     /// they would be from the LAN).
     #[doc(hidden)]
@@ -123,6 +125,7 @@ impl Default for Config {
             tls: None,
             require_tls: false,
             files: files::FilesConfig::default(),
+            irc: Default::default(),
         }
     }
 }
@@ -173,15 +176,44 @@ pub async fn run_with_web(
     config: Config,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
+    let listeners = Listeners {
+        chat: listeners,
+        web,
+        ..Listeners::default()
+    };
+    run_all(listeners, config, shutdown).await
+}
+
+/// Every listener a server has, by what it serves.
+#[derive(Default)]
+pub struct Listeners {
+    /// The chat port: natter's clients, plain text, file transfers (`--listen`).
+    pub chat: Vec<TcpListener>,
+    /// The browser client (`--web`).
+    pub web: Vec<TcpListener>,
+    /// IRC clients (`--irc`, `--irc-tls`).
+    pub irc: Vec<TcpListener>,
+}
+
+/// [`run`] on every kind of listener.
+pub async fn run_all(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
+    let Listeners { chat, web, irc } = listeners;
     let core = Core::start(config)?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     // One set of limits for the whole server: `--max-clients` counts every listener's connections.
     let limits = Arc::new(Limits::default());
     tracker.spawn(housekeeping(core.shared.clone(), token.clone()));
-    for listener in listeners {
+    let chat = chat.into_iter().map(|l| (l, session::Kind::Chat));
+    let irc = irc.into_iter().map(|l| (l, session::Kind::Irc));
+    for (listener, kind) in chat.chain(irc) {
         tracker.spawn(accept_loop(
             listener,
+            kind,
             core.shared.clone(),
             limits.clone(),
             token.clone(),
@@ -276,6 +308,7 @@ impl Core {
             passwords: passwords::Passwords::default(),
             started: std::time::Instant::now(),
             connections: Default::default(),
+            irc: Default::default(),
             config: Arc::new(config),
         });
         Ok(Self {
@@ -404,6 +437,7 @@ async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
 
 async fn accept_loop(
     listener: TcpListener,
+    kind: session::Kind,
     shared: Arc<session::Shared>,
     limits: Arc<Limits>,
     token: CancellationToken,
@@ -450,6 +484,7 @@ async fn accept_loop(
                     shared.clone(),
                     token.clone(),
                     admission,
+                    kind,
                 ));
             }
             Err(e) => {

@@ -762,6 +762,7 @@ mod tests {
                         name: "bob".into(),
                         ts: TS.into(),
                         reason,
+                        text: None,
                     }))
                 };
                 a.update(left(natter_proto::LeftReason::Disconnect));

@@ -10,6 +10,7 @@
 //! the connection's writer task, so each half has one owner. IRC, WebSocket and the lab's own protocol
 //! are more implementations of the same two traits.
 
+pub mod irc;
 pub mod native;
 pub mod plain;
 
@@ -29,6 +30,9 @@ pub enum Input {
     Invalid(BadFrame),
     /// Something to tell the typist without involving the hub (help, usage).
     Notice(String),
+    /// A notice, then requests carried out in order (an IRC line naming several targets, some refused
+    /// at once).
+    Both(String, Vec<ClientFrame>),
     /// Nothing to do.
     Nothing,
 }

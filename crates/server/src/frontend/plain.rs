@@ -145,7 +145,9 @@ impl Plain {
             };
             return match name.as_str() {
                 "" => Input::Nothing,
-                "exit" | "/quit" if password.is_none() => Input::Frame(ClientFrame::Exit),
+                "exit" | "/quit" if password.is_none() => {
+                    Input::Frame(ClientFrame::Exit { text: None })
+                }
                 _ => {
                     login.trying = Some(name.clone());
                     Input::Frame(ClientFrame::Hello {
@@ -191,6 +193,7 @@ impl Plain {
                 }
                 ClientFrame::Leave {
                     room: room.to_string(),
+                    text: None,
                 }
             }
             Command::Who(room) => ClientFrame::Who { room },
@@ -201,7 +204,7 @@ impl Plain {
                 limit: None,
             },
             Command::Clear => return notice("*", tl!(lang, "plain-clear")),
-            Command::Quit => ClientFrame::Exit,
+            Command::Quit => ClientFrame::Exit { text: None },
             Command::Password(Some(password)) => ClientFrame::SetPassword { password },
             Command::ForgetMe if !armed => {
                 self.forget_armed = true;
@@ -431,7 +434,7 @@ mod tests {
                 password: None,
             }
         );
-        assert_eq!(frame("exit", false), ClientFrame::Exit);
+        assert_eq!(frame("exit", false), ClientFrame::Exit { text: None });
     }
 
     #[test]
@@ -452,7 +455,7 @@ mod tests {
                 id: None
             }
         );
-        assert_eq!(frame("exit", true), ClientFrame::Exit);
+        assert_eq!(frame("exit", true), ClientFrame::Exit { text: None });
         assert!(matches!(translate(b"/help", true), Input::Notice(_)));
     }
 
@@ -477,7 +480,8 @@ mod tests {
         assert_eq!(
             nc.translate_line(b"/leave", true),
             Input::Frame(ClientFrame::Leave {
-                room: "Rust".into()
+                room: "Rust".into(),
+                text: None
             })
         );
         assert_eq!(say(&mut nc, "hi"), Some("lobby".into()));

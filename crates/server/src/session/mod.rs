@@ -79,6 +79,18 @@ pub struct Shared {
     pub connections: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
     /// Shared files (`None`: this server keeps none).
     pub files: Option<Arc<crate::files::Files>>,
+    /// What IRC users said about themselves (username, real name, away).
+    pub irc: frontend::irc::Directory,
+}
+
+/// Which listener a connection came in on: its first line picks the front end (the chat port), or the
+/// listener does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The chat port: native JSON, plain text, a file transfer (or TLS first).
+    Chat,
+    /// `--irc`: IRC (or TLS first).
+    Irc,
 }
 
 impl Shared {
@@ -145,6 +157,7 @@ struct Session {
     pending: Option<Box<Aside>>,
     /// The connection is TLS: passwords may cross it.
     secure: bool,
+    kind: Kind,
 }
 
 /// Serves one accepted TCP connection until it ends. `admission` holds its place in the connection limits.
@@ -156,6 +169,7 @@ pub fn serve(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     admission: crate::Admission,
+    kind: Kind,
 ) -> impl std::future::Future<Output = ()> + Send {
     tracing::info!("connection from {peer}");
     serve_stream(
@@ -164,7 +178,7 @@ pub fn serve(
         shared,
         shutdown,
         Instant::now(),
-        false,
+        (false, kind),
         admission,
     )
 }
@@ -178,6 +192,7 @@ fn serve_tls(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     accepted: Instant,
+    kind: Kind,
     admission: impl Send + 'static,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
@@ -190,7 +205,16 @@ fn serve_tls(
         match handshake.await {
             Ok(Ok(secure)) => {
                 let stream = crate::transport::Stream(secure);
-                serve_stream(stream, peer, shared, shutdown, accepted, true, admission).await
+                serve_stream(
+                    stream,
+                    peer,
+                    shared,
+                    shutdown,
+                    accepted,
+                    (true, kind),
+                    admission,
+                )
+                .await
             }
             Ok(Err(e)) => tracing::info!("{peer}: TLS handshake failed: {e}"),
             Err(_) => tracing::info!("{peer}: TLS handshake timed out"),
@@ -203,8 +227,9 @@ pub(crate) fn is_this_machine(peer: &SocketAddr, config: &Config) -> bool {
     peer.ip().is_loopback() && Some(peer.ip()) != config.remote_loopback
 }
 
-/// Serves one connection over any transport until it ends. `accepted` starts the hello deadline; `_hold`
-/// is kept until the end (a place in the connection limits).
+/// Serves one connection over any transport until it ends. `accepted` starts the hello deadline; `via`:
+/// whether the stream is TLS already, and which listener it came from; `_hold` is kept until the end (a
+/// place in the connection limits).
 ///
 /// Memory: this future is most of what an idle connection costs, so what only happens at its start
 /// (sniffing) or end (flushing, lingering) is kept out of the long-lived state where it can be.
@@ -215,9 +240,10 @@ pub async fn serve_stream<T: Transport>(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     accepted: Instant,
-    secure: bool,
+    via: (bool, Kind),
     _hold: impl Send + 'static,
 ) {
+    let (secure, kind) = via;
     let config = shared.config.clone();
     if !secure {
         // Boxed: its timer and peek live on the heap only until the first byte.
@@ -233,7 +259,7 @@ pub async fn serve_stream<T: Transport>(
             Sniffed::Clear => {}
             Sniffed::Tls => {
                 if let Some(tcp) = stream.into_tcp() {
-                    serve_tls(tcp, peer, shared, shutdown, accepted, _hold).await;
+                    serve_tls(tcp, peer, shared, shutdown, accepted, kind, _hold).await;
                 }
                 return;
             }
@@ -255,6 +281,7 @@ pub async fn serve_stream<T: Transport>(
         last_append: None,
         pending: None,
         secure,
+        kind,
     };
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
@@ -355,6 +382,13 @@ impl Session {
         wire: &mut Wire<W>,
     ) -> Option<Flow> {
         if self.front.is_some() {
+            return None;
+        }
+        if self.kind == Kind::Irc {
+            let front = Box::new(frontend::irc::Irc::new(self.shared.clone(), self.peer));
+            self.shared.count(front.name(), 1);
+            wire.set_renderer(front.renderer());
+            self.front = Some(front);
             return None;
         }
         if let Some(request) = item
@@ -589,15 +623,12 @@ impl Session {
         };
         match front.translate(line, self.me.is_some()) {
             Input::Frame(frame) => self.dispatch(frame).await,
-            Input::Frames(frames) => {
-                for frame in frames {
-                    let flow = self.dispatch(frame).await;
-                    if flow != Flow::Continue {
-                        return flow;
-                    }
-                }
-                Flow::Continue
+            Input::Both(text, frames) => {
+                self.settle().await;
+                self.outbox.push(Arc::new(Outgoing::Notice(text)));
+                self.frames(frames).await
             }
+            Input::Frames(frames) => self.frames(frames).await,
             Input::Invalid(bad) => {
                 self.settle().await;
                 self.outbox.send(bad.frame());
@@ -610,6 +641,17 @@ impl Session {
             }
             Input::Nothing => Flow::Continue,
         }
+    }
+
+    /// Carries out several requests in order, stopping at one that ends the connection.
+    async fn frames(&mut self, frames: Vec<ClientFrame>) -> Flow {
+        for frame in frames {
+            let flow = Box::pin(self.dispatch(frame)).await;
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+        Flow::Continue
     }
 
     fn error(&self, code: ErrorCode, args: natter_proto::frame::ErrorArgs, id: Option<String>) {
@@ -696,7 +738,10 @@ impl Session {
                     }
                     // The answer to our idle ping: hearing it was the point.
                     (_, ClientFrame::Pong { .. }) => return Flow::Continue,
-                    (_, ClientFrame::Exit) => {
+                    (_, ClientFrame::Exit { text }) => {
+                        if let Some(me) = self.me.as_mut() {
+                            me.farewell(text.as_deref());
+                        }
                         self.leave(Some(LeftReason::Exit));
                         self.outbox.push_last(ServerFrame::Bye {
                             reason: ByeReason::Exit,
@@ -871,8 +916,8 @@ impl Session {
                 };
                 self.outbox.send(answer);
             }
-            (me, ClientFrame::Leave { room }) => {
-                if let Err(refusal) = hub.leave(&me, &room) {
+            (me, ClientFrame::Leave { room, text }) => {
+                if let Err(refusal) = hub.leave(&me, &room, text.as_deref()) {
                     self.outbox.send(refusal.frame(None));
                 }
             }
@@ -900,7 +945,7 @@ impl Session {
                 | ClientFrame::Status
                 | ClientFrame::Ping { .. }
                 | ClientFrame::Pong { .. }
-                | ClientFrame::Exit,
+                | ClientFrame::Exit { .. },
             ) => unreachable!("handled above"),
         }
         Flow::Continue
@@ -999,7 +1044,7 @@ mod tests {
             core.shared.clone(),
             shutdown.clone(),
             Instant::now(),
-            false,
+            (false, Kind::Chat),
             (),
         ));
         let (read, mut write) = tokio::io::split(client);

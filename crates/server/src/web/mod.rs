@@ -672,7 +672,7 @@ async fn bridge(ws: WebSocket, peer: SocketAddr, web: Web, admission: crate::Adm
         web.shared.clone(),
         web.shutdown.clone(),
         Instant::now(),
-        false,
+        (false, crate::session::Kind::Chat),
         admission,
     );
     tokio::join!(inbound, outbound, session);

@@ -192,6 +192,7 @@ impl App {
                 name,
                 reason,
                 ts,
+                ..
             } => {
                 let Some(i) = self
                     .convs

@@ -337,6 +337,7 @@ impl App {
                 }
                 (room, _) => vec![Effect::Send(ClientFrame::Leave {
                     room: room.unwrap_or_else(|| room_or_lobby(self)),
+                    text: None,
                 })],
             },
             Command::Who(room) => {

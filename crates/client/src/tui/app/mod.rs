@@ -370,6 +370,7 @@ mod tests {
             name: "张三".into(),
             ts: "2026-11-25T16:38:57.123Z".into(),
             reason: LeftReason::Leave,
+            text: None,
         })));
         assert_eq!(a.convs.len(), 1);
         assert_eq!(a.current().key, ConvKey::Private("bob".into()));
@@ -726,6 +727,7 @@ mod tests {
             name: "bob".into(),
             ts: "2026-11-25T16:40:00.000Z".into(),
             reason: LeftReason::Disconnect,
+            text: None,
         })));
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Joined {
             room: "lobby".into(),

@@ -1,0 +1,959 @@
+//! What each IRC command asks: registration, then the commands of a registered client.
+
+use natter_proto::{ClientFrame, RoomName, ServerFrame};
+
+use super::wire::{is_irc_nick, mask_matches, name_of, nick_of, room_of, Line};
+use super::{Cap, Ident, Irc, Pending, Reply, CAPS};
+use crate::frontend::Input;
+
+/// The longest nick, channel name and topic natter accepts (ISUPPORT tells clients).
+const NICKLEN: usize = 32;
+
+impl Irc {
+    /// Before registration: NICK, USER, PASS, CAP, PING and QUIT; the rest is 451.
+    pub(super) fn register(&mut self, line: &Line, reply: &mut Reply) -> Input {
+        match line.command.as_str() {
+            "CAP" => {
+                self.cap(line, reply);
+                if line.param(0).eq_ignore_ascii_case("END") {
+                    self.negotiating = false;
+                    return self.hello();
+                }
+                Input::Nothing
+            }
+            "NICK" => {
+                let nick = line.param(0);
+                if nick.is_empty() {
+                    reply.num("431", &["No nickname given"]);
+                    return Input::Nothing;
+                }
+                if !is_irc_nick(nick) || name_of(nick).is_none() {
+                    reply.num("432", &[nick, "Erroneous nickname"]);
+                    return Input::Nothing;
+                }
+                self.nick = Some(nick.to_owned());
+                self.state().nick = Some(nick.to_owned());
+                reply.nick = nick.to_owned();
+                self.hello()
+            }
+            "USER" => {
+                if line.params.len() < 4 {
+                    reply.num("461", &["USER", "Not enough parameters"]);
+                    return Input::Nothing;
+                }
+                let user: String = line
+                    .param(0)
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                    .take(16)
+                    .collect();
+                let user = if user.is_empty() { "user".into() } else { user };
+                self.user = Some((user, line.param(3).to_owned()));
+                self.hello()
+            }
+            "PASS" => {
+                self.pass = line.params.first().map(|p| (*p).to_owned());
+                Input::Nothing
+            }
+            "PING" => {
+                self.pong(line, reply);
+                Input::Nothing
+            }
+            "PONG" => Input::Nothing,
+            "QUIT" => Input::Frame(ClientFrame::Exit { text: None }),
+            _ => {
+                reply.num("451", &["You have not registered"]);
+                Input::Nothing
+            }
+        }
+    }
+
+    /// A `hello` once NICK and USER are in and CAP negotiation (if any) has ended.
+    fn hello(&mut self) -> Input {
+        let (Some(nick), Some(_), false) = (&self.nick, &self.user, self.negotiating) else {
+            return Input::Nothing;
+        };
+        let Some(name) = name_of(nick) else {
+            return Input::Nothing;
+        };
+        Input::Frame(ClientFrame::Hello {
+            name,
+            version: natter_proto::VERSION,
+            resume_after: None,
+            // IRC clients manage their channels themselves: they `JOIN #lobby`.
+            lobby: false,
+            key: None,
+            password: self.pass.clone(),
+        })
+    }
+
+    /// Called by the renderer's half once `welcome` arrived: the IRC user's ident goes in the directory.
+    pub(super) fn welcomed(&mut self, name: &str) {
+        if self.ident.as_ref().is_some_and(|(n, _)| n == name) {
+            return;
+        }
+        let (user, realname) = self.user.clone().unwrap_or_default();
+        let ident = self.shared.irc.set(
+            name,
+            Ident {
+                user,
+                realname,
+                away: None,
+            },
+        );
+        self.ident = Some((name.to_owned(), ident));
+    }
+
+    fn pong(&self, line: &Line, reply: &mut Reply) {
+        let server = reply.server.clone();
+        match line.params.first() {
+            None => reply.num("409", &["No origin specified"]),
+            Some(token) => {
+                let mut out = format!(":{server} PONG {server}");
+                super::push_params(&mut out, &[token]);
+                reply.raw(out);
+            }
+        }
+    }
+
+    /// `CAP LS|LIST|REQ|END`.
+    fn cap(&mut self, line: &Line, reply: &mut Reply) {
+        let server = reply.server.clone();
+        let nick = reply.nick.clone();
+        let sub = line.param(0).to_ascii_uppercase();
+        match sub.as_str() {
+            "LS" => {
+                if !self.ident_known() {
+                    self.negotiating = true;
+                }
+                if line.param(1).parse::<u32>().is_ok_and(|v| v >= 302) {
+                    // 302 clients get cap-notify implicitly.
+                    self.state().caps |= Cap::CapNotify as u32;
+                }
+                let list: Vec<&str> = CAPS.iter().map(|(_, n)| *n).collect();
+                reply.raw(format!(":{server} CAP {nick} LS :{}", list.join(" ")));
+            }
+            "LIST" => {
+                let caps = self.state().caps;
+                let list: Vec<&str> = CAPS
+                    .iter()
+                    .filter(|(c, _)| caps & *c as u32 != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                reply.raw(format!(":{server} CAP {nick} LIST :{}", list.join(" ")));
+            }
+            "REQ" => {
+                if !self.ident_known() {
+                    self.negotiating = true;
+                }
+                let asked = line.param(1);
+                let mut add = 0u32;
+                let mut remove = 0u32;
+                let mut ok = !asked.trim().is_empty();
+                for word in asked.split_whitespace() {
+                    let (minus, name) = match word.strip_prefix('-') {
+                        Some(n) => (true, n),
+                        None => (false, word),
+                    };
+                    match CAPS.iter().find(|(_, n)| *n == name) {
+                        Some((cap, _)) if minus => remove |= *cap as u32,
+                        Some((cap, _)) => add |= *cap as u32,
+                        None => ok = false,
+                    }
+                }
+                let verb = if ok {
+                    let mut state = self.state();
+                    state.caps = (state.caps | add) & !remove;
+                    "ACK"
+                } else {
+                    "NAK"
+                };
+                reply.raw(format!(":{server} CAP {nick} {verb} :{}", asked.trim()));
+            }
+            "END" => {}
+            _ => reply.num("410", &[line.param(0), "Invalid CAP command"]),
+        }
+    }
+
+    fn ident_known(&self) -> bool {
+        self.ident.is_some()
+    }
+
+    fn next_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("i{}", self.next_id)
+    }
+
+    /// A registered client's command.
+    pub(super) fn command(&mut self, line: &Line, reply: &mut Reply, label: Option<&str>) -> Input {
+        let me = reply.nick.clone();
+        if let Some(name) = name_of(&me) {
+            self.welcomed(&name);
+        }
+        match line.command.as_str() {
+            "PING" => self.pong(line, reply),
+            "PONG" => {}
+            "CAP" => self.cap(line, reply),
+            "NICK" => reply.num(
+                "447",
+                &["Cannot change nickname: a natter name stays for the whole connection"],
+            ),
+            "USER" | "PASS" => reply.num("462", &["You may not reregister"]),
+            "PRIVMSG" | "NOTICE" => return self.privmsg(line, reply, label),
+            "JOIN" => return self.join(line, reply),
+            "PART" => return self.part(line, reply),
+            "QUIT" => {
+                let text = line.params.first().map(|t| format!("Quit: {t}"));
+                return Input::Frame(ClientFrame::Exit { text });
+            }
+            "NAMES" => self.names(line, reply),
+            "WHO" => self.who(line, reply),
+            "WHOIS" => self.whois(line, reply),
+            "TOPIC" => return self.topic(line, reply),
+            "MODE" => return self.mode(line, reply),
+            "KICK" => {
+                let (channel, nick) = (line.param(0), line.param(1));
+                let (Some(room), Some(name)) = (room_of(channel), name_of(nick)) else {
+                    reply.num("461", &["KICK", "Not enough parameters"]);
+                    return Input::Nothing;
+                };
+                return Input::Frame(moderate(room, "kick", Some(name), line.params.get(2)));
+            }
+            "INVITE" => {
+                let (nick, channel) = (line.param(0), line.param(1));
+                let (Some(room), Some(name)) = (room_of(channel), name_of(nick)) else {
+                    reply.num("461", &["INVITE", "Not enough parameters"]);
+                    return Input::Nothing;
+                };
+                if self.shared.hub.user(&name).is_none() {
+                    reply.num("401", &[nick, "No such nick"]);
+                    return Input::Nothing;
+                }
+                reply.num("341", &[nick, channel]);
+                return Input::Frame(moderate(room, "invite", Some(name), None));
+            }
+            "LIST" => self.list(reply),
+            "LUSERS" => self.lusers(reply),
+            "MOTD" => self.motd(reply),
+            "AWAY" => self.away(line, reply),
+            "ISON" => {
+                let on: Vec<&str> = line
+                    .params
+                    .iter()
+                    .flat_map(|p| p.split(' '))
+                    .filter(|n| name_of(n).is_some_and(|n| self.shared.hub.user(&n).is_some()))
+                    .collect();
+                reply.num("303", &[&on.join(" ")]);
+            }
+            "USERHOST" => {
+                let found: Vec<String> = line
+                    .params
+                    .iter()
+                    .filter_map(|n| {
+                        let (name, _, _) = self.shared.hub.user(&name_of(n)?)?;
+                        Some(format!(
+                            "{}=+{}",
+                            nick_of(name.as_str()),
+                            self.userhost(name.as_str())
+                        ))
+                    })
+                    .collect();
+                reply.num("302", &[&found.join(" ")]);
+            }
+            "VERSION" => reply.num(
+                "351",
+                &[
+                    concat!("natter-", env!("CARGO_PKG_VERSION")),
+                    &reply.server.clone(),
+                    "natter chat server",
+                ],
+            ),
+            "CHATHISTORY" => return self.chathistory(line, reply, label),
+            "" => {}
+            other => {
+                let other = other.to_owned();
+                reply.num("421", &[&other, "Unknown command"]);
+            }
+        }
+        Input::Nothing
+    }
+
+    /// `user@host` of an online name: an IRC user's own username; natter's other users are `natter`.
+    /// natter never shows addresses: IRC users' host is `irc`, everyone else's `natter`.
+    pub(super) fn userhost(&self, name: &str) -> String {
+        userhost(&self.shared.irc, name)
+    }
+
+    fn privmsg(&mut self, line: &Line, reply: &mut Reply, label: Option<&str>) -> Input {
+        let notice = line.command == "NOTICE";
+        let command = line.command.as_str();
+        let (targets, text) = (line.param(0), line.param(1));
+        if targets.is_empty() {
+            if !notice {
+                reply.num("411", &[&format!("No recipient given ({command})")]);
+            }
+            return Input::Nothing;
+        }
+        if line.params.len() < 2 || text.is_empty() {
+            if !notice {
+                reply.num("412", &["No text to send"]);
+            }
+            return Input::Nothing;
+        }
+        let body = to_natter_text(text);
+        let Some(body) = body else {
+            // A CTCP request other than ACTION (VERSION, PING, …): natter's users cannot answer it.
+            return Input::Nothing;
+        };
+        let mut frames = Vec::new();
+        for target in targets.split(',').take(4) {
+            let id = self.next_id();
+            let frame = if let Some(room) = room_of(target) {
+                if RoomName::parse_lenient(room).is_err() || self.shared.hub.who(Some(room)).is_ok_and(|f| matches!(&f, ServerFrame::Users { names, count, .. } if names.is_empty() && count.is_none())) {
+                    if !notice {
+                        reply.num("403", &[target, "No such channel"]);
+                    }
+                    continue;
+                }
+                ClientFrame::Say {
+                    text: body.clone(),
+                    room: Some(room.to_owned()),
+                    id: Some(id.clone()),
+                }
+            } else {
+                let Some(name) = name_of(target) else {
+                    if !notice {
+                        reply.num("401", &[target, "No such nick/channel"]);
+                    }
+                    continue;
+                };
+                ClientFrame::Whisper {
+                    to: name,
+                    text: body.clone(),
+                    id: Some(id.clone()),
+                }
+            };
+            self.state().pending.insert(
+                id,
+                Pending {
+                    notice,
+                    target: target.to_owned(),
+                    text: text.to_owned(),
+                    label: label.map(str::to_owned),
+                },
+            );
+            frames.push(frame);
+        }
+        Input::Frames(frames)
+    }
+
+    fn join(&mut self, line: &Line, reply: &mut Reply) -> Input {
+        let channels = line.param(0);
+        if channels.is_empty() {
+            reply.num("461", &["JOIN", "Not enough parameters"]);
+            return Input::Nothing;
+        }
+        if channels == "0" {
+            let me = name_of(&reply.nick).unwrap_or_default();
+            let rooms = self.shared.hub.user(&me).map(|u| u.1).unwrap_or_default();
+            return Input::Frames(
+                rooms
+                    .into_iter()
+                    .map(|room| ClientFrame::Leave {
+                        room: room.to_string(),
+                        text: None,
+                    })
+                    .collect(),
+            );
+        }
+        let mut frames = Vec::new();
+        for channel in channels.split(',') {
+            match room_of(channel).map(RoomName::parse_lenient) {
+                Some(Ok(room)) => frames.push(ClientFrame::Join {
+                    room: room.to_string(),
+                }),
+                _ => reply.num("403", &[channel, "No such channel"]),
+            }
+        }
+        Input::Frames(frames)
+    }
+
+    fn part(&mut self, line: &Line, reply: &mut Reply) -> Input {
+        let channels = line.param(0);
+        if channels.is_empty() {
+            reply.num("461", &["PART", "Not enough parameters"]);
+            return Input::Nothing;
+        }
+        let me = name_of(&reply.nick).unwrap_or_default();
+        let mine = self.shared.hub.user(&me).map(|u| u.1).unwrap_or_default();
+        let text = line.params.get(1).map(|t| (*t).to_owned());
+        let mut frames = Vec::new();
+        for channel in channels.split(',') {
+            let room = room_of(channel).and_then(|r| RoomName::parse_lenient(r).ok());
+            match room {
+                Some(room) if mine.contains(&room) => frames.push(ClientFrame::Leave {
+                    room: room.to_string(),
+                    text: text.clone(),
+                }),
+                Some(room) if self.exists(&room) => {
+                    reply.num("442", &[channel, "You're not on that channel"])
+                }
+                _ => reply.num("403", &[channel, "No such channel"]),
+            }
+        }
+        Input::Frames(frames)
+    }
+
+    /// Whether a room has anyone in it (natter's rooms exist while someone is in them).
+    fn exists(&self, room: &RoomName) -> bool {
+        self.members(room).is_some()
+    }
+
+    /// A room's members and operators, if anyone is in it.
+    fn members(&self, room: &RoomName) -> Option<(Vec<String>, Vec<String>)> {
+        match self.shared.hub.who(Some(room.as_str())) {
+            Ok(ServerFrame::Users { names, ops, .. }) if !names.is_empty() => Some((names, ops)),
+            _ => None,
+        }
+    }
+
+    fn names(&mut self, line: &Line, reply: &mut Reply) {
+        let channels = line.param(0);
+        if channels.is_empty() {
+            reply.num("366", &["*", "End of /NAMES list"]);
+            return;
+        }
+        for channel in channels.split(',') {
+            let room = room_of(channel).and_then(|r| RoomName::parse_lenient(r).ok());
+            if let Some((names, ops)) = room.as_ref().and_then(|r| self.members(r)) {
+                let caps = self.state().caps;
+                for chunk in names_lines(&names, &ops, caps, &self.shared.irc) {
+                    reply.num(
+                        "353",
+                        &["=", &format!("#{}", room_name(room.as_ref())), &chunk],
+                    );
+                }
+            }
+            reply.num("366", &[channel, "End of /NAMES list"]);
+        }
+    }
+
+    fn who(&mut self, line: &Line, reply: &mut Reply) {
+        let mask = line.param(0);
+        let mask = if mask.is_empty() { "*" } else { mask };
+        // WHOX: `WHO mask %fields[,token]`.
+        let whox = line
+            .params
+            .get(1)
+            .and_then(|f| f.strip_prefix('%'))
+            .map(|f| match f.split_once(',') {
+                Some((fields, token)) => (fields.to_owned(), token.to_owned()),
+                None => (f.to_owned(), String::new()),
+            });
+        let mut rows: Vec<(String, Option<String>, bool)> = Vec::new(); // name, channel, op
+        if let Some(room) = room_of(mask) {
+            if let Some(room) = RoomName::parse_lenient(room).ok() {
+                if let Some((names, ops)) = self.members(&room) {
+                    for name in names {
+                        let op = ops.contains(&name);
+                        rows.push((name, Some(format!("#{room}")), op));
+                    }
+                }
+            }
+        } else {
+            let exact = name_of(mask).and_then(|n| self.shared.hub.user(&n));
+            let names: Vec<String> = match exact {
+                Some((name, _, _)) => vec![name.to_string()],
+                None => self
+                    .shared
+                    .hub
+                    .online()
+                    .into_iter()
+                    .map(|n| n.to_string())
+                    .filter(|n| {
+                        let ident = self.shared.irc.get(n);
+                        let nick = nick_of(n);
+                        let (user, real) = ident.as_ref().map_or(("natter", n.as_str()), |i| {
+                            (i.user.as_str(), i.realname.as_str())
+                        });
+                        let host = if ident.is_some() { "irc" } else { "natter" };
+                        mask_matches(mask, &nick)
+                            || mask_matches(mask, user)
+                            || mask_matches(mask, real)
+                            || mask_matches(mask, host)
+                            || mask_matches(mask, &format!("{nick}!{user}@{host}"))
+                    })
+                    .collect(),
+            };
+            for name in names {
+                let channel = self
+                    .shared
+                    .hub
+                    .user(&name)
+                    .and_then(|u| u.1.first().map(|r| format!("#{r}")));
+                rows.push((name, channel, false));
+            }
+        }
+        let server = reply.server.clone();
+        for (name, channel, op) in rows {
+            let ident = self.shared.irc.get(&name);
+            let nick = nick_of(&name);
+            let (user, real) = ident
+                .as_ref()
+                .map_or(("natter".to_owned(), name.clone()), |i| {
+                    (i.user.clone(), i.realname.clone())
+                });
+            let host = if ident.is_some() { "irc" } else { "natter" };
+            let away = ident.as_ref().is_some_and(|i| i.away.is_some());
+            let flags = format!(
+                "{}{}",
+                if away { "G" } else { "H" },
+                if op { "@" } else { "" }
+            );
+            let chan = channel.unwrap_or_else(|| "*".into());
+            match &whox {
+                None => reply.num(
+                    "352",
+                    &[
+                        &chan,
+                        &user,
+                        host,
+                        &server,
+                        &nick,
+                        &flags,
+                        &format!("0 {real}"),
+                    ],
+                ),
+                Some((fields, token)) => {
+                    let mut params: Vec<String> = Vec::new();
+                    for f in fields.chars() {
+                        let value = match f {
+                            't' => token.clone(),
+                            'c' => chan.clone(),
+                            'u' => user.clone(),
+                            'i' => "255.255.255.255".into(),
+                            'h' => host.into(),
+                            's' => server.clone(),
+                            'n' => nick.clone(),
+                            'f' => flags.clone(),
+                            'd' => "0".into(),
+                            'l' => "0".into(),
+                            'a' => "0".into(),
+                            'o' => "n/a".into(),
+                            'r' => real.clone(),
+                            _ => continue,
+                        };
+                        params.push(value);
+                    }
+                    let refs: Vec<&str> = params.iter().map(String::as_str).collect();
+                    reply.num("354", &refs);
+                }
+            }
+        }
+        reply.num("315", &[mask, "End of WHO list"]);
+    }
+
+    fn whois(&mut self, line: &Line, reply: &mut Reply) {
+        let nick = line.params.last().copied().unwrap_or("");
+        if nick.is_empty() {
+            reply.num("431", &["No nickname given"]);
+            return;
+        }
+        let Some((name, rooms, owner)) = name_of(nick).and_then(|n| self.shared.hub.user(&n))
+        else {
+            reply.num("401", &[nick, "No such nick/channel"]);
+            reply.num("318", &[nick, "End of /WHOIS list"]);
+            return;
+        };
+        let nick = nick_of(name.as_str());
+        let ident = self.shared.irc.get(name.as_str());
+        let (user, real) = ident
+            .as_ref()
+            .map_or(("natter".to_owned(), name.to_string()), |i| {
+                (i.user.clone(), i.realname.clone())
+            });
+        let host = if ident.is_some() { "irc" } else { "natter" };
+        reply.num("311", &[&nick, &user, host, "*", &real]);
+        if !rooms.is_empty() {
+            let list: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
+            reply.num("319", &[&nick, &list.join(" ")]);
+        }
+        let server = reply.server.clone();
+        reply.num("312", &[&nick, &server, "natter"]);
+        if owner {
+            reply.num("330", &[&nick, name.as_str(), "is logged in as"]);
+        }
+        if let Some(away) = ident.as_ref().and_then(|i| i.away.clone()) {
+            reply.num("301", &[&nick, &away]);
+        }
+        reply.num("318", &[&nick, "End of /WHOIS list"]);
+    }
+
+    fn topic(&mut self, line: &Line, reply: &mut Reply) -> Input {
+        let channel = line.param(0);
+        let Some(room) = room_of(channel).and_then(|r| RoomName::parse_lenient(r).ok()) else {
+            if channel.is_empty() {
+                reply.num("461", &["TOPIC", "Not enough parameters"]);
+            } else {
+                reply.num("403", &[channel, "No such channel"]);
+            }
+            return Input::Nothing;
+        };
+        if !self.exists(&room) {
+            reply.num("403", &[channel, "No such channel"]);
+            return Input::Nothing;
+        }
+        match line.params.get(1) {
+            Some(text) => Input::Frame(moderate(room.as_str(), "topic", None, Some(text))),
+            None => {
+                match self.shared.hub.topic_frame(&room) {
+                    Some(ServerFrame::Topic {
+                        topic: Some(topic), ..
+                    }) => reply.num("332", &[channel, &topic]),
+                    _ => reply.num("331", &[channel, "No topic is set"]),
+                }
+                Input::Nothing
+            }
+        }
+    }
+
+    fn mode(&mut self, line: &Line, reply: &mut Reply) -> Input {
+        let target = line.param(0);
+        let Some(room) = room_of(target) else {
+            // User modes: natter has none to set.
+            if name_of(target).is_some_and(|n| {
+                n.to_lowercase() == name_of(&reply.nick).unwrap_or_default().to_lowercase()
+            }) {
+                reply.num("221", &["+"]);
+            } else if target.is_empty() {
+                reply.num("461", &["MODE", "Not enough parameters"]);
+            } else {
+                reply.num("502", &["Can't change mode for other users"]);
+            }
+            return Input::Nothing;
+        };
+        let Some(room) = RoomName::parse_lenient(room)
+            .ok()
+            .filter(|r| self.exists(r))
+        else {
+            reply.num("403", &[target, "No such channel"]);
+            return Input::Nothing;
+        };
+        let Some(modes) = line.params.get(1) else {
+            let (invite_only, moderated) = match self.shared.hub.topic_frame(&room) {
+                Some(ServerFrame::Topic {
+                    invite_only,
+                    moderated,
+                    ..
+                }) => (invite_only, moderated),
+                _ => (false, false),
+            };
+            let modes = format!(
+                "+nt{}{}",
+                if invite_only { "i" } else { "" },
+                if moderated { "m" } else { "" }
+            );
+            reply.num("324", &[target, &modes]);
+            return Input::Nothing;
+        };
+        let mut args = line.params.iter().skip(2);
+        let mut on = true;
+        let mut frames = Vec::new();
+        for c in modes.chars() {
+            let action = match c {
+                '+' => {
+                    on = true;
+                    continue;
+                }
+                '-' => {
+                    on = false;
+                    continue;
+                }
+                'o' => {
+                    if on {
+                        "op"
+                    } else {
+                        "deop"
+                    }
+                }
+                'v' => {
+                    if on {
+                        "voice"
+                    } else {
+                        "devoice"
+                    }
+                }
+                'b' => {
+                    if on {
+                        "ban"
+                    } else {
+                        "unban"
+                    }
+                }
+                'i' | 'm' => {
+                    let action = if c == 'i' { "invite_only" } else { "moderated" };
+                    frames.push(ClientFrame::Moderate {
+                        room: room.to_string(),
+                        action: action.into(),
+                        name: None,
+                        text: None,
+                        minutes: None,
+                        on: Some(on),
+                        id: None,
+                    });
+                    continue;
+                }
+                'n' | 't' => continue, // always on in natter
+                other => {
+                    reply.num("472", &[&other.to_string(), "is unknown mode char to me"]);
+                    continue;
+                }
+            };
+            let Some(arg) = args.next() else {
+                if c == 'b' {
+                    reply.num("368", &[target, "End of channel ban list"]);
+                }
+                continue;
+            };
+            // A ban mask names a nick: `nick`, `nick!*@*`.
+            let nick = arg.split('!').next().unwrap_or(arg);
+            let Some(name) = name_of(nick) else {
+                reply.num("401", &[nick, "No such nick/channel"]);
+                continue;
+            };
+            frames.push(moderate(room.as_str(), action, Some(name), None));
+        }
+        Input::Frames(frames)
+    }
+
+    fn list(&mut self, reply: &mut Reply) {
+        reply.num("321", &["Channel", "Users  Name"]);
+        if let ServerFrame::Rooms { rooms } = self.shared.hub.rooms_frame() {
+            for room in rooms {
+                let name = RoomName::parse_lenient(&room.name).ok();
+                let topic = name
+                    .and_then(|r| self.shared.hub.topic_frame(&r))
+                    .and_then(|t| match t {
+                        ServerFrame::Topic { topic, .. } => topic,
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                reply.num(
+                    "322",
+                    &[
+                        &format!("#{}", room.name),
+                        &room.members.to_string(),
+                        &topic,
+                    ],
+                );
+            }
+        }
+        reply.num("323", &["End of /LIST"]);
+    }
+
+    fn lusers(&mut self, reply: &mut Reply) {
+        let (users, rooms, _) = self.shared.hub.counts();
+        reply.num(
+            "251",
+            &[&format!(
+                "There are {users} users and 0 invisible on 1 servers"
+            )],
+        );
+        reply.num("252", &["0", "operator(s) online"]);
+        reply.num("254", &[&rooms.to_string(), "channels formed"]);
+        reply.num("255", &[&format!("I have {users} clients and 0 servers")]);
+        let (u, max) = (
+            users.to_string(),
+            self.shared.config.max_clients.to_string(),
+        );
+        reply.num(
+            "265",
+            &[&u, &max, &format!("Current local users {users}, max {max}")],
+        );
+        reply.num(
+            "266",
+            &[
+                &u,
+                &max,
+                &format!("Current global users {users}, max {max}"),
+            ],
+        );
+    }
+
+    pub(super) fn motd(&mut self, reply: &mut Reply) {
+        motd(&self.shared.config.irc, reply);
+    }
+
+    fn away(&mut self, line: &Line, reply: &mut Reply) {
+        let Some((name, ident)) = self.ident.clone() else {
+            return;
+        };
+        let away = line
+            .params
+            .first()
+            .filter(|t| !t.is_empty())
+            .map(|t| (*t).to_owned());
+        let now_away = away.is_some();
+        let ident = self.shared.irc.set(
+            &name,
+            Ident {
+                away,
+                ..(*ident).clone()
+            },
+        );
+        self.ident = Some((name, ident));
+        if now_away {
+            reply.num("306", &["You have been marked as being away"]);
+        } else {
+            reply.num("305", &["You are no longer marked as being away"]);
+        }
+    }
+
+    fn chathistory(&mut self, line: &Line, reply: &mut Reply, _label: Option<&str>) -> Input {
+        let _ = line;
+        reply.raw(format!(
+            ":{} FAIL CHATHISTORY UNKNOWN_COMMAND :not yet",
+            reply.server
+        ));
+        Input::Nothing
+    }
+}
+
+/// The name of a room for display in IRC (`lobby`), from a parsed name.
+fn room_name(room: Option<&RoomName>) -> String {
+    room.map(ToString::to_string).unwrap_or_default()
+}
+
+/// A `moderate` frame.
+fn moderate(room: &str, action: &str, name: Option<String>, text: Option<&&str>) -> ClientFrame {
+    ClientFrame::Moderate {
+        room: room.to_owned(),
+        action: action.to_owned(),
+        name,
+        text: text.map(|t| (*t).to_owned()),
+        minutes: None,
+        on: None,
+        id: None,
+    }
+}
+
+/// `user@host` of a name (see [`Irc::userhost`]).
+pub(super) fn userhost(directory: &super::Directory, name: &str) -> String {
+    match directory.get(name) {
+        Some(ident) => format!("{}@irc", ident.user),
+        None => "natter@natter".into(),
+    }
+}
+
+/// The MOTD numerics (375/372/376), or 422 without one.
+pub(super) fn motd(config: &super::IrcConfig, reply: &mut Reply) {
+    match &config.motd {
+        Some(text) => {
+            let server = reply.server.clone();
+            reply.num("375", &[&format!("- {server} Message of the day - ")]);
+            for line in text.lines() {
+                reply.num("372", &[&format!("- {line}")]);
+            }
+            reply.num("376", &["End of /MOTD command"]);
+        }
+        None => reply.num("422", &["MOTD File is missing"]),
+    }
+}
+
+/// The 353 parameter lists for a room's members: `@` before operators (all prefixes with multi-prefix —
+/// natter has only `@`), `nick!user@host` with userhost-in-names; at most ~400 bytes each.
+pub(super) fn names_lines(
+    names: &[String],
+    ops: &[String],
+    caps: u32,
+    directory: &super::Directory,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for name in names {
+        let mut entry = String::new();
+        if ops.contains(name) {
+            entry.push('@');
+        }
+        entry.push_str(&nick_of(name));
+        if caps & Cap::UserhostInNames as u32 != 0 {
+            entry.push('!');
+            entry.push_str(&userhost(directory, name));
+        }
+        if !current.is_empty() && current.len() + entry.len() + 1 > 400 {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&entry);
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines
+}
+
+/// An IRC message text as natter text: formatting codes (bold, colour, …) removed, a CTCP ACTION as
+/// `/me …`. `None` for any other CTCP request, which natter's users cannot answer.
+pub(super) fn to_natter_text(text: &str) -> Option<String> {
+    let (text, action) = match text.strip_prefix('\u{1}') {
+        Some(ctcp) => {
+            let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);
+            match ctcp.strip_prefix("ACTION ") {
+                Some(action) => (action, true),
+                None => return None,
+            }
+        }
+        None => (text, false),
+    };
+    let mut out = String::with_capacity(text.len() + 4);
+    if action {
+        out.push_str("/me ");
+    }
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{2}' | '\u{1d}' | '\u{1f}' | '\u{1e}' | '\u{11}' | '\u{16}' | '\u{f}' => {}
+            '\u{3}' => {
+                // ^C, up to two digits, optionally `,` and up to two more.
+                for _ in 0..2 {
+                    if chars.peek().is_some_and(char::is_ascii_digit) {
+                        chars.next();
+                    }
+                }
+                let mut ahead = chars.clone();
+                if ahead.next() == Some(',') && ahead.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                    for _ in 0..2 {
+                        if chars.peek().is_some_and(char::is_ascii_digit) {
+                            chars.next();
+                        }
+                    }
+                }
+            }
+            c if natter_proto::text::is_forbidden(c) => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn irc_formatting_is_dropped_and_actions_become_me() {
+        assert_eq!(
+            to_natter_text("\u{2}bold\u{2} \u{3}4,12red\u{3}").as_deref(),
+            Some("bold red")
+        );
+        assert_eq!(
+            to_natter_text("\u{1}ACTION waves\u{1}").as_deref(),
+            Some("/me waves")
+        );
+        assert_eq!(to_natter_text("\u{1}VERSION\u{1}"), None);
+        assert_eq!(to_natter_text("你好").as_deref(), Some("你好"));
+    }
+}

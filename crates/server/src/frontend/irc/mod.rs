@@ -1,0 +1,303 @@
+//! The IRC front end (`natter serve --irc ADDR`): irssi, WeeChat, bots and phone apps become natter
+//! clients.
+//!
+//! Like the plain-text front end it translates what its clients send into [`ClientFrame`]s and renders
+//! the hub's items as its own lines; the hub does not know. `#lobby` is the lobby, `#rust` the room
+//! `rust`, `PRIVMSG nick` a private message. IRC's questions about the present (NAMES, WHO, WHOIS, LIST,
+//! LUSERS, TOPIC and MODE queries) are answered here from the hub's state, read-only; everything that
+//! changes something (registration, messages, JOIN, PART, QUIT, TOPIC and MODE changes, KICK, INVITE)
+//! is a frame, carried out by the session as any client's is.
+//!
+//! What only IRC has — a username, a real name, an away message — lives in the [`Directory`] the IRC
+//! connections share, keyed by natter name. PROTOCOL.md §9 documents the mapping.
+
+mod commands;
+mod render;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use super::{FrontEnd, Input, Render};
+use crate::session::Shared;
+use wire::Line;
+
+/// What an IRC user said about themselves that natter has no field for. One per connected IRC name.
+#[derive(Debug, Clone)]
+pub struct Ident {
+    pub user: String,
+    pub realname: String,
+    pub away: Option<String>,
+}
+
+/// The IRC users online, by folded natter name: their [`Ident`].
+#[derive(Default)]
+pub struct Directory {
+    users: RwLock<HashMap<String, Arc<Ident>>>,
+}
+
+impl Directory {
+    pub fn get(&self, name: &str) -> Option<Arc<Ident>> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users.get(&natter_proto::name::fold(name)).cloned()
+    }
+
+    fn set(&self, name: &str, ident: Ident) -> Arc<Ident> {
+        let ident = Arc::new(ident);
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        users.insert(natter_proto::name::fold(name), ident.clone());
+        ident
+    }
+
+    /// Forgets `name`'s entry if it is still `ident` (a later connection may have replaced it).
+    fn remove(&self, name: &str, ident: &Arc<Ident>) {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let key = natter_proto::name::fold(name);
+        if users.get(&key).is_some_and(|i| Arc::ptr_eq(i, ident)) {
+            users.remove(&key);
+        }
+    }
+}
+
+/// The IRC front end's settings (`--irc-server-name`, `--irc-motd`).
+#[derive(Debug, Clone)]
+pub struct IrcConfig {
+    /// The server's name in 001/004/PONG and as the source of its numerics.
+    pub server_name: String,
+    /// The message of the day, line by line (`None`: 422, no MOTD).
+    pub motd: Option<String>,
+}
+
+impl Default for IrcConfig {
+    fn default() -> Self {
+        Self {
+            server_name: "natter".into(),
+            motd: None,
+        }
+    }
+}
+
+/// IRCv3 capabilities natter offers, one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Cap {
+    MessageTags = 1,
+    ServerTime = 1 << 1,
+    EchoMessage = 1 << 2,
+    LabeledResponse = 1 << 3,
+    Batch = 1 << 4,
+    CapNotify = 1 << 5,
+    MultiPrefix = 1 << 6,
+    UserhostInNames = 1 << 7,
+    ExtendedJoin = 1 << 8,
+    AccountTag = 1 << 9,
+    Chathistory = 1 << 10,
+}
+
+/// Every capability with its name, in the order `CAP LS` lists them.
+const CAPS: &[(Cap, &str)] = &[
+    (Cap::AccountTag, "account-tag"),
+    (Cap::Batch, "batch"),
+    (Cap::CapNotify, "cap-notify"),
+    (Cap::Chathistory, "draft/chathistory"),
+    (Cap::EchoMessage, "echo-message"),
+    (Cap::ExtendedJoin, "extended-join"),
+    (Cap::LabeledResponse, "labeled-response"),
+    (Cap::MessageTags, "message-tags"),
+    (Cap::MultiPrefix, "multi-prefix"),
+    (Cap::ServerTime, "server-time"),
+    (Cap::UserhostInNames, "userhost-in-names"),
+];
+
+/// What the translating half and the rendering half of one connection share.
+#[derive(Default)]
+struct State {
+    /// The nick registered (or, before, the latest asked for; numerics need one).
+    nick: Option<String>,
+    caps: u32,
+    /// Messages sent and not yet acked, by the `id` given them: what to echo, or which error to give.
+    pending: HashMap<String, Pending>,
+    /// `labeled-response`: the label of the request whose answer is rendered next (JOIN, PART, …).
+    label: Option<String>,
+}
+
+impl State {
+    fn has(&self, cap: Cap) -> bool {
+        self.caps & cap as u32 != 0
+    }
+
+    fn nick(&self) -> &str {
+        self.nick.as_deref().unwrap_or("*")
+    }
+}
+
+/// A PRIVMSG or NOTICE on its way through the store.
+struct Pending {
+    notice: bool,
+    target: String,
+    text: String,
+    label: Option<String>,
+}
+
+/// One IRC connection's translating half.
+pub struct Irc {
+    shared: Arc<Shared>,
+    state: Arc<Mutex<State>>,
+    /// Registration: what NICK, USER and PASS said, and whether CAP negotiation holds it back.
+    nick: Option<String>,
+    user: Option<(String, String)>,
+    pass: Option<String>,
+    negotiating: bool,
+    ident: Option<(String, Arc<Ident>)>,
+    next_id: u64,
+    /// Where the connection comes from (for logs).
+    peer: SocketAddr,
+}
+
+impl Irc {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+        Self {
+            shared,
+            state: Arc::default(),
+            nick: None,
+            user: None,
+            pass: None,
+            negotiating: false,
+            ident: None,
+            next_id: 0,
+            peer,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn server(&self) -> &str {
+        &self.shared.config.irc.server_name
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for Irc {
+    fn drop(&mut self) {
+        if let Some((name, ident)) = &self.ident {
+            self.shared.irc.remove(name, ident);
+        }
+    }
+}
+
+impl FrontEnd for Irc {
+    fn translate(&mut self, line: &[u8], registered: bool) -> Input {
+        let text = String::from_utf8_lossy(line);
+        let Some(line) = Line::parse(&text) else {
+            return Input::Nothing;
+        };
+        let label = line.label().map(str::to_owned);
+        let mut reply = Reply::new(self.server(), self.state().nick().to_owned());
+        let input = if registered {
+            self.command(&line, &mut reply, label.as_deref())
+        } else {
+            self.register(&line, &mut reply)
+        };
+        let state = self.state();
+        let answer = reply.finish(label.as_deref(), state.has(Cap::LabeledResponse));
+        drop(state);
+        match (input, answer) {
+            (Input::Nothing, Some(lines)) => Input::Notice(lines),
+            (Input::Frame(frame), Some(lines)) => Input::Both(lines, vec![frame]),
+            (Input::Frames(frames), Some(lines)) => Input::Both(lines, frames),
+            (input, _) => input,
+        }
+    }
+
+    fn renderer(&self) -> Box<dyn Render> {
+        Box::new(render::IrcRender::new(
+            self.shared.clone(),
+            self.state.clone(),
+        ))
+    }
+
+    fn name(&self) -> &'static str {
+        "irc"
+    }
+
+    fn pinged_when_idle(&self) -> bool {
+        true
+    }
+}
+
+/// Lines answered directly (without the hub), collected while a command is translated.
+struct Reply {
+    server: String,
+    nick: String,
+    lines: Vec<String>,
+}
+
+impl Reply {
+    fn new(server: &str, nick: String) -> Self {
+        Self {
+            server: server.to_owned(),
+            nick,
+            lines: Vec::new(),
+        }
+    }
+
+    /// `:server NNN nick params…` — the last parameter gets a `:` when it needs one.
+    fn num(&mut self, numeric: &str, params: &[&str]) {
+        let mut line = format!(":{} {numeric} {}", self.server, self.nick);
+        push_params(&mut line, params);
+        self.lines.push(line);
+    }
+
+    /// A line from the server with no nick in it.
+    fn raw(&mut self, line: String) {
+        self.lines.push(line);
+    }
+
+    /// The lines, with `label` on them (one line: tagged; several: a labeled batch; none: nothing here).
+    fn finish(self, label: Option<&str>, labeled: bool) -> Option<String> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        match label.filter(|_| labeled) {
+            Some(label) if self.lines.len() == 1 => {
+                out.push_str(&format!("@label={label} {}\r\n", self.lines[0]));
+            }
+            Some(label) => {
+                out.push_str(&format!(
+                    "@label={label} :{} BATCH +L labeled-response\r\n",
+                    self.server
+                ));
+                for line in &self.lines {
+                    out.push_str(&format!("@batch=L {line}\r\n"));
+                }
+                out.push_str(&format!(":{} BATCH -L\r\n", self.server));
+            }
+            None => {
+                for line in &self.lines {
+                    out.push_str(line);
+                    out.push_str("\r\n");
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Appends IRC parameters: the last one after `:` when it is empty, has a space or starts with `:`.
+fn push_params(line: &mut String, params: &[&str]) {
+    for (i, param) in params.iter().enumerate() {
+        line.push(' ');
+        let last = i + 1 == params.len();
+        if last && (param.is_empty() || param.contains(' ') || param.starts_with(':')) {
+            line.push(':');
+        }
+        line.push_str(param);
+    }
+}

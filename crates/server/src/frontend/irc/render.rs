@@ -1,0 +1,449 @@
+//! The writer's half of the IRC front end: natter's frames as IRC lines.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use natter_proto::frame::{ByeReason, Message};
+use natter_proto::{ErrorCode, LeftReason, ServerFrame};
+
+use super::commands::{motd, names_lines, userhost};
+use super::wire::{escape_tag, nick_of, pieces};
+use super::{lock, push_params, Cap, Reply, State};
+use crate::frontend::Render;
+use crate::outbox::Outgoing;
+use crate::session::Shared;
+
+/// Room for a message's text in one line: 512 bytes less the command, target, source and line end.
+const TEXT_ROOM: usize = 350;
+
+pub(super) struct IrcRender {
+    shared: Arc<Shared>,
+    state: Arc<Mutex<State>>,
+    /// The last QUIT shown (name, time): natter says `left` once per shared room, IRC says QUIT once.
+    last_quit: Option<(String, String)>,
+}
+
+impl IrcRender {
+    pub(super) fn new(shared: Arc<Shared>, state: Arc<Mutex<State>>) -> Self {
+        Self {
+            shared,
+            state,
+            last_quit: None,
+        }
+    }
+
+    fn server(&self) -> &str {
+        &self.shared.config.irc.server_name
+    }
+
+    /// `nick!user@host` of a name.
+    fn source(&self, name: &str) -> String {
+        format!("{}!{}", nick_of(name), userhost(&self.shared.irc, name))
+    }
+}
+
+impl Render for IrcRender {
+    fn render(&mut self, item: &Outgoing, out: &mut Vec<u8>) {
+        match item {
+            Outgoing::Notice(text) => out.extend_from_slice(text.as_bytes()),
+            Outgoing::Raw(bytes) => out.extend_from_slice(bytes),
+            Outgoing::Frame { frame, .. } => {
+                let mut text = String::new();
+                self.frame(frame, &mut text);
+                out.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+}
+
+impl IrcRender {
+    fn frame(&mut self, frame: &ServerFrame, out: &mut String) {
+        let server = self.server().to_owned();
+        let mut state = lock(&self.state);
+        let nick = state.nick().to_owned();
+        match frame {
+            ServerFrame::Welcome { name, rooms, .. } => {
+                let nick = nick_of(name);
+                state.nick = Some(nick.clone());
+                let mut reply = Reply::new(&server, nick.clone());
+                let version = concat!("natter-", env!("CARGO_PKG_VERSION"));
+                reply.num("001", &[&format!("Welcome to natter, {nick}")]);
+                reply.num(
+                    "002",
+                    &[&format!("Your host is {server}, running {version}")],
+                );
+                reply.num("003", &["This server was created when it started"]);
+                reply.num("004", &[&server, version, "i", "bimnostv", "bov"]);
+                let config = &self.shared.config;
+                let isupport = [
+                    "AWAYLEN=300".to_owned(),
+                    "CASEMAPPING=ascii".into(),
+                    "CHANLIMIT=#:".to_owned() + &config.max_rooms.to_string(),
+                    "CHANMODES=b,,,imnt".into(),
+                    "CHANNELLEN=33".into(),
+                    "CHANTYPES=#".into(),
+                    "CHATHISTORY=100".into(),
+                    "ELIST=".into(),
+                    format!("LINELEN=512"),
+                    "MODES=4".into(),
+                    "MSGREFTYPES=msgid".into(),
+                    format!("NETWORK={server}"),
+                    "NICKLEN=32".into(),
+                    "PREFIX=(ov)@+".into(),
+                    "STATUSMSG=".into(),
+                    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:".into(),
+                    "TOPICLEN=".to_owned() + &crate::moderation::MAX_TOPIC.to_string(),
+                    "UTF8ONLY".into(),
+                    "WHOX".into(),
+                ];
+                for chunk in isupport.chunks(12) {
+                    let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    params.push("are supported by this server");
+                    reply.num("005", &params);
+                }
+                motd(&self.shared.config.irc, &mut reply);
+                // Rooms an owner was in before: IRC clients learn them as joins (like a bouncer).
+                for room in rooms {
+                    reply.raw(format!(":{} JOIN #{room}", self.source(name)));
+                }
+                push_reply(reply, out);
+            }
+            ServerFrame::Message(m) => self.message(m, &state, out),
+            ServerFrame::Ack { id, seq, ts } => {
+                let Some(pending) = id.as_ref().and_then(|id| state.pending.remove(id)) else {
+                    return;
+                };
+                let me = super::wire::name_of(&nick).unwrap_or_default();
+                if state.has(Cap::EchoMessage) {
+                    let command = if pending.notice { "NOTICE" } else { "PRIVMSG" };
+                    let label = pending
+                        .label
+                        .as_deref()
+                        .filter(|_| state.has(Cap::LabeledResponse));
+                    self.line(
+                        &state,
+                        out,
+                        Some(ts),
+                        Some(*seq),
+                        label,
+                        &self.source(&me),
+                        command,
+                        &pending.target,
+                        &pending.text,
+                    );
+                } else if let Some(label) =
+                    pending.label.filter(|_| state.has(Cap::LabeledResponse))
+                {
+                    let _ = write!(out, "@label={label} :{server} ACK\r\n");
+                }
+            }
+            ServerFrame::Joined { room, name, .. } => {
+                let source = self.source(name);
+                if state.has(Cap::ExtendedJoin) {
+                    let real = self
+                        .shared
+                        .irc
+                        .get(name)
+                        .map_or_else(|| name.clone(), |i| i.realname.clone());
+                    let account = "*";
+                    let mut line = format!(":{source} JOIN #{room} {account}");
+                    push_params(&mut line, &[&real]);
+                    let _ = write!(out, "{line}\r\n");
+                } else {
+                    let _ = write!(out, ":{source} JOIN #{room}\r\n");
+                }
+            }
+            ServerFrame::Users {
+                room,
+                names,
+                count,
+                ops,
+            } => {
+                let mut reply = Reply::new(&server, nick.clone());
+                let channel = format!("#{room}");
+                if names.is_empty() && count.is_some() {
+                    // Too big to list (natter's announce limit): like an auditorium (+u) channel,
+                    // the joiner sees themselves; WHO lists everyone.
+                    reply.num("353", &["=", &channel, &nick]);
+                    reply.raw(format!(
+                        ":{server} NOTICE {channel} :{} members; joins and parts are not shown in rooms this big (WHO {channel} lists everyone)",
+                        count.unwrap_or_default()
+                    ));
+                } else {
+                    for chunk in names_lines(names, ops, state.caps, &self.shared.irc) {
+                        reply.num("353", &["=", &channel, &chunk]);
+                    }
+                }
+                reply.num("366", &[&channel, "End of /NAMES list"]);
+                push_reply(reply, out);
+            }
+            ServerFrame::Topic { room, topic, .. } => {
+                if let Some(topic) = topic.as_ref().filter(|t| !t.is_empty()) {
+                    let mut reply = Reply::new(&server, nick.clone());
+                    reply.num("332", &[&format!("#{room}"), topic]);
+                    push_reply(reply, out);
+                }
+            }
+            ServerFrame::Left {
+                room,
+                name,
+                ts,
+                reason,
+                text,
+            } => {
+                let source = self.source(name);
+                let mine = super::wire::name_of(&nick)
+                    .is_some_and(|me| me.to_lowercase() == name.to_lowercase());
+                match reason {
+                    LeftReason::Leave => {
+                        let mut line = format!(":{source} PART #{room}");
+                        if let Some(text) = text {
+                            push_params(&mut line, &[text]);
+                        }
+                        let _ = write!(out, "{line}\r\n");
+                    }
+                    LeftReason::Kicked | LeftReason::Banned => {
+                        let mut line = format!(":{server} KICK #{room} {}", nick_of(name));
+                        push_params(&mut line, &[text.as_deref().unwrap_or(reason.as_str())]);
+                        let _ = write!(out, "{line}\r\n");
+                    }
+                    _ if mine => {}
+                    _ => {
+                        let key = (name.to_lowercase(), ts.clone());
+                        if self.last_quit.as_ref() == Some(&key) {
+                            return;
+                        }
+                        self.last_quit = Some(key);
+                        let why = match (reason, text) {
+                            (_, Some(text)) => text.clone(),
+                            (LeftReason::Exit, None) => "Quit".into(),
+                            (LeftReason::Timeout, None) => "Ping timeout".into(),
+                            (LeftReason::TooSlow, None) => "SendQ exceeded".into(),
+                            (LeftReason::ExcessFlood, None) => "Excess Flood".into(),
+                            _ => "Connection closed".into(),
+                        };
+                        let mut line = format!(":{source} QUIT");
+                        push_params(&mut line, &[&why]);
+                        let _ = write!(out, "{line}\r\n");
+                    }
+                }
+            }
+            ServerFrame::Ping { .. } => {
+                let _ = write!(out, "PING :{server}\r\n");
+            }
+            ServerFrame::Pong { id } => {
+                let _ = write!(
+                    out,
+                    ":{server} PONG {server} :{}\r\n",
+                    id.as_deref().unwrap_or("")
+                );
+            }
+            ServerFrame::Bye { reason } => {
+                let why = match reason {
+                    ByeReason::Shutdown => "Server shutting down",
+                    _ => "Closing link",
+                };
+                let _ = write!(out, "ERROR :{why}\r\n");
+            }
+            ServerFrame::Error {
+                code,
+                args,
+                id,
+                message,
+                ..
+            } => {
+                let pending = id.as_ref().and_then(|id| state.pending.remove(id));
+                if pending.as_ref().is_some_and(|p| p.notice) {
+                    return; // NOTICE is never answered with an error
+                }
+                let arg = |k: &str| {
+                    args.get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let mut reply = Reply::new(&server, nick.clone());
+                let target = pending.as_ref().map(|p| p.target.clone());
+                let room = arg("room");
+                let room = if room.is_empty() {
+                    target.clone().unwrap_or_default()
+                } else {
+                    room
+                };
+                let text =
+                    natter_proto::frame::error_text(natter_i18n::Lang::En, *code, args, message);
+                match code {
+                    ErrorCode::NameTaken | ErrorCode::NameOwned => {
+                        reply.num("433", &[&nick, &text]);
+                    }
+                    ErrorCode::InvalidName if target.is_none() && arg("name").is_empty() => {
+                        reply.num("432", &[&nick, &text])
+                    }
+                    ErrorCode::BadPassword | ErrorCode::Insecure => reply.num("464", &[&text]),
+                    ErrorCode::NoSuchUser | ErrorCode::InvalidName => {
+                        let who = target.unwrap_or_else(|| nick_of(&arg("name")));
+                        reply.num("401", &[&who, "No such nick/channel"]);
+                    }
+                    ErrorCode::NotInRoom if target.is_some() => reply.num(
+                        "404",
+                        &[&room, "Cannot send to channel (you are not in it)"],
+                    ),
+                    ErrorCode::NotInRoom => {
+                        reply.num("442", &[&room, "You're not on that channel"])
+                    }
+                    ErrorCode::Muted => reply.num("404", &[&room, &text]),
+                    ErrorCode::InvalidRoom => reply.num("403", &[&room, "No such channel"]),
+                    ErrorCode::Banned => reply.num("474", &[&room, &text]),
+                    ErrorCode::InviteOnly => reply.num("473", &[&room, &text]),
+                    ErrorCode::TooManyRooms => reply.num("405", &[&room, &text]),
+                    ErrorCode::Forbidden => reply.num("482", &[&room, &text]),
+                    ErrorCode::Blocked => reply.num("404", &[&room, &text]),
+                    ErrorCode::InvalidText => reply.num("417", &[&text]),
+                    ErrorCode::ExcessFlood
+                    | ErrorCode::RegistrationTimeout
+                    | ErrorCode::IdleTimeout
+                    | ErrorCode::TooSlow
+                    | ErrorCode::ServerFull
+                    | ErrorCode::TooManyConnections => {
+                        reply.raw(format!("ERROR :{text}"));
+                    }
+                    _ => reply.raw(format!(
+                        ":{server} FAIL * {} :{text}",
+                        code.as_str().to_ascii_uppercase()
+                    )),
+                }
+                push_reply(reply, out);
+            }
+            // Answers natter's own clients ask for; the IRC front end asks none of them.
+            _ => {}
+        }
+    }
+
+    /// A natter message as IRC lines (one per line of its text, long ones cut).
+    fn message(&self, m: &Message, state: &State, out: &mut String) {
+        let me_nick = state.nick();
+        let (command, target) = match (&m.room, &m.to) {
+            (Some(room), _) => ("PRIVMSG", format!("#{room}")),
+            // A private message: to me, or (another session of mine sent it) from me to them.
+            (None, Some(to)) => {
+                let to_nick = nick_of(to);
+                if to_nick.eq_ignore_ascii_case(me_nick) {
+                    ("PRIVMSG", me_nick.to_owned())
+                } else {
+                    ("PRIVMSG", to_nick)
+                }
+            }
+            (None, None) => return,
+        };
+        let source = self.source(&m.from);
+        if let Some(event) = &m.event {
+            match event.kind.as_str() {
+                "topic" => {
+                    let mut line = self.tags(state, Some(&m.ts), Some(m.seq), None);
+                    let _ = write!(line, ":{source} TOPIC {target}");
+                    push_params(&mut line, &[event.text.as_deref().unwrap_or("")]);
+                    let _ = write!(out, "{line}\r\n");
+                    return;
+                }
+                "kick" | "ban" => {
+                    if let Some(name) = &event.name {
+                        let mut line = self.tags(state, Some(&m.ts), Some(m.seq), None);
+                        let _ = write!(line, ":{source} KICK {target} {}", nick_of(name));
+                        push_params(&mut line, &[event.text.as_deref().unwrap_or(&event.kind)]);
+                        let _ = write!(out, "{line}\r\n");
+                    }
+                    if event.kind == "kick" {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            self.line(
+                state,
+                out,
+                Some(&m.ts),
+                Some(m.seq),
+                None,
+                &source,
+                "NOTICE",
+                &target,
+                &m.text,
+            );
+            return;
+        }
+        let text = match m.text.strip_prefix("/me ") {
+            Some(action) => format!("\u{1}ACTION {action}\u{1}"),
+            None => m.text.clone(),
+        };
+        self.line(
+            state,
+            out,
+            Some(&m.ts),
+            Some(m.seq),
+            None,
+            &source,
+            command,
+            &target,
+            &text,
+        );
+    }
+
+    /// The tags a line gets for this client: `time` (server-time), `msgid` (message-tags), `label`.
+    fn tags(
+        &self,
+        state: &State,
+        ts: Option<&str>,
+        seq: Option<u64>,
+        label: Option<&str>,
+    ) -> String {
+        let mut tags = String::new();
+        let mut add = |tag: &str, value: &str| {
+            tags.push(if tags.is_empty() { '@' } else { ';' });
+            tags.push_str(tag);
+            tags.push('=');
+            escape_tag(value, &mut tags);
+        };
+        if let Some(label) = label {
+            add("label", label);
+        }
+        if let (Some(seq), true) = (seq, state.has(Cap::MessageTags)) {
+            add("msgid", &seq.to_string());
+        }
+        if let (Some(ts), true) = (
+            ts,
+            state.has(Cap::ServerTime) || state.has(Cap::MessageTags),
+        ) {
+            add("time", ts);
+        }
+        if !tags.is_empty() {
+            tags.push(' ');
+        }
+        tags
+    }
+
+    /// `PRIVMSG`/`NOTICE` lines for a text.
+    #[allow(clippy::too_many_arguments)]
+    fn line(
+        &self,
+        state: &State,
+        out: &mut String,
+        ts: Option<&str>,
+        seq: Option<u64>,
+        label: Option<&str>,
+        source: &str,
+        command: &str,
+        target: &str,
+        text: &str,
+    ) {
+        let tags = self.tags(state, ts, seq, label);
+        for piece in pieces(text, TEXT_ROOM) {
+            let _ = write!(out, "{tags}:{source} {command} {target} :{piece}\r\n");
+        }
+    }
+}
+
+fn push_reply(reply: Reply, out: &mut String) {
+    if let Some(lines) = reply.finish(None, false) {
+        out.push_str(&lines);
+    }
+}
