@@ -261,6 +261,7 @@ async fn hello(
         version: natter_proto::VERSION,
         resume_after,
         lobby: true,
+        rooms: true,
         key: key.map(auth::public_key),
         password: password.map(str::to_owned),
     };

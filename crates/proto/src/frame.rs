@@ -23,6 +23,10 @@ pub enum ClientFrame {
         /// join announcements). Rooms joined before are restored either way.
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         lobby: bool,
+        /// `false`: start in no room — the rooms you were in are not entered again (IRC clients join
+        /// their channels themselves). They stay remembered for a later `hello` without it.
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        rooms: bool,
         /// Your public key (Ed25519, base64url): own the name, or prove you own it (see
         /// [`crate::auth`]). Without it you are a guest.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -843,6 +847,7 @@ mod tests {
                 version: 1,
                 resume_after: None,
                 lobby: true,
+                rooms: true,
                 key: None,
                 password: None,
             }
@@ -878,6 +883,7 @@ mod tests {
                 version: 1,
                 resume_after: None,
                 lobby: true,
+                rooms: true,
                 key: None,
                 password: None,
             }
@@ -986,16 +992,18 @@ mod tests {
                     any::<u32>(),
                     any::<Option<u64>>(),
                     any::<bool>(),
+                    any::<bool>(),
                     opt(),
                     opt()
                 )
                     .prop_map(
-                        |(name, version, resume_after, lobby, key, password)| {
+                        |(name, version, resume_after, lobby, rooms, key, password)| {
                             ClientFrame::Hello {
                                 name,
                                 version,
                                 resume_after,
                                 lobby,
+                                rooms,
                                 key,
                                 password,
                             }

@@ -1134,20 +1134,34 @@ impl Hub {
                 let args = natter_proto::error_args!(what = "room", room = format!("#{room}"));
                 return refuse(code, args);
             }
-            // A room nobody has yet: whoever creates it owns it — if they own their name (a guest's
-            // room has no owner). The lobby is the admins'.
-            if new && !rules.contains_key(room.key()) && room.key() != natter_proto::LOBBY {
-                let user = registry.users.get(me.key());
-                let owner = user.filter(|u| u.owner).map(|_| me.key().to_owned());
-                let fresh = RoomRules {
-                    owner,
-                    ..RoomRules::default()
+            // A room nobody has yet: whoever creates it owns it — if they own their name. A guest who
+            // creates a room (or brings an ownerless room back to life) is its operator while it
+            // lives, as on IRC; a room nobody owns starts each life with its creator as its only
+            // operator. The lobby is the admins'.
+            if new && room.key() != natter_proto::LOBBY {
+                let owns_name = registry.users.get(me.key()).is_some_and(|u| u.owner);
+                let changed = match rules.get_mut(room.key()) {
+                    None if owns_name => Some(RoomRules {
+                        owner: Some(me.key().to_owned()),
+                        ..RoomRules::default()
+                    }),
+                    None => Some(RoomRules {
+                        ops: [me.key().to_owned()].into(),
+                        ..RoomRules::default()
+                    }),
+                    Some(r) if r.owner.is_none() => {
+                        r.ops = [me.key().to_owned()].into();
+                        Some(r.clone())
+                    }
+                    Some(_) => None,
                 };
-                let _ = self.writer.send(WriteCmd::Rules {
-                    room: room.key().to_owned(),
-                    rules: serde_json::to_string(&fresh).unwrap_or_default(),
-                });
-                rules.insert(room.key().to_owned(), fresh);
+                if let Some(fresh) = changed {
+                    let _ = self.writer.send(WriteCmd::Rules {
+                        room: room.key().to_owned(),
+                        rules: serde_json::to_string(&fresh).unwrap_or_default(),
+                    });
+                    rules.insert(room.key().to_owned(), fresh);
+                }
             }
         }
         let Some(user) = registry.users.get_mut(me.key()) else {

@@ -232,8 +232,22 @@ async fn topics_and_invite_only_rooms() {
     )
     .await;
     assert_eq!(bob.expect("error").await["code"], "forbidden");
-    // A room a guest creates has no owner: nobody but an admin moderates it.
+    // A room a guest creates has no owner; its creator is its operator while it lives (as on IRC),
+    // and nobody else is.
     join(&mut bob, "guests").await;
-    moderate(&mut bob, "guests", json!({"action":"topic","text":"x"})).await;
+    moderated(&mut bob, "guests", json!({"action":"topic","text":"x"})).await;
+    let mut carol = server.join("carol").await;
+    join(&mut carol, "guests").await;
+    moderate(&mut carol, "guests", json!({"action":"topic","text":"y"})).await;
+    assert_eq!(carol.expect("error").await["code"], "forbidden");
+    // Once it is empty, whoever brings it back is its operator — the last one's are gone.
+    for c in [&mut bob, &mut carol] {
+        c.send(json!({"type":"leave","room":"guests"})).await;
+        c.sync().await;
+    }
+    join(&mut carol, "guests").await;
+    moderated(&mut carol, "guests", json!({"action":"topic","text":"z"})).await;
+    join(&mut bob, "guests").await;
+    moderate(&mut bob, "guests", json!({"action":"topic","text":"w"})).await;
     assert_eq!(bob.expect("error").await["code"], "forbidden");
 }

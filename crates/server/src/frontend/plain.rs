@@ -155,6 +155,7 @@ impl Plain {
                         version: natter_proto::VERSION,
                         resume_after: None,
                         lobby: true,
+                        rooms: true,
                         key: None,
                         password,
                     })
@@ -430,6 +431,7 @@ mod tests {
                 version: 1,
                 resume_after: None,
                 lobby: true,
+                rooms: true,
                 key: None,
                 password: None,
             }

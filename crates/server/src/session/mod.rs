@@ -385,7 +385,7 @@ impl Session {
             return None;
         }
         if self.kind == Kind::Irc {
-            let front = Box::new(frontend::irc::Irc::new(self.shared.clone(), self.peer));
+            let front = Box::new(frontend::irc::Irc::new(self.shared.clone()));
             self.shared.count(front.name(), 1);
             wire.set_renderer(front.renderer());
             self.front = Some(front);
@@ -755,6 +755,7 @@ impl Session {
                             version,
                             resume_after,
                             lobby,
+                            rooms,
                             key,
                             password,
                         },
@@ -763,6 +764,7 @@ impl Session {
                             name,
                             resume_after,
                             lobby,
+                            rooms,
                             password,
                         };
                         Box::pin(self.hello(hello, version, key)).await;

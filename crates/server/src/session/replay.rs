@@ -27,6 +27,8 @@ pub(super) struct Hello {
     pub name: String,
     pub resume_after: Option<u64>,
     pub lobby: bool,
+    /// `false`: do not enter the rooms remembered for the name.
+    pub rooms: bool,
     pub password: Option<String>,
 }
 
@@ -223,6 +225,7 @@ impl Session {
             name,
             resume_after,
             lobby,
+            rooms,
             ..
         } = hello;
         let hub = self.shared.hub.clone();
@@ -282,7 +285,8 @@ impl Session {
             }
         };
         let remembered = match hub.remembered_rooms(&me).await {
-            Ok(rooms) => rooms,
+            Ok(remembered) if rooms => remembered,
+            Ok(_) => Vec::new(),
             Err(e) => {
                 tracing::error!("{}: cannot register {me}: {e}", self.peer);
                 self.leave(None);

@@ -6,9 +6,6 @@ use super::wire::{is_irc_nick, mask_matches, name_of, nick_of, room_of, Line};
 use super::{Cap, Ident, Irc, Pending, Reply, CAPS};
 use crate::frontend::Input;
 
-/// The longest nick, channel name and topic natter accepts (ISUPPORT tells clients).
-const NICKLEN: usize = 32;
-
 impl Irc {
     /// Before registration: NICK, USER, PASS, CAP, PING and QUIT; the rest is 451.
     pub(super) fn register(&mut self, line: &Line, reply: &mut Reply) -> Input {
@@ -48,7 +45,8 @@ impl Irc {
                     .take(16)
                     .collect();
                 let user = if user.is_empty() { "user".into() } else { user };
-                self.user = Some((user, line.param(3).to_owned()));
+                self.user = Some((user.clone(), line.param(3).to_owned()));
+                self.state().user = (user, line.param(3).to_owned());
                 self.hello()
             }
             "PASS" => {
@@ -82,26 +80,10 @@ impl Irc {
             resume_after: None,
             // IRC clients manage their channels themselves: they `JOIN #lobby`.
             lobby: false,
+            rooms: false,
             key: None,
             password: self.pass.clone(),
         })
-    }
-
-    /// Called by the renderer's half once `welcome` arrived: the IRC user's ident goes in the directory.
-    pub(super) fn welcomed(&mut self, name: &str) {
-        if self.ident.as_ref().is_some_and(|(n, _)| n == name) {
-            return;
-        }
-        let (user, realname) = self.user.clone().unwrap_or_default();
-        let ident = self.shared.irc.set(
-            name,
-            Ident {
-                user,
-                realname,
-                away: None,
-            },
-        );
-        self.ident = Some((name.to_owned(), ident));
     }
 
     fn pong(&self, line: &Line, reply: &mut Reply) {
@@ -176,7 +158,7 @@ impl Irc {
     }
 
     fn ident_known(&self) -> bool {
-        self.ident.is_some()
+        self.state().ident.is_some()
     }
 
     fn next_id(&mut self) -> String {
@@ -186,10 +168,6 @@ impl Irc {
 
     /// A registered client's command.
     pub(super) fn command(&mut self, line: &Line, reply: &mut Reply, label: Option<&str>) -> Input {
-        let me = reply.nick.clone();
-        if let Some(name) = name_of(&me) {
-            self.welcomed(&name);
-        }
         match line.command.as_str() {
             "PING" => self.pong(line, reply),
             "PONG" => {}
@@ -785,7 +763,7 @@ impl Irc {
     }
 
     fn away(&mut self, line: &Line, reply: &mut Reply) {
-        let Some((name, ident)) = self.ident.clone() else {
+        let Some((name, ident)) = self.state().ident.clone() else {
             return;
         };
         let away = line
@@ -801,7 +779,7 @@ impl Irc {
                 ..(*ident).clone()
             },
         );
-        self.ident = Some((name, ident));
+        self.state().ident = Some((name, ident));
         if now_away {
             reply.num("306", &["You have been marked as being away"]);
         } else {

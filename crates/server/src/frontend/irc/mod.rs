@@ -16,7 +16,6 @@ mod render;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::{FrontEnd, Input, Render};
@@ -118,8 +117,10 @@ struct State {
     caps: u32,
     /// Messages sent and not yet acked, by the `id` given them: what to echo, or which error to give.
     pending: HashMap<String, Pending>,
-    /// `labeled-response`: the label of the request whose answer is rendered next (JOIN, PART, …).
-    label: Option<String>,
+    /// What USER said: username and real name.
+    user: (String, String),
+    /// Once welcomed: the name and the entry this connection put in the [`Directory`].
+    ident: Option<(String, Arc<Ident>)>,
 }
 
 impl State {
@@ -149,14 +150,11 @@ pub struct Irc {
     user: Option<(String, String)>,
     pass: Option<String>,
     negotiating: bool,
-    ident: Option<(String, Arc<Ident>)>,
     next_id: u64,
-    /// Where the connection comes from (for logs).
-    peer: SocketAddr,
 }
 
 impl Irc {
-    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+    pub fn new(shared: Arc<Shared>) -> Self {
         Self {
             shared,
             state: Arc::default(),
@@ -164,9 +162,7 @@ impl Irc {
             user: None,
             pass: None,
             negotiating: false,
-            ident: None,
             next_id: 0,
-            peer,
         }
     }
 
@@ -185,8 +181,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl Drop for Irc {
     fn drop(&mut self) {
-        if let Some((name, ident)) = &self.ident {
-            self.shared.irc.remove(name, ident);
+        if let Some((name, ident)) = self.state().ident.take() {
+            self.shared.irc.remove(&name, &ident);
         }
     }
 }

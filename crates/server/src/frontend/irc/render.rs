@@ -62,9 +62,20 @@ impl IrcRender {
         let mut state = lock(&self.state);
         let nick = state.nick().to_owned();
         match frame {
-            ServerFrame::Welcome { name, rooms, .. } => {
+            ServerFrame::Welcome { name, .. } => {
                 let nick = nick_of(name);
                 state.nick = Some(nick.clone());
+                // From now on others see this user's username and real name.
+                let (user, realname) = state.user.clone();
+                let ident = self.shared.irc.set(
+                    name,
+                    super::Ident {
+                        user,
+                        realname,
+                        away: None,
+                    },
+                );
+                state.ident = Some((name.clone(), ident));
                 let mut reply = Reply::new(&server, nick.clone());
                 let version = concat!("natter-", env!("CARGO_PKG_VERSION"));
                 reply.num("001", &[&format!("Welcome to natter, {nick}")]);
@@ -102,10 +113,6 @@ impl IrcRender {
                     reply.num("005", &params);
                 }
                 motd(&self.shared.config.irc, &mut reply);
-                // Rooms an owner was in before: IRC clients learn them as joins (like a bouncer).
-                for room in rooms {
-                    reply.raw(format!(":{} JOIN #{room}", self.source(name)));
-                }
                 push_reply(reply, out);
             }
             ServerFrame::Message(m) => self.message(m, &state, out),
