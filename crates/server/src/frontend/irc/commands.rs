@@ -34,7 +34,7 @@ impl Irc {
                 self.hello()
             }
             "USER" => {
-                if line.params.len() < 4 {
+                if line.params.len() < 4 || line.param(3).is_empty() {
                     reply.num("461", &["USER", "Not enough parameters"]);
                     return Input::Nothing;
                 }
@@ -163,7 +163,7 @@ impl Irc {
 
     fn next_id(&mut self) -> String {
         self.next_id += 1;
-        format!("i{}", self.next_id)
+        format!("irc{:x}.{}", self.id_prefix, self.next_id)
     }
 
     /// A registered client's command.
@@ -430,15 +430,18 @@ impl Irc {
             });
         let mut rows: Vec<(String, Option<String>, bool)> = Vec::new(); // name, channel, op
         if let Some(room) = room_of(mask) {
-            if let Some(room) = RoomName::parse_lenient(room).ok() {
-                if let Some((names, ops)) = self.members(&room) {
-                    for name in names {
-                        let op = ops.contains(&name);
-                        rows.push((name, Some(format!("#{room}")), op));
-                    }
+            if let Ok(ServerFrame::Users {
+                room, names, ops, ..
+            }) = self.shared.hub.who(Some(room))
+            {
+                for name in names {
+                    let op = ops.contains(&name);
+                    rows.push((name, Some(format!("#{room}")), op));
                 }
             }
         } else {
+            let me = name_of(&reply.nick).unwrap_or_default();
+            let my_rooms = self.shared.hub.user(&me).map(|u| u.1).unwrap_or_default();
             let exact = name_of(mask).and_then(|n| self.shared.hub.user(&n));
             let names: Vec<String> = match exact {
                 Some((name, _, _)) => vec![name.to_string()],
@@ -450,6 +453,12 @@ impl Irc {
                     .map(|n| n.to_string())
                     .filter(|n| {
                         let ident = self.shared.irc.get(n);
+                        if ident.as_ref().is_some_and(|i| i.invisible) {
+                            let theirs = self.shared.hub.user(n).map(|u| u.1).unwrap_or_default();
+                            if !theirs.iter().any(|r| my_rooms.contains(r)) {
+                                return false;
+                            }
+                        }
                         let nick = nick_of(n);
                         let (user, real) = ident.as_ref().map_or(("natter", n.as_str()), |i| {
                             (i.user.as_str(), i.realname.as_str())
@@ -464,12 +473,22 @@ impl Irc {
                     .collect(),
             };
             for name in names {
-                let channel = self
+                // The first channel they are in, with their status there.
+                let first = self
                     .shared
                     .hub
                     .user(&name)
-                    .and_then(|u| u.1.first().map(|r| format!("#{r}")));
-                rows.push((name, channel, false));
+                    .and_then(|u| u.1.first().cloned());
+                let (channel, op) = match first {
+                    Some(room) => match self.shared.hub.who(Some(room.as_str())) {
+                        Ok(ServerFrame::Users { room, ops, .. }) => {
+                            (Some(format!("#{room}")), ops.contains(&name))
+                        }
+                        _ => (None, false),
+                    },
+                    None => (None, false),
+                };
+                rows.push((name, channel, op));
             }
         }
         let server = reply.server.clone();

@@ -28,6 +28,8 @@ pub struct Ident {
     pub user: String,
     pub realname: String,
     pub away: Option<String>,
+    /// User mode `+i`: left out of `WHO` masks for those who share no channel with them.
+    pub invisible: bool,
 }
 
 /// The IRC users online, by folded natter name: their [`Ident`].
@@ -150,6 +152,10 @@ pub struct Irc {
     user: Option<(String, String)>,
     pass: Option<String>,
     negotiating: bool,
+    /// The `id`s of this connection's messages: a random prefix and a counter. natter acknowledges a
+    /// repeated id from the same name without storing the message again (exactly-once resume), so the
+    /// ids of two connections under one name must never meet.
+    id_prefix: u64,
     next_id: u64,
 }
 
@@ -162,6 +168,7 @@ impl Irc {
             user: None,
             pass: None,
             negotiating: false,
+            id_prefix: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
             next_id: 0,
         }
     }

@@ -73,6 +73,7 @@ impl IrcRender {
                         user,
                         realname,
                         away: None,
+                        invisible: false,
                     },
                 );
                 state.ident = Some((name.clone(), ident));
@@ -209,6 +210,8 @@ impl IrcRender {
                         }
                         let _ = write!(out, "{line}\r\n");
                     }
+                    // A kick reaches the others as its event (a KICK from the operator).
+                    LeftReason::Kicked if !mine => {}
                     LeftReason::Kicked | LeftReason::Banned => {
                         let mut line = format!(":{server} KICK #{room} {}", nick_of(name));
                         push_params(&mut line, &[text.as_deref().unwrap_or(reason.as_str())]);
@@ -352,16 +355,37 @@ impl IrcRender {
                     let _ = write!(out, "{line}\r\n");
                     return;
                 }
-                "kick" | "ban" => {
+                "op" | "deop" | "voice" | "devoice" | "ban" | "unban" | "invite_only"
+                | "moderated" => {
+                    let (sign, letter) = match (event.kind.as_str(), event.on) {
+                        ("op", _) => ('+', 'o'),
+                        ("deop", _) => ('-', 'o'),
+                        ("voice", _) => ('+', 'v'),
+                        ("devoice", _) => ('-', 'v'),
+                        ("ban", _) => ('+', 'b'),
+                        ("unban", _) => ('-', 'b'),
+                        ("invite_only", on) => (if on == Some(false) { '-' } else { '+' }, 'i'),
+                        (_, on) => (if on == Some(false) { '-' } else { '+' }, 'm'),
+                    };
+                    let mut line = self.tags(state, Some(&m.ts), Some(m.seq), None);
+                    let _ = write!(line, ":{source} MODE {target} {sign}{letter}");
+                    if let Some(name) = &event.name {
+                        let _ = write!(line, " {}", nick_of(name));
+                        if letter == 'b' {
+                            line.push_str("!*@*");
+                        }
+                    }
+                    let _ = write!(out, "{line}\r\n");
+                    return;
+                }
+                "kick" => {
                     if let Some(name) = &event.name {
                         let mut line = self.tags(state, Some(&m.ts), Some(m.seq), None);
                         let _ = write!(line, ":{source} KICK {target} {}", nick_of(name));
                         push_params(&mut line, &[event.text.as_deref().unwrap_or(&event.kind)]);
                         let _ = write!(out, "{line}\r\n");
                     }
-                    if event.kind == "kick" {
-                        return;
-                    }
+                    return;
                 }
                 _ => {}
             }
