@@ -617,11 +617,32 @@ impl Irc {
     fn mode(&mut self, line: &Line, reply: &mut Reply) -> Input {
         let target = line.param(0);
         let Some(room) = room_of(target) else {
-            // User modes: natter has none to set.
-            if name_of(target).is_some_and(|n| {
-                n.to_lowercase() == name_of(&reply.nick).unwrap_or_default().to_lowercase()
-            }) {
-                reply.num("221", &["+"]);
+            // User modes: only `+i` (invisible to WHO masks).
+            let me = name_of(&reply.nick).unwrap_or_default();
+            if name_of(target).is_some_and(|n| n.to_lowercase() == me.to_lowercase()) {
+                let ident = self.state().ident.clone();
+                let Some((name, ident)) = ident else {
+                    return Input::Nothing;
+                };
+                match line.params.get(1).copied() {
+                    None => reply.num("221", &[if ident.invisible { "+i" } else { "+" }]),
+                    Some(change @ ("+i" | "-i")) => {
+                        let invisible = change == "+i";
+                        if invisible != ident.invisible {
+                            let ident = self.shared.irc.set(
+                                &name,
+                                Ident {
+                                    invisible,
+                                    ..(*ident).clone()
+                                },
+                            );
+                            self.state().ident = Some((name, ident));
+                            let nick = reply.nick.clone();
+                            reply.raw(format!(":{nick} MODE {nick} :{change}"));
+                        }
+                    }
+                    Some(_) => reply.num("501", &["Unknown MODE flag"]),
+                }
             } else if target.is_empty() {
                 reply.num("461", &["MODE", "Not enough parameters"]);
             } else {
