@@ -21,6 +21,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The browser client's address, for a server started with [`TestServer::start_web`].
     pub web: Option<SocketAddr>,
+    /// The IRC front end's address, for a server started with [`TestServer::start_irc`].
+    pub irc: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServerError>>,
 }
@@ -57,20 +59,45 @@ impl TestServer {
         Self::start_all(vec![chat], vec![web], config)
     }
 
+    /// Starts a server that also serves IRC clients ([`crate::frontend::irc`]) on 127.0.0.1:0.
+    pub async fn start_irc(config: Config) -> Self {
+        let any = "127.0.0.1:0".parse().expect("valid address");
+        let listeners = crate::Listeners {
+            chat: vec![crate::bind(any, 1024).expect("bind 127.0.0.1:0")],
+            irc: vec![crate::bind(any, 1024).expect("bind 127.0.0.1:0")],
+            ..Default::default()
+        };
+        Self::start_listeners(listeners, config)
+    }
+
     fn start_all(
         listeners: Vec<tokio::net::TcpListener>,
         web: Vec<tokio::net::TcpListener>,
         config: Config,
     ) -> Self {
-        let addr = listeners[0].local_addr().expect("bound address");
-        let web_addr = web.first().map(|l| l.local_addr().expect("bound address"));
+        let listeners = crate::Listeners {
+            chat: listeners,
+            web,
+            ..Default::default()
+        };
+        Self::start_listeners(listeners, config)
+    }
+
+    fn start_listeners(listeners: crate::Listeners, config: Config) -> Self {
+        let first = |l: &[tokio::net::TcpListener]| {
+            l.first().map(|l| l.local_addr().expect("bound address"))
+        };
+        let addr = first(&listeners.chat).expect("a chat listener");
+        let web = first(&listeners.web);
+        let irc = first(&listeners.irc);
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(crate::run_with_web(listeners, web, config, async move {
+        let handle = tokio::spawn(crate::run_all(listeners, config, async move {
             let _ = stopped.await;
         }));
         Self {
             addr,
-            web: web_addr,
+            web,
+            irc,
             stop: Some(stop),
             handle,
         }

@@ -29,8 +29,7 @@ impl Irc {
                     return Input::Nothing;
                 }
                 self.nick = Some(nick.to_owned());
-                self.state().nick = Some(nick.to_owned());
-                reply.nick = nick.to_owned();
+                self.state().asked = Some(nick.to_owned());
                 self.hello()
             }
             "USER" => {
@@ -157,6 +156,37 @@ impl Irc {
         }
     }
 
+    /// A `moderate` frame, remembered by its id so that a refusal names the channel.
+    fn moderate(
+        &mut self,
+        room: &str,
+        action: &str,
+        name: Option<String>,
+        text: Option<&str>,
+        on: Option<bool>,
+    ) -> ClientFrame {
+        let id = self.next_id();
+        self.state().pending.insert(
+            id.clone(),
+            Pending {
+                echo: false,
+                notice: false,
+                target: format!("#{room}"),
+                text: String::new(),
+                label: None,
+            },
+        );
+        ClientFrame::Moderate {
+            room: room.to_owned(),
+            action: action.to_owned(),
+            name,
+            text: text.map(str::to_owned),
+            minutes: None,
+            on,
+            id: Some(id),
+        }
+    }
+
     fn ident_known(&self) -> bool {
         self.state().ident.is_some()
     }
@@ -195,7 +225,8 @@ impl Irc {
                     reply.num("461", &["KICK", "Not enough parameters"]);
                     return Input::Nothing;
                 };
-                return Input::Frame(moderate(room, "kick", Some(name), line.params.get(2)));
+                let reason = line.params.get(2).copied();
+                return Input::Frame(self.moderate(room, "kick", Some(name), reason, None));
             }
             "INVITE" => {
                 let (nick, channel) = (line.param(0), line.param(1));
@@ -208,7 +239,7 @@ impl Irc {
                     return Input::Nothing;
                 }
                 reply.num("341", &[nick, channel]);
-                return Input::Frame(moderate(room, "invite", Some(name), None));
+                return Input::Frame(self.moderate(room, "invite", Some(name), None, None));
             }
             "LIST" => self.list(reply),
             "LUSERS" => self.lusers(reply),
@@ -314,6 +345,7 @@ impl Irc {
             self.state().pending.insert(
                 id,
                 Pending {
+                    echo: true,
                     notice,
                     target: target.to_owned(),
                     text: text.to_owned(),
@@ -601,7 +633,9 @@ impl Irc {
             return Input::Nothing;
         }
         match line.params.get(1) {
-            Some(text) => Input::Frame(moderate(room.as_str(), "topic", None, Some(text))),
+            Some(text) => {
+                Input::Frame(self.moderate(room.as_str(), "topic", None, Some(text), None))
+            }
             None => {
                 match self.shared.hub.topic_frame(&room) {
                     Some(ServerFrame::Topic {
@@ -710,15 +744,7 @@ impl Irc {
                 }
                 'i' | 'm' => {
                     let action = if c == 'i' { "invite_only" } else { "moderated" };
-                    frames.push(ClientFrame::Moderate {
-                        room: room.to_string(),
-                        action: action.into(),
-                        name: None,
-                        text: None,
-                        minutes: None,
-                        on: Some(on),
-                        id: None,
-                    });
+                    frames.push(self.moderate(room.as_str(), action, None, None, Some(on)));
                     continue;
                 }
                 'n' | 't' => continue, // always on in natter
@@ -739,7 +765,7 @@ impl Irc {
                 reply.num("401", &[nick, "No such nick/channel"]);
                 continue;
             };
-            frames.push(moderate(room.as_str(), action, Some(name), None));
+            frames.push(self.moderate(room.as_str(), action, Some(name), None, None));
         }
         Input::Frames(frames)
     }
@@ -840,19 +866,6 @@ impl Irc {
 /// The name of a room for display in IRC (`lobby`), from a parsed name.
 fn room_name(room: Option<&RoomName>) -> String {
     room.map(ToString::to_string).unwrap_or_default()
-}
-
-/// A `moderate` frame.
-fn moderate(room: &str, action: &str, name: Option<String>, text: Option<&&str>) -> ClientFrame {
-    ClientFrame::Moderate {
-        room: room.to_owned(),
-        action: action.to_owned(),
-        name,
-        text: text.map(|t| (*t).to_owned()),
-        minutes: None,
-        on: None,
-        id: None,
-    }
 }
 
 /// `user@host` of a name (see [`Irc::userhost`]).

@@ -114,8 +114,10 @@ const CAPS: &[(Cap, &str)] = &[
 /// What the translating half and the rendering half of one connection share.
 #[derive(Default)]
 struct State {
-    /// The nick registered (or, before, the latest asked for; numerics need one).
+    /// The nick registered (numerics say `*` before).
     nick: Option<String>,
+    /// The nick asked for last (before registration: for 432 and 433).
+    asked: Option<String>,
     caps: u32,
     /// Messages sent and not yet acked, by the `id` given them: what to echo, or which error to give.
     pending: HashMap<String, Pending>,
@@ -137,6 +139,8 @@ impl State {
 
 /// A PRIVMSG or NOTICE on its way through the store.
 struct Pending {
+    /// A PRIVMSG or NOTICE (echoed with echo-message); otherwise a channel request (TOPIC, MODE, KICK).
+    echo: bool,
     notice: bool,
     target: String,
     text: String,

@@ -122,7 +122,7 @@ impl IrcRender {
                     return;
                 };
                 let me = super::wire::name_of(&nick).unwrap_or_default();
-                if state.has(Cap::EchoMessage) {
+                if pending.echo && state.has(Cap::EchoMessage) {
                     let command = if pending.notice { "NOTICE" } else { "PRIVMSG" };
                     let label = pending
                         .label
@@ -283,11 +283,11 @@ impl IrcRender {
                 let text =
                     natter_proto::frame::error_text(natter_i18n::Lang::En, *code, args, message);
                 match code {
-                    ErrorCode::NameTaken | ErrorCode::NameOwned => {
-                        reply.num("433", &[&nick, &text]);
+                    ErrorCode::NameTaken | ErrorCode::NameOwned if state.nick.is_none() => {
+                        reply.num("433", &[state.asked.as_deref().unwrap_or("*"), &text]);
                     }
-                    ErrorCode::InvalidName if target.is_none() && arg("name").is_empty() => {
-                        reply.num("432", &[&nick, &text])
+                    ErrorCode::InvalidName if state.nick.is_none() => {
+                        reply.num("432", &[state.asked.as_deref().unwrap_or("*"), &text])
                     }
                     ErrorCode::BadPassword | ErrorCode::Insecure => reply.num("464", &[&text]),
                     ErrorCode::NoSuchUser | ErrorCode::InvalidName => {

@@ -1,0 +1,311 @@
+//! The IRC front end (issue 15): IRC clients and natter's own clients in the same rooms, over real
+//! sockets. PING/PONG is the barrier: the server answers lines in order, so a PONG proves everything
+//! sent before it was handled.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Connect, TestServer, WAIT};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// A raw IRC client that sees the lines as sent.
+struct Irc {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    pings: u32,
+}
+
+impl Irc {
+    async fn connect(addr: SocketAddr) -> Self {
+        let (read, writer) = TcpStream::connect(addr).await.unwrap().into_split();
+        Self {
+            reader: BufReader::new(read),
+            writer,
+            pings: 0,
+        }
+    }
+
+    /// Connects and registers as `nick` with `caps`, returning the lines up to the end of the MOTD.
+    async fn register(addr: SocketAddr, nick: &str, caps: &[&str]) -> (Self, Vec<String>) {
+        let mut c = Self::connect(addr).await;
+        if !caps.is_empty() {
+            c.send("CAP LS 302").await;
+            c.send(&format!("CAP REQ :{}", caps.join(" "))).await;
+        }
+        c.send(&format!("NICK {nick}")).await;
+        c.send(&format!("USER {nick} 0 * :{nick} the tester")).await;
+        if !caps.is_empty() {
+            c.send("CAP END").await;
+        }
+        let mut lines = Vec::new();
+        loop {
+            let line = c.line().await;
+            let end = line.contains(" 422 ") || line.contains(" 376 ");
+            lines.push(line);
+            if end {
+                return (c, lines);
+            }
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn line(&mut self) -> String {
+        let mut line = String::new();
+        let read = tokio::time::timeout(WAIT, self.reader.read_line(&mut line));
+        let n = read.await.expect("a line within the wait").unwrap();
+        assert!(n > 0, "connection closed");
+        assert!(line.ends_with("\r\n"), "IRC lines end in CRLF: {line:?}");
+        line.trim_end().to_owned()
+    }
+
+    /// Every line before the answer to a PING sent now.
+    async fn sync(&mut self) -> Vec<String> {
+        self.pings += 1;
+        let token = format!("sync{}", self.pings);
+        self.send(&format!("PING {token}")).await;
+        let mut before = Vec::new();
+        loop {
+            let line = self.line().await;
+            if line.contains(" PONG ") && line.ends_with(&token) {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+}
+
+fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+/// An IRC user, a native user and a plain-text user in one room: joins, names, Chinese and English
+/// both ways, private messages, a part with its words and a quit.
+#[tokio::test]
+async fn irc_and_native_users_talk_in_one_room() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let mut alice = server.join("alice").await; // native, in the lobby
+    let (mut bob, welcome) = Irc::register(irc, "bob", &[]).await;
+    assert!(welcome[0].starts_with(":natter 001 bob "), "{welcome:?}");
+    assert!(has(&welcome, "CHANTYPES=#") && has(&welcome, "UTF8ONLY"));
+    // Not put in the lobby: IRC clients join their channels themselves.
+    assert!(!has(&bob.sync().await, "JOIN"));
+    bob.send("JOIN #lobby").await;
+    let joined = bob.sync().await;
+    assert_eq!(joined[0], ":bob!bob@irc JOIN #lobby", "{joined:?}");
+    assert!(joined[1].contains(" 353 bob = #lobby :") && joined[1].contains("alice"));
+    assert!(joined[2].contains(" 366 bob #lobby "));
+    let seen = alice.sync().await;
+    assert!(seen
+        .iter()
+        .any(|f| f["type"] == "joined" && f["name"] == "bob"));
+
+    // English and Chinese, both ways.
+    alice.say("hello bob, 你好", "1").await;
+    let lines = bob.sync().await;
+    assert_eq!(
+        lines,
+        vec![":alice!natter@natter PRIVMSG #lobby :hello bob, 你好"]
+    );
+    bob.send("PRIVMSG #lobby :你好 alice, \u{2}bold\u{2}").await;
+    bob.sync().await;
+    let m = alice.expect("message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["text"].as_str()),
+        (Some("bob"), Some("你好 alice, bold"))
+    );
+
+    // A multi-line natter message is several IRC lines.
+    alice.say("one\ntwo", "2").await;
+    assert_eq!(
+        bob.sync().await,
+        vec![
+            ":alice!natter@natter PRIVMSG #lobby :one",
+            ":alice!natter@natter PRIVMSG #lobby :two"
+        ]
+    );
+
+    // Private messages both ways.
+    bob.send("PRIVMSG alice :psst").await;
+    bob.sync().await;
+    let m = alice.expect("message").await;
+    assert_eq!(
+        (m["to"].as_str(), m["text"].as_str()),
+        (Some("alice"), Some("psst"))
+    );
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"悄悄话","id":"3"}))
+        .await;
+    alice.expect("ack").await;
+    assert_eq!(
+        bob.sync().await,
+        vec![":alice!natter@natter PRIVMSG bob :悄悄话"]
+    );
+
+    // Someone who is not there.
+    bob.send("PRIVMSG nobody :x").await;
+    let lines = bob.sync().await;
+    assert!(lines[0].contains(" 401 bob nobody "), "{lines:?}");
+
+    // A plain-text user (nc) joins the lobby and talks.
+    let mut carol = tokio::io::BufReader::new(TcpStream::connect(server.addr).await.unwrap());
+    carol
+        .get_mut()
+        .write_all(b"carol\nhi from nc\n")
+        .await
+        .unwrap();
+    let lines = bob.sync().await;
+    // Joins and messages arrive in order; a PING may overtake the plain user's line, so wait for it.
+    let mut all = lines;
+    while !has(&all, "PRIVMSG #lobby :hi from nc") {
+        all.push(bob.line().await);
+    }
+    assert!(has(&all, ":carol!natter@natter JOIN #lobby"));
+
+    // Parting words and a quit reach everyone.
+    bob.send("PART #lobby :see you").await;
+    assert_eq!(bob.sync().await, vec![":bob!bob@irc PART #lobby :see you"]);
+    let left = alice.sync().await;
+    let left = left.iter().find(|f| f["type"] == "left").unwrap();
+    assert_eq!(
+        (left["reason"].as_str(), left["text"].as_str()),
+        (Some("leave"), Some("see you"))
+    );
+    bob.send("JOIN #lobby").await;
+    bob.sync().await;
+    alice.sync().await;
+    bob.send("QUIT :gone fishing").await;
+    assert_eq!(bob.line().await, "ERROR :Closing link");
+    let left = alice.expect("left").await;
+    assert_eq!(left["text"], "Quit: gone fishing");
+    server.shutdown().await;
+}
+
+/// What IRC forbids in a nick is mapped, reversibly; a nick natter cannot take is refused with 432, a
+/// name in use with 433, and registration waits for CAP END.
+#[tokio::test]
+async fn nicks_map_to_names_and_registration_follows_irc() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let mut dotted = server.connect().await;
+    dotted.hello("john.doe").await;
+    let (mut zhang, _) = Irc::register(irc, "张三", &[]).await;
+    zhang.send("JOIN #lobby").await;
+    let lines = zhang.sync().await;
+    assert!(has(&lines, "john|doe"), "{lines:?}");
+    dotted.sync().await;
+    zhang.send("PRIVMSG john|doe :hi").await;
+    zhang.sync().await;
+    let m = dotted.expect("message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["to"].as_str()),
+        (Some("张三"), Some("john.doe"))
+    );
+    // A name that starts with a digit is `\`1984` on IRC.
+    let (mut digits, _) = Irc::register(irc, "`1984", &[]).await;
+    digits.send("WHOIS `1984").await;
+    let lines = digits.sync().await;
+    assert!(lines[0].contains(" 311 `1984 `1984 "), "{lines:?}");
+    let mut native = server.connect().await;
+    native
+        .send(json!({"type":"hello","name":"1984","version":1}))
+        .await;
+    assert_eq!(native.expect("error").await["code"], "name_taken");
+
+    let mut c = Irc::connect(irc).await;
+    c.send("NICK a[b]").await;
+    assert!(c.line().await.contains(" 432 * a[b] "));
+    c.send("NICK 张三").await;
+    c.send("USER x 0 * :x").await;
+    assert!(c.line().await.contains(" 433 * 张三 "));
+    // Held by CAP negotiation until CAP END.
+    c.send("CAP LS 302").await;
+    let ls = c.line().await;
+    assert!(
+        ls.contains(" CAP * LS :") && ls.contains("server-time"),
+        "{ls}"
+    );
+    c.send("NICK wang").await;
+    c.send("PING early").await;
+    assert!(c.line().await.ends_with("PONG natter early"));
+    c.send("CAP REQ :server-time bogus").await;
+    assert!(c.line().await.contains(" CAP * NAK :server-time bogus"));
+    c.send("CAP REQ :server-time echo-message").await;
+    assert!(c
+        .line()
+        .await
+        .contains(" CAP * ACK :server-time echo-message"));
+    c.send("CAP END").await;
+    assert!(c.line().await.contains(" 001 wang "));
+    // echo-message with server-time: the sender sees its own message, stamped.
+    c.send("JOIN #lobby").await;
+    c.sync().await;
+    c.send("PRIVMSG #lobby :echo").await;
+    let lines = c.sync().await;
+    assert!(
+        lines[0].starts_with("@time=") && lines[0].ends_with(":wang!x@irc PRIVMSG #lobby :echo"),
+        "{lines:?}"
+    );
+    server.shutdown().await;
+}
+
+/// Operators: a guest who creates a channel is its operator while it lives; TOPIC and MODE work
+/// through natter's moderation, and what they do reaches natter's clients as room events.
+#[tokio::test]
+async fn channel_operators_set_topics_and_modes() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let (mut op, _) = Irc::register(irc, "op", &[]).await;
+    op.send("JOIN #club").await;
+    let lines = op.sync().await;
+    assert!(
+        lines[1].contains(" 353 op = #club ") && lines[1].ends_with("@op"),
+        "{lines:?}"
+    );
+    let mut alice = server.join("alice").await;
+    alice.send(json!({"type":"join","room":"club"})).await;
+    alice.sync().await;
+    op.sync().await;
+    op.send("TOPIC #club :话题 topic").await;
+    let lines = op.sync().await;
+    assert_eq!(lines, vec![":op!op@irc TOPIC #club :话题 topic"]);
+    let event = alice.expect("message").await;
+    assert_eq!(event["event"]["kind"], "topic");
+    op.send("MODE #club +v alice").await;
+    assert!(has(&op.sync().await, ":op!op@irc MODE #club +v alice"));
+    op.send("TOPIC #club").await;
+    assert!(op.sync().await[0].contains(" 332 op #club :话题 topic"));
+    let (mut guest, _) = Irc::register(irc, "guest", &[]).await;
+    guest.send("JOIN #club").await;
+    let lines = guest.sync().await;
+    assert!(has(&lines, " 332 guest #club :话题 topic"), "{lines:?}");
+    guest.send("TOPIC #club :mine").await;
+    assert!(guest.sync().await[0].contains(" 482 guest #club "));
+    guest.send("WHO #club").await;
+    let lines = guest.sync().await;
+    assert!(
+        has(
+            &lines,
+            " 352 guest #club op irc natter op H@ :0 op the tester"
+        ),
+        "{lines:?}"
+    );
+    assert!(has(
+        &lines,
+        " 352 guest #club natter natter natter alice H :0 alice"
+    ));
+    op.send("KICK #club guest :bye").await;
+    op.sync().await;
+    assert!(has(&guest.sync().await, "KICK #club guest bye"));
+    server.shutdown().await;
+}
