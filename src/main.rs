@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the chat server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Join a chat server.
     Join(JoinArgs),
     /// Share files with a room or a person (run again, it resumes an interrupted upload).
@@ -569,7 +569,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
     let result = match cli.command {
-        Cmd::Serve(args) => runtime.block_on(serve(args)),
+        Cmd::Serve(args) => runtime.block_on(serve(*args)),
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
         Cmd::Admin(args) => admin(args),
         Cmd::Man { dir } => man_pages(&dir),

@@ -33,7 +33,10 @@ fn venv() -> PathBuf {
         .arg("pytest-timeout")
         .status()
         .expect("pip runs");
-    assert!(pip.success(), "pip could not install irctest's requirements");
+    assert!(
+        pip.success(),
+        "pip could not install irctest's requirements"
+    );
     python
 }
 
@@ -46,15 +49,18 @@ fn outcomes(xml: &Path) -> Vec<(String, bool)> {
         let attr = |name: &str| {
             let start = case.find(&format!(" {name}=\""))? + name.len() + 3;
             let end = start + case[start..].find('"')?;
-            Some(case[start..end].replace("&quot;", "\"").replace("&amp;", "&"))
+            Some(
+                case[start..end]
+                    .replace("&quot;", "\"")
+                    .replace("&amp;", "&"),
+            )
         };
         let (Some(class), Some(name)) = (attr("classname"), attr("name")) else {
             continue;
         };
         let body = case.split("</testcase>").next().unwrap_or("");
-        let passed = !(body.contains("<failure")
-            || body.contains("<error")
-            || body.contains("<skipped"));
+        let passed =
+            !(body.contains("<failure") || body.contains("<error") || body.contains("<skipped"));
         out.push((format!("{class}::{name}"), passed));
     }
     out
@@ -87,7 +93,10 @@ fn irctest_core_and_ircv3_tiers_do_not_regress() {
     let mut out = BufReader::new(server.stdout.take().unwrap());
     let irc = loop {
         let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "no IRC listener announced");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "no IRC listener announced"
+        );
         if let Some(addr) = line.trim().strip_prefix("natter: IRC clients at ") {
             break addr.parse::<std::net::SocketAddr>().unwrap();
         }
@@ -117,7 +126,10 @@ fn irctest_core_and_ircv3_tiers_do_not_regress() {
     let mut ran = 0;
     for tier in ["core", "ircv3"] {
         let xml = results.path().join(format!("{tier}.xml"));
-        assert!(xml.exists(), "irctest wrote no results for {tier}:\n{report}");
+        assert!(
+            xml.exists(),
+            "irctest wrote no results for {tier}:\n{report}"
+        );
         for (id, ok) in outcomes(&xml) {
             ran += 1;
             if ok {

@@ -24,6 +24,7 @@ pub fn natter() -> std::process::Command {
 /// Spawns `cmd` — a `natter serve … --listen HOST:PORT` command line — and returns the process and the
 /// address it announced ("natter: listening on ADDR (…)"). The rest of its stdout keeps being drained, so
 /// the server never writes into a closed pipe.
+#[allow(dead_code)] // not every test binary that includes this module spawns a server this way
 pub fn spawn_server(mut cmd: Command) -> (Child, SocketAddr) {
     let mut child = cmd
         .stdout(Stdio::piped())

@@ -187,7 +187,7 @@ async fn irc_and_native_users_talk_in_one_room() {
     bob.send("QUIT :gone fishing").await;
     assert_eq!(bob.line().await, "ERROR :Closing link");
     let left = alice.expect("left").await;
-    assert_eq!(left["text"], "Quit: gone fishing");
+    assert_eq!(left["text"], "gone fishing");
     server.shutdown().await;
 }
 

@@ -1,5 +1,6 @@
 //! What each IRC command asks: registration, then the commands of a registered client.
 
+use natter_i18n::tl;
 use natter_proto::{ClientFrame, RoomName, ServerFrame};
 
 use super::wire::{is_irc_nick, mask_matches, name_of, nick_of, room_of, Line};
@@ -21,11 +22,11 @@ impl Irc {
             "NICK" => {
                 let nick = line.param(0);
                 if nick.is_empty() {
-                    reply.num("431", &["No nickname given"]);
+                    reply.num("431", &[&reply.t("irc-no-nickname")]);
                     return Input::Nothing;
                 }
                 if !is_irc_nick(nick) || name_of(nick).is_none() {
-                    reply.num("432", &[nick, "Erroneous nickname"]);
+                    reply.num("432", &[nick, &reply.t("irc-erroneous-nick")]);
                     return Input::Nothing;
                 }
                 self.nick = Some(nick.to_owned());
@@ -34,7 +35,7 @@ impl Irc {
             }
             "USER" => {
                 if line.params.len() < 4 || line.param(3).is_empty() {
-                    reply.num("461", &["USER", "Not enough parameters"]);
+                    reply.num("461", &["USER", &reply.t("irc-not-enough-params")]);
                     return Input::Nothing;
                 }
                 let user: String = line
@@ -59,7 +60,7 @@ impl Irc {
             "PONG" => Input::Nothing,
             "QUIT" => Input::Frame(ClientFrame::Exit { text: None }),
             _ => {
-                reply.num("451", &["You have not registered"]);
+                reply.num("451", &[&reply.t("irc-not-registered")]);
                 Input::Nothing
             }
         }
@@ -88,7 +89,7 @@ impl Irc {
     fn pong(&self, line: &Line, reply: &mut Reply) {
         let server = reply.server.clone();
         match line.params.first() {
-            None => reply.num("409", &["No origin specified"]),
+            None => reply.num("409", &[&reply.t("irc-no-origin")]),
             Some(token) => {
                 let mut out = format!(":{server} PONG {server}");
                 super::push_params(&mut out, &[token]);
@@ -152,7 +153,7 @@ impl Irc {
                 reply.raw(format!(":{server} CAP {nick} {verb} :{}", asked.trim()));
             }
             "END" => {}
-            _ => reply.num("410", &[line.param(0), "Invalid CAP command"]),
+            _ => reply.num("410", &[line.param(0), &reply.t("irc-invalid-cap")]),
         }
     }
 
@@ -202,16 +203,13 @@ impl Irc {
             "PING" => self.pong(line, reply),
             "PONG" => {}
             "CAP" => self.cap(line, reply),
-            "NICK" => reply.num(
-                "447",
-                &["Cannot change nickname: a natter name stays for the whole connection"],
-            ),
-            "USER" | "PASS" => reply.num("462", &["You may not reregister"]),
+            "NICK" => reply.num("447", &[&reply.t("irc-no-nick-change")]),
+            "USER" | "PASS" => reply.num("462", &[&reply.t("irc-no-reregister")]),
             "PRIVMSG" | "NOTICE" => return self.privmsg(line, reply, label),
             "JOIN" => return self.join(line, reply),
             "PART" => return self.part(line, reply),
             "QUIT" => {
-                let text = line.params.first().map(|t| format!("Quit: {t}"));
+                let text = line.params.first().map(|t| (*t).to_owned());
                 return Input::Frame(ClientFrame::Exit { text });
             }
             "NAMES" => self.names(line, reply),
@@ -222,7 +220,7 @@ impl Irc {
             "KICK" => {
                 let (channel, nick) = (line.param(0), line.param(1));
                 let (Some(room), Some(name)) = (room_of(channel), name_of(nick)) else {
-                    reply.num("461", &["KICK", "Not enough parameters"]);
+                    reply.num("461", &["KICK", &reply.t("irc-not-enough-params")]);
                     return Input::Nothing;
                 };
                 let reason = line.params.get(2).copied();
@@ -231,11 +229,11 @@ impl Irc {
             "INVITE" => {
                 let (nick, channel) = (line.param(0), line.param(1));
                 let (Some(room), Some(name)) = (room_of(channel), name_of(nick)) else {
-                    reply.num("461", &["INVITE", "Not enough parameters"]);
+                    reply.num("461", &["INVITE", &reply.t("irc-not-enough-params")]);
                     return Input::Nothing;
                 };
                 if self.shared.hub.user(&name).is_none() {
-                    reply.num("401", &[nick, "No such nick"]);
+                    reply.num("401", &[nick, &reply.t("irc-no-such-nick")]);
                     return Input::Nothing;
                 }
                 reply.num("341", &[nick, channel]);
@@ -274,14 +272,13 @@ impl Irc {
                 &[
                     concat!("natter-", env!("CARGO_PKG_VERSION")),
                     &reply.server.clone(),
-                    "natter chat server",
+                    &reply.t("irc-version"),
                 ],
             ),
-            "CHATHISTORY" => return self.chathistory(line, reply, label),
             "" => {}
             other => {
                 let other = other.to_owned();
-                reply.num("421", &[&other, "Unknown command"]);
+                reply.num("421", &[&other, &reply.t("irc-unknown-command")]);
             }
         }
         Input::Nothing
@@ -299,13 +296,16 @@ impl Irc {
         let (targets, text) = (line.param(0), line.param(1));
         if targets.is_empty() {
             if !notice {
-                reply.num("411", &[&format!("No recipient given ({command})")]);
+                reply.num(
+                    "411",
+                    &[&tl!(reply.lang, "irc-no-recipient", command = command)],
+                );
             }
             return Input::Nothing;
         }
         if line.params.len() < 2 || text.is_empty() {
             if !notice {
-                reply.num("412", &["No text to send"]);
+                reply.num("412", &[&reply.t("irc-no-text")]);
             }
             return Input::Nothing;
         }
@@ -320,7 +320,7 @@ impl Irc {
             let frame = if let Some(room) = room_of(target) {
                 if RoomName::parse_lenient(room).is_err() || self.shared.hub.who(Some(room)).is_ok_and(|f| matches!(&f, ServerFrame::Users { names, count, .. } if names.is_empty() && count.is_none())) {
                     if !notice {
-                        reply.num("403", &[target, "No such channel"]);
+                        reply.num("403", &[target, &reply.t("irc-no-such-channel")]);
                     }
                     continue;
                 }
@@ -332,7 +332,7 @@ impl Irc {
             } else {
                 let Some(name) = name_of(target) else {
                     if !notice {
-                        reply.num("401", &[target, "No such nick/channel"]);
+                        reply.num("401", &[target, &reply.t("irc-no-such-nick")]);
                     }
                     continue;
                 };
@@ -360,7 +360,7 @@ impl Irc {
     fn join(&mut self, line: &Line, reply: &mut Reply) -> Input {
         let channels = line.param(0);
         if channels.is_empty() {
-            reply.num("461", &["JOIN", "Not enough parameters"]);
+            reply.num("461", &["JOIN", &reply.t("irc-not-enough-params")]);
             return Input::Nothing;
         }
         if channels == "0" {
@@ -382,7 +382,7 @@ impl Irc {
                 Some(Ok(room)) => frames.push(ClientFrame::Join {
                     room: room.to_string(),
                 }),
-                _ => reply.num("403", &[channel, "No such channel"]),
+                _ => reply.num("403", &[channel, &reply.t("irc-no-such-channel")]),
             }
         }
         Input::Frames(frames)
@@ -391,7 +391,7 @@ impl Irc {
     fn part(&mut self, line: &Line, reply: &mut Reply) -> Input {
         let channels = line.param(0);
         if channels.is_empty() {
-            reply.num("461", &["PART", "Not enough parameters"]);
+            reply.num("461", &["PART", &reply.t("irc-not-enough-params")]);
             return Input::Nothing;
         }
         let me = name_of(&reply.nick).unwrap_or_default();
@@ -406,9 +406,9 @@ impl Irc {
                     text: text.clone(),
                 }),
                 Some(room) if self.exists(&room) => {
-                    reply.num("442", &[channel, "You're not on that channel"])
+                    reply.num("442", &[channel, &reply.t("irc-not-on-channel")])
                 }
-                _ => reply.num("403", &[channel, "No such channel"]),
+                _ => reply.num("403", &[channel, &reply.t("irc-no-such-channel")]),
             }
         }
         Input::Frames(frames)
@@ -430,7 +430,7 @@ impl Irc {
     fn names(&mut self, line: &Line, reply: &mut Reply) {
         let channels = line.param(0);
         if channels.is_empty() {
-            reply.num("366", &["*", "End of /NAMES list"]);
+            reply.num("366", &["*", &reply.t("irc-end-of-names")]);
             return;
         }
         for channel in channels.split(',') {
@@ -444,7 +444,7 @@ impl Irc {
                     );
                 }
             }
-            reply.num("366", &[channel, "End of /NAMES list"]);
+            reply.num("366", &[channel, &reply.t("irc-end-of-names")]);
         }
     }
 
@@ -579,19 +579,19 @@ impl Irc {
                 }
             }
         }
-        reply.num("315", &[mask, "End of WHO list"]);
+        reply.num("315", &[mask, &reply.t("irc-end-of-who")]);
     }
 
     fn whois(&mut self, line: &Line, reply: &mut Reply) {
         let nick = line.params.last().copied().unwrap_or("");
         if nick.is_empty() {
-            reply.num("431", &["No nickname given"]);
+            reply.num("431", &[&reply.t("irc-no-nickname")]);
             return;
         }
         let Some((name, rooms, owner)) = name_of(nick).and_then(|n| self.shared.hub.user(&n))
         else {
-            reply.num("401", &[nick, "No such nick/channel"]);
-            reply.num("318", &[nick, "End of /WHOIS list"]);
+            reply.num("401", &[nick, &reply.t("irc-no-such-nick")]);
+            reply.num("318", &[nick, &reply.t("irc-end-of-whois")]);
             return;
         };
         let nick = nick_of(name.as_str());
@@ -610,26 +610,26 @@ impl Irc {
         let server = reply.server.clone();
         reply.num("312", &[&nick, &server, "natter"]);
         if owner {
-            reply.num("330", &[&nick, name.as_str(), "is logged in as"]);
+            reply.num("330", &[&nick, name.as_str(), &reply.t("irc-logged-in-as")]);
         }
         if let Some(away) = ident.as_ref().and_then(|i| i.away.clone()) {
             reply.num("301", &[&nick, &away]);
         }
-        reply.num("318", &[&nick, "End of /WHOIS list"]);
+        reply.num("318", &[&nick, &reply.t("irc-end-of-whois")]);
     }
 
     fn topic(&mut self, line: &Line, reply: &mut Reply) -> Input {
         let channel = line.param(0);
         let Some(room) = room_of(channel).and_then(|r| RoomName::parse_lenient(r).ok()) else {
             if channel.is_empty() {
-                reply.num("461", &["TOPIC", "Not enough parameters"]);
+                reply.num("461", &["TOPIC", &reply.t("irc-not-enough-params")]);
             } else {
-                reply.num("403", &[channel, "No such channel"]);
+                reply.num("403", &[channel, &reply.t("irc-no-such-channel")]);
             }
             return Input::Nothing;
         };
         if !self.exists(&room) {
-            reply.num("403", &[channel, "No such channel"]);
+            reply.num("403", &[channel, &reply.t("irc-no-such-channel")]);
             return Input::Nothing;
         }
         match line.params.get(1) {
@@ -641,7 +641,7 @@ impl Irc {
                     Some(ServerFrame::Topic {
                         topic: Some(topic), ..
                     }) => reply.num("332", &[channel, &topic]),
-                    _ => reply.num("331", &[channel, "No topic is set"]),
+                    _ => reply.num("331", &[channel, &reply.t("irc-no-topic")]),
                 }
                 Input::Nothing
             }
@@ -675,12 +675,12 @@ impl Irc {
                             reply.raw(format!(":{nick} MODE {nick} :{change}"));
                         }
                     }
-                    Some(_) => reply.num("501", &["Unknown MODE flag"]),
+                    Some(_) => reply.num("501", &[&reply.t("irc-unknown-mode-flag")]),
                 }
             } else if target.is_empty() {
-                reply.num("461", &["MODE", "Not enough parameters"]);
+                reply.num("461", &["MODE", &reply.t("irc-not-enough-params")]);
             } else {
-                reply.num("502", &["Can't change mode for other users"]);
+                reply.num("502", &[&reply.t("irc-no-mode-for-others")]);
             }
             return Input::Nothing;
         };
@@ -688,7 +688,7 @@ impl Irc {
             .ok()
             .filter(|r| self.exists(r))
         else {
-            reply.num("403", &[target, "No such channel"]);
+            reply.num("403", &[target, &reply.t("irc-no-such-channel")]);
             return Input::Nothing;
         };
         let Some(modes) = line.params.get(1) else {
@@ -749,20 +749,23 @@ impl Irc {
                 }
                 'n' | 't' => continue, // always on in natter
                 other => {
-                    reply.num("472", &[&other.to_string(), "is unknown mode char to me"]);
+                    reply.num(
+                        "472",
+                        &[&other.to_string(), &reply.t("irc-unknown-mode-char")],
+                    );
                     continue;
                 }
             };
             let Some(arg) = args.next() else {
                 if c == 'b' {
-                    reply.num("368", &[target, "End of channel ban list"]);
+                    reply.num("368", &[target, &reply.t("irc-end-of-bans")]);
                 }
                 continue;
             };
             // A ban mask names a nick: `nick`, `nick!*@*`.
             let nick = arg.split('!').next().unwrap_or(arg);
             let Some(name) = name_of(nick) else {
-                reply.num("401", &[nick, "No such nick/channel"]);
+                reply.num("401", &[nick, &reply.t("irc-no-such-nick")]);
                 continue;
             };
             frames.push(self.moderate(room.as_str(), action, Some(name), None, None));
@@ -771,7 +774,7 @@ impl Irc {
     }
 
     fn list(&mut self, reply: &mut Reply) {
-        reply.num("321", &["Channel", "Users  Name"]);
+        reply.num("321", &["Channel", &reply.t("irc-list-header")]);
         if let ServerFrame::Rooms { rooms } = self.shared.hub.rooms_frame() {
             for room in rooms {
                 let name = RoomName::parse_lenient(&room.name).ok();
@@ -792,36 +795,25 @@ impl Irc {
                 );
             }
         }
-        reply.num("323", &["End of /LIST"]);
+        reply.num("323", &[&reply.t("irc-end-of-list")]);
     }
 
     fn lusers(&mut self, reply: &mut Reply) {
         let (users, rooms, _) = self.shared.hub.counts();
+        let lang = reply.lang;
+        let max = self.shared.config.max_clients;
+        let (u, m) = (users.to_string(), max.to_string());
+        reply.num("251", &[&tl!(lang, "irc-lusers-users", users = users)]);
+        reply.num("252", &["0", &reply.t("irc-lusers-ops")]);
         reply.num(
-            "251",
-            &[&format!(
-                "There are {users} users and 0 invisible on 1 servers"
-            )],
+            "254",
+            &[&rooms.to_string(), &reply.t("irc-lusers-channels")],
         );
-        reply.num("252", &["0", "operator(s) online"]);
-        reply.num("254", &[&rooms.to_string(), "channels formed"]);
-        reply.num("255", &[&format!("I have {users} clients and 0 servers")]);
-        let (u, max) = (
-            users.to_string(),
-            self.shared.config.max_clients.to_string(),
-        );
-        reply.num(
-            "265",
-            &[&u, &max, &format!("Current local users {users}, max {max}")],
-        );
-        reply.num(
-            "266",
-            &[
-                &u,
-                &max,
-                &format!("Current global users {users}, max {max}"),
-            ],
-        );
+        reply.num("255", &[&tl!(lang, "irc-lusers-me", users = users)]);
+        let local = tl!(lang, "irc-local-users", users = users, max = max);
+        reply.num("265", &[&u, &m, &local]);
+        let global = tl!(lang, "irc-global-users", users = users, max = max);
+        reply.num("266", &[&u, &m, &global]);
     }
 
     pub(super) fn motd(&mut self, reply: &mut Reply) {
@@ -847,19 +839,10 @@ impl Irc {
         );
         self.state().ident = Some((name, ident));
         if now_away {
-            reply.num("306", &["You have been marked as being away"]);
+            reply.num("306", &[&reply.t("irc-now-away")]);
         } else {
-            reply.num("305", &["You are no longer marked as being away"]);
+            reply.num("305", &[&reply.t("irc-back")]);
         }
-    }
-
-    fn chathistory(&mut self, line: &Line, reply: &mut Reply, _label: Option<&str>) -> Input {
-        let _ = line;
-        reply.raw(format!(
-            ":{} FAIL CHATHISTORY UNKNOWN_COMMAND :not yet",
-            reply.server
-        ));
-        Input::Nothing
     }
 }
 
@@ -881,13 +864,16 @@ pub(super) fn motd(config: &super::IrcConfig, reply: &mut Reply) {
     match &config.motd {
         Some(text) => {
             let server = reply.server.clone();
-            reply.num("375", &[&format!("- {server} Message of the day - ")]);
+            reply.num(
+                "375",
+                &[&tl!(reply.lang, "irc-motd-start", server = server.as_str())],
+            );
             for line in text.lines() {
                 reply.num("372", &[&format!("- {line}")]);
             }
-            reply.num("376", &["End of /MOTD command"]);
+            reply.num("376", &[&reply.t("irc-motd-end")]);
         }
-        None => reply.num("422", &["MOTD File is missing"]),
+        None => reply.num("422", &[&reply.t("irc-no-motd")]),
     }
 }
 

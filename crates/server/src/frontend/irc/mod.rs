@@ -93,7 +93,6 @@ pub enum Cap {
     UserhostInNames = 1 << 7,
     ExtendedJoin = 1 << 8,
     AccountTag = 1 << 9,
-    Chathistory = 1 << 10,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
@@ -101,7 +100,6 @@ const CAPS: &[(Cap, &str)] = &[
     (Cap::AccountTag, "account-tag"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
-    (Cap::Chathistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::LabeledResponse, "labeled-response"),
@@ -205,7 +203,8 @@ impl FrontEnd for Irc {
             return Input::Nothing;
         };
         let label = line.label().map(str::to_owned);
-        let mut reply = Reply::new(self.server(), self.state().nick().to_owned());
+        let lang = self.shared.config.lang;
+        let mut reply = Reply::new(self.server(), self.state().nick().to_owned(), lang);
         let input = if registered {
             self.command(&line, &mut reply, label.as_deref())
         } else {
@@ -242,16 +241,24 @@ impl FrontEnd for Irc {
 struct Reply {
     server: String,
     nick: String,
+    /// The language of the texts (the server's `--lang`).
+    lang: natter_i18n::Lang,
     lines: Vec<String>,
 }
 
 impl Reply {
-    fn new(server: &str, nick: String) -> Self {
+    fn new(server: &str, nick: String, lang: natter_i18n::Lang) -> Self {
         Self {
             server: server.to_owned(),
             nick,
+            lang,
             lines: Vec::new(),
         }
+    }
+
+    /// A text from the catalogue.
+    fn t(&self, id: &str) -> String {
+        natter_i18n::text(self.lang, id, &[])
     }
 
     /// `:server NNN nick params…` — the last parameter gets a `:` when it needs one.

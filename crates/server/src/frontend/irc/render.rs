@@ -64,6 +64,7 @@ impl IrcRender {
         match frame {
             ServerFrame::Welcome { name, .. } => {
                 let nick = nick_of(name);
+                let lang = self.shared.config.lang;
                 state.nick = Some(nick.clone());
                 // From now on others see this user's username and real name.
                 let (user, realname) = state.user.clone();
@@ -77,14 +78,22 @@ impl IrcRender {
                     },
                 );
                 state.ident = Some((name.clone(), ident));
-                let mut reply = Reply::new(&server, nick.clone());
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
                 let version = concat!("natter-", env!("CARGO_PKG_VERSION"));
-                reply.num("001", &[&format!("Welcome to natter, {nick}")]);
+                reply.num(
+                    "001",
+                    &[&natter_i18n::tl!(lang, "irc-welcome", nick = nick.as_str())],
+                );
                 reply.num(
                     "002",
-                    &[&format!("Your host is {server}, running {version}")],
+                    &[&natter_i18n::tl!(
+                        lang,
+                        "irc-your-host",
+                        server = server.as_str(),
+                        version = version
+                    )],
                 );
-                reply.num("003", &["This server was created when it started"]);
+                reply.num("003", &[&reply.t("irc-created")]);
                 reply.num("004", &[&server, version, "i", "bimnostv", "bov"]);
                 let config = &self.shared.config;
                 let isupport = [
@@ -94,11 +103,9 @@ impl IrcRender {
                     "CHANMODES=b,,,imnt".into(),
                     "CHANNELLEN=33".into(),
                     "CHANTYPES=#".into(),
-                    "CHATHISTORY=100".into(),
                     "ELIST=".into(),
-                    format!("LINELEN=512"),
+                    "LINELEN=512".into(),
                     "MODES=4".into(),
-                    "MSGREFTYPES=msgid".into(),
                     format!("NETWORK={server}"),
                     "NICKLEN=32".into(),
                     "PREFIX=(ov)@+".into(),
@@ -108,9 +115,10 @@ impl IrcRender {
                     "UTF8ONLY".into(),
                     "WHOX".into(),
                 ];
+                let supported = reply.t("irc-isupport");
                 for chunk in isupport.chunks(12) {
                     let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                    params.push("are supported by this server");
+                    params.push(&supported);
                     reply.num("005", &params);
                 }
                 motd(&self.shared.config.irc, &mut reply);
@@ -167,27 +175,30 @@ impl IrcRender {
                 count,
                 ops,
             } => {
-                let mut reply = Reply::new(&server, nick.clone());
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
                 let channel = format!("#{room}");
                 if names.is_empty() && count.is_some() {
                     // Too big to list (natter's announce limit): like an auditorium (+u) channel,
                     // the joiner sees themselves; WHO lists everyone.
                     reply.num("353", &["=", &channel, &nick]);
-                    reply.raw(format!(
-                        ":{server} NOTICE {channel} :{} members; joins and parts are not shown in rooms this big (WHO {channel} lists everyone)",
-                        count.unwrap_or_default()
-                    ));
+                    let text = natter_i18n::tl!(
+                        reply.lang,
+                        "irc-big-room",
+                        count = count.unwrap_or_default(),
+                        channel = channel.as_str()
+                    );
+                    reply.raw(format!(":{server} NOTICE {channel} :{text}"));
                 } else {
                     for chunk in names_lines(names, ops, state.caps, &self.shared.irc) {
                         reply.num("353", &["=", &channel, &chunk]);
                     }
                 }
-                reply.num("366", &[&channel, "End of /NAMES list"]);
+                reply.num("366", &[&channel, &reply.t("irc-end-of-names")]);
                 push_reply(reply, out);
             }
             ServerFrame::Topic { room, topic, .. } => {
                 if let Some(topic) = topic.as_ref().filter(|t| !t.is_empty()) {
-                    let mut reply = Reply::new(&server, nick.clone());
+                    let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
                     reply.num("332", &[&format!("#{room}"), topic]);
                     push_reply(reply, out);
                 }
@@ -224,13 +235,17 @@ impl IrcRender {
                             return;
                         }
                         self.last_quit = Some(key);
+                        let lang = self.shared.config.lang;
+                        let t = |id: &str| natter_i18n::text(lang, id, &[]);
                         let why = match (reason, text) {
-                            (_, Some(text)) => text.clone(),
+                            (_, Some(text)) => {
+                                natter_i18n::tl!(lang, "irc-quit", text = text.as_str())
+                            }
                             (LeftReason::Exit, None) => "Quit".into(),
-                            (LeftReason::Timeout, None) => "Ping timeout".into(),
-                            (LeftReason::TooSlow, None) => "SendQ exceeded".into(),
-                            (LeftReason::ExcessFlood, None) => "Excess Flood".into(),
-                            _ => "Connection closed".into(),
+                            (LeftReason::Timeout, None) => t("irc-ping-timeout"),
+                            (LeftReason::TooSlow, None) => t("irc-sendq"),
+                            (LeftReason::ExcessFlood, None) => t("irc-excess-flood"),
+                            _ => t("irc-connection-closed"),
                         };
                         let mut line = format!(":{source} QUIT");
                         push_params(&mut line, &[&why]);
@@ -249,10 +264,14 @@ impl IrcRender {
                 );
             }
             ServerFrame::Bye { reason } => {
-                let why = match reason {
-                    ByeReason::Shutdown => "Server shutting down",
-                    _ => "Closing link",
-                };
+                let why = natter_i18n::text(
+                    self.shared.config.lang,
+                    match reason {
+                        ByeReason::Shutdown => "irc-shutting-down",
+                        _ => "irc-closing-link",
+                    },
+                    &[],
+                );
                 let _ = write!(out, "ERROR :{why}\r\n");
             }
             ServerFrame::Error {
@@ -272,7 +291,7 @@ impl IrcRender {
                         .unwrap_or_default()
                         .to_owned()
                 };
-                let mut reply = Reply::new(&server, nick.clone());
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
                 let target = pending.as_ref().map(|p| p.target.clone());
                 let room = arg("room");
                 let room = if room.is_empty() {
@@ -292,17 +311,18 @@ impl IrcRender {
                     ErrorCode::BadPassword | ErrorCode::Insecure => reply.num("464", &[&text]),
                     ErrorCode::NoSuchUser | ErrorCode::InvalidName => {
                         let who = target.unwrap_or_else(|| nick_of(&arg("name")));
-                        reply.num("401", &[&who, "No such nick/channel"]);
+                        reply.num("401", &[&who, &reply.t("irc-no-such-nick")]);
                     }
-                    ErrorCode::NotInRoom if target.is_some() => reply.num(
-                        "404",
-                        &[&room, "Cannot send to channel (you are not in it)"],
-                    ),
+                    ErrorCode::NotInRoom if target.is_some() => {
+                        reply.num("404", &[&room, &reply.t("irc-cannot-send")])
+                    }
                     ErrorCode::NotInRoom => {
-                        reply.num("442", &[&room, "You're not on that channel"])
+                        reply.num("442", &[&room, &reply.t("irc-not-on-channel")])
                     }
                     ErrorCode::Muted => reply.num("404", &[&room, &text]),
-                    ErrorCode::InvalidRoom => reply.num("403", &[&room, "No such channel"]),
+                    ErrorCode::InvalidRoom => {
+                        reply.num("403", &[&room, &reply.t("irc-no-such-channel")])
+                    }
                     ErrorCode::Banned => reply.num("474", &[&room, &text]),
                     ErrorCode::InviteOnly => reply.num("473", &[&room, &text]),
                     ErrorCode::TooManyRooms => reply.num("405", &[&room, &text]),
