@@ -273,6 +273,10 @@ struct ServeArgs {
     /// The server's name as IRC clients see it (in 001, 004 and PONG).
     #[arg(long, value_name = "NAME", default_value = "natter")]
     irc_server_name: String,
+    /// Serve the lab's own client (the unframed Windows console program natter grew from) at this
+    /// address: its own port, since an unframed protocol cannot be told apart from others. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    lab: Option<SocketAddr>,
     /// A text file whose lines IRC clients get as the message of the day.
     #[arg(long, value_name = "FILE")]
     irc_motd: Option<std::path::PathBuf>,
@@ -1210,6 +1214,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         announce(&format!("natter: IRC clients at {bound}"));
     }
+    let mut lab = Vec::new();
+    if let Some(addr) = args.lab {
+        let listener = natter_server::bind(addr, config.backlog)
+            .map_err(|e| format!("cannot listen on {addr} (--lab): {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        announce(&format!("natter: the lab's client at {bound}"));
+        lab.push(listener);
+    }
     match &config.db {
         natter_server::store::DbPath::Memory => {
             announce("natter: history kept in memory only (--db :memory:)")
@@ -1220,6 +1232,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         chat: listeners,
         web,
         irc,
+        lab,
     };
     natter_server::run_all(listeners, config, shutdown)
         .await

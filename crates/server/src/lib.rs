@@ -11,6 +11,7 @@
 pub mod files;
 pub mod frontend;
 pub mod hub;
+pub mod lab;
 pub mod moderation;
 pub mod outbox;
 pub mod passwords;
@@ -193,6 +194,8 @@ pub struct Listeners {
     pub web: Vec<TcpListener>,
     /// IRC clients (`--irc`, `--irc-tls`).
     pub irc: Vec<TcpListener>,
+    /// The lab's own client (`--lab`).
+    pub lab: Vec<TcpListener>,
 }
 
 /// [`run`] on every kind of listener.
@@ -201,7 +204,12 @@ pub async fn run_all(
     config: Config,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
-    let Listeners { chat, web, irc } = listeners;
+    let Listeners {
+        chat,
+        web,
+        irc,
+        lab,
+    } = listeners;
     let core = Core::start(config)?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -210,7 +218,8 @@ pub async fn run_all(
     tracker.spawn(housekeeping(core.shared.clone(), token.clone()));
     let chat = chat.into_iter().map(|l| (l, session::Kind::Chat));
     let irc = irc.into_iter().map(|l| (l, session::Kind::Irc));
-    for (listener, kind) in chat.chain(irc) {
+    let lab = lab.into_iter().map(|l| (l, session::Kind::Lab));
+    for (listener, kind) in chat.chain(irc).chain(lab) {
         tracker.spawn(accept_loop(
             listener,
             kind,
@@ -478,6 +487,16 @@ async fn accept_loop(
                 // Chat lines are small and latency matters: never wait for Nagle.
                 let _ = stream.set_nodelay(true);
                 keepalive(&stream);
+                if kind == session::Kind::Lab {
+                    tracker.spawn(lab::serve(
+                        stream,
+                        peer,
+                        shared.clone(),
+                        token.clone(),
+                        admission,
+                    ));
+                    continue;
+                }
                 tracker.spawn(session::serve(
                     stream,
                     peer,

@@ -23,6 +23,8 @@ pub struct TestServer {
     pub web: Option<SocketAddr>,
     /// The IRC front end's address, for a server started with [`TestServer::start_irc`].
     pub irc: Option<SocketAddr>,
+    /// The lab client's address, for a server started with [`TestServer::start_irc`].
+    pub lab: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServerError>>,
 }
@@ -59,12 +61,15 @@ impl TestServer {
         Self::start_all(vec![chat], vec![web], config)
     }
 
-    /// Starts a server that also serves IRC clients ([`crate::frontend::irc`]) on 127.0.0.1:0.
+    /// Starts a server that also serves IRC clients ([`crate::frontend::irc`]) and the lab's client
+    /// ([`crate::lab`]) on 127.0.0.1:0.
     pub async fn start_irc(config: Config) -> Self {
         let any = "127.0.0.1:0".parse().expect("valid address");
+        let bind = || crate::bind(any, 1024).expect("bind 127.0.0.1:0");
         let listeners = crate::Listeners {
-            chat: vec![crate::bind(any, 1024).expect("bind 127.0.0.1:0")],
-            irc: vec![crate::bind(any, 1024).expect("bind 127.0.0.1:0")],
+            chat: vec![bind()],
+            irc: vec![bind()],
+            lab: vec![bind()],
             ..Default::default()
         };
         Self::start_listeners(listeners, config)
@@ -90,6 +95,7 @@ impl TestServer {
         let addr = first(&listeners.chat).expect("a chat listener");
         let web = first(&listeners.web);
         let irc = first(&listeners.irc);
+        let lab = first(&listeners.lab);
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(crate::run_all(listeners, config, async move {
             let _ = stopped.await;
@@ -98,6 +104,7 @@ impl TestServer {
             addr,
             web,
             irc,
+            lab,
             stop: Some(stop),
             handle,
         }

@@ -160,7 +160,8 @@ async fn join_leave_who_and_rooms() {
     alice.send(json!({"type":"who","room":"rust"})).await;
     assert_eq!(
         alice.expect("users").await,
-        json!({"type":"users","room":"rust","names":["alice","bob"]})
+        // bob brought the room to life: a guest's room has its creator as operator while it lives.
+        json!({"type":"users","room":"rust","names":["alice","bob"],"ops":["bob"]})
     );
     alice.send(json!({"type":"who"})).await;
     assert_eq!(alice.expect("users").await["room"], "lobby");

@@ -91,6 +91,8 @@ pub enum Kind {
     Chat,
     /// `--irc`: IRC (or TLS first).
     Irc,
+    /// `--lab`: the lab's own client, bridged to a session by [`crate::lab`].
+    Lab,
 }
 
 impl Shared {
