@@ -447,10 +447,18 @@ impl Session {
         let idle = config.idle_timeout;
         loop {
             let now = Instant::now();
-            let turn = bucket.ready_at(now);
+            // Before `hello` lines are not paced (an IRC client sends CAP, NICK, USER, CAP END… at once);
+            // they are counted instead (`max_frames_before_hello`).
+            let turn = if self.me.is_none() {
+                now
+            } else {
+                bucket.ready_at(now)
+            };
             if !recvq.is_empty() && turn <= now {
                 // The next queued frame's turn has come (always, without flood control): handle it.
-                bucket.take(now);
+                if self.me.is_some() {
+                    bucket.take(now);
+                }
                 let Some(item) = recvq.pop_front() else {
                     continue;
                 };
