@@ -505,6 +505,12 @@ impl Client {
                     room: Some(self.room.clone()),
                     before: None,
                     limit: None,
+                    after: None,
+                    with: None,
+                    newest: None,
+                    id: None,
+                    after_ts: None,
+                    before_ts: None,
                 }
             }
             Command::Clear => {
@@ -709,6 +715,7 @@ impl Client {
                 messages,
                 room,
                 new_after,
+                ..
             } => {
                 let asked = room.as_deref().is_some_and(|r| {
                     let at = self.asked_history.iter().position(|a| same_room(a, r));

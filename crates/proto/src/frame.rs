@@ -108,6 +108,25 @@ pub enum ClientFrame {
         before: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
+        /// Only messages after this seq (with `before`: between the two).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        /// Without `room`: only the private messages between you and this name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Which end of a range longer than `limit` to send: the newest messages (default, unless only
+        /// `after` is given) or the oldest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        newest: Option<bool>,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// Only messages stored after this time (RFC 3339), as `after` is a seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_ts: Option<String>,
+        /// Only messages stored before this time (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before_ts: Option<String>,
     },
     /// `{"type":"ping","id":"x"}` — answered by `pong` with the same id.
     Ping {
@@ -399,6 +418,12 @@ pub enum ServerFrame {
         /// sessions was there — new to them (clients show them as unread).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         new_after: Option<u64>,
+        /// The `with` of the request this answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The `id` of the request this answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1011,13 +1036,27 @@ mod tests {
                     ),
                 text().prop_map(|password| ClientFrame::SetPassword { password }),
                 text().prop_map(|signature| ClientFrame::Prove { signature }),
-                (opt(), any::<Option<u64>>(), any::<Option<usize>>()).prop_map(
-                    |(room, before, limit)| ClientFrame::History {
-                        room,
-                        before,
-                        limit
-                    }
-                ),
+                (
+                    opt(),
+                    any::<Option<u64>>(),
+                    any::<Option<usize>>(),
+                    any::<Option<u64>>(),
+                    opt(),
+                    any::<Option<bool>>()
+                )
+                    .prop_map(|(room, before, limit, after, with, newest)| {
+                        ClientFrame::History {
+                            room,
+                            before,
+                            limit,
+                            after,
+                            with,
+                            newest,
+                            id: None,
+                            after_ts: None,
+                            before_ts: None,
+                        }
+                    }),
                 (text(), opt(), opt()).prop_map(|(text, room, id)| ClientFrame::Say {
                     text,
                     room,
@@ -1105,6 +1144,8 @@ mod tests {
                             room,
                             messages,
                             new_after: None,
+                            with: None,
+                            id: None,
                         }
                     }),
                 opt().prop_map(|id| ServerFrame::Pong { id }),

@@ -180,6 +180,9 @@ struct Registry {
     users: HashMap<Name, User>,
     /// Every owned name (online or not), by folded name: whispers to them are kept while they are away.
     owned: HashMap<String, Name>,
+    /// Counts changes to `owned` made here (claims, forgets): a snapshot read before the latest one is
+    /// stale and is not loaded (it would forget a claim the store has by now).
+    owned_changes: u64,
     /// Who looks like whom ([`natter_proto::name::look_alike_key`]): every online and every owned name.
     /// A name that looks like one of these but is not it is taken.
     look_alikes: HashMap<u64, Name>,
@@ -302,6 +305,12 @@ impl Registration {
     /// messages after it are the owner's. `None` for a guest, who gets no private history at all.
     pub fn owned_since(&self) -> Option<u64> {
         self.owner.then_some(self.since)
+    }
+
+    /// Where this user's private history starts: for an owner, when they came to own the name; for a
+    /// guest, when they signed in (what came before may have been another guest's under the name).
+    pub fn private_since(&self) -> u64 {
+        self.since
     }
 
     /// The name's account was forgotten: this session goes on as a guest.
@@ -520,12 +529,29 @@ impl Hub {
     /// now and then, so changes made with `natter admin` take effect on a running server. (Room rules are
     /// the server's own and read at start only.)
     pub fn load(&self, snapshot: Snapshot) {
+        self.load_unless_changed(snapshot, None);
+    }
+
+    /// How many changes to the owned names this hub has made: pass it to [`Hub::load_unless_changed`]
+    /// with a snapshot read after asking.
+    pub fn owned_changes(&self) -> u64 {
+        self.registry().owned_changes
+    }
+
+    /// [`Hub::load`], unless the owned names changed here since `changes` was read (the snapshot may
+    /// predate that change; the next one will not). Returns whether it loaded.
+    pub fn load_unless_changed(&self, snapshot: Snapshot, changes: Option<u64>) -> bool {
+        let mut registry = self.registry();
+        if changes.is_some_and(|c| c != registry.owned_changes) {
+            return false;
+        }
         *self
             .banned_addresses
             .write()
             .unwrap_or_else(|e| e.into_inner()) =
             snapshot.banned_addresses.iter().copied().collect();
-        self.registry().load(snapshot);
+        registry.load(snapshot);
+        true
     }
 
     /// Names signed in, rooms with someone in them, and the highest seq delivered.
@@ -575,6 +601,7 @@ impl Hub {
         if forgotten {
             let mut registry = self.registry();
             registry.owned.remove(me.key());
+            registry.owned_changes += 1;
             registry
                 .blocks
                 .retain(|(a, b)| a != me.key() && b != me.key());
@@ -657,6 +684,7 @@ impl Hub {
         let mut registry = self.registry();
         registry.add_look_alike(name);
         registry.owned.insert(name.key().to_owned(), name.clone());
+        registry.owned_changes += 1;
     }
 
     /// A guest's session that has just come to own its name (by setting a password) is its owner from now

@@ -426,8 +426,11 @@ async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
                 Err(_) => return,
             }
         }
+        let changes = shared.hub.owned_changes();
         match shared.history.snapshot().await {
-            Ok(snapshot) => shared.hub.load(snapshot),
+            Ok(snapshot) => {
+                shared.hub.load_unless_changed(snapshot, Some(changes));
+            }
             Err(e) => tracing::warn!("cannot read the accounts again: {e}"),
         }
         // Files: at start-up (with a sweep of stray bytes), then hourly.

@@ -1068,6 +1068,8 @@ mod tests {
                 },
             ],
             new_after: None,
+            with: None,
+            id: None,
         })));
         let (screen, _) = draw(&a, 80, 7);
         let text = screen.join("\n");

@@ -943,8 +943,27 @@ impl Session {
                     room,
                     before,
                     limit,
+                    after,
+                    with,
+                    newest,
+                    id,
+                    after_ts,
+                    before_ts,
                 },
-            ) => self.history_page(&me, room, before, limit).await,
+            ) => {
+                let ask = replay::HistoryAsk {
+                    room,
+                    before,
+                    limit,
+                    after,
+                    with,
+                    newest,
+                    id,
+                    after_ts,
+                    before_ts,
+                };
+                self.history_page(&me, ask).await
+            }
             (_, ClientFrame::Say { .. } | ClientFrame::Whisper { .. }) => {
                 unreachable!("handled above")
             }

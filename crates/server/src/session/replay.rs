@@ -32,6 +32,19 @@ pub(super) struct Hello {
     pub password: Option<String>,
 }
 
+/// A `history` request, as asked.
+pub(super) struct HistoryAsk {
+    pub room: Option<String>,
+    pub before: Option<u64>,
+    pub limit: Option<usize>,
+    pub after: Option<u64>,
+    pub with: Option<String>,
+    pub newest: Option<bool>,
+    pub id: Option<String>,
+    pub after_ts: Option<String>,
+    pub before_ts: Option<String>,
+}
+
 /// A `hello` with a key, waiting for the `prove` that answers its challenge.
 pub(super) struct PendingHello {
     hello: Hello,
@@ -305,6 +318,9 @@ impl Session {
         }
         let registered = hub.seat(&me, &self.outbox, remembered, lobby);
         let owner = account.is_some();
+        if let (false, Some(registration)) = (owner, self.me.as_mut()) {
+            registration.set_since(registered.watermark);
+        }
         tracing::info!(
             "{} is now {me}{}",
             self.peer,
@@ -419,6 +435,8 @@ impl Session {
                 room,
                 messages,
                 new_after,
+                with: None,
+                id: None,
             },
             Err(e) => {
                 tracing::error!("history read failed: {e}");
@@ -504,16 +522,21 @@ impl Session {
         }
     }
 
-    /// `history`: one page of older messages from a room you are in, or of your private messages.
-    pub(super) async fn history_page(
-        &self,
-        me: &Name,
-        room: Option<String>,
-        before: Option<u64>,
-        limit: Option<usize>,
-    ) {
-        let scope = match &room {
-            Some(raw) => match RoomName::parse_lenient(raw) {
+    /// `history`: a page of a room you are in, of your private messages, or of those with one person.
+    pub(super) async fn history_page(&self, me: &Name, ask: HistoryAsk) {
+        let HistoryAsk {
+            room,
+            before,
+            limit,
+            after,
+            with,
+            newest,
+            id,
+            after_ts,
+            before_ts,
+        } = ask;
+        let scope = match (&room, &with) {
+            (Some(raw), _) => match RoomName::parse_lenient(raw) {
                 Ok(room) if self.shared.hub.is_member(me, &room) => {
                     Scope::Room(room.key().to_owned())
                 }
@@ -521,37 +544,73 @@ impl Session {
                     return self.error(
                         ErrorCode::NotInRoom,
                         natter_proto::error_args!(room = format!("#{room}")),
-                        None,
+                        id,
                     )
                 }
-                Err(e) => return self.error(ErrorCode::InvalidRoom, room_args(raw, &e), None),
+                Err(e) => return self.error(ErrorCode::InvalidRoom, room_args(raw, &e), id),
             },
-            // A guest's name may have been someone else's before: their private history is not theirs.
-            None if self.owned_since().is_none() => {
-                let empty = ServerFrame::History {
-                    room: None,
-                    messages: Vec::new(),
-                    new_after: None,
-                };
-                self.outbox.send(empty);
-                return;
-            }
-            None => Scope::Private(me.key().to_owned()),
+            (None, Some(other)) => match Name::new(other) {
+                Ok(other) => Scope::Between(me.key().to_owned(), other.key().to_owned()),
+                Err(e) => return self.error(ErrorCode::InvalidName, e.args(), id),
+            },
+            (None, None) => Scope::Private(me.key().to_owned()),
         };
-        let before = before.unwrap_or(u64::MAX);
         let limit = limit
             .unwrap_or(self.shared.config.replay.max(1))
             .min(MAX_HISTORY_PAGE);
+        // Private history starts when the name became this user's (an owner) or when they signed in (a
+        // guest: what came before may have been another guest's).
         let since = match scope {
-            Scope::Private(_) => self.owned_since().unwrap_or(u64::MAX),
             Scope::Room(_) => 0,
+            _ => self.me.as_ref().map_or(u64::MAX, |r| r.private_since()),
         };
-        let page = self.shared.history.page(scope, before, limit).await;
-        let page = page.map(|mut messages| {
-            messages.retain(|m| m.seq > since);
-            messages
-        });
-        self.replay_history(room, page).await;
+        // Times are positions in the log: the first message at or after a time.
+        let ms = |ts: &Option<String>| {
+            ts.as_deref()
+                .and_then(natter_proto::time::parse)
+                .map(|t| t.as_millisecond())
+        };
+        let mut after = after;
+        let mut before = before;
+        for (ts, is_after) in [(ms(&after_ts), true), (ms(&before_ts), false)] {
+            let Some(ms) = ts else { continue };
+            let at = self
+                .shared
+                .history
+                .seq_at(if is_after { ms + 1 } else { ms });
+            let Ok(seq) = at.await else { continue };
+            if is_after {
+                after = Some(after.unwrap_or(0).max(seq.saturating_sub(1)));
+            } else {
+                before = Some(before.unwrap_or(u64::MAX).min(seq));
+            }
+        }
+        let newest = newest.unwrap_or(before.is_some() || after.is_none());
+        let after = after.unwrap_or(0).max(since);
+        let before = before.unwrap_or(u64::MAX);
+        let page = self
+            .shared
+            .history
+            .range(scope, after, before, limit, newest)
+            .await;
+        let frame = match page {
+            Ok(messages) => ServerFrame::History {
+                room,
+                messages,
+                new_after: None,
+                with,
+                id,
+            },
+            Err(e) => {
+                tracing::error!("history read failed: {e}");
+                ServerFrame::error(
+                    ErrorCode::ServerError,
+                    natter_proto::error_args!(what = "history"),
+                    id,
+                )
+            }
+        };
+        self.outbox.push_paced(frame, self.stall()).await;
     }
 
     /// For an owner, when they came to own their name; `None` for a guest.

@@ -299,6 +299,8 @@ pub enum Scope {
     Room(String),
     /// The private messages to or from a user, by folded name.
     Private(String),
+    /// The private messages between two users (folded names: the asker, the other).
+    Between(String, String),
 }
 
 /// A history read in progress.
@@ -308,6 +310,21 @@ pub type Read<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send
 pub trait History: Send + Sync + 'static {
     /// Up to `limit` messages of `scope` with seq < `before`, oldest first.
     fn page(&self, scope: Scope, before: u64, limit: usize) -> Read<'_, Vec<Message>>;
+
+    /// Up to `limit` messages of `scope` with `after < seq < before` — the newest of them when `newest`,
+    /// else the oldest — oldest first.
+    fn range(
+        &self,
+        scope: Scope,
+        after: u64,
+        before: u64,
+        limit: usize,
+        newest: bool,
+    ) -> Read<'_, Vec<Message>>;
+
+    /// The seq of the first message stored at or after `ms` (milliseconds since the epoch), or one more
+    /// than the last if none was: a time as a position in the log.
+    fn seq_at(&self, ms: i64) -> Read<'_, u64>;
 
     /// Messages with `after < seq <= upto` that `me` (a folded name) may see and did not send — in
     /// `rooms` (folded names) or, if `private`, addressed to them — oldest first, at most `limit`.

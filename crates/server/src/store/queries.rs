@@ -306,32 +306,80 @@ pub(super) fn page(
     before: u64,
     limit: usize,
 ) -> rusqlite::Result<Vec<Message>> {
+    range(conn, scope, 0, before, limit, true)
+}
+
+/// Up to `limit` messages of `scope` with `after < seq < before` — the newest when `newest`, else the
+/// oldest — oldest first.
+pub(super) fn range(
+    conn: &Connection,
+    scope: &Scope,
+    after: u64,
+    before: u64,
+    limit: usize,
+    newest: bool,
+) -> rusqlite::Result<Vec<Message>> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
     let before = i64::try_from(before).unwrap_or(i64::MAX);
-    let key = match scope {
-        Scope::Room(key) | Scope::Private(key) => key,
+    let mut stmt = conn.prepare_cached(&range_sql(scope, newest))?;
+    let rows = match scope {
+        Scope::Room(key) | Scope::Private(key) => {
+            stmt.query_map(params![key, after, before, limit as i64], row_to_message)?
+        }
+        Scope::Between(me, other) => stmt.query_map(
+            params![me, after, before, limit as i64, other],
+            row_to_message,
+        )?,
     };
-    let mut stmt = conn.prepare_cached(&page_sql(scope))?;
-    let rows = stmt.query_map(params![key, before, limit as i64], row_to_message)?;
     let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    messages.reverse();
+    if newest {
+        messages.reverse();
+    }
     Ok(messages)
 }
 
-/// `page`'s statement: ?1 the room or user key, ?2 before, ?3 limit.
-pub(super) fn page_sql(scope: &Scope) -> String {
+/// `range`'s statement: ?1 the room or user key, ?2 after, ?3 before, ?4 limit, ?5 the other user's key.
+pub(super) fn range_sql(scope: &Scope, newest: bool) -> String {
+    let order = if newest { "DESC" } else { "ASC" };
     match scope {
         Scope::Room(_) => format!(
-            "SELECT {COLUMNS} FROM messages WHERE room_key = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+            "SELECT {COLUMNS} FROM messages WHERE room_key = ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq {order} LIMIT ?4"
         ),
         // Two index ranges merged in seq order (an OR here made SQLite collect and sort every match):
         // what others sent me, and what I sent privately (a whisper to myself is in the first arm only).
         Scope::Private(_) => format!(
-                "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?1 AND seq < ?2
-                 UNION ALL
-                 SELECT {COLUMNS} FROM messages
-                 WHERE sender_key = ?1 AND room_key IS NULL AND recipient_key <> ?1 AND seq < ?2
-                 ORDER BY seq DESC LIMIT ?3"
+            "SELECT {COLUMNS} FROM messages WHERE recipient_key = ?1 AND seq > ?2 AND seq < ?3
+             UNION ALL
+             SELECT {COLUMNS} FROM messages
+             WHERE sender_key = ?1 AND room_key IS NULL AND recipient_key <> ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq {order} LIMIT ?4"
         ),
+        // What the other sent me, and what I sent them (once, if they are me).
+        Scope::Between(..) => format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE recipient_key = ?1 AND sender_key = ?5 AND seq > ?2 AND seq < ?3
+             UNION ALL
+             SELECT {COLUMNS} FROM messages
+             WHERE sender_key = ?1 AND recipient_key = ?5 AND ?5 <> ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq {order} LIMIT ?4"
+        ),
+    }
+}
+
+/// The seq of the first message stored at or after `ms`, or one more than the last.
+pub(super) fn seq_at(conn: &Connection, ms: i64) -> rusqlite::Result<u64> {
+    let first: Option<u64> = conn
+        .prepare_cached("SELECT seq FROM messages WHERE ts_ms >= ?1 ORDER BY seq LIMIT 1")?
+        .query_row(params![ms], |r| r.get(0))
+        .optional()?;
+    match first {
+        Some(seq) => Ok(seq),
+        None => {
+            let last: Option<u64> =
+                conn.query_row("SELECT MAX(seq) FROM messages", [], |r| r.get(0))?;
+            Ok(last.unwrap_or(0) + 1)
+        }
     }
 }
 

@@ -197,6 +197,25 @@ impl History for Store {
         Box::pin(self.read(move |conn| page(conn, &scope, before, limit)))
     }
 
+    fn range(
+        &self,
+        scope: Scope,
+        after: u64,
+        before: u64,
+        limit: usize,
+        newest: bool,
+    ) -> Read<'_, Vec<Message>> {
+        Box::pin(
+            self.read(move |conn| {
+                super::queries::range(conn, &scope, after, before, limit, newest)
+            }),
+        )
+    }
+
+    fn seq_at(&self, ms: i64) -> Read<'_, u64> {
+        Box::pin(self.read(move |conn| super::queries::seq_at(conn, ms)))
+    }
+
     fn missed(
         &self,
         me: String,
@@ -637,7 +656,7 @@ const PRUNE_BY_COUNT: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::queries::{missed_sql, page_sql};
+    use crate::store::queries::{missed_sql, range_sql};
     use crate::store::NewMessage;
     use natter_proto::{Name, RoomName};
 
@@ -952,12 +971,20 @@ mod tests {
             500i64.into(),
         ];
         values.extend(rooms.iter().map(|r| r.to_string().into()));
-        let private_sql = page_sql(&Scope::Private("a".into()));
-        let private_values: Vec<rusqlite::types::Value> =
-            vec!["a".to_owned().into(), 100i64.into(), 50i64.into()];
+        let private_sql = range_sql(&Scope::Private("a".into()), true);
+        let between_sql = range_sql(&Scope::Between("a".into(), "b".into()), false);
+        let private_values: Vec<rusqlite::types::Value> = vec![
+            "a".to_owned().into(),
+            0i64.into(),
+            100i64.into(),
+            50i64.into(),
+        ];
+        let mut between_values = private_values.clone();
+        between_values.push("b".to_owned().into());
         for (what, plan) in [
             ("missed", plan(&conn, &missed_sql, &values)),
             ("private page", plan(&conn, &private_sql, &private_values)),
+            ("conversation", plan(&conn, &between_sql, &between_values)),
         ] {
             assert!(!plan.contains("TEMP B-TREE"), "{what} sorts:\n{plan}");
             assert!(

@@ -140,6 +140,7 @@ impl App {
                 messages,
                 room,
                 new_after,
+                ..
             } => {
                 if std::mem::take(&mut self.asked_history) && messages.is_empty() {
                     self.note(EntryKind::Info(display::no_earlier(room.as_deref())));

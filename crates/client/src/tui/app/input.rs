@@ -297,6 +297,12 @@ impl App {
                     room,
                     before,
                     limit: Some(50),
+                    after: None,
+                    with: None,
+                    newest: None,
+                    id: None,
+                    after_ts: None,
+                    before_ts: None,
                 })]
             }
             Command::Quit => vec![Effect::Quit],

@@ -605,6 +605,8 @@ mod tests {
                 },
             ],
             new_after: None,
+            with: None,
+            id: None,
         })));
         let seqs: Vec<_> = a.current().entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![Some(8), Some(10)]);
@@ -674,6 +676,8 @@ mod tests {
             room: Some("rust".into()),
             messages: vec![old(1, "first"), old(2, "second")],
             new_after: None,
+            with: None,
+            id: None,
         })));
         let mut live = old(3, "live");
         live.ts = "2026-11-25T16:41:00.000Z".into();
@@ -762,6 +766,8 @@ mod tests {
             room: None,
             messages: vec![pm(3, "seen before"), pm(7, "new 1"), pm(9, "new 2")],
             new_after: Some(5),
+            with: None,
+            id: None,
         })));
         let bob = a
             .convs
@@ -781,6 +787,8 @@ mod tests {
             room: Some("lobby".into()),
             messages: Vec::new(),
             new_after: None,
+            with: None,
+            id: None,
         })));
         assert!(matches!(
             &a.current().entries.back().unwrap().kind,

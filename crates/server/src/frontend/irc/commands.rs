@@ -58,6 +58,10 @@ impl Irc {
                 Input::Nothing
             }
             "PONG" => Input::Nothing,
+            "AUTHENTICATE" => {
+                self.authenticate(line, reply);
+                Input::Nothing
+            }
             "QUIT" => Input::Frame(ClientFrame::Exit { text: None }),
             _ => {
                 reply.num("451", &[&reply.t("irc-not-registered")]);
@@ -112,7 +116,15 @@ impl Irc {
                     // 302 clients get cap-notify implicitly.
                     self.state().caps |= Cap::CapNotify as u32;
                 }
-                let list: Vec<&str> = CAPS.iter().map(|(_, n)| *n).collect();
+                let v302 = line.param(1).parse::<u32>().is_ok_and(|v| v >= 302);
+                let list: Vec<&str> = CAPS
+                    .iter()
+                    .map(|(c, n)| match c {
+                        // 302 clients learn the mechanisms with the cap.
+                        Cap::Sasl if v302 => "sasl=PLAIN",
+                        _ => *n,
+                    })
+                    .collect();
                 reply.raw(format!(":{server} CAP {nick} LS :{}", list.join(" ")));
             }
             "LIST" => {
@@ -155,6 +167,257 @@ impl Irc {
             "END" => {}
             _ => reply.num("410", &[line.param(0), &reply.t("irc-invalid-cap")]),
         }
+    }
+
+    /// SASL PLAIN (RFC 4616): the credentials become the `hello`'s password. Whether they are right is
+    /// known only when the `hello` is answered; a wrong one is then `904`, and registration can go on
+    /// as a guest under another name.
+    fn authenticate(&mut self, line: &Line, reply: &mut Reply) {
+        let server = reply.server.clone();
+        let arg = line.param(0);
+        if arg == "*" {
+            self.sasl = false;
+            reply.num("906", &[&reply.t("irc-sasl-aborted")]);
+            return;
+        }
+        if !self.sasl {
+            if arg.eq_ignore_ascii_case("PLAIN") {
+                self.sasl = true;
+                reply.raw("AUTHENTICATE +".to_owned());
+            } else {
+                reply.num("908", &["PLAIN", &reply.t("irc-sasl-mechanisms")]);
+                reply.num("904", &[&reply.t("irc-sasl-failed")]);
+            }
+            return;
+        }
+        self.sasl = false;
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(arg)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok());
+        let parts: Option<Vec<String>> =
+            decoded.map(|d| d.split('\0').map(str::to_owned).collect());
+        match parts.as_deref() {
+            Some([_authz, account, password]) if !account.is_empty() && !password.is_empty() => {
+                // The account is the name: registration signs in under it.
+                self.nick = self.nick.clone().or_else(|| Some(nick_of(account)));
+                self.pass = Some(password.clone());
+                let nick = self.nick.clone().unwrap_or_default();
+                let _ = server;
+                reply.num(
+                    "900",
+                    &[
+                        &format!(
+                            "{nick}!{}@irc",
+                            self.user.as_ref().map_or("user", |u| u.0.as_str())
+                        ),
+                        account,
+                        &tl!(reply.lang, "irc-sasl-logged-in", name = account.as_str()),
+                    ],
+                );
+                reply.num("903", &[&reply.t("irc-sasl-ok")]);
+            }
+            _ => reply.num("904", &[&reply.t("irc-sasl-failed")]),
+        }
+    }
+
+    /// `CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN target ref [ref] limit`: `history` requests, the
+    /// answer a `chathistory` batch. References are `msgid=` (natter's seq) or `timestamp=`.
+    fn chathistory(&mut self, line: &Line, reply: &mut Reply, label: Option<&str>) -> Input {
+        let sub = line.param(0).to_ascii_uppercase();
+        let target = line.param(1).to_owned();
+        let fail = |reply: &mut Reply, code: &str, text: &str| {
+            let server = reply.server.clone();
+            let mut out = format!(":{server} FAIL {} {code}", "CHATHISTORY");
+            super::push_params(&mut out, &[&sub, &target, text]);
+            reply.raw(out);
+        };
+        if sub == "TARGETS" {
+            fail(reply, "INVALID_PARAMS", &reply.t("irc-chathistory-targets"));
+            return Input::Nothing;
+        }
+        let refs: Vec<&str> = match sub.as_str() {
+            "LATEST" | "BEFORE" | "AFTER" | "AROUND" => vec![line.param(2)],
+            "BETWEEN" => vec![line.param(2), line.param(3)],
+            _ => {
+                fail(
+                    reply,
+                    "INVALID_PARAMS",
+                    &reply.t("irc-chathistory-subcommand"),
+                );
+                return Input::Nothing;
+            }
+        };
+        let limit = line
+            .params
+            .get(refs.len() + 2)
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(100);
+        // A place in the log: a seq, or a time.
+        #[derive(Clone)]
+        enum At {
+            Seq(u64),
+            Time(String),
+        }
+        let parse = |r: &str| -> Option<At> {
+            if let Some(seq) = r.strip_prefix("msgid=") {
+                seq.parse().ok().map(At::Seq)
+            } else {
+                let ts = r.strip_prefix("timestamp=")?;
+                natter_proto::time::parse(ts)?;
+                Some(At::Time(ts.to_owned()))
+            }
+        };
+        let mut at = Vec::new();
+        for r in &refs {
+            match (*r, sub.as_str()) {
+                ("*", "LATEST") => {}
+                _ => match parse(r) {
+                    Some(a) => at.push(a),
+                    None => {
+                        fail(reply, "INVALID_PARAMS", &reply.t("irc-chathistory-ref"));
+                        return Input::Nothing;
+                    }
+                },
+            }
+        }
+        if limit == 0 {
+            fail(reply, "INVALID_PARAMS", &reply.t("irc-chathistory-limit"));
+            return Input::Nothing;
+        }
+        let (room, with) = match room_of(&target) {
+            Some(room) => match RoomName::parse_lenient(room) {
+                Ok(r) => (Some(r.to_string()), None),
+                Err(_) => {
+                    fail(reply, "INVALID_TARGET", &reply.t("irc-no-such-channel"));
+                    return Input::Nothing;
+                }
+            },
+            None => match name_of(&target) {
+                Some(name) => (None, Some(name)),
+                None => {
+                    fail(reply, "INVALID_TARGET", &reply.t("irc-no-such-nick"));
+                    return Input::Nothing;
+                }
+            },
+        };
+        // One request, or two for AROUND (the older half with the reference, the newer half).
+        struct Part {
+            after: Option<At>,
+            before: Option<At>,
+            newest: bool,
+            limit: usize,
+        }
+        let after_of = |a: &At| match a {
+            // The message itself is in the older half.
+            At::Seq(s) => At::Seq(s.saturating_sub(1)),
+            At::Time(t) => At::Time(t.clone()),
+        };
+        let parts: Vec<Part> = match (sub.as_str(), at.as_slice()) {
+            ("LATEST", []) => vec![Part {
+                after: None,
+                before: None,
+                newest: true,
+                limit,
+            }],
+            ("LATEST", [a]) => vec![Part {
+                after: Some(a.clone()),
+                before: None,
+                newest: true,
+                limit,
+            }],
+            ("BEFORE", [a]) => vec![Part {
+                after: None,
+                before: Some(a.clone()),
+                newest: true,
+                limit,
+            }],
+            ("AFTER", [a]) => vec![Part {
+                after: Some(a.clone()),
+                before: None,
+                newest: false,
+                limit,
+            }],
+            ("AROUND", [a]) => {
+                let newer = limit / 2;
+                let older_before = match a {
+                    At::Seq(s) => At::Seq(s + 1),
+                    At::Time(t) => At::Time(t.clone()),
+                };
+                let mut parts = vec![Part {
+                    after: None,
+                    before: Some(older_before),
+                    newest: true,
+                    limit: limit - newer,
+                }];
+                if newer > 0 {
+                    parts.push(Part {
+                        after: Some(a.clone()),
+                        before: None,
+                        newest: false,
+                        limit: newer,
+                    });
+                }
+                let _ = after_of;
+                parts
+            }
+            ("BETWEEN", [a, b]) => {
+                let forward = match (a, b) {
+                    (At::Seq(x), At::Seq(y)) => x < y,
+                    (At::Time(x), At::Time(y)) => x < y,
+                    _ => true,
+                };
+                let (lo, hi) = if forward { (a, b) } else { (b, a) };
+                vec![Part {
+                    after: Some(lo.clone()),
+                    before: Some(hi.clone()),
+                    newest: !forward,
+                    limit,
+                }]
+            }
+            _ => {
+                fail(reply, "INVALID_PARAMS", &reply.t("irc-chathistory-ref"));
+                return Input::Nothing;
+            }
+        };
+        let id = self.next_id();
+        self.state().history.insert(
+            id.clone(),
+            super::HistoryPending {
+                target: target.clone(),
+                subcommand: sub.clone(),
+                label: label.map(str::to_owned),
+                parts: parts.len() as u8,
+                messages: Vec::new(),
+            },
+        );
+        let frames = parts
+            .into_iter()
+            .map(|p| {
+                let seq = |a: &Option<At>| match a {
+                    Some(At::Seq(s)) => Some(*s),
+                    _ => None,
+                };
+                let ts = |a: &Option<At>| match a {
+                    Some(At::Time(t)) => Some(t.clone()),
+                    _ => None,
+                };
+                ClientFrame::History {
+                    room: room.clone(),
+                    before: seq(&p.before),
+                    limit: Some(p.limit),
+                    after: seq(&p.after),
+                    with: with.clone(),
+                    newest: Some(p.newest),
+                    id: Some(id.clone()),
+                    after_ts: ts(&p.after),
+                    before_ts: ts(&p.before),
+                }
+            })
+            .collect();
+        Input::Frames(frames)
     }
 
     /// A `moderate` frame, remembered by its id so that a refusal names the channel.
@@ -267,6 +530,8 @@ impl Irc {
                     .collect();
                 reply.num("302", &[&found.join(" ")]);
             }
+            "CHATHISTORY" => return self.chathistory(line, reply, label),
+            "AUTHENTICATE" => reply.num("907", &[&reply.t("irc-sasl-already")]),
             "VERSION" => reply.num(
                 "351",
                 &[

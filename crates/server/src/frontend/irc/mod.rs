@@ -93,6 +93,8 @@ pub enum Cap {
     UserhostInNames = 1 << 7,
     ExtendedJoin = 1 << 8,
     AccountTag = 1 << 9,
+    Chathistory = 1 << 10,
+    Sasl = 1 << 11,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
@@ -100,11 +102,13 @@ const CAPS: &[(Cap, &str)] = &[
     (Cap::AccountTag, "account-tag"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
+    (Cap::Chathistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::LabeledResponse, "labeled-response"),
     (Cap::MessageTags, "message-tags"),
     (Cap::MultiPrefix, "multi-prefix"),
+    (Cap::Sasl, "sasl"),
     (Cap::ServerTime, "server-time"),
     (Cap::UserhostInNames, "userhost-in-names"),
 ];
@@ -123,6 +127,17 @@ struct State {
     user: (String, String),
     /// Once welcomed: the name and the entry this connection put in the [`Directory`].
     ident: Option<(String, Arc<Ident>)>,
+    /// CHATHISTORY requests waiting for their `history` answers, by id.
+    history: HashMap<String, HistoryPending>,
+}
+
+/// A CHATHISTORY request on its way: what to call the batch, and the parts still to come.
+struct HistoryPending {
+    target: String,
+    subcommand: String,
+    label: Option<String>,
+    parts: u8,
+    messages: Vec<natter_proto::frame::Message>,
 }
 
 impl State {
@@ -153,6 +168,8 @@ pub struct Irc {
     nick: Option<String>,
     user: Option<(String, String)>,
     pass: Option<String>,
+    /// SASL PLAIN: `AUTHENTICATE PLAIN` came, its credentials are next.
+    sasl: bool,
     negotiating: bool,
     /// The `id`s of this connection's messages: a random prefix and a counter. natter acknowledges a
     /// repeated id from the same name without storing the message again (exactly-once resume), so the
@@ -169,6 +186,7 @@ impl Irc {
             nick: None,
             user: None,
             pass: None,
+            sasl: false,
             negotiating: false,
             id_prefix: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
             next_id: 0,

@@ -103,9 +103,11 @@ impl IrcRender {
                     "CHANMODES=b,,,imnt".into(),
                     "CHANNELLEN=33".into(),
                     "CHANTYPES=#".into(),
+                    "CHATHISTORY=100".into(),
                     "ELIST=".into(),
                     "LINELEN=512".into(),
                     "MODES=4".into(),
+                    "MSGREFTYPES=msgid,timestamp".into(),
                     format!("NETWORK={server}"),
                     "NICKLEN=32".into(),
                     "PREFIX=(ov)@+".into(),
@@ -274,6 +276,25 @@ impl IrcRender {
                 );
                 let _ = write!(out, "ERROR :{why}\r\n");
             }
+            ServerFrame::History {
+                messages,
+                id: Some(id),
+                ..
+            } => {
+                let Some(pending) = state.history.get_mut(id) else {
+                    return;
+                };
+                pending.messages.extend(messages.iter().cloned());
+                pending.parts = pending.parts.saturating_sub(1);
+                if pending.parts > 0 {
+                    return;
+                }
+                if let Some(mut done) = state.history.remove(id) {
+                    done.messages.sort_by_key(|m| m.seq);
+                    done.messages.dedup_by_key(|m| m.seq);
+                    self.history_batch(&done, &state, out);
+                }
+            }
             ServerFrame::Error {
                 code,
                 args,
@@ -281,6 +302,18 @@ impl IrcRender {
                 message,
                 ..
             } => {
+                if let Some(history) = id.as_ref().and_then(|id| state.history.remove(id)) {
+                    let text = natter_proto::frame::error_text(
+                        self.shared.config.lang,
+                        *code,
+                        args,
+                        message,
+                    );
+                    let mut line = format!(":{server} FAIL {} {}", "CHATHISTORY", "INVALID_TARGET");
+                    push_params(&mut line, &[&history.subcommand, &history.target, &text]);
+                    let _ = write!(out, "{line}\r\n");
+                    return;
+                }
                 let pending = id.as_ref().and_then(|id| state.pending.remove(id));
                 if pending.as_ref().is_some_and(|p| p.notice) {
                     return; // NOTICE is never answered with an error
@@ -437,6 +470,49 @@ impl IrcRender {
             &target,
             &text,
         );
+    }
+
+    /// A CHATHISTORY answer: its messages in a `chathistory` batch (room events are left out: natter
+    /// does not offer event playback).
+    fn history_batch(&self, done: &super::HistoryPending, state: &State, out: &mut String) {
+        let server = self.server();
+        let batch = format!("h{}", done.messages.first().map_or(0, |m| m.seq));
+        let label = done
+            .label
+            .as_deref()
+            .filter(|_| state.has(Cap::LabeledResponse))
+            .map(|l| format!("@label={l} "))
+            .unwrap_or_default();
+        let batched = state.has(Cap::Batch);
+        if batched {
+            let _ = write!(
+                out,
+                "{label}:{server} BATCH +{batch} chathistory {}\r\n",
+                done.target
+            );
+        }
+        for m in done.messages.iter().filter(|m| m.event.is_none()) {
+            let mut lines = String::new();
+            self.message(m, state, &mut lines);
+            for line in lines.lines() {
+                if batched {
+                    // The batch tag joins the line's tags.
+                    match line.strip_prefix('@') {
+                        Some(rest) => {
+                            let _ = write!(out, "@batch={batch};{rest}\r\n");
+                        }
+                        None => {
+                            let _ = write!(out, "@batch={batch} {line}\r\n");
+                        }
+                    }
+                } else {
+                    let _ = write!(out, "{line}\r\n");
+                }
+            }
+        }
+        if batched {
+            let _ = write!(out, ":{server} BATCH -{batch}\r\n");
+        }
     }
 
     /// The tags a line gets for this client: `time` (server-time), `msgid` (message-tags), `label`.
