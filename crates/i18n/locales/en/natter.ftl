@@ -422,3 +422,4 @@ irc-chathistory-targets = TARGETS is not supported
 irc-chathistory-subcommand = Unknown subcommand
 irc-chathistory-ref = Invalid message reference
 irc-chathistory-limit = Invalid limit
+irc-input-too-long = Input line was too long

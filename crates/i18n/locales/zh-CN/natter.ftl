@@ -407,3 +407,4 @@ irc-chathistory-targets = 不支持 TARGETS
 irc-chathistory-subcommand = 未知的子命令
 irc-chathistory-ref = 无效的消息引用
 irc-chathistory-limit = 无效的数量
+irc-input-too-long = 输入的行太长

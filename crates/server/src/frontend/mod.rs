@@ -33,6 +33,9 @@ pub enum Input {
     /// A notice, then requests carried out in order (an IRC line naming several targets, some refused
     /// at once).
     Both(String, Vec<ClientFrame>),
+    /// A notice, requests carried out in order, and once every answer to them is queued (acks included)
+    /// another notice: what the requests caused is between the two (IRC's labeled responses).
+    Wrapped(String, Vec<ClientFrame>, String),
     /// Nothing to do.
     Nothing,
 }

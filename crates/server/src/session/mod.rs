@@ -639,6 +639,14 @@ impl Session {
                 self.frames(frames).await
             }
             Input::Frames(frames) => self.frames(frames).await,
+            Input::Wrapped(open, frames, close) => {
+                self.settle().await;
+                self.outbox.push(Arc::new(Outgoing::Notice(open)));
+                let flow = self.frames(frames).await;
+                self.settle().await;
+                self.outbox.push(Arc::new(Outgoing::Notice(close)));
+                flow
+            }
             Input::Invalid(bad) => {
                 self.settle().await;
                 self.outbox.send(bad.frame());

@@ -310,11 +310,6 @@ impl Irc {
             newest: bool,
             limit: usize,
         }
-        let after_of = |a: &At| match a {
-            // The message itself is in the older half.
-            At::Seq(s) => At::Seq(s.saturating_sub(1)),
-            At::Time(t) => At::Time(t.clone()),
-        };
         let parts: Vec<Part> = match (sub.as_str(), at.as_slice()) {
             ("LATEST", []) => vec![Part {
                 after: None,
@@ -342,9 +337,14 @@ impl Irc {
             }],
             ("AROUND", [a]) => {
                 let newer = limit / 2;
+                // The older half includes the reference itself.
                 let older_before = match a {
                     At::Seq(s) => At::Seq(s + 1),
-                    At::Time(t) => At::Time(t.clone()),
+                    At::Time(t) => At::Time(
+                        natter_proto::time::parse(t)
+                            .map(|t| natter_proto::time::wire_ms(t.as_millisecond() + 1))
+                            .unwrap_or_else(|| t.clone()),
+                    ),
                 };
                 let mut parts = vec![Part {
                     after: None,
@@ -360,7 +360,6 @@ impl Irc {
                         limit: newer,
                     });
                 }
-                let _ = after_of;
                 parts
             }
             ("BETWEEN", [a, b]) => {
@@ -614,7 +613,7 @@ impl Irc {
                     notice,
                     target: target.to_owned(),
                     text: text.to_owned(),
-                    label: label.map(str::to_owned),
+                    label: label.filter(|_| !targets.contains(',')).map(str::to_owned),
                 },
             );
             frames.push(frame);

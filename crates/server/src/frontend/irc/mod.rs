@@ -113,6 +113,11 @@ const CAPS: &[(Cap, &str)] = &[
     (Cap::UserhostInNames, "userhost-in-names"),
 ];
 
+/// Opens a labeled response (followed by the label and a newline): the renderer gathers what follows.
+const OPEN: &str = "\u{1}natter-open-label ";
+/// Closes it: the renderer sends what it gathered as one labeled line, a labeled batch, or `ACK`.
+const CLOSE: &str = "\u{1}natter-close-label";
+
 /// What the translating half and the rendering half of one connection share.
 #[derive(Default)]
 struct State {
@@ -223,14 +228,49 @@ impl FrontEnd for Irc {
         let label = line.label().map(str::to_owned);
         let lang = self.shared.config.lang;
         let mut reply = Reply::new(self.server(), self.state().nick().to_owned(), lang);
+        // Client tags may take 4094 bytes, the rest of a line 510: longer is refused whole, never cut.
+        let (tags, rest) = match text.strip_prefix('@') {
+            Some(tagged) => tagged.split_once(' ').unwrap_or((tagged, "")),
+            None => ("", &*text),
+        };
+        if tags.len() > 4094 || rest.trim_end_matches(['\r', '\n']).len() > 510 {
+            reply.num("417", &[&reply.t("irc-input-too-long")]);
+            return Input::Notice(reply.finish(None, false).unwrap_or_default());
+        }
         let input = if registered {
             self.command(&line, &mut reply, label.as_deref())
         } else {
             self.register(&line, &mut reply)
         };
-        let state = self.state();
-        let answer = reply.finish(label.as_deref(), state.has(Cap::LabeledResponse));
-        drop(state);
+        let labeled = self.state().has(Cap::LabeledResponse);
+        let label = label.filter(|_| labeled);
+        // A labeled command carried out by the session: its answers are gathered by the renderer
+        // between two markers (a PRIVMSG's label rides on its echo instead).
+        let one_target = !line.param(0).contains(',');
+        let own_label = match line.command.as_str() {
+            "PRIVMSG" | "NOTICE" => one_target,
+            "CHATHISTORY" => true,
+            _ => false,
+        };
+        if let (Some(label), false) = (&label, own_label) {
+            let frames = match input {
+                Input::Frame(frame) => vec![frame],
+                Input::Frames(frames) => frames,
+                _ => Vec::new(),
+            };
+            let lines = reply.finish(None, false).unwrap_or_default();
+            if frames.is_empty() && lines.is_empty() {
+                let server = self.server();
+                return Input::Notice(format!("@label={label} :{server} ACK\r\n"));
+            }
+            if !frames.is_empty() {
+                return Input::Wrapped(format!("{OPEN}{label}\n{lines}"), frames, CLOSE.to_owned());
+            }
+            let mut reply = Reply::new(self.server(), String::new(), lang);
+            reply.lines = lines.lines().map(str::to_owned).collect();
+            return Input::Notice(reply.finish(Some(label), true).unwrap_or_default());
+        }
+        let answer = reply.finish(label.as_deref(), labeled);
         match (input, answer) {
             (Input::Nothing, Some(lines)) => Input::Notice(lines),
             (Input::Frame(frame), Some(lines)) => Input::Both(lines, vec![frame]),

@@ -21,6 +21,8 @@ pub(super) struct IrcRender {
     state: Arc<Mutex<State>>,
     /// The last QUIT shown (name, time): natter says `left` once per shared room, IRC says QUIT once.
     last_quit: Option<(String, String)>,
+    /// A labeled response being gathered: its label and lines.
+    gathering: Option<(String, Vec<String>)>,
 }
 
 impl IrcRender {
@@ -29,6 +31,7 @@ impl IrcRender {
             shared,
             state,
             last_quit: None,
+            gathering: None,
         }
     }
 
@@ -44,14 +47,29 @@ impl IrcRender {
 
 impl Render for IrcRender {
     fn render(&mut self, item: &Outgoing, out: &mut Vec<u8>) {
+        let mut text = String::new();
         match item {
-            Outgoing::Notice(text) => out.extend_from_slice(text.as_bytes()),
-            Outgoing::Raw(bytes) => out.extend_from_slice(bytes),
-            Outgoing::Frame { frame, .. } => {
-                let mut text = String::new();
-                self.frame(frame, &mut text);
-                out.extend_from_slice(text.as_bytes());
+            Outgoing::Notice(notice) => {
+                if let Some(rest) = notice.strip_prefix(super::OPEN) {
+                    let (label, lines) = rest.split_once('\n').unwrap_or((rest, ""));
+                    let lines = lines.lines().map(str::to_owned).collect();
+                    self.gathering = Some((label.to_owned(), lines));
+                    return;
+                }
+                if notice == super::CLOSE {
+                    if let Some((label, lines)) = self.gathering.take() {
+                        out.extend_from_slice(self.labeled(&label, lines).as_bytes());
+                    }
+                    return;
+                }
+                text.push_str(notice);
             }
+            Outgoing::Raw(bytes) => return out.extend_from_slice(bytes),
+            Outgoing::Frame { frame, .. } => self.frame(frame, &mut text),
+        }
+        match &mut self.gathering {
+            Some((_, lines)) => lines.extend(text.lines().map(str::to_owned)),
+            None => out.extend_from_slice(text.as_bytes()),
         }
     }
 }
@@ -470,6 +488,34 @@ impl IrcRender {
             &target,
             &text,
         );
+    }
+
+    /// A labeled response: no line is an `ACK`, one line carries the label, more are a
+    /// `labeled-response` batch (a chathistory batch inside it stays as it is).
+    fn labeled(&self, label: &str, lines: Vec<String>) -> String {
+        let server = self.server();
+        match lines.as_slice() {
+            [] => format!("@label={label} :{server} ACK\r\n"),
+            [line] => match line.strip_prefix('@') {
+                Some(tags) => format!("@label={label};{tags}\r\n"),
+                None => format!("@label={label} {line}\r\n"),
+            },
+            _ => {
+                let id = format!("L{label}").replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+                let mut out = format!("@label={label} :{server} BATCH +{id} labeled-response\r\n");
+                for line in lines {
+                    match line.strip_prefix('@') {
+                        Some(tags) if !tags.starts_with("batch=") => {
+                            out.push_str(&format!("@batch={id};{tags}\r\n"))
+                        }
+                        Some(_) => out.push_str(&format!("{line}\r\n")),
+                        None => out.push_str(&format!("@batch={id} {line}\r\n")),
+                    }
+                }
+                out.push_str(&format!(":{server} BATCH -{id}\r\n"));
+                out
+            }
+        }
     }
 
     /// A CHATHISTORY answer: its messages in a `chathistory` batch (room events are left out: natter
