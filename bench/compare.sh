@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# natter side by side with ngIRCd, InspIRCd and `ncat --chat`, on loopback, flood control off.
+# natter (its own protocol and its IRC port) side by side with ngIRCd, InspIRCd and `ncat --chat`, on
+# loopback, flood control off.
 # Installs the peers from Debian packages if missing, runs the same scenarios against each with
 # `natter bench` — every figure REPEATS times (3), each repeat against a freshly started server — and
 # writes bench/results/DATE-compare.md (the table of medians first, then every run), .json (one JSON report
@@ -9,7 +10,7 @@
 #   SERVERS="natter" REPEATS=1 bench/compare.sh   # re-run one server; the report keeps the others' runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ALL="natter natter-mem ngircd inspircd ncat"
+ALL="natter natter-mem natter-irc ngircd inspircd ncat"
 SERVERS=${SERVERS:-$ALL}
 REPEATS=${REPEATS:-3}
 DATE=$(date +%Y-%m-%d)
@@ -36,14 +37,18 @@ start() { # name -> sets PORT, PID, DIALECT, BATCH
   case $1 in
     natter)
       rm -f /tmp/natter-bench.db*
-      $NATTER serve --listen 127.0.0.1:5700 --db /tmp/natter-bench.db --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &
+      $NATTER serve --listen 127.0.0.1:5700 --web none --irc none --db /tmp/natter-bench.db --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &
       PID=$!; PORT=5700; DIALECT=native; BATCH=50 ;;
     natter-mem) # history in RAM only: the "history off" reference for natter
-      $NATTER serve --listen 127.0.0.1:5701 --db :memory: --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &
+      $NATTER serve --listen 127.0.0.1:5701 --web none --irc none --db :memory: --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &
       PID=$!; PORT=5701; DIALECT=native; BATCH=50 ;;
-    ngircd)
+    natter-irc) # natter's IRC port: the same server through the IRC front end
+      rm -f /tmp/natter-bench-irc.db*
+      $NATTER serve --listen 127.0.0.1:5702 --web none --irc 127.0.0.1:5703 --db /tmp/natter-bench-irc.db --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 >/dev/null 2>&1 &
+      PID=$!; PORT=5703; DIALECT=irc; BATCH=50 ;;
+    ngircd) # not 6667: that is natter's default IRC port
       ngircd -n -f bench/peers/ngircd.conf >/dev/null 2>&1 &
-      PID=$!; PORT=6667; DIALECT=irc; BATCH=8 ;;
+      PID=$!; PORT=6670; DIALECT=irc; BATCH=8 ;;
     inspircd)
       inspircd --nofork --runasroot --config="$PWD/bench/peers/inspircd.conf" >/dev/null 2>&1 &
       PID=$!; PORT=6668; DIALECT=irc; BATCH=50 ;;
