@@ -1520,6 +1520,11 @@ impl Hub {
         Some((name.clone(), user.rooms.clone(), user.owner))
     }
 
+    /// Whether a room has anyone in it (rooms exist while someone is in them).
+    pub fn room_exists(&self, room: &RoomName) -> bool {
+        self.rooms().contains_key(room.key())
+    }
+
     /// Everyone online, by name as spelled (for IRC's `WHO *`).
     pub fn online(&self) -> Vec<Name> {
         self.registry().users.keys().cloned().collect()

@@ -21,8 +21,13 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub enum Outgoing {
     /// A server frame encoded once. The same `Arc` goes to every recipient of a broadcast; native
-    /// connections write `json`, other front ends render `frame` their own way.
-    Frame { frame: ServerFrame, json: Bytes },
+    /// connections write `json`, other front ends render `frame` their own way — and may keep what they
+    /// rendered in `cache`, so a broadcast is rendered once per front end, not once per recipient.
+    Frame {
+        frame: ServerFrame,
+        json: Bytes,
+        cache: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    },
     /// Human text that only a text front end shows (the plain-text mode's `/help`, usage hints).
     Notice(String),
     /// Bytes written as they are, whatever the front end (the answer to an HTTP request on the chat port).
@@ -32,7 +37,11 @@ pub enum Outgoing {
 impl Outgoing {
     pub fn new(frame: ServerFrame) -> Arc<Self> {
         let json = frame.encode();
-        Arc::new(Outgoing::Frame { frame, json })
+        Arc::new(Outgoing::Frame {
+            frame,
+            json,
+            cache: std::sync::OnceLock::new(),
+        })
     }
 
     /// Whether this is a message at or below `watermark` in `room` (any scope when `room` is `None`).

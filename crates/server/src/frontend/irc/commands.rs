@@ -582,7 +582,9 @@ impl Irc {
         for target in targets.split(',').take(4) {
             let id = self.next_id();
             let frame = if let Some(room) = room_of(target) {
-                if RoomName::parse_lenient(room).is_err() || self.shared.hub.who(Some(room)).is_ok_and(|f| matches!(&f, ServerFrame::Users { names, count, .. } if names.is_empty() && count.is_none())) {
+                let exists =
+                    RoomName::parse_lenient(room).is_ok_and(|r| self.shared.hub.room_exists(&r));
+                if !exists {
                     if !notice {
                         reply.num("403", &[target, &reply.t("irc-no-such-channel")]);
                     }
@@ -680,7 +682,7 @@ impl Irc {
 
     /// Whether a room has anyone in it (natter's rooms exist while someone is in them).
     fn exists(&self, room: &RoomName) -> bool {
-        self.members(room).is_some()
+        self.shared.hub.room_exists(room)
     }
 
     /// A room's members and operators, if anyone is in it.

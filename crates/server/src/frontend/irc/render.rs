@@ -13,6 +13,11 @@ use crate::frontend::Render;
 use crate::outbox::Outgoing;
 use crate::session::Shared;
 
+/// A room message's IRC lines, by tag mode (none; `time`; `msgid` and `time`): the same for every
+/// recipient with those caps, so kept with the shared item.
+#[derive(Default)]
+struct RoomLines([std::sync::OnceLock<bytes::Bytes>; 3]);
+
 /// Room for a message's text in one line: 512 bytes less the command, target, source and line end.
 const TEXT_ROOM: usize = 350;
 
@@ -65,6 +70,31 @@ impl Render for IrcRender {
                 text.push_str(notice);
             }
             Outgoing::Raw(bytes) => return out.extend_from_slice(bytes),
+            Outgoing::Frame {
+                frame: ServerFrame::Message(m),
+                cache,
+                ..
+            } if m.room.is_some() && m.event.is_none() => {
+                // A room message looks the same to every IRC client with the same tags: rendered once.
+                let mode = {
+                    let state = lock(&self.state);
+                    usize::from(state.has(Cap::ServerTime) || state.has(Cap::MessageTags))
+                        + usize::from(state.has(Cap::MessageTags))
+                };
+                let rendered = cache.get_or_init(|| Box::new(RoomLines::default()));
+                match rendered.downcast_ref::<RoomLines>() {
+                    Some(lines) => {
+                        let bytes = lines.0[mode].get_or_init(|| self.room_lines(m, mode));
+                        match &mut self.gathering {
+                            Some((_, gathered)) => gathered
+                                .extend(String::from_utf8_lossy(bytes).lines().map(str::to_owned)),
+                            None => out.extend_from_slice(bytes),
+                        }
+                        return;
+                    }
+                    None => self.frame(&ServerFrame::Message(m.clone()), &mut text),
+                }
+            }
             Outgoing::Frame { frame, .. } => self.frame(frame, &mut text),
         }
         match &mut self.gathering {
@@ -488,6 +518,34 @@ impl IrcRender {
             &target,
             &text,
         );
+    }
+
+    /// A room message's lines for a tag mode (see [`RoomLines`]).
+    fn room_lines(&self, m: &Message, mode: usize) -> bytes::Bytes {
+        let mut tags = String::new();
+        if mode == 2 {
+            tags.push_str("@msgid=");
+            tags.push_str(&m.seq.to_string());
+        }
+        if mode >= 1 {
+            tags.push(if tags.is_empty() { '@' } else { ';' });
+            tags.push_str("time=");
+            escape_tag(&m.ts, &mut tags);
+        }
+        if !tags.is_empty() {
+            tags.push(' ');
+        }
+        let source = self.source(&m.from);
+        let target = format!("#{}", m.room.as_deref().unwrap_or_default());
+        let text = match m.text.strip_prefix("/me ") {
+            Some(action) => format!("\u{1}ACTION {action}\u{1}"),
+            None => m.text.clone(),
+        };
+        let mut out = String::new();
+        for piece in pieces(&text, TEXT_ROOM) {
+            let _ = write!(out, "{tags}:{source} PRIVMSG {target} :{piece}\r\n");
+        }
+        bytes::Bytes::from(out)
     }
 
     /// A labeled response: no line is an `ACK`, one line carries the label, more are a
