@@ -447,6 +447,30 @@ async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
     }
 }
 
+/// A refused connection's one line, in its listener's language: an `error` frame, or IRC's `ERROR`
+/// (the lab's client reads any bytes, so it gets the text).
+fn refusal(
+    kind: session::Kind,
+    frame: natter_proto::ServerFrame,
+    lang: natter_i18n::Lang,
+) -> bytes::Bytes {
+    let natter_proto::ServerFrame::Error {
+        code,
+        ref args,
+        ref message,
+        ..
+    } = frame
+    else {
+        return frame.encode();
+    };
+    let text = natter_proto::frame::error_text(lang, code, args, message);
+    match kind {
+        session::Kind::Chat => frame.encode(),
+        session::Kind::Irc => bytes::Bytes::from(format!("ERROR :{text}\r\n")),
+        session::Kind::Lab => bytes::Bytes::from(format!("Server: {text}")),
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     kind: session::Kind,
@@ -466,7 +490,7 @@ async fn accept_loop(
                     let args = natter_proto::error_args!(what = "address");
                     let code = natter_proto::ErrorCode::Banned;
                     let frame = natter_proto::ServerFrame::error(code, args, None);
-                    let _ = stream.try_write(&frame.encode());
+                    let _ = stream.try_write(&refusal(kind, frame, shared.config.lang));
                     tracing::info!(event = "refused", reason = "banned", peer = %peer, "refused {peer}: banned");
                     continue;
                 }
@@ -476,7 +500,7 @@ async fn accept_loop(
                         // One line saying why, then close. The socket's buffer is empty: this never blocks.
                         let frame =
                             natter_proto::ServerFrame::error(code, Default::default(), None);
-                        let _ = stream.try_write(&frame.encode());
+                        let _ = stream.try_write(&refusal(kind, frame, shared.config.lang));
                         tracing::warn!(
                             event = "refused",
                             reason = code.as_str(),

@@ -309,3 +309,51 @@ async fn channel_operators_set_topics_and_modes() {
     assert!(has(&guest.sync().await, "KICK #club guest bye"));
     server.shutdown().await;
 }
+
+/// The IRC port keeps the chat port's limits: a client that does not register in time, one that
+/// floods, and one over the connection limit are told why in IRC's own words (`ERROR`) and closed; the
+/// others are not disturbed.
+#[tokio::test]
+async fn the_irc_port_keeps_the_limits() {
+    let config = natter_server::Config {
+        hello_timeout: std::time::Duration::from_millis(500),
+        flood_burst: 2,
+        flood_rate: 1.0,
+        max_recvq: 2048,
+        max_clients: 3,
+        ..natter_server::testing::config()
+    };
+    let server = TestServer::start_irc(config).await;
+    let irc = server.irc.unwrap();
+    // Registration is a burst of lines, counted but not paced.
+    let (mut calm, _) = Irc::register(irc, "calm", &["server-time", "message-tags"]).await;
+    calm.send("JOIN #lobby").await;
+    calm.sync().await;
+    let mut silent = Irc::connect(irc).await;
+    // A third connection fills the server; the fourth is refused in IRC's words.
+    let (mut flood, _) = Irc::register(irc, "flood", &[]).await;
+    let mut refused = Irc::connect(irc).await;
+    let line = refused.line().await;
+    assert!(line.starts_with("ERROR :"), "{line}");
+    // Silent past the registration timeout.
+    let line = silent.line().await;
+    assert!(line.starts_with("ERROR :"), "{line}");
+    // A flood: paced first, then cut when its backlog passes --max-recvq.
+    let burst: String = (0..200)
+        .map(|i| format!("PRIVMSG #lobby :{i} {}\r\n", "x".repeat(40)))
+        .collect();
+    flood.send(burst.trim_end()).await;
+    let mut cut = false;
+    for _ in 0..50 {
+        let line = flood.line().await;
+        if line.starts_with("ERROR :") {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the flooder was not cut off");
+    // The others are fine.
+    let lines = calm.sync().await;
+    assert!(lines.iter().all(|l| !l.contains("PRIVMSG")), "{lines:?}");
+    server.shutdown().await;
+}

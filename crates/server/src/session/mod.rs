@@ -288,6 +288,7 @@ pub async fn serve_stream<T: Transport>(
     // Start small: most connections are idle most of the time, and the buffer grows when needed.
     let mut frames =
         FramedRead::with_capacity(read, FrameCodec::new(config.max_frame), READ_BUFFER);
+    session.fix_front(&mut wire);
     let reason = session
         .run(&mut frames, &mut wire, &config, &conn, &shutdown, accepted)
         .await;
@@ -376,6 +377,17 @@ impl Session {
         (!idle.is_zero()).then_some(idle)
     }
 
+    /// A listener that fixes the front end (IRC) sets it up before anything is read, so that even a
+    /// connection that never says a word is answered in its language (a registration timeout).
+    fn fix_front<W: AsyncWrite + Unpin>(&mut self, wire: &mut Wire<W>) {
+        if self.kind == Kind::Irc {
+            let front = Box::new(frontend::irc::Irc::new(self.shared.clone()));
+            self.shared.count(front.name(), 1);
+            wire.set_renderer(front.renderer());
+            self.front = Some(front);
+        }
+    }
+
     /// Picks the front end from the connection's first item, and tells the wire how to render. `Some`:
     /// that item is answered here (an HTTP request on the chat port).
     fn pick<W: AsyncWrite + Unpin>(
@@ -384,13 +396,6 @@ impl Session {
         wire: &mut Wire<W>,
     ) -> Option<Flow> {
         if self.front.is_some() {
-            return None;
-        }
-        if self.kind == Kind::Irc {
-            let front = Box::new(frontend::irc::Irc::new(self.shared.clone()));
-            self.shared.count(front.name(), 1);
-            wire.set_renderer(front.renderer());
-            self.front = Some(front);
             return None;
         }
         if let Some(request) = item
