@@ -98,11 +98,13 @@ impl Outgoing {
     fn frame(&self) -> ClientFrame {
         match &self.to {
             Some(to) => ClientFrame::Whisper {
+                notice: false,
                 to: to.clone(),
                 text: self.text.clone(),
                 id: Some(self.id.clone()),
             },
             None => ClientFrame::Say {
+                notice: false,
                 text: self.text.clone(),
                 room: self.room.clone(),
                 id: Some(self.id.clone()),

@@ -75,6 +75,9 @@ pub enum ClientFrame {
         room: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// A notice: a message no program should answer automatically (IRC's NOTICE).
+        #[serde(default, skip_serializing_if = "is_false")]
+        notice: bool,
     },
     /// `{"type":"whisper","to":"bob","text":"…","id":"8"}` — a private message.
     Whisper {
@@ -82,6 +85,9 @@ pub enum ClientFrame {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// As for `say`.
+        #[serde(default, skip_serializing_if = "is_false")]
+        notice: bool,
     },
     /// `{"type":"join","room":"rust"}` — join a room, creating it if needed.
     Join { room: String },
@@ -296,6 +302,9 @@ pub struct Message {
     /// A shared file (`text` is then its English wording, for clients that do not know files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<Box<crate::file::FileInfo>>,
+    /// Sent as a notice (`say`/`whisper` with `notice`): shown like a message, answered by no program.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub notice: bool,
 }
 
 /// What a room event did. `kind` names the action (as `moderate` does); `name` is whom it concerned, `text`
@@ -880,6 +889,7 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"say","text":"hi","room":"lobby","id":"7"}"#).unwrap(),
             ClientFrame::Say {
+                notice: false,
                 text: "hi".into(),
                 room: Some("lobby".into()),
                 id: Some("7".into())
@@ -941,6 +951,7 @@ mod tests {
     #[test]
     fn server_frames_match_the_spec() {
         let f = ServerFrame::Message(Box::new(Message {
+            notice: false,
             seq: 3,
             ts: "2026-11-25T16:38:57.123Z".into(),
             room: Some("lobby".into()),
@@ -1058,11 +1069,13 @@ mod tests {
                         }
                     }),
                 (text(), opt(), opt()).prop_map(|(text, room, id)| ClientFrame::Say {
+                    notice: false,
                     text,
                     room,
                     id
                 }),
                 (text(), text(), opt()).prop_map(|(to, text, id)| ClientFrame::Whisper {
+                    notice: false,
                     to,
                     text,
                     id
@@ -1082,6 +1095,7 @@ mod tests {
                 (any::<u64>(), text(), opt(), text(), opt(), text()).prop_map(
                     |(seq, ts, room, from, to, text)| {
                         ServerFrame::Message(Box::new(Message {
+                            notice: false,
                             seq,
                             ts,
                             room,
@@ -1130,6 +1144,7 @@ mod tests {
                         let messages = ms
                             .into_iter()
                             .map(|(seq, from, text)| Message {
+                                notice: false,
                                 seq,
                                 ts: "t".into(),
                                 room: room.clone(),

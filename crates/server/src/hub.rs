@@ -959,6 +959,7 @@ impl Hub {
             }
         };
         Ok(NewMessage {
+            notice: false,
             room,
             from: me.clone(),
             to,
@@ -1395,6 +1396,7 @@ impl Hub {
         let (event, text) =
             crate::moderation::event(action, target.as_ref().map(|t| t.as_str()), reason);
         Ok(NewMessage {
+            notice: false,
             room: Some(display),
             from: me.clone(),
             to: None,
@@ -1657,6 +1659,7 @@ mod tests {
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         Outcome {
             message: NewMessage {
+                notice: false,
                 room: Some(RoomName::lobby()),
                 from: from.clone(),
                 to: None,

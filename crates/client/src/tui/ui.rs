@@ -634,6 +634,7 @@ mod tests {
 
     fn msg(seq: u64, room: Option<&str>, from: &str, to: Option<&str>, text: &str) -> Event {
         Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
+            notice: false,
             seq,
             ts: TS.into(),
             room: room.map(Into::into),
@@ -939,6 +940,7 @@ mod tests {
         };
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Message(
             Box::new(Message {
+                notice: false,
                 seq: 1,
                 ts: TS.into(),
                 room: Some("lobby".into()),
@@ -1047,6 +1049,7 @@ mod tests {
             room: Some("lobby".into()),
             messages: vec![
                 Message {
+                    notice: false,
                     seq: 1,
                     ts: "2026-11-23T12:00:00Z".into(),
                     room: Some("lobby".into()),
@@ -1057,6 +1060,7 @@ mod tests {
                     file: None,
                 },
                 Message {
+                    notice: false,
                     seq: 2,
                     ts: "2026-11-25T12:00:00Z".into(),
                     room: Some("lobby".into()),
@@ -1081,6 +1085,7 @@ mod tests {
 
     fn file(seq: u64, from: &str, name: &str, size: u64) -> Event {
         Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
+            notice: false,
             seq,
             ts: TS.into(),
             room: Some("lobby".into()),

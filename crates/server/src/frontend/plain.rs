@@ -167,6 +167,7 @@ impl Plain {
         let frame = match command::parse(line) {
             Command::Nothing => return Input::Nothing,
             Command::Say(text) => ClientFrame::Say {
+                notice: false,
                 text,
                 room: Some(self.room.to_string()),
                 id: None,
@@ -174,7 +175,12 @@ impl Plain {
             Command::Msg { text, .. } if text.is_empty() => {
                 return notice("!", tl!(lang, "usage", usage = tl!(lang, "usage-msg")))
             }
-            Command::Msg { to, text } => ClientFrame::Whisper { to, text, id: None },
+            Command::Msg { to, text } => ClientFrame::Whisper {
+                to,
+                text,
+                id: None,
+                notice: false,
+            },
             Command::Join(room) => {
                 // A name the server will refuse anyway does not become the current room.
                 if let Ok(name) = RoomName::parse_lenient(&room) {
@@ -450,6 +456,7 @@ mod tests {
         assert_eq!(
             frame("你好", true),
             ClientFrame::Say {
+                notice: false,
                 text: "你好".into(),
                 room: Some("lobby".into()),
                 id: None
@@ -458,6 +465,7 @@ mod tests {
         assert_eq!(
             frame("/msg bob hi", true),
             ClientFrame::Whisper {
+                notice: false,
                 to: "bob".into(),
                 text: "hi".into(),
                 id: None
@@ -498,6 +506,7 @@ mod tests {
     #[test]
     fn renders_the_labs_format() {
         let m = Message {
+            notice: false,
             seq: 1,
             ts: "2026-11-25T16:38:57.123Z".into(),
             room: Some("lobby".into()),

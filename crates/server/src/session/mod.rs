@@ -699,12 +699,29 @@ impl Session {
     /// them.
     async fn dispatch(&mut self, frame: ClientFrame) -> Flow {
         let me = match (self.me.as_ref().map(|r| r.name().clone()), frame) {
-            (Some(me), ClientFrame::Say { text, room, id }) => {
-                self.append(&me, room.as_deref(), None, &text, id).await;
+            (
+                Some(me),
+                ClientFrame::Say {
+                    text,
+                    room,
+                    id,
+                    notice,
+                },
+            ) => {
+                self.append(&me, (room.as_deref(), None), &text, id, notice)
+                    .await;
                 return Flow::Continue;
             }
-            (Some(me), ClientFrame::Whisper { to, text, id }) => {
-                self.append(&me, None, Some(&to), &text, id).await;
+            (
+                Some(me),
+                ClientFrame::Whisper {
+                    to,
+                    text,
+                    id,
+                    notice,
+                },
+            ) => {
+                self.append(&me, (None, Some(&to)), &text, id, notice).await;
                 return Flow::Continue;
             }
             (
@@ -999,13 +1016,13 @@ impl Session {
     async fn append(
         &mut self,
         me: &Name,
-        room: Option<&str>,
-        to: Option<&str>,
+        (room, to): (Option<&str>, Option<&str>),
         text: &str,
         id: Option<String>,
+        notice: bool,
     ) {
         let message = match self.shared.hub.prepare(me, room, to, text, id.clone()) {
-            Ok(m) => m,
+            Ok(m) => crate::store::NewMessage { notice, ..m },
             Err(refusal) => {
                 self.settle().await;
                 self.outbox.send(refusal.frame(id));

@@ -106,6 +106,8 @@ pub struct NewMessage {
     pub event: Option<Box<natter_proto::frame::RoomEvent>>,
     /// A shared file (the text is then made from it, with the seq as its id).
     pub file: Option<Box<NewFile>>,
+    /// Sent as a notice.
+    pub notice: bool,
 }
 
 /// A completed, verified upload to share: the writer moves its bytes into the content store and records
@@ -166,6 +168,7 @@ pub struct Stored {
 impl NewMessage {
     pub fn to_message(&self, stored: &Stored) -> Message {
         Message {
+            notice: self.notice,
             seq: stored.seq,
             ts: stored.ts.clone(),
             room: self.room.as_ref().map(|r| r.to_string()),

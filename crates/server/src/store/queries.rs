@@ -276,10 +276,12 @@ pub(super) fn find_duplicate(
 /// A file message's `expired` comes from its file's row (found by primary key), so expiry never rewrites
 /// history.
 pub(super) const COLUMNS: &str = "seq, ts, room, sender, recipient, text, event, file, \
-     CASE WHEN file IS NULL THEN 0 ELSE (SELECT expired FROM files WHERE files.seq = messages.seq) END";
+     CASE WHEN file IS NULL THEN 0 ELSE (SELECT expired FROM files WHERE files.seq = messages.seq) END, \
+     notice";
 
 pub(super) fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
+        notice: r.get::<_, bool>(9)?,
         seq: r.get(0)?,
         ts: r.get(1)?,
         room: r.get(2)?,

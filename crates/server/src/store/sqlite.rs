@@ -421,8 +421,9 @@ impl<T> Writer<T> {
                         };
                         tx.prepare_cached(
                             "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
-                                                   recipient_key, recipient, client_id, text, event, file)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                                   recipient_key, recipient, client_id, text, event, file,
+                                                   notice)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                         )?
                         .execute(params![
                             seq,
@@ -440,6 +441,7 @@ impl<T> Writer<T> {
                                 .as_ref()
                                 .and_then(|e| serde_json::to_string(e).ok()),
                             file,
+                            m.notice,
                         ])?;
                         stored.push(Stored {
                             seq,
@@ -668,6 +670,7 @@ mod tests {
         id: Option<&str>,
     ) -> NewMessage {
         NewMessage {
+            notice: false,
             room: room.map(|r| RoomName::new(r).unwrap()),
             from: Name::new(from).unwrap(),
             to: to.map(|n| Name::new(n).unwrap()),

@@ -591,6 +591,7 @@ impl Irc {
                     continue;
                 }
                 ClientFrame::Say {
+                    notice,
                     text: body.clone(),
                     room: Some(room.to_owned()),
                     id: Some(id.clone()),
@@ -603,6 +604,7 @@ impl Irc {
                     continue;
                 };
                 ClientFrame::Whisper {
+                    notice,
                     to: name,
                     text: body.clone(),
                     id: Some(id.clone()),

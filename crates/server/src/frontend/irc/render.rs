@@ -180,8 +180,26 @@ impl IrcRender {
                     return;
                 };
                 let me = super::wire::name_of(&nick).unwrap_or_default();
+                let command = if pending.notice { "NOTICE" } else { "PRIVMSG" };
+                // natter does not deliver a message to yourself back to you (the ack says it is
+                // stored); IRC does, so the delivery is shown here — unlabeled.
+                let to_me = pending.echo && pending.target.eq_ignore_ascii_case(&nick);
+                if to_me {
+                    let source = self.source(&me);
+                    let (target, text) = (&pending.target, &pending.text);
+                    let echo = state.has(Cap::EchoMessage);
+                    // Without an echo to carry it, the delivery carries the label.
+                    let label = pending
+                        .label
+                        .as_deref()
+                        .filter(|_| !echo && state.has(Cap::LabeledResponse));
+                    let (ts, seq) = (Some(ts.as_str()), Some(*seq));
+                    self.line(&state, out, ts, seq, label, &source, command, target, text);
+                    if !echo {
+                        return;
+                    }
+                }
                 if pending.echo && state.has(Cap::EchoMessage) {
-                    let command = if pending.notice { "NOTICE" } else { "PRIVMSG" };
                     let label = pending
                         .label
                         .as_deref()
@@ -433,15 +451,16 @@ impl IrcRender {
     /// A natter message as IRC lines (one per line of its text, long ones cut).
     fn message(&self, m: &Message, state: &State, out: &mut String) {
         let me_nick = state.nick();
+        let command = if m.notice { "NOTICE" } else { "PRIVMSG" };
         let (command, target) = match (&m.room, &m.to) {
-            (Some(room), _) => ("PRIVMSG", format!("#{room}")),
+            (Some(room), _) => (command, format!("#{room}")),
             // A private message: to me, or (another session of mine sent it) from me to them.
             (None, Some(to)) => {
                 let to_nick = nick_of(to);
                 if to_nick.eq_ignore_ascii_case(me_nick) {
-                    ("PRIVMSG", me_nick.to_owned())
+                    (command, me_nick.to_owned())
                 } else {
-                    ("PRIVMSG", to_nick)
+                    (command, to_nick)
                 }
             }
             (None, None) => return,
@@ -541,9 +560,10 @@ impl IrcRender {
             Some(action) => format!("\u{1}ACTION {action}\u{1}"),
             None => m.text.clone(),
         };
+        let command = if m.notice { "NOTICE" } else { "PRIVMSG" };
         let mut out = String::new();
         for piece in pieces(&text, TEXT_ROOM) {
-            let _ = write!(out, "{tags}:{source} PRIVMSG {target} :{piece}\r\n");
+            let _ = write!(out, "{tags}:{source} {command} {target} :{piece}\r\n");
         }
         bytes::Bytes::from(out)
     }
