@@ -1194,6 +1194,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let (web, web_line) = web_listener(args.web.as_deref(), config.backlog, config.tls.is_some())?;
     let default_irc = SocketAddr::from(([127, 0, 0, 1], 6667));
     let mut irc = optional_listener("--irc", args.irc.as_deref(), default_irc, config.backlog)?;
+    let plain_irc = irc.len();
     if let Some(addr) = args.irc_tls {
         if config.tls.is_none() {
             return Err(format!(
@@ -1210,9 +1211,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(line) = web_line {
         announce(&line);
     }
-    for listener in &irc {
+    for (i, listener) in irc.iter().enumerate() {
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        announce(&format!("natter: IRC clients at {bound}"));
+        if i < plain_irc {
+            announce(&format!("natter: IRC clients at {bound}"));
+        } else {
+            announce(&format!("natter: IRC clients over TLS at {bound}"));
+        }
     }
     let mut lab = Vec::new();
     if let Some(addr) = args.lab {

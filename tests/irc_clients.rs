@@ -275,3 +275,55 @@ fn weechat_talks_with_natter_users() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `--irc-tls`: OpenSSL's own client completes the handshake on the TLS port and registers; the plain
+/// IRC port takes a TLS handshake too.
+#[test]
+fn irc_over_tls() {
+    let mut child = support::natter()
+        .args([
+            "serve",
+            "--db",
+            ":memory:",
+            "--listen",
+            "127.0.0.1:0",
+            "--web",
+            "none",
+        ])
+        .args(["--irc", "127.0.0.1:0", "--irc-tls", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut plain, mut tls) = (None, None);
+    while plain.is_none() || tls.is_none() {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "server ended early");
+        let line = line.trim();
+        if let Some(addr) = line.strip_prefix("natter: IRC clients over TLS at ") {
+            tls = Some(addr.to_owned());
+        } else if let Some(addr) = line.strip_prefix("natter: IRC clients at ") {
+            plain = Some(addr.to_owned());
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    for (i, addr) in [tls.unwrap(), plain.unwrap()].into_iter().enumerate() {
+        let mut openssl = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", &addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl runs (./test installs it)");
+        let mut stdin = openssl.stdin.take().unwrap();
+        write!(stdin, "NICK tls{i}\r\nUSER t 0 * :T\r\nQUIT :done\r\n").unwrap();
+        let out = openssl.wait_with_output().unwrap();
+        drop(stdin);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!(" 001 tls{i} ")), "{text}");
+        assert!(text.contains("ERROR :"), "{text}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

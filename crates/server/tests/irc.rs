@@ -357,3 +357,75 @@ async fn the_irc_port_keeps_the_limits() {
     assert!(lines.iter().all(|l| !l.contains("PRIVMSG")), "{lines:?}");
     server.shutdown().await;
 }
+
+/// An IRC client that reconnects gets what it missed through CHATHISTORY (natter's history), and its
+/// private conversation the same way.
+#[tokio::test]
+async fn a_reconnecting_irc_client_catches_up_with_chathistory() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let caps = ["batch", "server-time", "message-tags", "draft/chathistory"];
+    let mut alice = server.join("alice").await;
+    let (mut bob, welcome) = Irc::register(irc, "bob", &caps).await;
+    assert!(has(&welcome, "MSGREFTYPES=msgid,timestamp"));
+    bob.send("JOIN #lobby").await;
+    bob.sync().await;
+    alice.sync().await;
+    alice.say("one", "1").await;
+    let seen = bob.sync().await;
+    let last: u64 = seen[0]
+        .split(['=', ';'])
+        .nth(1)
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no msgid: {seen:?}"));
+    drop(bob);
+    alice.expect("left").await;
+    alice.say("two", "2").await;
+    alice.say("三", "3").await;
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"psst","id":"4"}))
+        .await;
+    alice.expect("error").await; // bob is away: a guest gets no private messages kept
+    let (mut bob, _) = Irc::register(irc, "bob", &caps).await;
+    bob.send("JOIN #lobby").await;
+    bob.sync().await;
+    alice.sync().await;
+    bob.send(&format!("CHATHISTORY AFTER #lobby msgid={last} 50"))
+        .await;
+    let lines = bob.sync().await;
+    assert!(
+        lines[0].contains(" BATCH +") && lines[0].ends_with(" chathistory #lobby"),
+        "{lines:?}"
+    );
+    let texts: Vec<&str> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.rsplit(" :").next().unwrap())
+        .collect();
+    assert_eq!(texts, ["two", "三"], "{lines:?}");
+    assert!(lines[1].starts_with("@batch=") && lines[1].contains("msgid="));
+    // LATEST with a limit, and a channel one is not in.
+    bob.send("CHATHISTORY LATEST #lobby * 1").await;
+    let lines = bob.sync().await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1].ends_with(":三"));
+    bob.send("CHATHISTORY LATEST #elsewhere * 10").await;
+    let lines = bob.sync().await;
+    assert!(
+        lines[0].contains("FAIL CHATHISTORY INVALID_TARGET LATEST #elsewhere"),
+        "{lines:?}"
+    );
+    // Private messages since bob signed in, as a conversation.
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"悄悄","id":"5"}))
+        .await;
+    alice.expect("ack").await;
+    bob.sync().await;
+    bob.send("CHATHISTORY LATEST alice * 10").await;
+    let lines = bob.sync().await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[1].ends_with(":alice!natter@natter PRIVMSG bob :悄悄"),
+        "{lines:?}"
+    );
+    server.shutdown().await;
+}
