@@ -92,14 +92,12 @@ pub enum Cap {
     MultiPrefix = 1 << 6,
     UserhostInNames = 1 << 7,
     ExtendedJoin = 1 << 8,
-    AccountTag = 1 << 9,
     Chathistory = 1 << 10,
     Sasl = 1 << 11,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
 const CAPS: &[(Cap, &str)] = &[
-    (Cap::AccountTag, "account-tag"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
     (Cap::Chathistory, "draft/chathistory"),
@@ -371,5 +369,95 @@ fn push_params(line: &mut String, params: &[&str]) {
             line.push(':');
         }
         line.push_str(param);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Outgoing;
+    use proptest::prelude::*;
+
+    /// What a hostile or broken IRC client may send never panics either half: each line is translated
+    /// (before and after registration) and whatever it asks is rendered.
+    #[test]
+    fn any_line_is_translated_and_rendered_without_panicking() {
+        let core = crate::Core::start(crate::testing::config()).unwrap();
+        let irc = std::cell::RefCell::new(Irc::new(core.shared.clone()));
+        let render = std::cell::RefCell::new(irc.borrow().renderer());
+        let commands = prop::sample::select(vec![
+            "NICK",
+            "USER",
+            "PASS",
+            "CAP",
+            "JOIN",
+            "PART",
+            "PRIVMSG",
+            "NOTICE",
+            "TOPIC",
+            "MODE",
+            "KICK",
+            "INVITE",
+            "WHO",
+            "WHOIS",
+            "NAMES",
+            "LIST",
+            "CHATHISTORY",
+            "AUTHENTICATE",
+            "AWAY",
+            "QUIT",
+            "PING",
+            "ISON",
+            "USERHOST",
+            "LUSERS",
+            "MOTD",
+            "X",
+        ]);
+        let line = (
+            proptest::option::of("[a-z=;+\\\\ ]{0,20}"),
+            commands,
+            prop::collection::vec("[#a-zA-Z0-9`|\\[\\]张*=:,.\\-+ \u{1}\u{3}]{0,12}", 0..6),
+        )
+            .prop_map(|(tags, command, params)| {
+                let tags = tags.map(|t| format!("@{t} ")).unwrap_or_default();
+                format!("{tags}{command} {}", params.join(" "))
+            });
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&(line, any::<bool>()), |(line, registered)| {
+                let mut out = Vec::new();
+                let mut render = render.borrow_mut();
+                let input = irc.borrow_mut().translate(line.as_bytes(), registered);
+                let rendered = match input {
+                    Input::Notice(text) | Input::Both(text, _) => Some(text),
+                    Input::Wrapped(open, _, close) => {
+                        render.render(&Outgoing::Notice(open), &mut out);
+                        Some(close)
+                    }
+                    _ => None,
+                };
+                if let Some(text) = rendered {
+                    render.render(&Outgoing::Notice(text), &mut out);
+                }
+                Ok(())
+            })
+            .unwrap();
+        // And the frames natter sends render for any state.
+        for frame in [
+            natter_proto::ServerFrame::error(
+                natter_proto::ErrorCode::NotInRoom,
+                Default::default(),
+                Some("x".into()),
+            ),
+            natter_proto::ServerFrame::Users {
+                room: "r".into(),
+                names: vec![],
+                count: Some(5),
+                ops: vec![],
+            },
+        ] {
+            let mut out = Vec::new();
+            render.borrow_mut().render(&Outgoing::new(frame), &mut out);
+        }
     }
 }
