@@ -98,12 +98,14 @@ impl Outgoing {
     fn frame(&self) -> ClientFrame {
         match &self.to {
             Some(to) => ClientFrame::Whisper {
+                tags: Default::default(),
                 notice: false,
                 to: to.clone(),
                 text: self.text.clone(),
                 id: Some(self.id.clone()),
             },
             None => ClientFrame::Say {
+                tags: Default::default(),
                 notice: false,
                 text: self.text.clone(),
                 room: self.room.clone(),

@@ -146,6 +146,7 @@ mod tests {
 
     fn msg(room: Option<&str>, to: Option<&str>, text: &str) -> Message {
         Message {
+            tags: Default::default(),
             notice: false,
             seq: 1,
             ts: "2026-11-25T16:38:57.123Z".into(),

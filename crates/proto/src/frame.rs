@@ -78,6 +78,10 @@ pub enum ClientFrame {
         /// A notice: a message no program should answer automatically (IRC's NOTICE).
         #[serde(default, skip_serializing_if = "is_false")]
         notice: bool,
+        /// Client tags (IRCv3's client-only tags: `{"+draft/reply":"41"}`), relayed and kept with the
+        /// message; names start with `+`.
+        #[serde(default, skip_serializing_if = "Tags::is_empty")]
+        tags: Tags,
     },
     /// `{"type":"whisper","to":"bob","text":"…","id":"8"}` — a private message.
     Whisper {
@@ -88,6 +92,9 @@ pub enum ClientFrame {
         /// As for `say`.
         #[serde(default, skip_serializing_if = "is_false")]
         notice: bool,
+        /// As for `say`.
+        #[serde(default, skip_serializing_if = "Tags::is_empty")]
+        tags: Tags,
     },
     /// `{"type":"join","room":"rust"}` — join a room, creating it if needed.
     Join { room: String },
@@ -305,7 +312,16 @@ pub struct Message {
     /// Sent as a notice (`say`/`whisper` with `notice`): shown like a message, answered by no program.
     #[serde(default, skip_serializing_if = "is_false")]
     pub notice: bool,
+    /// The client tags it was sent with.
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
+
+/// Client tags: names (starting with `+`) to values, as IRCv3's client-only message tags.
+pub type Tags = std::collections::BTreeMap<String, String>;
+
+/// Most bytes of client tags on one message (names, values and separators, as IRC counts them).
+pub const MAX_TAGS: usize = 4094;
 
 /// What a room event did. `kind` names the action (as `moderate` does); `name` is whom it concerned, `text`
 /// a topic or reason, `minutes` a mute's length, `on` a setting's new value.
@@ -889,6 +905,7 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"say","text":"hi","room":"lobby","id":"7"}"#).unwrap(),
             ClientFrame::Say {
+                tags: Default::default(),
                 notice: false,
                 text: "hi".into(),
                 room: Some("lobby".into()),
@@ -951,6 +968,7 @@ mod tests {
     #[test]
     fn server_frames_match_the_spec() {
         let f = ServerFrame::Message(Box::new(Message {
+            tags: Default::default(),
             notice: false,
             seq: 3,
             ts: "2026-11-25T16:38:57.123Z".into(),
@@ -1069,12 +1087,14 @@ mod tests {
                         }
                     }),
                 (text(), opt(), opt()).prop_map(|(text, room, id)| ClientFrame::Say {
+                    tags: Default::default(),
                     notice: false,
                     text,
                     room,
                     id
                 }),
                 (text(), text(), opt()).prop_map(|(to, text, id)| ClientFrame::Whisper {
+                    tags: Default::default(),
                     notice: false,
                     to,
                     text,
@@ -1095,6 +1115,7 @@ mod tests {
                 (any::<u64>(), text(), opt(), text(), opt(), text()).prop_map(
                     |(seq, ts, room, from, to, text)| {
                         ServerFrame::Message(Box::new(Message {
+                            tags: Default::default(),
                             notice: false,
                             seq,
                             ts,
@@ -1144,6 +1165,7 @@ mod tests {
                         let messages = ms
                             .into_iter()
                             .map(|(seq, from, text)| Message {
+                                tags: Default::default(),
                                 notice: false,
                                 seq,
                                 ts: "t".into(),

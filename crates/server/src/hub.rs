@@ -51,6 +51,28 @@ fn user_name(registry: &Registry, name: &Name) -> String {
         .map_or_else(|| name.to_string(), |(n, _)| n.to_string())
 }
 
+/// Client tags a message may carry: names starting with `+` (IRCv3's client-only tags), at most
+/// [`natter_proto::frame::MAX_TAGS`] bytes as IRC counts them, no control characters.
+pub fn check_tags(tags: &natter_proto::frame::Tags) -> Answer {
+    let size: usize = tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let bad_name = tags.keys().any(|k| {
+        k.len() < 2
+            || !k.starts_with('+')
+            || !k[1..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '/' | '.'))
+    });
+    let bad_value = tags
+        .values()
+        .any(|v| v.chars().any(natter_proto::text::is_forbidden));
+    if size > natter_proto::frame::MAX_TAGS || bad_name || bad_value {
+        let args =
+            natter_proto::error_args!(reason = "fields", kind = "\"tags\"", detail = "client tags");
+        return refuse(ErrorCode::BadFrame, args);
+    }
+    Ok(())
+}
+
 /// The longest parting word (of a `leave`, `exit`, kick or ban) shown to a room, in bytes.
 pub const MAX_PARTING: usize = 300;
 
@@ -959,6 +981,7 @@ impl Hub {
             }
         };
         Ok(NewMessage {
+            tags: Default::default(),
             notice: false,
             room,
             from: me.clone(),
@@ -1396,6 +1419,7 @@ impl Hub {
         let (event, text) =
             crate::moderation::event(action, target.as_ref().map(|t| t.as_str()), reason);
         Ok(NewMessage {
+            tags: Default::default(),
             notice: false,
             room: Some(display),
             from: me.clone(),
@@ -1659,6 +1683,7 @@ mod tests {
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         Outcome {
             message: NewMessage {
+                tags: Default::default(),
                 notice: false,
                 room: Some(RoomName::lobby()),
                 from: from.clone(),

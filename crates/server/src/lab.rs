@@ -307,6 +307,7 @@ async fn send_pieces(
                 password: None,
             },
             Piece::Text(text) => ClientFrame::Say {
+                tags: Default::default(),
                 notice: false,
                 text: decode(&text, gbk),
                 room: None,

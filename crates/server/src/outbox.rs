@@ -431,6 +431,7 @@ mod tests {
     fn message(seq: u64, room: &str) -> Arc<Outgoing> {
         Outgoing::new(ServerFrame::Message(Box::new(
             natter_proto::frame::Message {
+                tags: Default::default(),
                 notice: false,
                 seq,
                 ts: "t".into(),

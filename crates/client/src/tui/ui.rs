@@ -634,6 +634,7 @@ mod tests {
 
     fn msg(seq: u64, room: Option<&str>, from: &str, to: Option<&str>, text: &str) -> Event {
         Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
+            tags: Default::default(),
             notice: false,
             seq,
             ts: TS.into(),
@@ -940,6 +941,7 @@ mod tests {
         };
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Message(
             Box::new(Message {
+                tags: Default::default(),
                 notice: false,
                 seq: 1,
                 ts: TS.into(),
@@ -1049,6 +1051,7 @@ mod tests {
             room: Some("lobby".into()),
             messages: vec![
                 Message {
+                    tags: Default::default(),
                     notice: false,
                     seq: 1,
                     ts: "2026-11-23T12:00:00Z".into(),
@@ -1060,6 +1063,7 @@ mod tests {
                     file: None,
                 },
                 Message {
+                    tags: Default::default(),
                     notice: false,
                     seq: 2,
                     ts: "2026-11-25T12:00:00Z".into(),
@@ -1085,6 +1089,7 @@ mod tests {
 
     fn file(seq: u64, from: &str, name: &str, size: u64) -> Event {
         Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
+            tags: Default::default(),
             notice: false,
             seq,
             ts: TS.into(),

@@ -167,6 +167,7 @@ impl Plain {
         let frame = match command::parse(line) {
             Command::Nothing => return Input::Nothing,
             Command::Say(text) => ClientFrame::Say {
+                tags: Default::default(),
                 notice: false,
                 text,
                 room: Some(self.room.to_string()),
@@ -176,6 +177,7 @@ impl Plain {
                 return notice("!", tl!(lang, "usage", usage = tl!(lang, "usage-msg")))
             }
             Command::Msg { to, text } => ClientFrame::Whisper {
+                tags: Default::default(),
                 to,
                 text,
                 id: None,
@@ -456,6 +458,7 @@ mod tests {
         assert_eq!(
             frame("你好", true),
             ClientFrame::Say {
+                tags: Default::default(),
                 notice: false,
                 text: "你好".into(),
                 room: Some("lobby".into()),
@@ -465,6 +468,7 @@ mod tests {
         assert_eq!(
             frame("/msg bob hi", true),
             ClientFrame::Whisper {
+                tags: Default::default(),
                 notice: false,
                 to: "bob".into(),
                 text: "hi".into(),
@@ -506,6 +510,7 @@ mod tests {
     #[test]
     fn renders_the_labs_format() {
         let m = Message {
+            tags: Default::default(),
             notice: false,
             seq: 1,
             ts: "2026-11-25T16:38:57.123Z".into(),

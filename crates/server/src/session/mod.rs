@@ -706,9 +706,10 @@ impl Session {
                     room,
                     id,
                     notice,
+                    tags,
                 },
             ) => {
-                self.append(&me, (room.as_deref(), None), &text, id, notice)
+                self.append(&me, (room.as_deref(), None), &text, id, (notice, tags))
                     .await;
                 return Flow::Continue;
             }
@@ -719,9 +720,11 @@ impl Session {
                     text,
                     id,
                     notice,
+                    tags,
                 },
             ) => {
-                self.append(&me, (None, Some(&to)), &text, id, notice).await;
+                self.append(&me, (None, Some(&to)), &text, id, (notice, tags))
+                    .await;
                 return Flow::Continue;
             }
             (
@@ -1019,10 +1022,14 @@ impl Session {
         (room, to): (Option<&str>, Option<&str>),
         text: &str,
         id: Option<String>,
-        notice: bool,
+        (notice, tags): (bool, natter_proto::frame::Tags),
     ) {
-        let message = match self.shared.hub.prepare(me, room, to, text, id.clone()) {
-            Ok(m) => crate::store::NewMessage { notice, ..m },
+        let prepared = match crate::hub::check_tags(&tags) {
+            Ok(()) => self.shared.hub.prepare(me, room, to, text, id.clone()),
+            Err(refusal) => Err(refusal),
+        };
+        let message = match prepared {
+            Ok(m) => crate::store::NewMessage { notice, tags, ..m },
             Err(refusal) => {
                 self.settle().await;
                 self.outbox.send(refusal.frame(id));

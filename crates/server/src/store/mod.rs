@@ -108,6 +108,8 @@ pub struct NewMessage {
     pub file: Option<Box<NewFile>>,
     /// Sent as a notice.
     pub notice: bool,
+    /// Client tags.
+    pub tags: natter_proto::frame::Tags,
 }
 
 /// A completed, verified upload to share: the writer moves its bytes into the content store and records
@@ -168,6 +170,7 @@ pub struct Stored {
 impl NewMessage {
     pub fn to_message(&self, stored: &Stored) -> Message {
         Message {
+            tags: self.tags.clone(),
             notice: self.notice,
             seq: stored.seq,
             ts: stored.ts.clone(),

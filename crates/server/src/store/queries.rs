@@ -277,10 +277,14 @@ pub(super) fn find_duplicate(
 /// history.
 pub(super) const COLUMNS: &str = "seq, ts, room, sender, recipient, text, event, file, \
      CASE WHEN file IS NULL THEN 0 ELSE (SELECT expired FROM files WHERE files.seq = messages.seq) END, \
-     notice";
+     notice, tags";
 
 pub(super) fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
+        tags: r
+            .get::<_, Option<String>>(10)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
         notice: r.get::<_, bool>(9)?,
         seq: r.get(0)?,
         ts: r.get(1)?,

@@ -114,8 +114,12 @@ CREATE INDEX files_live_uploader ON files(uploader_key) WHERE expired = 0;
 CREATE INDEX files_upload        ON files(upload_key, seq);
 ALTER TABLE messages ADD COLUMN file TEXT;
 ",
-    // 4 → 5: notices (IRC's NOTICE): messages no program answers automatically.
-    "ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;",
+    // 4 → 5: notices (IRC's NOTICE: messages no program answers automatically) and client tags
+    // (IRCv3's client-only tags, a JSON object).
+    "
+ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN tags TEXT;
+",
 ];
 
 /// The schema version this build writes.

@@ -422,8 +422,8 @@ impl<T> Writer<T> {
                         tx.prepare_cached(
                             "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
                                                    recipient_key, recipient, client_id, text, event, file,
-                                                   notice)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                                   notice, tags)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                         )?
                         .execute(params![
                             seq,
@@ -442,6 +442,9 @@ impl<T> Writer<T> {
                                 .and_then(|e| serde_json::to_string(e).ok()),
                             file,
                             m.notice,
+                            (!m.tags.is_empty())
+                                .then(|| serde_json::to_string(&m.tags).ok())
+                                .flatten(),
                         ])?;
                         stored.push(Stored {
                             seq,
@@ -670,6 +673,7 @@ mod tests {
         id: Option<&str>,
     ) -> NewMessage {
         NewMessage {
+            tags: Default::default(),
             notice: false,
             room: room.map(|r| RoomName::new(r).unwrap()),
             from: Name::new(from).unwrap(),

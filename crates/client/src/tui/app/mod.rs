@@ -348,6 +348,7 @@ mod tests {
 
     fn msg(seq: u64, room: Option<&str>, from: &str, to: Option<&str>, text: &str) -> Event {
         Event::Chat(ChatEvent::Frame(ServerFrame::Message(Box::new(Message {
+            tags: Default::default(),
             notice: false,
             seq,
             ts: "2026-11-25T16:38:57.123Z".into(),
@@ -585,6 +586,7 @@ mod tests {
             room: Some("lobby".into()),
             messages: vec![
                 Message {
+                    tags: Default::default(),
                     notice: false,
                     seq: 8,
                     ts: "2026-11-25T16:38:57Z".into(),
@@ -596,6 +598,7 @@ mod tests {
                     file: None,
                 },
                 Message {
+                    tags: Default::default(),
                     notice: false,
                     seq: 10,
                     ts: "2026-11-25T16:38:57Z".into(),
@@ -666,6 +669,7 @@ mod tests {
         a.update(key(KeyCode::Enter));
         a.update(joined("张三", "2026-11-25T16:40:00.000Z"));
         let old = |seq: u64, text: &str| Message {
+            tags: Default::default(),
             notice: false,
             seq,
             ts: format!("2026-11-25T16:3{seq}:00.000Z"),
@@ -757,6 +761,7 @@ mod tests {
     fn what_came_while_away_is_unread() {
         let mut a = app();
         let pm = |seq: u64, text: &str| Message {
+            tags: Default::default(),
             notice: false,
             seq,
             ts: "2026-11-25T16:40:00.000Z".into(),

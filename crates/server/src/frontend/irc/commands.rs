@@ -437,6 +437,7 @@ impl Irc {
                 target: format!("#{room}"),
                 text: String::new(),
                 label: None,
+                tags: Default::default(),
             },
         );
         ClientFrame::Moderate {
@@ -578,6 +579,7 @@ impl Irc {
             // A CTCP request other than ACTION (VERSION, PING, …): natter's users cannot answer it.
             return Input::Nothing;
         };
+        let tags = line.client_tags();
         let mut frames = Vec::new();
         for target in targets.split(',').take(4) {
             let id = self.next_id();
@@ -591,6 +593,7 @@ impl Irc {
                     continue;
                 }
                 ClientFrame::Say {
+                    tags: tags.clone(),
                     notice,
                     text: body.clone(),
                     room: Some(room.to_owned()),
@@ -604,6 +607,7 @@ impl Irc {
                     continue;
                 };
                 ClientFrame::Whisper {
+                    tags: tags.clone(),
                     notice,
                     to: name,
                     text: body.clone(),
@@ -618,6 +622,7 @@ impl Irc {
                     target: target.to_owned(),
                     text: text.to_owned(),
                     label: label.filter(|_| !targets.contains(',')).map(str::to_owned),
+                    tags: tags.clone(),
                 },
             );
             frames.push(frame);

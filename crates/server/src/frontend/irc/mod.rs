@@ -161,6 +161,8 @@ struct Pending {
     target: String,
     text: String,
     label: Option<String>,
+    /// The client tags it was sent with (echoed with it).
+    tags: natter_proto::frame::Tags,
 }
 
 /// One IRC connection's translating half.

@@ -13,6 +13,14 @@ use crate::frontend::Render;
 use crate::outbox::Outgoing;
 use crate::session::Shared;
 
+/// What a line carries besides its time and msgid: the label of the request it answers, the client
+/// tags of the message.
+#[derive(Default, Clone, Copy)]
+struct Extra<'a> {
+    label: Option<&'a str>,
+    client: Option<&'a natter_proto::frame::Tags>,
+}
+
 /// A room message's IRC lines, by tag mode (none; `time`; `msgid` and `time`): the same for every
 /// recipient with those caps, so kept with the shared item.
 #[derive(Default)]
@@ -194,7 +202,11 @@ impl IrcRender {
                         .as_deref()
                         .filter(|_| !echo && state.has(Cap::LabeledResponse));
                     let (ts, seq) = (Some(ts.as_str()), Some(*seq));
-                    self.line(&state, out, ts, seq, label, &source, command, target, text);
+                    let extra = Extra {
+                        label,
+                        client: Some(&pending.tags),
+                    };
+                    self.line(&state, out, ts, seq, extra, &source, command, target, text);
                     if !echo {
                         return;
                     }
@@ -204,12 +216,16 @@ impl IrcRender {
                         .label
                         .as_deref()
                         .filter(|_| state.has(Cap::LabeledResponse));
+                    let extra = Extra {
+                        label,
+                        client: Some(&pending.tags),
+                    };
                     self.line(
                         &state,
                         out,
                         Some(ts),
                         Some(*seq),
-                        label,
+                        extra,
                         &self.source(&me),
                         command,
                         &pending.target,
@@ -469,7 +485,7 @@ impl IrcRender {
         if let Some(event) = &m.event {
             match event.kind.as_str() {
                 "topic" => {
-                    let mut line = self.tags(state, Some(&m.ts), Some(m.seq), None);
+                    let mut line = self.tags(state, Some(&m.ts), Some(m.seq), Extra::default());
                     let _ = write!(line, ":{source} TOPIC {target}");
                     push_params(&mut line, &[event.text.as_deref().unwrap_or("")]);
                     let _ = write!(out, "{line}\r\n");
@@ -487,7 +503,7 @@ impl IrcRender {
                         ("invite_only", on) => (if on == Some(false) { '-' } else { '+' }, 'i'),
                         (_, on) => (if on == Some(false) { '-' } else { '+' }, 'm'),
                     };
-                    let mut line = self.tags(state, Some(&m.ts), Some(m.seq), None);
+                    let mut line = self.tags(state, Some(&m.ts), Some(m.seq), Extra::default());
                     let _ = write!(line, ":{source} MODE {target} {sign}{letter}");
                     if let Some(name) = &event.name {
                         let _ = write!(line, " {}", nick_of(name));
@@ -500,7 +516,7 @@ impl IrcRender {
                 }
                 "kick" => {
                     if let Some(name) = &event.name {
-                        let mut line = self.tags(state, Some(&m.ts), Some(m.seq), None);
+                        let mut line = self.tags(state, Some(&m.ts), Some(m.seq), Extra::default());
                         let _ = write!(line, ":{source} KICK {target} {}", nick_of(name));
                         push_params(&mut line, &[event.text.as_deref().unwrap_or(&event.kind)]);
                         let _ = write!(out, "{line}\r\n");
@@ -514,7 +530,7 @@ impl IrcRender {
                 out,
                 Some(&m.ts),
                 Some(m.seq),
-                None,
+                Extra::default(),
                 &source,
                 "NOTICE",
                 &target,
@@ -526,12 +542,16 @@ impl IrcRender {
             Some(action) => format!("\u{1}ACTION {action}\u{1}"),
             None => m.text.clone(),
         };
+        let extra = Extra {
+            label: None,
+            client: Some(&m.tags),
+        };
         self.line(
             state,
             out,
             Some(&m.ts),
             Some(m.seq),
-            None,
+            extra,
             &source,
             command,
             &target,
@@ -545,6 +565,12 @@ impl IrcRender {
         if mode == 2 {
             tags.push_str("@msgid=");
             tags.push_str(&m.seq.to_string());
+            for (name, value) in &m.tags {
+                tags.push(';');
+                tags.push_str(name);
+                tags.push('=');
+                escape_tag(value, &mut tags);
+            }
         }
         if mode >= 1 {
             tags.push(if tags.is_empty() { '@' } else { ';' });
@@ -640,13 +666,7 @@ impl IrcRender {
     }
 
     /// The tags a line gets for this client: `time` (server-time), `msgid` (message-tags), `label`.
-    fn tags(
-        &self,
-        state: &State,
-        ts: Option<&str>,
-        seq: Option<u64>,
-        label: Option<&str>,
-    ) -> String {
+    fn tags(&self, state: &State, ts: Option<&str>, seq: Option<u64>, extra: Extra<'_>) -> String {
         let mut tags = String::new();
         let mut add = |tag: &str, value: &str| {
             tags.push(if tags.is_empty() { '@' } else { ';' });
@@ -654,8 +674,14 @@ impl IrcRender {
             tags.push('=');
             escape_tag(value, &mut tags);
         };
-        if let Some(label) = label {
+        if let Some(label) = extra.label {
             add("label", label);
+        }
+        // Client tags go to clients that take message tags.
+        if let (Some(client), true) = (extra.client, state.has(Cap::MessageTags)) {
+            for (name, value) in client {
+                add(name, value);
+            }
         }
         if let (Some(seq), true) = (seq, state.has(Cap::MessageTags)) {
             add("msgid", &seq.to_string());
@@ -680,13 +706,13 @@ impl IrcRender {
         out: &mut String,
         ts: Option<&str>,
         seq: Option<u64>,
-        label: Option<&str>,
+        extra: Extra<'_>,
         source: &str,
         command: &str,
         target: &str,
         text: &str,
     ) {
-        let tags = self.tags(state, ts, seq, label);
+        let tags = self.tags(state, ts, seq, extra);
         for piece in pieces(text, TEXT_ROOM) {
             let _ = write!(out, "{tags}:{source} {command} {target} :{piece}\r\n");
         }

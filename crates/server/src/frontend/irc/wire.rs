@@ -61,6 +61,20 @@ impl<'a> Line<'a> {
             .filter(|l| !l.is_empty() && l.len() <= 64)
     }
 
+    /// The client-only tags (`+name=value`), values unescaped.
+    pub fn client_tags(&self) -> natter_proto::frame::Tags {
+        let Some(tags) = self.tags else {
+            return Default::default();
+        };
+        tags.split(';')
+            .filter(|t| t.starts_with('+'))
+            .map(|t| {
+                let (k, v) = t.split_once('=').unwrap_or((t, ""));
+                (k.to_owned(), unescape_tag(v))
+            })
+            .collect()
+    }
+
     /// Parameter `i`, or `""`.
     pub fn param(&self, i: usize) -> &'a str {
         self.params.get(i).copied().unwrap_or("")
@@ -141,6 +155,27 @@ pub fn pieces(text: &str, max: usize) -> Vec<&str> {
         }
         if !line.is_empty() {
             out.push(line);
+        }
+    }
+    out
+}
+
+/// Undoes [`escape_tag`] (an unknown escape is the character itself; a trailing `\` is dropped).
+pub fn unescape_tag(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(':') => out.push(';'),
+            Some('s') => out.push(' '),
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => {}
         }
     }
     out
