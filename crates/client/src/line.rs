@@ -501,17 +501,7 @@ impl Client {
             Command::Rooms => ClientFrame::Rooms,
             Command::History => {
                 self.asked_history.push(self.room.clone());
-                ClientFrame::History {
-                    room: Some(self.room.clone()),
-                    before: None,
-                    limit: None,
-                    after: None,
-                    with: None,
-                    newest: None,
-                    id: None,
-                    after_ts: None,
-                    before_ts: None,
-                }
+                ClientFrame::history_page(Some(self.room.clone()), None, None)
             }
             Command::Clear => {
                 term.clear();

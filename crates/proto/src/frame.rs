@@ -589,6 +589,21 @@ pub fn error_text(lang: Lang, code: ErrorCode, args: &ErrorArgs, message: &str) 
 }
 
 impl ClientFrame {
+    /// A `history` request for one page backwards: `room`'s (or your private messages), before `before`.
+    pub fn history_page(room: Option<String>, before: Option<u64>, limit: Option<usize>) -> Self {
+        ClientFrame::History {
+            room,
+            before,
+            limit,
+            after: None,
+            with: None,
+            newest: None,
+            id: None,
+            after_ts: None,
+            before_ts: None,
+        }
+    }
+
     /// Encodes the frame as one JSON line, ready for the wire.
     pub fn encode(&self) -> Bytes {
         let mut buf = serde_json::to_vec(self).expect("client frames always serialize");

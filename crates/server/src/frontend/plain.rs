@@ -207,17 +207,7 @@ impl Plain {
             }
             Command::Who(room) => ClientFrame::Who { room },
             Command::Rooms => ClientFrame::Rooms,
-            Command::History => ClientFrame::History {
-                room: Some(self.room.to_string()),
-                before: None,
-                limit: None,
-                after: None,
-                with: None,
-                newest: None,
-                id: None,
-                after_ts: None,
-                before_ts: None,
-            },
+            Command::History => ClientFrame::history_page(Some(self.room.to_string()), None, None),
             Command::Clear => return notice("*", tl!(lang, "plain-clear")),
             Command::Quit => ClientFrame::Exit { text: None },
             Command::Password(Some(password)) => ClientFrame::SetPassword { password },

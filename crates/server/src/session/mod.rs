@@ -970,33 +970,7 @@ impl Session {
             (_, ClientFrame::Rooms) => {
                 self.outbox.send(hub.rooms_frame());
             }
-            (
-                me,
-                ClientFrame::History {
-                    room,
-                    before,
-                    limit,
-                    after,
-                    with,
-                    newest,
-                    id,
-                    after_ts,
-                    before_ts,
-                },
-            ) => {
-                let ask = replay::HistoryAsk {
-                    room,
-                    before,
-                    limit,
-                    after,
-                    with,
-                    newest,
-                    id,
-                    after_ts,
-                    before_ts,
-                };
-                self.history_page(&me, ask).await
-            }
+            (me, ask @ ClientFrame::History { .. }) => self.history_page(&me, ask).await,
             (_, ClientFrame::Say { .. } | ClientFrame::Whisper { .. }) => {
                 unreachable!("handled above")
             }

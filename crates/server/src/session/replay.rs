@@ -32,19 +32,6 @@ pub(super) struct Hello {
     pub password: Option<String>,
 }
 
-/// A `history` request, as asked.
-pub(super) struct HistoryAsk {
-    pub room: Option<String>,
-    pub before: Option<u64>,
-    pub limit: Option<usize>,
-    pub after: Option<u64>,
-    pub with: Option<String>,
-    pub newest: Option<bool>,
-    pub id: Option<String>,
-    pub after_ts: Option<String>,
-    pub before_ts: Option<String>,
-}
-
 /// A `hello` with a key, waiting for the `prove` that answers its challenge.
 pub(super) struct PendingHello {
     hello: Hello,
@@ -523,8 +510,8 @@ impl Session {
     }
 
     /// `history`: a page of a room you are in, of your private messages, or of those with one person.
-    pub(super) async fn history_page(&self, me: &Name, ask: HistoryAsk) {
-        let HistoryAsk {
+    pub(super) async fn history_page(&self, me: &Name, ask: natter_proto::ClientFrame) {
+        let natter_proto::ClientFrame::History {
             room,
             before,
             limit,
@@ -534,7 +521,10 @@ impl Session {
             id,
             after_ts,
             before_ts,
-        } = ask;
+        } = ask
+        else {
+            return;
+        };
         let scope = match (&room, &with) {
             (Some(raw), _) => match RoomName::parse_lenient(raw) {
                 Ok(room) if self.shared.hub.is_member(me, &room) => {

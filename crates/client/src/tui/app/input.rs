@@ -293,17 +293,11 @@ impl App {
                     ConvKey::Room(r) => Some(r.clone()),
                     ConvKey::Private(_) => None,
                 };
-                vec![Effect::Send(ClientFrame::History {
+                vec![Effect::Send(ClientFrame::history_page(
                     room,
                     before,
-                    limit: Some(50),
-                    after: None,
-                    with: None,
-                    newest: None,
-                    id: None,
-                    after_ts: None,
-                    before_ts: None,
-                })]
+                    Some(50),
+                ))]
             }
             Command::Quit => vec![Effect::Quit],
             Command::ForgetMe | Command::Block { .. } => unreachable!("handled above"),
