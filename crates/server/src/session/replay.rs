@@ -417,23 +417,7 @@ impl Session {
         messages: Result<Vec<Message>, StoreError>,
         new_after: Option<u64>,
     ) {
-        let frame = match messages {
-            Ok(messages) => ServerFrame::History {
-                room,
-                messages,
-                new_after,
-                with: None,
-                id: None,
-            },
-            Err(e) => {
-                tracing::error!("history read failed: {e}");
-                ServerFrame::error(
-                    ErrorCode::ServerError,
-                    natter_proto::error_args!(what = "history"),
-                    None,
-                )
-            }
-        };
+        let frame = history_frame(messages, room, new_after, (None, None));
         self.outbox.push_paced(frame, self.stall()).await;
     }
 
@@ -583,29 +567,37 @@ impl Session {
             .history
             .range(scope, after, before, limit, newest)
             .await;
-        let frame = match page {
-            Ok(messages) => ServerFrame::History {
-                room,
-                messages,
-                new_after: None,
-                with,
-                id,
-            },
-            Err(e) => {
-                tracing::error!("history read failed: {e}");
-                ServerFrame::error(
-                    ErrorCode::ServerError,
-                    natter_proto::error_args!(what = "history"),
-                    id,
-                )
-            }
-        };
+        let frame = history_frame(page, room, None, (with, id));
         self.outbox.push_paced(frame, self.stall()).await;
     }
 
     /// For an owner, when they came to own their name; `None` for a guest.
     fn owned_since(&self) -> Option<u64> {
         self.me.as_ref().and_then(|r| r.owned_since())
+    }
+}
+
+/// A `history` frame of what a read found, or the `server_error` that says it failed. `(with, id)`: as
+/// the request gave them.
+fn history_frame(
+    messages: Result<Vec<Message>, StoreError>,
+    room: Option<String>,
+    new_after: Option<u64>,
+    (with, id): (Option<String>, Option<String>),
+) -> ServerFrame {
+    match messages {
+        Ok(messages) => ServerFrame::History {
+            room,
+            messages,
+            new_after,
+            with,
+            id,
+        },
+        Err(e) => {
+            tracing::error!("history read failed: {e}");
+            let args = natter_proto::error_args!(what = "history");
+            ServerFrame::error(ErrorCode::ServerError, args, id)
+        }
     }
 }
 
