@@ -91,12 +91,16 @@ fn irctest_core_and_ircv3_tiers_do_not_regress() {
         .spawn()
         .expect("natter serve starts");
     let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut chat = None;
     let irc = loop {
         let mut line = String::new();
         assert!(
             out.read_line(&mut line).unwrap() > 0,
             "no IRC listener announced"
         );
+        if let Some(rest) = line.strip_prefix("natter: listening on ") {
+            chat = rest.split_whitespace().next().map(str::to_owned);
+        }
         if let Some(addr) = line.trim().strip_prefix("natter: IRC clients at ") {
             break addr.parse::<std::net::SocketAddr>().unwrap();
         }
@@ -115,6 +119,12 @@ fn irctest_core_and_ircv3_tiers_do_not_regress() {
         .env("OUT_DIR", results.path())
         .env("TEST_TIMEOUT", "20")
         .env("IRCTEST_SETTLE_SECONDS", "0.1")
+        // Accounts: the controller registers a name through natter's own protocol; SASL PLAIN signs in.
+        .env(
+            "IRCTEST_NATTER_CHAT",
+            chat.expect("the chat port announced"),
+        )
+        .env("IRCTEST_SERVER_SASL_MECHS", "PLAIN")
         .output()
         .expect("run.sh runs");
     let _ = server.kill();

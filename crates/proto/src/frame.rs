@@ -426,6 +426,11 @@ pub enum ServerFrame {
         room: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
+        /// Who set the topic, and when (RFC 3339), when the server knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        set_by: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        set_at: Option<String>,
         #[serde(default, skip_serializing_if = "is_false")]
         invite_only: bool,
         #[serde(default, skip_serializing_if = "is_false")]

@@ -1318,6 +1318,8 @@ impl Hub {
         (r.topic.is_some() || r.invite_only || r.moderated).then(|| ServerFrame::Topic {
             room: room.to_string(),
             topic: r.topic.clone(),
+            set_by: r.topic.as_ref().and(r.topic_by.clone()),
+            set_at: r.topic.as_ref().and(r.topic_at).map(time::wire_ms),
             invite_only: r.invite_only,
             moderated: r.moderated,
         })
@@ -1383,6 +1385,10 @@ impl Hub {
                 }
             }
             rules.apply(action, target.as_ref().map(|t| t.key()), time::now_ms());
+            if let Action::Topic(topic) = action {
+                rules.topic_by = (!topic.is_empty()).then(|| me.to_string());
+                rules.topic_at = (!topic.is_empty()).then(time::now_ms);
+            }
             serde_json::to_string(rules).unwrap_or_default()
         };
         let _ = self.writer.send(WriteCmd::Rules {

@@ -18,6 +18,11 @@ pub struct RoomRules {
     pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Who set the topic, and when (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_at: Option<i64>,
     #[serde(default)]
     pub invite_only: bool,
     #[serde(default)]

@@ -927,6 +927,8 @@ mod tests {
             ops: vec!["alice".into()],
         })));
         a.update(Event::Chat(ChatEvent::Frame(ServerFrame::Topic {
+            set_by: None,
+            set_at: None,
             room: "lobby".into(),
             topic: Some("今天的话题".into()),
             invite_only: false,

@@ -717,8 +717,9 @@ impl Irc {
                     );
                 }
             }
-            reply.num("366", &[channel, &reply.t("irc-end-of-names")]);
         }
+        // One end for the whole list, as it was asked.
+        reply.num("366", &[channels, &reply.t("irc-end-of-names")]);
     }
 
     fn who(&mut self, line: &Line, reply: &mut Reply) {
@@ -911,9 +912,9 @@ impl Irc {
             }
             None => {
                 match self.shared.hub.topic_frame(&room) {
-                    Some(ServerFrame::Topic {
-                        topic: Some(topic), ..
-                    }) => reply.num("332", &[channel, &topic]),
+                    Some(frame @ ServerFrame::Topic { topic: Some(_), .. }) => {
+                        topic_lines(&frame, reply)
+                    }
                     _ => reply.num("331", &[channel, &reply.t("irc-no-topic")]),
                 }
                 Input::Nothing
@@ -1122,6 +1123,32 @@ impl Irc {
 /// The name of a room for display in IRC (`lobby`), from a parsed name.
 fn room_name(room: Option<&RoomName>) -> String {
     room.map(ToString::to_string).unwrap_or_default()
+}
+
+/// A room's topic as IRC gives it: `332`, and `333` (who set it, when) when natter knows.
+pub(super) fn topic_lines(frame: &ServerFrame, reply: &mut Reply) {
+    let ServerFrame::Topic {
+        room,
+        topic: Some(topic),
+        set_by,
+        set_at,
+        ..
+    } = frame
+    else {
+        return;
+    };
+    if topic.is_empty() {
+        return;
+    }
+    let channel = format!("#{room}");
+    reply.num("332", &[&channel, topic]);
+    let at = set_at
+        .as_deref()
+        .and_then(natter_proto::time::parse)
+        .map(|t| t.as_second());
+    if let (Some(by), Some(at)) = (set_by, at) {
+        reply.num("333", &[&channel, &nick_of(by), &at.to_string()]);
+    }
 }
 
 /// `user@host` of a name (see [`Irc::userhost`]).

@@ -168,7 +168,7 @@ impl IrcRender {
                     "NICKLEN=32".into(),
                     "PREFIX=(ov)@+".into(),
                     "STATUSMSG=".into(),
-                    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:".into(),
+                    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,NAMES:".into(),
                     "TOPICLEN=".to_owned() + &crate::moderation::MAX_TOPIC.to_string(),
                     "UTF8ONLY".into(),
                     "WHOX".into(),
@@ -280,12 +280,10 @@ impl IrcRender {
                 reply.num("366", &[&channel, &reply.t("irc-end-of-names")]);
                 push_reply(reply, out);
             }
-            ServerFrame::Topic { room, topic, .. } => {
-                if let Some(topic) = topic.as_ref().filter(|t| !t.is_empty()) {
-                    let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
-                    reply.num("332", &[&format!("#{room}"), topic]);
-                    push_reply(reply, out);
-                }
+            ServerFrame::Topic { .. } => {
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
+                super::commands::topic_lines(frame, &mut reply);
+                push_reply(reply, out);
             }
             ServerFrame::Left {
                 room,
