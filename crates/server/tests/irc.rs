@@ -429,3 +429,40 @@ async fn a_reconnecting_irc_client_catches_up_with_chathistory() {
     );
     server.shutdown().await;
 }
+
+/// A room over the announce limit is an auditorium for IRC clients: no joins and parts, NAMES on join
+/// lists only yourself (with a NOTICE of the count), `MODE` says `+u`, and WHO still lists everyone.
+#[tokio::test]
+async fn big_rooms_look_like_auditorium_channels() {
+    let config = natter_server::Config {
+        announce_limit: 2,
+        ..natter_server::testing::config()
+    };
+    let server = TestServer::start_irc(config).await;
+    let irc = server.irc.unwrap();
+    let _a = server.join("a1").await;
+    let _b = server.join("b2").await;
+    let _c = server.join("c3").await;
+    let (mut dave, welcome) = Irc::register(irc, "dave", &[]).await;
+    assert!(has(&welcome, "CHANMODES=b,,,imntu"));
+    dave.send("JOIN #lobby").await;
+    let lines = dave.sync().await;
+    assert!(
+        lines[1].contains(" 353 dave = #lobby ") && lines[1].ends_with("dave"),
+        "{lines:?}"
+    );
+    assert!(lines[2].contains("NOTICE #lobby :4 members"), "{lines:?}");
+    dave.send("MODE #lobby").await;
+    assert!(dave.sync().await[0].contains(" 324 dave #lobby +ntu"));
+    dave.send("WHO #lobby").await;
+    let lines = dave.sync().await;
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" 352 ")).count(),
+        4,
+        "{lines:?}"
+    );
+    // Nobody's arrival is announced.
+    let _e = server.join("e5").await;
+    assert!(!has(&dave.sync().await, "JOIN"));
+    server.shutdown().await;
+}

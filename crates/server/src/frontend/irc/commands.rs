@@ -974,10 +974,16 @@ impl Irc {
                 }) => (invite_only, moderated),
                 _ => (false, false),
             };
+            // `+u` (auditorium): a room too big to announce joins and parts.
+            let limit = self.shared.config.announce_limit;
+            let big = self
+                .members(&room)
+                .is_some_and(|(names, _)| names.len() > limit);
             let modes = format!(
-                "+nt{}{}",
+                "+nt{}{}{}",
                 if invite_only { "i" } else { "" },
-                if moderated { "m" } else { "" }
+                if moderated { "m" } else { "" },
+                if big { "u" } else { "" }
             );
             reply.num("324", &[target, &modes]);
             return Input::Nothing;

@@ -156,7 +156,7 @@ impl IrcRender {
                     "AWAYLEN=300".to_owned(),
                     "CASEMAPPING=ascii".into(),
                     "CHANLIMIT=#:".to_owned() + &config.max_rooms.to_string(),
-                    "CHANMODES=b,,,imnt".into(),
+                    "CHANMODES=b,,,imntu".into(),
                     "CHANNELLEN=33".into(),
                     "CHANTYPES=#".into(),
                     "CHATHISTORY=100".into(),
