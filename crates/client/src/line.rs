@@ -760,6 +760,7 @@ impl Client {
             ServerFrame::Bye { .. }
             | ServerFrame::Ping { .. }
             | ServerFrame::Pong { .. }
+            | ServerFrame::Signal(_)
             | ServerFrame::Welcome { .. }
             | ServerFrame::Challenge { .. }
             | ServerFrame::Status { .. }

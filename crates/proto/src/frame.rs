@@ -96,6 +96,18 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Tags::is_empty")]
         tags: Tags,
     },
+    /// `{"type":"signal","room":"rust","tags":{"+typing":"active"},"id":"9"}` — a message without text,
+    /// not stored (typing notifications, reactions; IRC's TAGMSG): relayed at once to the room's members
+    /// (or to `to`, who must be online); you get it back as the acknowledgement.
+    Signal {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        tags: Tags,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     /// `{"type":"join","room":"rust"}` — join a room, creating it if needed.
     Join { room: String },
     /// `{"type":"leave","room":"rust","text":"bye"}` — leave a room (`text`: a parting word the
@@ -207,6 +219,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "unblock",
     "say",
     "whisper",
+    "signal",
     "join",
     "leave",
     "who",
@@ -323,6 +336,21 @@ pub type Tags = std::collections::BTreeMap<String, String>;
 /// Most bytes of client tags on one message (names, values and separators, as IRC counts them).
 pub const MAX_TAGS: usize = 4094;
 
+/// A relayed `signal` (see [`ClientFrame::Signal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub sid: String,
+    pub ts: String,
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub tags: Tags,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
 /// What a room event did. `kind` names the action (as `moderate` does); `name` is whom it concerned, `text`
 /// a topic or reason, `minutes` a mute's length, `on` a setting's new value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,6 +401,9 @@ pub enum ServerFrame {
     },
     /// Boxed: a message is the largest frame, and every queued item is as big as the largest frame.
     Message(Box<Message>),
+    /// A `signal` relayed: `sid` identifies it (the same for every recipient); to its sender it comes back
+    /// with the request's `id`.
+    Signal(Box<Signal>),
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,

@@ -993,6 +993,62 @@ impl Hub {
         })
     }
 
+    /// `signal`: a message without text that is not stored (typing, reactions; IRC's TAGMSG), relayed at
+    /// once under the same rules as a message — to the room's members or to `to`, who must be online —
+    /// and returned for the sender (`sender` is not sent it again). Nothing orders it among messages.
+    pub fn signal(
+        &self,
+        me: &Name,
+        sender: &Arc<Outbox>,
+        (room, to): (Option<&str>, Option<&str>),
+        tags: natter_proto::frame::Tags,
+        id: Option<String>,
+    ) -> Answer<ServerFrame> {
+        check_tags(&tags)?;
+        if tags.is_empty() {
+            let args = natter_proto::error_args!(
+                reason = "fields",
+                kind = "\"signal\"",
+                detail = "no tags"
+            );
+            return refuse(ErrorCode::BadFrame, args);
+        }
+        // The rules of a message: membership, mutes, blocks.
+        let prepared = self.prepare(me, room, to, "-", None)?;
+        let signal = natter_proto::frame::Signal {
+            sid: format!("s{:x}", rand_core::RngCore::next_u64(&mut rand_core::OsRng)),
+            ts: time::now_wire(),
+            from: me.to_string(),
+            room: prepared.room.as_ref().map(ToString::to_string),
+            to: prepared.to.as_ref().map(ToString::to_string),
+            tags,
+            id: None,
+        };
+        let item = Outgoing::new(ServerFrame::Signal(Box::new(signal.clone())));
+        match (&prepared.room, &prepared.to) {
+            (Some(room), _) => {
+                if let Some(r) = self.rooms().get(room.key()) {
+                    for seats in r.members().values() {
+                        seats.push_except(&item, Some(sender));
+                    }
+                }
+            }
+            (None, Some(to)) => {
+                let registry = self.registry();
+                let Some(user) = registry.users.get(to.key()) else {
+                    let args = natter_proto::error_args!(name = format!("{to:?}"));
+                    return refuse(ErrorCode::NoSuchUser, args);
+                };
+                user.seats.push_except(&item, Some(sender));
+            }
+            (None, None) => {}
+        }
+        Ok(ServerFrame::Signal(Box::new(natter_proto::frame::Signal {
+            id,
+            ..signal
+        })))
+    }
+
     /// Hands a prepared message to the store's writer.
     pub fn submit(&self, message: NewMessage, token: AppendToken) -> Result<(), AppendToken> {
         self.writer

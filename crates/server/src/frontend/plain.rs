@@ -301,6 +301,7 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         }
         ServerFrame::Ack { .. }
         | ServerFrame::Pong { .. }
+        | ServerFrame::Signal(_)
         | ServerFrame::Ping { .. }
         | ServerFrame::Challenge { .. } => return None,
         ServerFrame::PasswordSet => format!("* {}", tl!(lang, "password-set")),

@@ -966,6 +966,12 @@ impl Session {
                     self.outbox.send(refusal.frame(None));
                 }
             }
+            (me, ClientFrame::Signal { room, to, tags, id }) => {
+                let to_whom = (room.as_deref(), to.as_deref());
+                let answer = hub.signal(&me, &self.outbox, to_whom, tags, id.clone());
+                self.outbox
+                    .send(answer.unwrap_or_else(|refusal| refusal.frame(id)));
+            }
             (_, ClientFrame::Who { room }) => self.send(hub.who(room.as_deref())),
             (_, ClientFrame::Rooms) => {
                 self.outbox.send(hub.rooms_frame());
@@ -1061,6 +1067,7 @@ fn frame_id(frame: &ClientFrame) -> Option<String> {
         | ClientFrame::Whisper { id, .. }
         | ClientFrame::Offer { id, .. }
         | ClientFrame::Fetch { id, .. }
+        | ClientFrame::Signal { id, .. }
         | ClientFrame::Ping { id } => id.clone(),
         _ => None,
     }

@@ -265,6 +265,7 @@ impl App {
             | ServerFrame::Ping { .. }
             | ServerFrame::Ack { .. }
             | ServerFrame::Pong { .. }
+            | ServerFrame::Signal(_)
             | ServerFrame::Bye { .. } => {}
         }
         Vec::new()

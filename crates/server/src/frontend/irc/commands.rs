@@ -531,6 +531,7 @@ impl Irc {
                 reply.num("302", &[&found.join(" ")]);
             }
             "CHATHISTORY" => return self.chathistory(line, reply, label),
+            "TAGMSG" => return self.tagmsg(line, reply, label),
             "AUTHENTICATE" => reply.num("907", &[&reply.t("irc-sasl-already")]),
             "VERSION" => reply.num(
                 "351",
@@ -571,6 +572,20 @@ impl Irc {
         if line.params.len() < 2 || text.is_empty() {
             if !notice {
                 reply.num("412", &[&reply.t("irc-no-text")]);
+            }
+            return Input::Nothing;
+        }
+        // A text that could not be relayed to IRC clients in one line (source included) is refused
+        // rather than cut or split: `417`.
+        let source = format!(
+            "{}!{}",
+            reply.nick,
+            self.userhost(&name_of(&reply.nick).unwrap_or_default())
+        );
+        let longest_target = targets.split(',').map(str::len).max().unwrap_or(0);
+        if 1 + source.len() + 1 + command.len() + 1 + longest_target + 2 + text.len() + 2 > 512 {
+            if !notice {
+                reply.num("417", &[&reply.t("irc-input-too-long")]);
             }
             return Input::Nothing;
         }
@@ -628,6 +643,43 @@ impl Irc {
             frames.push(frame);
         }
         Input::Frames(frames)
+    }
+
+    /// `TAGMSG target` with client tags: a natter `signal` (relayed, not stored).
+    fn tagmsg(&mut self, line: &Line, reply: &mut Reply, label: Option<&str>) -> Input {
+        let target = line.param(0);
+        let tags = line.client_tags();
+        if target.is_empty() || tags.is_empty() {
+            return Input::Nothing;
+        }
+        let (room, to) = match room_of(target) {
+            Some(room) => (Some(room.to_owned()), None),
+            None => match name_of(target) {
+                Some(name) => (None, Some(name)),
+                None => {
+                    reply.num("401", &[target, &reply.t("irc-no-such-nick")]);
+                    return Input::Nothing;
+                }
+            },
+        };
+        let id = self.next_id();
+        self.state().pending.insert(
+            id.clone(),
+            Pending {
+                echo: true,
+                notice: true, // never answered with an error, like a NOTICE
+                target: target.to_owned(),
+                text: String::new(),
+                label: label.map(str::to_owned),
+                tags: tags.clone(),
+            },
+        );
+        Input::Frame(ClientFrame::Signal {
+            room,
+            to,
+            tags,
+            id: Some(id),
+        })
     }
 
     fn join(&mut self, line: &Line, reply: &mut Reply) -> Input {

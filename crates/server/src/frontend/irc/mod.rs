@@ -248,7 +248,7 @@ impl FrontEnd for Irc {
         // between two markers (a PRIVMSG's label rides on its echo instead).
         let one_target = !line.param(0).contains(',');
         let own_label = match line.command.as_str() {
-            "PRIVMSG" | "NOTICE" => one_target,
+            "PRIVMSG" | "NOTICE" | "TAGMSG" => one_target,
             "CHATHISTORY" => true,
             _ => false,
         };

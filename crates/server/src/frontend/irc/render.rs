@@ -26,8 +26,15 @@ struct Extra<'a> {
 #[derive(Default)]
 struct RoomLines([std::sync::OnceLock<bytes::Bytes>; 3]);
 
-/// Room for a message's text in one line: 512 bytes less the command, target, source and line end.
-const TEXT_ROOM: usize = 350;
+/// Room for a message's text in one line: 512 bytes less `:source COMMAND target :` and the line end
+/// (tags do not count), and never less than [`TEXT_ROOM`].
+fn text_room(source: &str, command: &str, target: &str) -> usize {
+    let overhead = 1 + source.len() + 1 + command.len() + 1 + target.len() + 2 + 2;
+    512usize.saturating_sub(overhead).max(TEXT_ROOM)
+}
+
+/// The least room a message's text gets in one line (for a very long source and target).
+const TEXT_ROOM: usize = 200;
 
 pub(super) struct IrcRender {
     shared: Arc<Shared>,
@@ -236,6 +243,60 @@ impl IrcRender {
                 {
                     let _ = write!(out, "@label={label} :{server} ACK\r\n");
                 }
+            }
+            ServerFrame::Signal(signal) => {
+                let mine = signal.id.as_ref().and_then(|id| state.pending.remove(id));
+                let target = match (&signal.room, &signal.to) {
+                    (Some(room), _) => format!("#{room}"),
+                    (None, Some(to)) => nick_of(to),
+                    (None, None) => return,
+                };
+                let label = match &mine {
+                    Some(_) if !state.has(Cap::EchoMessage) => {
+                        if let Some(label) = mine
+                            .and_then(|p| p.label)
+                            .filter(|_| state.has(Cap::LabeledResponse))
+                        {
+                            let _ = write!(out, "@label={label} :{server} ACK\r\n");
+                        }
+                        return;
+                    }
+                    Some(pending) => pending
+                        .label
+                        .as_deref()
+                        .filter(|_| state.has(Cap::LabeledResponse)),
+                    None => None,
+                };
+                // Only clients that take message tags see TAGMSG at all.
+                if !state.has(Cap::MessageTags) {
+                    return;
+                }
+                let mut tags = String::from("@");
+                if let Some(label) = label {
+                    tags.push_str("label=");
+                    escape_tag(label, &mut tags);
+                    tags.push(';');
+                }
+                tags.push_str("msgid=");
+                escape_tag(&signal.sid, &mut tags);
+                tags.push_str(";time=");
+                escape_tag(&signal.ts, &mut tags);
+                for (name, value) in &signal.tags {
+                    tags.push(';');
+                    tags.push_str(name);
+                    tags.push('=');
+                    escape_tag(value, &mut tags);
+                }
+                let source = self.source(&signal.from);
+                // To yourself: the delivery too, unlabeled (as for a PRIVMSG).
+                if signal.id.is_some() && target.eq_ignore_ascii_case(&nick) && label.is_some() {
+                    let plain =
+                        tags.replacen(&format!("label={};", label.unwrap_or_default()), "", 1);
+                    let _ = write!(out, "{plain} :{source} TAGMSG {target}\r\n");
+                } else if signal.id.is_some() && target.eq_ignore_ascii_case(&nick) {
+                    let _ = write!(out, "{tags} :{source} TAGMSG {target}\r\n");
+                }
+                let _ = write!(out, "{tags} :{source} TAGMSG {target}\r\n");
             }
             ServerFrame::Joined { room, name, .. } => {
                 let source = self.source(name);
@@ -586,7 +647,7 @@ impl IrcRender {
         };
         let command = if m.notice { "NOTICE" } else { "PRIVMSG" };
         let mut out = String::new();
-        for piece in pieces(&text, TEXT_ROOM) {
+        for piece in pieces(&text, text_room(&source, command, &target)) {
             let _ = write!(out, "{tags}:{source} {command} {target} :{piece}\r\n");
         }
         bytes::Bytes::from(out)
@@ -711,7 +772,7 @@ impl IrcRender {
         text: &str,
     ) {
         let tags = self.tags(state, ts, seq, extra);
-        for piece in pieces(text, TEXT_ROOM) {
+        for piece in pieces(text, text_room(source, command, target)) {
             let _ = write!(out, "{tags}:{source} {command} {target} :{piece}\r\n");
         }
     }
