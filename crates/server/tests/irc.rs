@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{Connect, TestServer, WAIT};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -464,5 +464,55 @@ async fn big_rooms_look_like_auditorium_channels() {
     // Nobody's arrival is announced.
     let _e = server.join("e5").await;
     assert!(!has(&dave.sync().await, "JOIN"));
+    server.shutdown().await;
+}
+
+/// TAGMSG is a natter `signal`: relayed at once to clients that take tags (natter's clients get the
+/// frame), never stored, never shown to IRC clients without message-tags; client tags on a PRIVMSG are
+/// relayed and kept with it.
+#[tokio::test]
+async fn tagmsg_is_a_signal_and_client_tags_travel_with_messages() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let mut alice = server.join("alice").await;
+    let (mut tags, _) = Irc::register(irc, "tags", &["message-tags", "echo-message"]).await;
+    let (mut plain, _) = Irc::register(irc, "plain", &[]).await;
+    for c in [&mut tags, &mut plain] {
+        c.send("JOIN #lobby").await;
+        c.sync().await;
+    }
+    alice.sync().await;
+    tags.sync().await; // plain's join
+    tags.send("@+typing=active TAGMSG #lobby").await;
+    let echo = tags.sync().await;
+    assert!(
+        echo[0].contains(";+typing=active") && echo[0].ends_with("TAGMSG #lobby"),
+        "{echo:?}"
+    );
+    let signal = alice.expect("signal").await;
+    assert_eq!(
+        (signal["from"].as_str(), signal["tags"]["+typing"].as_str()),
+        (Some("tags"), Some("active"))
+    );
+    assert!(
+        plain.sync().await.is_empty(),
+        "no TAGMSG without message-tags"
+    );
+    tags.send("@+draft/reply=1;other=x PRIVMSG #lobby :re")
+        .await;
+    tags.sync().await;
+    let m = alice.expect("message").await;
+    assert_eq!(m["tags"], json!({"+draft/reply":"1"}));
+    assert_eq!(
+        plain.sync().await,
+        vec![":tags!tags@irc PRIVMSG #lobby :re"]
+    );
+    alice
+        .send(json!({"type":"history","room":"lobby","limit":10}))
+        .await;
+    let history = alice.expect("history").await;
+    let kept: Vec<&Value> = history["messages"].as_array().unwrap().iter().collect();
+    assert_eq!(kept.len(), 1, "the signal is not in history: {kept:?}");
+    assert_eq!(kept[0]["tags"], json!({"+draft/reply":"1"}));
     server.shutdown().await;
 }
