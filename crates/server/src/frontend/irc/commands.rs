@@ -114,7 +114,9 @@ impl Irc {
                 }
                 if line.param(1).parse::<u32>().is_ok_and(|v| v >= 302) {
                     // 302 clients get cap-notify implicitly.
-                    self.state().caps |= Cap::CapNotify as u32;
+                    let mut state = self.state();
+                    let caps = state.caps | Cap::CapNotify as u32;
+                    state.set_caps(caps);
                 }
                 let v302 = line.param(1).parse::<u32>().is_ok_and(|v| v >= 302);
                 let list: Vec<&str> = CAPS
@@ -157,7 +159,8 @@ impl Irc {
                 }
                 let verb = if ok {
                     let mut state = self.state();
-                    state.caps = (state.caps | add) & !remove;
+                    let caps = (state.caps | add) & !remove;
+                    state.set_caps(caps);
                     "ACK"
                 } else {
                     "NAK"

@@ -119,6 +119,9 @@ const CLOSE: &str = "\u{1}natter-close-label";
 /// What the translating half and the rendering half of one connection share.
 #[derive(Default)]
 struct State {
+    /// The caps again, readable without the lock: the renderer's hot path (a room message) reads only
+    /// these. Written with `caps`, under the lock.
+    caps_seen: Arc<std::sync::atomic::AtomicU32>,
     /// The nick registered (numerics say `*` before).
     nick: Option<String>,
     /// The nick asked for last (before registration: for 432 and 433).
@@ -146,6 +149,13 @@ struct HistoryPending {
 impl State {
     fn has(&self, cap: Cap) -> bool {
         self.caps & cap as u32 != 0
+    }
+
+    /// Changes the caps (and their lock-free copy).
+    fn set_caps(&mut self, caps: u32) {
+        self.caps = caps;
+        self.caps_seen
+            .store(caps, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn nick(&self) -> &str {

@@ -43,11 +43,15 @@ pub(super) struct IrcRender {
     last_quit: Option<(String, String)>,
     /// A labeled response being gathered: its label and lines.
     gathering: Option<(String, Vec<String>)>,
+    /// The connection's caps, read without the state's lock.
+    caps: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl IrcRender {
     pub(super) fn new(shared: Arc<Shared>, state: Arc<Mutex<State>>) -> Self {
+        let caps = lock(&state).caps_seen.clone();
         Self {
+            caps,
             shared,
             state,
             last_quit: None,
@@ -91,11 +95,10 @@ impl Render for IrcRender {
                 ..
             } if m.room.is_some() && m.event.is_none() => {
                 // A room message looks the same to every IRC client with the same tags: rendered once.
-                let mode = {
-                    let state = lock(&self.state);
-                    usize::from(state.has(Cap::ServerTime) || state.has(Cap::MessageTags))
-                        + usize::from(state.has(Cap::MessageTags))
-                };
+                let caps = self.caps.load(std::sync::atomic::Ordering::Relaxed);
+                let has = |cap: Cap| caps & cap as u32 != 0;
+                let mode = usize::from(has(Cap::ServerTime) || has(Cap::MessageTags))
+                    + usize::from(has(Cap::MessageTags));
                 let rendered = cache.get_or_init(|| Box::new(RoomLines::default()));
                 match rendered.downcast_ref::<RoomLines>() {
                     Some(lines) => {
