@@ -270,6 +270,9 @@ struct ServeArgs {
     /// the chat port's certificate.
     #[arg(long, value_name = "ADDR")]
     irc_tls: Option<SocketAddr>,
+    /// The fewest characters a password may have.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    password_min_chars: u16,
     /// The server's name as IRC clients see it (in 001, 004 and PONG).
     #[arg(long, value_name = "NAME", default_value = "natter")]
     irc_server_name: String,
@@ -1157,6 +1160,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 days: (args.file_days > 0).then_some(args.file_days),
                 ..Default::default()
             },
+            password_min_chars: usize::from(args.password_min_chars),
             irc: natter_server::frontend::irc::IrcConfig {
                 server_name: args.irc_server_name.clone(),
                 motd: match &args.irc_motd {

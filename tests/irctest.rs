@@ -85,6 +85,9 @@ fn irctest_core_and_ircv3_tiers_do_not_regress() {
             "My.Little.Server",
             "--flood-rate",
             "0",
+            // irctest's account tests use passwords like "sesame1" (natter's default minimum is 8).
+            "--password-min-chars",
+            "6",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

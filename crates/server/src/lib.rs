@@ -92,6 +92,8 @@ pub struct Config {
     pub files: files::FilesConfig,
     /// The IRC front end's server name and MOTD.
     pub irc: frontend::irc::IrcConfig,
+    /// The fewest characters a password may have (`--password-min-chars`).
+    pub password_min_chars: usize,
     /// Tests only: a loopback address treated as another machine's (passwords from it are refused as
     /// they would be from the LAN).
     #[doc(hidden)]
@@ -127,6 +129,7 @@ impl Default for Config {
             require_tls: false,
             files: files::FilesConfig::default(),
             irc: Default::default(),
+            password_min_chars: passwords::MIN_CHARS,
         }
     }
 }

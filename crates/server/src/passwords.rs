@@ -77,9 +77,10 @@ pub enum Weak {
     TooLong,
 }
 
-/// Checks a new password's length.
-pub fn acceptable(password: &str) -> Result<(), Weak> {
-    if password.chars().count() < MIN_CHARS {
+/// Checks a new password's length: at least `min` characters (the server's `--password-min-chars`,
+/// [`MIN_CHARS`] unless its operator says otherwise).
+pub fn acceptable(password: &str, min: usize) -> Result<(), Weak> {
+    if password.chars().count() < min {
         Err(Weak::TooShort)
     } else if password.len() > MAX_BYTES {
         Err(Weak::TooLong)
@@ -268,7 +269,8 @@ mod tests {
             p.check("alice", guesser, now).is_err(),
             "the address is over its allowance for every name"
         );
-        assert_eq!(acceptable("short"), Err(Weak::TooShort));
-        assert_eq!(acceptable("长一点的中文密码"), Ok(()));
+        assert_eq!(acceptable("short", MIN_CHARS), Err(Weak::TooShort));
+        assert_eq!(acceptable("short", 5), Ok(()));
+        assert_eq!(acceptable("长一点的中文密码", MIN_CHARS), Ok(()));
     }
 }

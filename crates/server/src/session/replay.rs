@@ -147,8 +147,14 @@ impl Session {
             }
         };
         let Some(account) = account else {
-            if let Err(weak) = crate::passwords::acceptable(&password) {
-                return self.error(ErrorCode::WeakPassword, weak_args(weak), None);
+            if let Err(weak) =
+                crate::passwords::acceptable(&password, self.shared.config.password_min_chars)
+            {
+                return self.error(
+                    ErrorCode::WeakPassword,
+                    weak_args(weak, self.shared.config.password_min_chars),
+                    None,
+                );
             }
             let Some(hash) = passwords.hash(password).await else {
                 let args = natter_proto::error_args!(what = "other");
@@ -188,8 +194,14 @@ impl Session {
         if !self.passwords_may_cross() {
             return self.error(ErrorCode::Insecure, natter_proto::error_args!(), None);
         }
-        if let Err(weak) = crate::passwords::acceptable(&password) {
-            return self.error(ErrorCode::WeakPassword, weak_args(weak), None);
+        if let Err(weak) =
+            crate::passwords::acceptable(&password, self.shared.config.password_min_chars)
+        {
+            return self.error(
+                ErrorCode::WeakPassword,
+                weak_args(weak, self.shared.config.password_min_chars),
+                None,
+            );
         }
         let Some(hash) = self.shared.passwords.hash(password).await else {
             let args = natter_proto::error_args!(what = "other");
@@ -602,10 +614,10 @@ fn history_frame(
 }
 
 /// The args of `weak_password`.
-fn weak_args(weak: crate::passwords::Weak) -> natter_proto::frame::ErrorArgs {
-    use crate::passwords::{Weak, MAX_BYTES, MIN_CHARS};
+fn weak_args(weak: crate::passwords::Weak, min: usize) -> natter_proto::frame::ErrorArgs {
+    use crate::passwords::{Weak, MAX_BYTES};
     match weak {
-        Weak::TooShort => natter_proto::error_args!(reason = "too_short", min = MIN_CHARS),
+        Weak::TooShort => natter_proto::error_args!(reason = "too_short", min = min),
         Weak::TooLong => natter_proto::error_args!(reason = "too_long", max = MAX_BYTES),
     }
 }
