@@ -516,3 +516,38 @@ async fn tagmsg_is_a_signal_and_client_tags_travel_with_messages() {
     assert_eq!(kept[0]["tags"], json!({"+draft/reply":"1"}));
     server.shutdown().await;
 }
+
+/// account-tag and extended-join: an owned name's lines carry its account; a guest's do not.
+#[tokio::test]
+async fn owners_lines_carry_their_account() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let (mut watcher, _) = Irc::register(irc, "watcher", &["account-tag", "extended-join"]).await;
+    watcher.send("JOIN #lobby").await;
+    watcher.sync().await;
+    let mut owner = server.connect().await;
+    owner.hello_owned("alice", 1).await;
+    owner.sync().await;
+    let mut guest = server.join("bob").await;
+    let joins = watcher.sync().await;
+    assert!(
+        has(&joins, ":alice!natter@natter JOIN #lobby alice alice"),
+        "{joins:?}"
+    );
+    assert!(
+        has(&joins, ":bob!natter@natter JOIN #lobby * bob"),
+        "{joins:?}"
+    );
+    owner.say("mine", "1").await;
+    guest.sync().await;
+    guest.say("anyone's", "2").await;
+    let lines = watcher.sync().await;
+    assert_eq!(
+        lines,
+        vec![
+            "@account=alice :alice!natter@natter PRIVMSG #lobby :mine",
+            ":bob!natter@natter PRIVMSG #lobby :anyone's"
+        ]
+    );
+    server.shutdown().await;
+}

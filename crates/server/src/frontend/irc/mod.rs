@@ -92,12 +92,14 @@ pub enum Cap {
     MultiPrefix = 1 << 6,
     UserhostInNames = 1 << 7,
     ExtendedJoin = 1 << 8,
+    AccountTag = 1 << 9,
     Chathistory = 1 << 10,
     Sasl = 1 << 11,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
 const CAPS: &[(Cap, &str)] = &[
+    (Cap::AccountTag, "account-tag"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
     (Cap::Chathistory, "draft/chathistory"),

@@ -19,12 +19,14 @@ use crate::session::Shared;
 struct Extra<'a> {
     label: Option<&'a str>,
     client: Option<&'a natter_proto::frame::Tags>,
+    /// Whose line it is, for `account-tag`.
+    from: Option<&'a str>,
 }
 
-/// A room message's IRC lines, by tag mode (none; `time`; `msgid` and `time`): the same for every
-/// recipient with those caps, so kept with the shared item.
+/// A room message's IRC lines, by tag mode (none; `time`; `msgid` and `time`; each again with
+/// `account`): the same for every recipient with those caps, so kept with the shared item.
 #[derive(Default)]
-struct RoomLines([std::sync::OnceLock<bytes::Bytes>; 3]);
+struct RoomLines([std::sync::OnceLock<bytes::Bytes>; 6]);
 
 /// Room for a message's text in one line: 512 bytes less `:source COMMAND target :` and the line end
 /// (tags do not count), and never less than [`TEXT_ROOM`].
@@ -63,6 +65,15 @@ impl IrcRender {
         &self.shared.config.irc.server_name
     }
 
+    /// The account a name is signed in to: the name itself when it is owned (only its owner can be
+    /// online under it), for `account-tag` and `extended-join`.
+    fn account<'a>(&self, name: &'a str) -> Option<&'a str> {
+        self.shared
+            .hub
+            .is_owned(&natter_proto::name::fold(name))
+            .then_some(name)
+    }
+
     /// `nick!user@host` of a name.
     fn source(&self, name: &str) -> String {
         format!("{}!{}", nick_of(name), userhost(&self.shared.irc, name))
@@ -98,7 +109,8 @@ impl Render for IrcRender {
                 let caps = self.caps.load(std::sync::atomic::Ordering::Relaxed);
                 let has = |cap: Cap| caps & cap as u32 != 0;
                 let mode = usize::from(has(Cap::ServerTime) || has(Cap::MessageTags))
-                    + usize::from(has(Cap::MessageTags));
+                    + usize::from(has(Cap::MessageTags))
+                    + 3 * usize::from(has(Cap::AccountTag));
                 let rendered = cache.get_or_init(|| Box::new(RoomLines::default()));
                 match rendered.downcast_ref::<RoomLines>() {
                     Some(lines) => {
@@ -215,6 +227,7 @@ impl IrcRender {
                     let extra = Extra {
                         label,
                         client: Some(&pending.tags),
+                        from: Some(&me),
                     };
                     self.line(&state, out, ts, seq, extra, &source, command, target, text);
                     if !echo {
@@ -229,6 +242,7 @@ impl IrcRender {
                     let extra = Extra {
                         label,
                         client: Some(&pending.tags),
+                        from: Some(&me),
                     };
                     self.line(
                         &state,
@@ -309,7 +323,7 @@ impl IrcRender {
                         .irc
                         .get(name)
                         .map_or_else(|| name.clone(), |i| i.realname.clone());
-                    let account = "*";
+                    let account = self.account(name).unwrap_or("*");
                     let mut line = format!(":{source} JOIN #{room} {account}");
                     push_params(&mut line, &[&real]);
                     let _ = write!(out, "{line}\r\n");
@@ -607,6 +621,7 @@ impl IrcRender {
         let extra = Extra {
             label: None,
             client: Some(&m.tags),
+            from: Some(&m.from),
         };
         self.line(
             state,
@@ -623,9 +638,18 @@ impl IrcRender {
 
     /// A room message's lines for a tag mode (see [`RoomLines`]).
     fn room_lines(&self, m: &Message, mode: usize) -> bytes::Bytes {
+        let (mode, account) = (mode % 3, mode >= 3);
         let mut tags = String::new();
+        if let Some(name) = account.then(|| self.account(&m.from)).flatten() {
+            tags.push_str("@account=");
+            escape_tag(name, &mut tags);
+        }
         if mode == 2 {
-            tags.push_str("@msgid=");
+            tags.push_str(if tags.is_empty() {
+                "@msgid="
+            } else {
+                ";msgid="
+            });
             tags.push_str(&m.seq.to_string());
             for (name, value) in &m.tags {
                 tags.push(';');
@@ -738,6 +762,11 @@ impl IrcRender {
         };
         if let Some(label) = extra.label {
             add("label", label);
+        }
+        if let (Some(from), true) = (extra.from, state.has(Cap::AccountTag)) {
+            if let Some(account) = self.account(from) {
+                add("account", account);
+            }
         }
         // Client tags go to clients that take message tags.
         if let (Some(client), true) = (extra.client, state.has(Cap::MessageTags)) {
