@@ -551,3 +551,39 @@ async fn owners_lines_carry_their_account() {
     );
     server.shutdown().await;
 }
+
+/// away-notify and setname: an IRC user's AWAY and SETNAME reach the IRC users who share a channel and
+/// asked for them — once, however many channels they share.
+#[tokio::test]
+async fn away_and_setname_reach_those_who_asked() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let (mut told, _) = Irc::register(irc, "told", &["away-notify", "setname"]).await;
+    let (mut untold, _) = Irc::register(irc, "untold", &[]).await;
+    let (mut mover, _) = Irc::register(irc, "mover", &["setname"]).await;
+    for c in [&mut told, &mut untold, &mut mover] {
+        c.send("JOIN #lobby,#two").await;
+        c.sync().await;
+    }
+    told.sync().await;
+    untold.sync().await;
+    mover.send("AWAY :lunch 午饭").await;
+    assert!(mover.sync().await[0].contains(" 306 mover "));
+    assert_eq!(told.sync().await, vec![":mover!mover@irc AWAY :lunch 午饭"]);
+    mover.send("AWAY").await;
+    assert!(mover.sync().await[0].contains(" 305 mover "));
+    assert_eq!(told.sync().await, vec![":mover!mover@irc AWAY"]);
+    mover.send("SETNAME :Mover Two").await;
+    assert_eq!(
+        mover.sync().await,
+        vec![":mover!mover@irc SETNAME :Mover Two"]
+    );
+    assert_eq!(
+        told.sync().await,
+        vec![":mover!mover@irc SETNAME :Mover Two"]
+    );
+    assert!(untold.sync().await.is_empty());
+    told.send("WHOIS mover").await;
+    assert!(told.sync().await[0].ends_with(":Mover Two"));
+    server.shutdown().await;
+}

@@ -508,7 +508,8 @@ impl Irc {
             "LIST" => self.list(reply),
             "LUSERS" => self.lusers(reply),
             "MOTD" => self.motd(reply),
-            "AWAY" => self.away(line, reply),
+            "AWAY" => return self.away(line, reply),
+            "SETNAME" => return self.setname(line, reply),
             "ISON" => {
                 let on: Vec<&str> = line
                     .params
@@ -1155,9 +1156,9 @@ impl Irc {
         motd(&self.shared.config.irc, reply);
     }
 
-    fn away(&mut self, line: &Line, reply: &mut Reply) {
+    fn away(&mut self, line: &Line, reply: &mut Reply) -> Input {
         let Some((name, ident)) = self.state().ident.clone() else {
-            return;
+            return Input::Nothing;
         };
         let away = line
             .params
@@ -1165,6 +1166,7 @@ impl Irc {
             .filter(|t| !t.is_empty())
             .map(|t| (*t).to_owned());
         let now_away = away.is_some();
+        let text = away.clone().unwrap_or_default();
         let ident = self.shared.irc.set(
             &name,
             Ident {
@@ -1172,14 +1174,66 @@ impl Irc {
                 ..(*ident).clone()
             },
         );
-        self.state().ident = Some((name, ident));
+        self.state().ident = Some((name.clone(), ident));
         if now_away {
             reply.num("306", &[&reply.t("irc-now-away")]);
         } else {
             reply.num("305", &[&reply.t("irc-back")]);
         }
+        self.tell_channels(&name, AWAY_TAG, text)
+    }
+
+    /// `SETNAME :real name` (the setname cap): a new real name, told to the channels.
+    fn setname(&mut self, line: &Line, reply: &mut Reply) -> Input {
+        let Some((name, ident)) = self.state().ident.clone() else {
+            return Input::Nothing;
+        };
+        let real = line.param(0);
+        if real.is_empty() || real.len() > 100 {
+            let server = reply.server.clone();
+            let mut out = format!(":{server} FAIL {} {}", "SETNAME", "INVALID_REALNAME");
+            super::push_params(&mut out, &[&reply.t("irc-not-enough-params")]);
+            reply.raw(out);
+            return Input::Nothing;
+        }
+        let ident = self.shared.irc.set(
+            &name,
+            Ident {
+                realname: real.to_owned(),
+                ..(*ident).clone()
+            },
+        );
+        self.state().ident = Some((name.clone(), ident));
+        if self.state().has(Cap::Setname) {
+            let nick = reply.nick.clone();
+            let mut out = format!(":{nick}!{} SETNAME", self.userhost(&name));
+            super::push_params(&mut out, &[real]);
+            reply.raw(out);
+        }
+        self.tell_channels(&name, SETNAME_TAG, real.to_owned())
+    }
+
+    /// A change the IRC users who share a channel with `name` hear of (away-notify, setname): a
+    /// `signal` to each of the user's rooms, with `tag` set to `value` (natter's clients ignore it).
+    fn tell_channels(&mut self, name: &str, tag: &str, value: String) -> Input {
+        let rooms = self.shared.hub.user(name).map(|u| u.1).unwrap_or_default();
+        let frames: Vec<ClientFrame> = rooms
+            .into_iter()
+            .map(|room| ClientFrame::Signal {
+                room: Some(room.to_string()),
+                to: None,
+                tags: [(tag.to_owned(), value.clone())].into(),
+                id: None,
+            })
+            .collect();
+        Input::Frames(frames)
     }
 }
+
+/// The signal tag that carries an AWAY change to the channels (away-notify).
+pub(super) const AWAY_TAG: &str = "+natter/away";
+/// The signal tag that carries a SETNAME to the channels.
+pub(super) const SETNAME_TAG: &str = "+natter/setname";
 
 /// The name of a room for display in IRC (`lobby`), from a parsed name.
 fn room_name(room: Option<&RoomName>) -> String {

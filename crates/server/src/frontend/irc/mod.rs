@@ -93,6 +93,8 @@ pub enum Cap {
     UserhostInNames = 1 << 7,
     ExtendedJoin = 1 << 8,
     AccountTag = 1 << 9,
+    AwayNotify = 1 << 12,
+    Setname = 1 << 13,
     Chathistory = 1 << 10,
     Sasl = 1 << 11,
 }
@@ -100,6 +102,7 @@ pub enum Cap {
 /// Every capability with its name, in the order `CAP LS` lists them.
 const CAPS: &[(Cap, &str)] = &[
     (Cap::AccountTag, "account-tag"),
+    (Cap::AwayNotify, "away-notify"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
     (Cap::Chathistory, "draft/chathistory"),
@@ -110,6 +113,7 @@ const CAPS: &[(Cap, &str)] = &[
     (Cap::MultiPrefix, "multi-prefix"),
     (Cap::Sasl, "sasl"),
     (Cap::ServerTime, "server-time"),
+    (Cap::Setname, "setname"),
     (Cap::UserhostInNames, "userhost-in-names"),
 ];
 

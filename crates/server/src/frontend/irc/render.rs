@@ -45,6 +45,8 @@ pub(super) struct IrcRender {
     last_quit: Option<(String, String)>,
     /// A labeled response being gathered: its label and lines.
     gathering: Option<(String, Vec<String>)>,
+    /// The last AWAY/SETNAME shown (name, what): told once per shared channel, shown once.
+    last_change: Option<(String, String)>,
     /// The connection's caps, read without the state's lock.
     caps: Arc<std::sync::atomic::AtomicU32>,
 }
@@ -58,6 +60,7 @@ impl IrcRender {
             state,
             last_quit: None,
             gathering: None,
+            last_change: None,
         }
     }
 
@@ -260,6 +263,30 @@ impl IrcRender {
                 {
                     let _ = write!(out, "@label={label} :{server} ACK\r\n");
                 }
+            }
+            ServerFrame::Signal(signal)
+                if signal.tags.contains_key(super::commands::AWAY_TAG)
+                    || signal.tags.contains_key(super::commands::SETNAME_TAG) =>
+            {
+                // An IRC user's AWAY or SETNAME, told once per shared channel: shown once.
+                let (tag, cap, command) = if signal.tags.contains_key(super::commands::AWAY_TAG) {
+                    (super::commands::AWAY_TAG, Cap::AwayNotify, "AWAY")
+                } else {
+                    (super::commands::SETNAME_TAG, Cap::Setname, "SETNAME")
+                };
+                let value = signal.tags.get(tag).cloned().unwrap_or_default();
+                let key = (signal.from.to_lowercase(), format!("{command} {value}"));
+                // Your own change was answered already (305/306, your SETNAME).
+                let yours = nick_of(&signal.from).eq_ignore_ascii_case(&nick);
+                if yours || !state.has(cap) || self.last_change.as_ref() == Some(&key) {
+                    return;
+                }
+                self.last_change = Some(key);
+                let mut line = format!(":{} {command}", self.source(&signal.from));
+                if !value.is_empty() {
+                    push_params(&mut line, &[&value]);
+                }
+                let _ = write!(out, "{line}\r\n");
             }
             ServerFrame::Signal(signal) => {
                 let mine = signal.id.as_ref().and_then(|id| state.pending.remove(id));
