@@ -587,3 +587,45 @@ async fn away_and_setname_reach_those_who_asked() {
     assert!(told.sync().await[0].ends_with(":Mover Two"));
     server.shutdown().await;
 }
+
+/// draft/multiline: a batch of lines is one natter message, and a multi-line natter message is a batch
+/// for clients that asked (separate lines for the others).
+#[tokio::test]
+async fn multiline_batches_are_one_message() {
+    let server = TestServer::start_irc(natter_server::testing::config()).await;
+    let irc = server.irc.unwrap();
+    let mut alice = server.join("alice").await;
+    let caps = ["draft/multiline", "batch", "echo-message"];
+    let (mut writer, welcome) = Irc::register(irc, "writer", &caps).await;
+    assert!(!welcome.is_empty());
+    let (mut old, _) = Irc::register(irc, "old", &[]).await;
+    for c in [&mut writer, &mut old] {
+        c.send("JOIN #lobby").await;
+        c.sync().await;
+    }
+    writer.sync().await;
+    alice.sync().await;
+    writer.send("BATCH +b1 draft/multiline #lobby").await;
+    writer.send("@batch=b1 PRIVMSG #lobby :first line").await;
+    writer.send("@batch=b1 PRIVMSG #lobby :second ").await;
+    writer
+        .send("@batch=b1;draft/multiline-concat PRIVMSG #lobby :half")
+        .await;
+    writer.send("BATCH -b1").await;
+    let echo = writer.sync().await;
+    assert!(
+        echo[0].contains(" BATCH +") && echo[0].ends_with("draft/multiline #lobby"),
+        "{echo:?}"
+    );
+    assert_eq!(echo.len(), 4, "{echo:?}");
+    let m = alice.expect("message").await;
+    assert_eq!(m["text"], "first line\nsecond half");
+    assert_eq!(
+        old.sync().await,
+        vec![
+            ":writer!writer@irc PRIVMSG #lobby :first line",
+            ":writer!writer@irc PRIVMSG #lobby :second half"
+        ]
+    );
+    server.shutdown().await;
+}

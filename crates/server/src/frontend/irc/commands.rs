@@ -122,8 +122,9 @@ impl Irc {
                 let list: Vec<&str> = CAPS
                     .iter()
                     .map(|(c, n)| match c {
-                        // 302 clients learn the mechanisms with the cap.
+                        // 302 clients learn the mechanisms (and limits) with the cap.
                         Cap::Sasl if v302 => "sasl=PLAIN",
+                        Cap::Multiline if v302 => "draft/multiline=max-bytes=4096,max-lines=100",
                         _ => *n,
                     })
                     .collect();
@@ -422,6 +423,57 @@ impl Irc {
         Input::Frames(frames)
     }
 
+    /// `BATCH +ref draft/multiline target` … `BATCH -ref`: the batch's lines are one natter message.
+    fn batch(&mut self, line: &Line, reply: &mut Reply, label: Option<&str>) -> Input {
+        let reference = line.param(0);
+        if let Some(reference) = reference.strip_prefix('+') {
+            if line.param(1) != "draft/multiline" || line.param(2).is_empty() {
+                let server = reply.server.clone();
+                let mut out = format!(":{server} FAIL {} {}", "BATCH", "UNKNOWN_TYPE");
+                super::push_params(&mut out, &[line.param(1), &reply.t("irc-unknown-command")]);
+                reply.raw(out);
+                return Input::Nothing;
+            }
+            self.multiline = Some(super::Multiline {
+                reference: reference.to_owned(),
+                target: line.param(2).to_owned(),
+                text: String::new(),
+                notice: false,
+                label: label.map(str::to_owned),
+            });
+            return Input::Nothing;
+        }
+        let Some(open) = self
+            .multiline
+            .take()
+            .filter(|o| reference.strip_prefix('-') == Some(o.reference.as_str()))
+        else {
+            return Input::Nothing;
+        };
+        if open.text.is_empty() || open.text.len() > super::MULTILINE_BYTES {
+            let server = reply.server.clone();
+            let mut out = format!(":{server} FAIL {} {}", "BATCH", "MULTILINE_INVALID");
+            super::push_params(&mut out, &[&reply.t("irc-input-too-long")]);
+            reply.raw(out);
+            return Input::Nothing;
+        }
+        let body: String = open
+            .text
+            .split('\n')
+            .filter_map(to_natter_text)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let label = open.label.as_deref();
+        self.send_text(
+            open.notice,
+            &open.target,
+            (&open.text, body),
+            Default::default(),
+            label,
+            reply,
+        )
+    }
+
     /// A `moderate` frame, remembered by its id so that a refusal names the channel.
     fn moderate(
         &mut self,
@@ -465,6 +517,27 @@ impl Irc {
 
     /// A registered client's command.
     pub(super) fn command(&mut self, line: &Line, reply: &mut Reply, label: Option<&str>) -> Input {
+        if let Some(open) = self.multiline.as_mut() {
+            let tag = |name: &str| {
+                line.tags.and_then(|t| {
+                    t.split(';')
+                        .find(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k) == name)
+                })
+            };
+            let batch = tag("batch")
+                .and_then(|kv| kv.split_once('='))
+                .map(|(_, v)| v);
+            if batch == Some(open.reference.as_str())
+                && matches!(line.command.as_str(), "PRIVMSG" | "NOTICE")
+            {
+                if !open.text.is_empty() && tag("draft/multiline-concat").is_none() {
+                    open.text.push('\n');
+                }
+                open.text.push_str(line.param(1));
+                open.notice = line.command == "NOTICE";
+                return Input::Nothing;
+            }
+        }
         match line.command.as_str() {
             "PING" => self.pong(line, reply),
             "PONG" => {}
@@ -535,6 +608,7 @@ impl Irc {
                 reply.num("302", &[&found.join(" ")]);
             }
             "CHATHISTORY" => return self.chathistory(line, reply, label),
+            "BATCH" => return self.batch(line, reply, label),
             "TAGMSG" => return self.tagmsg(line, reply, label),
             "AUTHENTICATE" => reply.num("907", &[&reply.t("irc-sasl-already")]),
             "VERSION" => reply.num(
@@ -599,6 +673,21 @@ impl Irc {
             return Input::Nothing;
         };
         let tags = line.client_tags();
+        self.send_text(notice, targets, (text, body), tags, label, reply)
+    }
+
+    /// A text (one line, or a multiline batch's lines joined) to up to four targets: `say`/`whisper`
+    /// frames, each remembered for its echo or its error. `text`: as the client sent it, and as natter
+    /// text.
+    fn send_text(
+        &mut self,
+        notice: bool,
+        targets: &str,
+        (text, body): (&str, String),
+        tags: natter_proto::frame::Tags,
+        label: Option<&str>,
+        reply: &mut Reply,
+    ) -> Input {
         let mut frames = Vec::new();
         for target in targets.split(',').take(4) {
             let id = self.next_id();

@@ -95,6 +95,7 @@ pub enum Cap {
     AccountTag = 1 << 9,
     AwayNotify = 1 << 12,
     Setname = 1 << 13,
+    Multiline = 1 << 14,
     Chathistory = 1 << 10,
     Sasl = 1 << 11,
 }
@@ -106,6 +107,7 @@ const CAPS: &[(Cap, &str)] = &[
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
     (Cap::Chathistory, "draft/chathistory"),
+    (Cap::Multiline, "draft/multiline"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::LabeledResponse, "labeled-response"),
@@ -181,6 +183,18 @@ struct Pending {
     tags: natter_proto::frame::Tags,
 }
 
+/// The most bytes of a multiline batch (announced with the cap).
+pub(super) const MULTILINE_BYTES: usize = 4096;
+
+/// A `draft/multiline` batch being received.
+struct Multiline {
+    reference: String,
+    target: String,
+    text: String,
+    notice: bool,
+    label: Option<String>,
+}
+
 /// One IRC connection's translating half.
 pub struct Irc {
     shared: Arc<Shared>,
@@ -191,6 +205,8 @@ pub struct Irc {
     pass: Option<String>,
     /// SASL PLAIN: `AUTHENTICATE PLAIN` came, its credentials are next.
     sasl: bool,
+    /// A multiline batch being received.
+    multiline: Option<Multiline>,
     negotiating: bool,
     /// The `id`s of this connection's messages: a random prefix and a counter. natter acknowledges a
     /// repeated id from the same name without storing the message again (exactly-once resume), so the
@@ -208,6 +224,7 @@ impl Irc {
             user: None,
             pass: None,
             sasl: false,
+            multiline: None,
             negotiating: false,
             id_prefix: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
             next_id: 0,

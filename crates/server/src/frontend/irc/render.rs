@@ -107,7 +107,13 @@ impl Render for IrcRender {
                 frame: ServerFrame::Message(m),
                 cache,
                 ..
-            } if m.room.is_some() && m.event.is_none() => {
+            } if m.room.is_some()
+                && m.event.is_none()
+                && !(m.text.contains('\n')
+                    && self.caps.load(std::sync::atomic::Ordering::Relaxed)
+                        & Cap::Multiline as u32
+                        != 0) =>
+            {
                 // A room message looks the same to every IRC client with the same tags: rendered once.
                 let caps = self.caps.load(std::sync::atomic::Ordering::Relaxed);
                 let has = |cap: Cap| caps & cap as u32 != 0;
@@ -831,7 +837,31 @@ impl IrcRender {
         text: &str,
     ) {
         let tags = self.tags(state, ts, seq, extra);
-        for piece in pieces(text, text_room(source, command, target)) {
+        let room = text_room(source, command, target);
+        if text.contains('\n') && state.has(Cap::Multiline) {
+            // One message of several lines: a draft/multiline batch, the tags on its opening line.
+            let id = format!("ml{}", seq.unwrap_or_default());
+            let _ = write!(
+                out,
+                "{tags}:{source} BATCH +{id} draft/multiline {target}\r\n"
+            );
+            for line in text.split('\n') {
+                let cut = pieces(line, room);
+                if cut.is_empty() {
+                    let _ = write!(out, "@batch={id} :{source} {command} {target} :\r\n");
+                }
+                for (i, piece) in cut.iter().enumerate() {
+                    let concat = if i > 0 { ";draft/multiline-concat" } else { "" };
+                    let _ = write!(
+                        out,
+                        "@batch={id}{concat} :{source} {command} {target} :{piece}\r\n"
+                    );
+                }
+            }
+            let _ = write!(out, ":{source} BATCH -{id}\r\n");
+            return;
+        }
+        for piece in pieces(text, room) {
             let _ = write!(out, "{tags}:{source} {command} {target} :{piece}\r\n");
         }
     }
