@@ -761,6 +761,7 @@ impl Client {
             | ServerFrame::Ping { .. }
             | ServerFrame::Pong { .. }
             | ServerFrame::Signal(_)
+            | ServerFrame::Conversations { .. }
             | ServerFrame::Welcome { .. }
             | ServerFrame::Challenge { .. }
             | ServerFrame::Status { .. }

@@ -108,6 +108,18 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
+    /// `{"type":"conversations","after_ts":"…","before_ts":"…","limit":50,"id":"c1"}` — your rooms and
+    /// private conversations with a message between the two times, by the time of the latest.
+    Conversations {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_ts: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before_ts: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     /// `{"type":"join","room":"rust"}` — join a room, creating it if needed.
     Join { room: String },
     /// `{"type":"leave","room":"rust","text":"bye"}` — leave a room (`text`: a parting word the
@@ -220,6 +232,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "say",
     "whisper",
     "signal",
+    "conversations",
     "join",
     "leave",
     "who",
@@ -336,6 +349,16 @@ pub type Tags = std::collections::BTreeMap<String, String>;
 /// Most bytes of client tags on one message (names, values and separators, as IRC counts them).
 pub const MAX_TAGS: usize = 4094;
 
+/// One entry of a `conversations` answer: a room or a person, and the time of the latest message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
+    pub ts: String,
+}
+
 /// A relayed `signal` (see [`ClientFrame::Signal`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal {
@@ -401,6 +424,12 @@ pub enum ServerFrame {
     },
     /// Boxed: a message is the largest frame, and every queued item is as big as the largest frame.
     Message(Box<Message>),
+    /// The answer to `conversations`: oldest latest activity first.
+    Conversations {
+        conversations: Vec<ConversationInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     /// A `signal` relayed: `sid` identifies it (the same for every recipient); to its sender it comes back
     /// with the request's `id`.
     Signal(Box<Signal>),

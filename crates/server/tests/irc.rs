@@ -427,6 +427,22 @@ async fn a_reconnecting_irc_client_catches_up_with_chathistory() {
         lines[1].ends_with(":alice!natter@natter PRIVMSG bob :悄悄"),
         "{lines:?}"
     );
+    // TARGETS: the conversations with activity in a window, the latest last.
+    let window = "timestamp=2020-01-01T00:00:00.000Z timestamp=2262-01-01T00:00:00.000Z";
+    bob.send(&format!("CHATHISTORY TARGETS {window} 10")).await;
+    let lines = bob.sync().await;
+    assert!(
+        lines[0].ends_with(" draft/chathistory-targets"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains(" CHATHISTORY TARGETS #lobby "),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].contains(" CHATHISTORY TARGETS alice "),
+        "{lines:?}"
+    );
     server.shutdown().await;
 }
 

@@ -418,7 +418,6 @@ irc-sasl-mechanisms = are the available SASL mechanisms
 irc-sasl-failed = SASL authentication failed
 irc-sasl-logged-in = You are now logged in as { $name }
 irc-sasl-ok = SASL authentication successful
-irc-chathistory-targets = TARGETS is not supported
 irc-chathistory-subcommand = Unknown subcommand
 irc-chathistory-ref = Invalid message reference
 irc-chathistory-limit = Invalid limit

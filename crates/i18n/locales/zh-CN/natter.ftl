@@ -403,7 +403,6 @@ irc-sasl-mechanisms = 是可用的 SASL 机制
 irc-sasl-failed = SASL 认证失败
 irc-sasl-logged-in = 你现在以 { $name } 的身份登录
 irc-sasl-ok = SASL 认证成功
-irc-chathistory-targets = 不支持 TARGETS
 irc-chathistory-subcommand = 未知的子命令
 irc-chathistory-ref = 无效的消息引用
 irc-chathistory-limit = 无效的数量

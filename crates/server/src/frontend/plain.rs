@@ -302,6 +302,7 @@ fn render_frame(frame: &ServerFrame, me: Option<&str>, lang: Lang) -> Option<Str
         ServerFrame::Ack { .. }
         | ServerFrame::Pong { .. }
         | ServerFrame::Signal(_)
+        | ServerFrame::Conversations { .. }
         | ServerFrame::Ping { .. }
         | ServerFrame::Challenge { .. } => return None,
         ServerFrame::PasswordSet => format!("* {}", tl!(lang, "password-set")),

@@ -972,6 +972,9 @@ impl Session {
                 self.outbox
                     .send(answer.unwrap_or_else(|refusal| refusal.frame(id)));
             }
+            (me, ask @ ClientFrame::Conversations { .. }) => {
+                Box::pin(self.conversations(&me, ask)).await
+            }
             (_, ClientFrame::Who { room }) => self.send(hub.who(room.as_deref())),
             (_, ClientFrame::Rooms) => {
                 self.outbox.send(hub.rooms_frame());
@@ -1068,6 +1071,7 @@ fn frame_id(frame: &ClientFrame) -> Option<String> {
         | ClientFrame::Offer { id, .. }
         | ClientFrame::Fetch { id, .. }
         | ClientFrame::Signal { id, .. }
+        | ClientFrame::Conversations { id, .. }
         | ClientFrame::Ping { id } => id.clone(),
         _ => None,
     }

@@ -583,6 +583,58 @@ impl Session {
         self.outbox.push_paced(frame, self.stall()).await;
     }
 
+    /// `conversations`: the user's rooms and private conversations with activity between two times.
+    pub(super) async fn conversations(&self, me: &Name, ask: natter_proto::ClientFrame) {
+        let natter_proto::ClientFrame::Conversations {
+            after_ts,
+            before_ts,
+            limit,
+            id,
+        } = ask
+        else {
+            return;
+        };
+        let ms = |ts: Option<String>, default: i64| {
+            ts.as_deref()
+                .and_then(natter_proto::time::parse)
+                .map_or(default, |t| t.as_millisecond())
+        };
+        let span = (ms(after_ts, i64::MIN), ms(before_ts, i64::MAX));
+        let rooms = self
+            .shared
+            .hub
+            .user(me.as_str())
+            .map(|u| u.1)
+            .unwrap_or_default();
+        let rooms = rooms.iter().map(|r| r.key().to_owned()).collect();
+        let since = self.me.as_ref().map_or(u64::MAX, |r| r.private_since());
+        let limit = limit.unwrap_or(50).min(MAX_HISTORY_PAGE);
+        let found = self
+            .shared
+            .history
+            .conversations(me.key().to_owned(), rooms, span, since, limit)
+            .await;
+        let frame = match found {
+            Ok(found) => ServerFrame::Conversations {
+                conversations: found
+                    .into_iter()
+                    .map(|c| natter_proto::frame::ConversationInfo {
+                        room: c.room,
+                        with: c.with,
+                        ts: natter_proto::time::wire_ms(c.latest_ms),
+                    })
+                    .collect(),
+                id,
+            },
+            Err(e) => {
+                tracing::error!("history read failed: {e}");
+                let args = natter_proto::error_args!(what = "history");
+                ServerFrame::error(ErrorCode::ServerError, args, id)
+            }
+        };
+        self.outbox.send(frame);
+    }
+
     /// For an owner, when they came to own their name; `None` for a guest.
     fn owned_since(&self) -> Option<u64> {
         self.me.as_ref().and_then(|r| r.owned_since())

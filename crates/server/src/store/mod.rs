@@ -309,6 +309,15 @@ pub enum Scope {
     Between(String, String),
 }
 
+/// One conversation's latest activity (see [`History::conversations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// A room's display name, or `None` for a private conversation with `with`.
+    pub room: Option<String>,
+    pub with: Option<String>,
+    pub latest_ms: i64,
+}
+
 /// A history read in progress.
 pub type Read<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -331,6 +340,19 @@ pub trait History: Send + Sync + 'static {
     /// The seq of the first message stored at or after `ms` (milliseconds since the epoch), or one more
     /// than the last if none was: a time as a position in the log.
     fn seq_at(&self, ms: i64) -> Read<'_, u64>;
+
+    /// `me`'s conversations whose latest message was stored strictly within `span` (after, before; ms): each of
+    /// `rooms` (folded names) that has one, and each person they exchanged private messages with, with
+    /// the time (ms) of the latest such message (private ones only after seq `private_since`) — in order
+    /// of that time, at most `limit`.
+    fn conversations(
+        &self,
+        me: String,
+        rooms: Vec<String>,
+        span: (i64, i64),
+        private_since: u64,
+        limit: usize,
+    ) -> Read<'_, Vec<Conversation>>;
 
     /// Messages with `after < seq <= upto` that `me` (a folded name) may see and did not send — in
     /// `rooms` (folded names) or, if `private`, addressed to them — oldest first, at most `limit`.

@@ -373,6 +373,58 @@ pub(super) fn range_sql(scope: &Scope, newest: bool) -> String {
     }
 }
 
+/// `me`'s conversations with activity strictly between the two times (see `History::conversations`).
+pub(super) fn conversations(
+    conn: &Connection,
+    me: &str,
+    rooms: &[String],
+    (after_ms, before_ms): (i64, i64),
+    (private_since, limit): (u64, usize),
+) -> rusqlite::Result<Vec<super::Conversation>> {
+    let private_since = i64::try_from(private_since).unwrap_or(i64::MAX);
+    let mut found = Vec::new();
+    let mut latest_in_room = conn.prepare_cached(
+        "SELECT room, MAX(ts_ms) FROM messages WHERE room_key = ?1 AND event IS NULL
+         HAVING MAX(ts_ms) > ?2 AND MAX(ts_ms) < ?3",
+    )?;
+    for room in rooms {
+        let row: Option<(Option<String>, Option<i64>)> = latest_in_room
+            .query_row(params![room, after_ms, before_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((Some(name), Some(latest_ms))) = row {
+            found.push(super::Conversation {
+                room: Some(name),
+                with: None,
+                latest_ms,
+            });
+        }
+    }
+    // The other person of each private message to or from me (a message to myself: me).
+    let mut private = conn.prepare_cached(
+        "SELECT CASE WHEN sender_key = ?1 THEN recipient ELSE sender END AS other, MAX(ts_ms)
+         FROM messages
+         WHERE room_key IS NULL AND (recipient_key = ?1 OR sender_key = ?1)
+           AND seq > ?4
+         GROUP BY CASE WHEN sender_key = ?1 THEN recipient_key ELSE sender_key END
+         HAVING MAX(ts_ms) > ?2 AND MAX(ts_ms) < ?3",
+    )?;
+    let rows = private.query_map(params![me, after_ms, before_ms, private_since], |r| {
+        Ok(super::Conversation {
+            room: None,
+            with: Some(r.get(0)?),
+            latest_ms: r.get(1)?,
+        })
+    })?;
+    for row in rows {
+        found.push(row?);
+    }
+    found.sort_by_key(|c| c.latest_ms);
+    found.truncate(limit);
+    Ok(found)
+}
+
 /// The seq of the first message stored at or after `ms`, or one more than the last.
 pub(super) fn seq_at(conn: &Connection, ms: i64) -> rusqlite::Result<u64> {
     let first: Option<u64> = conn

@@ -216,6 +216,19 @@ impl History for Store {
         Box::pin(self.read(move |conn| super::queries::seq_at(conn, ms)))
     }
 
+    fn conversations(
+        &self,
+        me: String,
+        rooms: Vec<String>,
+        span: (i64, i64),
+        private_since: u64,
+        limit: usize,
+    ) -> Read<'_, Vec<super::Conversation>> {
+        Box::pin(self.read(move |conn| {
+            super::queries::conversations(conn, &me, &rooms, span, (private_since, limit))
+        }))
+    }
+
     fn missed(
         &self,
         me: String,

@@ -266,6 +266,7 @@ impl App {
             | ServerFrame::Ack { .. }
             | ServerFrame::Pong { .. }
             | ServerFrame::Signal(_)
+            | ServerFrame::Conversations { .. }
             | ServerFrame::Bye { .. } => {}
         }
         Vec::new()

