@@ -147,14 +147,8 @@ impl Session {
             }
         };
         let Some(account) = account else {
-            if let Err(weak) =
-                crate::passwords::acceptable(&password, self.shared.config.password_min_chars)
-            {
-                return self.error(
-                    ErrorCode::WeakPassword,
-                    weak_args(weak, self.shared.config.password_min_chars),
-                    None,
-                );
+            if self.refused_as_weak(&password) {
+                return;
             }
             let Some(hash) = passwords.hash(password).await else {
                 let args = natter_proto::error_args!(what = "other");
@@ -194,14 +188,8 @@ impl Session {
         if !self.passwords_may_cross() {
             return self.error(ErrorCode::Insecure, natter_proto::error_args!(), None);
         }
-        if let Err(weak) =
-            crate::passwords::acceptable(&password, self.shared.config.password_min_chars)
-        {
-            return self.error(
-                ErrorCode::WeakPassword,
-                weak_args(weak, self.shared.config.password_min_chars),
-                None,
-            );
+        if self.refused_as_weak(&password) {
+            return;
         }
         let Some(hash) = self.shared.passwords.hash(password).await else {
             let args = natter_proto::error_args!(what = "other");
@@ -633,6 +621,18 @@ impl Session {
             }
         };
         self.outbox.send(frame);
+    }
+
+    /// Whether a new password is too short or too long for this server — if so, the user is told.
+    fn refused_as_weak(&self, password: &str) -> bool {
+        let min = self.shared.config.password_min_chars;
+        match crate::passwords::acceptable(password, min) {
+            Ok(()) => false,
+            Err(weak) => {
+                self.error(ErrorCode::WeakPassword, weak_args(weak, min), None);
+                true
+            }
+        }
     }
 
     /// For an owner, when they came to own their name; `None` for a guest.
