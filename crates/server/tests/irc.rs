@@ -645,3 +645,52 @@ async fn multiline_batches_are_one_message() {
     );
     server.shutdown().await;
 }
+
+/// An IRC client that stops reading is cut as too slow (its outbox full) — its room sees it leave with
+/// the reason — and nobody else waits for it.
+#[tokio::test]
+async fn a_stalled_irc_client_is_cut_and_blocks_nobody() {
+    let config = natter_server::Config {
+        max_outbox: 16 * 1024,
+        ..natter_server::testing::config()
+    };
+    let server = TestServer::start_irc(config).await;
+    let irc = server.irc.unwrap();
+    let mut alice = server.join("alice").await;
+    // A small receive window, so the stall reaches the server's outbox quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(irc).await.unwrap();
+    let (read, mut stalled) = stream.into_split();
+    stalled
+        .write_all(b"NICK stalled\r\nUSER s 0 * :S\r\nJOIN #lobby\r\n")
+        .await
+        .unwrap();
+    let joined = alice.expect("joined").await;
+    assert_eq!(joined["name"], "stalled");
+    // alice talks; the stalled client reads nothing. Every message is acked at once all the same.
+    let text = "x".repeat(1000);
+    let mut cut = false;
+    for i in 0..8000 {
+        alice
+            .send(json!({"type":"say","text":text,"id":i.to_string()}))
+            .await;
+        loop {
+            let f = alice.recv().await;
+            if f["type"] == "left" && f["name"] == "stalled" {
+                assert_eq!(f["reason"], "too_slow", "{f}");
+                cut = true;
+                continue;
+            }
+            if f["type"] == "ack" {
+                break;
+            }
+        }
+        if cut {
+            break;
+        }
+    }
+    assert!(cut, "the stalled IRC client was never cut");
+    drop(read);
+    server.shutdown().await;
+}
