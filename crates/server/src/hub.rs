@@ -3,7 +3,8 @@
 //! The hub knows users by name and reaches them only through their [`Outbox`]; it never learns which
 //! front end (native JSON, plain text, later IRC or WebSocket) a user came from.
 //!
-//! A message takes this path: the session asks the hub to [`Hub::prepare`] it (validation, membership);
+//! A message takes this path (a [`Hub::signal`], which is never stored, is the one exception): the session
+//! asks the hub to [`Hub::prepare`] it (validation, membership);
 //! the session hands it to the store's writer; after the commit the writer calls [`Hub::deliver`], which —
 //! in seq order — pushes it to every recipient and acks the sender. So every outbox receives messages in
 //! seq order, and nothing is delivered or acknowledged before it is stored.
