@@ -61,8 +61,8 @@ impl TestServer {
         Self::start_all(vec![chat], vec![web], config)
     }
 
-    /// Starts a server that also serves IRC clients ([`crate::frontend::irc`]) and the lab's client
-    /// ([`crate::lab`]) on 127.0.0.1:0.
+    /// Starts a server that also serves IRC clients ([`crate::frontend::irc`]), the lab's client
+    /// ([`crate::lab`]) and the browser client on 127.0.0.1:0: every way in at once.
     pub async fn start_irc(config: Config) -> Self {
         let any = "127.0.0.1:0".parse().expect("valid address");
         let bind = || crate::bind(any, 1024).expect("bind 127.0.0.1:0");
@@ -70,7 +70,7 @@ impl TestServer {
             chat: vec![bind()],
             irc: vec![bind()],
             lab: vec![bind()],
-            ..Default::default()
+            web: vec![bind()],
         };
         Self::start_listeners(listeners, config)
     }

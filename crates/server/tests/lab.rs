@@ -1,6 +1,6 @@
 //! The lab's own client (issue 15): a client written here that sends exactly what the report's Windows
 //! program sends — the name with no newline, then each message as two sends (timestamp, text), and
-//! `exit_request` — talks with a natter client and an IRC client in the lobby. The lab's protocol has
+//! `exit_request` — talks with a natter client, an IRC client and a browser (WebSocket) in the lobby. The lab's protocol has
 //! no framing, so its sends are also glued and split here on purpose.
 
 mod common;
@@ -8,8 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::{Connect, TestServer, WAIT};
+use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 /// The lab client's timestamp, as its getTime() made it.
 const TS: &str = "2023-10-20 15:21:46";
@@ -90,6 +93,39 @@ async fn the_lab_client_talks_with_natter_and_irc_users() {
     alice.expect("joined").await;
     alice.expect("message").await;
 
+    // A browser user (the page's WebSocket) in the same lobby.
+    let web = server.web.unwrap();
+    let mut request = format!("ws://{web}/ws").into_client_request().unwrap();
+    let origin = format!("http://{web}").parse().unwrap();
+    request.headers_mut().insert("Origin", origin);
+    let (mut browser, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let hello = r#"{"type":"hello","name":"page","version":1}"#;
+    browser.send(Message::Text(hello.into())).await.unwrap();
+    let say = r#"{"type":"say","text":"hi from the browser","id":"1"}"#;
+    browser.send(Message::Text(say.into())).await.unwrap();
+    let line = String::from_utf8(recv(&mut lab).await).unwrap();
+    assert!(
+        line.ends_with("Received message from client: page message: hi from the browser"),
+        "{line:?}"
+    );
+    typing().await;
+    lab.write_all(TS.as_bytes()).await.unwrap();
+    lab.write_all("给浏览器".as_bytes()).await.unwrap();
+    let heard = loop {
+        let message = tokio::time::timeout(WAIT, browser.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "message" && frame["from"] == "fei" {
+                break frame;
+            }
+        }
+    };
+    assert_eq!(heard["text"], "给浏览器");
+
     // The exit request: confirmed by its echo, then the connection closes.
     typing().await;
     lab.write_all(TS.as_bytes()).await.unwrap();
@@ -99,11 +135,13 @@ async fn the_lab_client_talks_with_natter_and_irc_users() {
         recv(&mut lab).await.is_empty(),
         "closed after the confirmation"
     );
-    let left = alice.expect("left").await;
-    assert_eq!(
-        (left["name"].as_str(), left["reason"].as_str()),
-        (Some("fei"), Some("exit"))
-    );
+    let left = loop {
+        let f = alice.recv().await;
+        if f["type"] == "left" && f["name"] == "fei" {
+            break f;
+        }
+    };
+    assert_eq!(left["reason"], "exit");
     server.shutdown().await;
 }
 
