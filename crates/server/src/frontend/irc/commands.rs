@@ -173,6 +173,15 @@ impl Irc {
         }
     }
 
+    /// Changes what this connection's user said about themselves (away, real name, `+i`): a new entry
+    /// in the [`super::Directory`], remembered as this connection's.
+    fn change_ident(&mut self, name: &str, ident: &Ident, change: impl FnOnce(&mut Ident)) {
+        let mut changed = ident.clone();
+        change(&mut changed);
+        let entry = self.shared.irc.set(name, changed);
+        self.state().ident = Some((name.to_owned(), entry));
+    }
+
     /// SASL PLAIN (RFC 4616): the credentials become the `hello`'s password. Whether they are right is
     /// known only when the `hello` is answered; a wrong one is then `904`, and registration can go on
     /// as a guest under another name.
@@ -676,13 +685,10 @@ impl Irc {
         }
         // A text that could not be relayed to IRC clients in one line (source included) is refused
         // rather than cut or split: `417`.
-        let source = format!(
-            "{}!{}",
-            reply.nick,
-            self.userhost(&name_of(&reply.nick).unwrap_or_default())
-        );
+        // The source is `nick!user@irc` (this connection's own USER): measured, not looked up.
+        let source = reply.nick.len() + 1 + self.state().user.0.len() + "@irc".len();
         let longest_target = targets.split(',').map(str::len).max().unwrap_or(0);
-        if 1 + source.len() + 1 + command.len() + 1 + longest_target + 2 + text.len() + 2 > 512 {
+        if 1 + source + 1 + command.len() + 1 + longest_target + 2 + text.len() + 2 > 512 {
             if !notice {
                 reply.num("417", &[&reply.t("irc-input-too-long")]);
             }
@@ -924,21 +930,18 @@ impl Irc {
                     .into_iter()
                     .map(|n| n.to_string())
                     .filter(|n| {
-                        let ident = self.shared.irc.get(n);
-                        if ident.as_ref().is_some_and(|i| i.invisible) {
+                        let seen = self.shared.irc.seen(n);
+                        if seen.ident.as_ref().is_some_and(|i| i.invisible) {
                             let theirs = self.shared.hub.user(n).map(|u| u.1).unwrap_or_default();
                             if !theirs.iter().any(|r| my_rooms.contains(r)) {
                                 return false;
                             }
                         }
                         let nick = nick_of(n);
-                        let (user, real) = ident.as_ref().map_or(("natter", n.as_str()), |i| {
-                            (i.user.as_str(), i.realname.as_str())
-                        });
-                        let host = if ident.is_some() { "irc" } else { "natter" };
+                        let (user, host) = (seen.user.as_str(), seen.host);
                         mask_matches(mask, &nick)
                             || mask_matches(mask, user)
-                            || mask_matches(mask, real)
+                            || mask_matches(mask, &seen.realname)
                             || mask_matches(mask, host)
                             || mask_matches(mask, &format!("{nick}!{user}@{host}"))
                     })
@@ -965,14 +968,13 @@ impl Irc {
         }
         let server = reply.server.clone();
         for (name, channel, op) in rows {
-            let ident = self.shared.irc.get(&name);
+            let super::Seen {
+                user,
+                host,
+                realname: real,
+                ident,
+            } = self.shared.irc.seen(&name);
             let nick = nick_of(&name);
-            let (user, real) = ident
-                .as_ref()
-                .map_or(("natter".to_owned(), name.clone()), |i| {
-                    (i.user.clone(), i.realname.clone())
-                });
-            let host = if ident.is_some() { "irc" } else { "natter" };
             let away = ident.as_ref().is_some_and(|i| i.away.is_some());
             let flags = format!(
                 "{}{}",
@@ -1035,13 +1037,12 @@ impl Irc {
             return;
         };
         let nick = nick_of(name.as_str());
-        let ident = self.shared.irc.get(name.as_str());
-        let (user, real) = ident
-            .as_ref()
-            .map_or(("natter".to_owned(), name.to_string()), |i| {
-                (i.user.clone(), i.realname.clone())
-            });
-        let host = if ident.is_some() { "irc" } else { "natter" };
+        let super::Seen {
+            user,
+            host,
+            realname: real,
+            ident,
+        } = self.shared.irc.seen(name.as_str());
         reply.num("311", &[&nick, &user, host, "*", &real]);
         if !rooms.is_empty() {
             let list: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
@@ -1103,14 +1104,7 @@ impl Irc {
                     Some(change @ ("+i" | "-i")) => {
                         let invisible = change == "+i";
                         if invisible != ident.invisible {
-                            let ident = self.shared.irc.set(
-                                &name,
-                                Ident {
-                                    invisible,
-                                    ..(*ident).clone()
-                                },
-                            );
-                            self.state().ident = Some((name, ident));
+                            self.change_ident(&name, &ident, |i| i.invisible = invisible);
                             let nick = reply.nick.clone();
                             reply.raw(format!(":{nick} MODE {nick} :{change}"));
                         }
@@ -1277,14 +1271,7 @@ impl Irc {
             .map(|t| (*t).to_owned());
         let now_away = away.is_some();
         let text = away.clone().unwrap_or_default();
-        let ident = self.shared.irc.set(
-            &name,
-            Ident {
-                away,
-                ..(*ident).clone()
-            },
-        );
-        self.state().ident = Some((name.clone(), ident));
+        self.change_ident(&name, &ident, |i| i.away = away);
         if now_away {
             reply.num("306", &[&reply.t("irc-now-away")]);
         } else {
@@ -1306,14 +1293,7 @@ impl Irc {
             reply.raw(out);
             return Input::Nothing;
         }
-        let ident = self.shared.irc.set(
-            &name,
-            Ident {
-                realname: real.to_owned(),
-                ..(*ident).clone()
-            },
-        );
-        self.state().ident = Some((name.clone(), ident));
+        self.change_ident(&name, &ident, |i| i.realname = real.to_owned());
         if self.state().has(Cap::Setname) {
             let nick = reply.nick.clone();
             let mut out = format!(":{nick}!{} SETNAME", self.userhost(&name));
@@ -1378,10 +1358,8 @@ pub(super) fn topic_lines(frame: &ServerFrame, reply: &mut Reply) {
 
 /// `user@host` of a name (see [`Irc::userhost`]).
 pub(super) fn userhost(directory: &super::Directory, name: &str) -> String {
-    match directory.get(name) {
-        Some(ident) => format!("{}@irc", ident.user),
-        None => "natter@natter".into(),
-    }
+    let seen = directory.seen(name);
+    format!("{}@{}", seen.user, seen.host)
 }
 
 /// The MOTD numerics (375/372/376), or 422 without one.

@@ -38,7 +38,36 @@ pub struct Directory {
     users: RwLock<HashMap<String, Arc<Ident>>>,
 }
 
+/// How a name looks to IRC clients (WHO, WHOIS, sources): an IRC user's own username and real name on
+/// host `irc`; natter's other users `natter@natter`, their name as real name. natter never shows
+/// addresses.
+pub struct Seen {
+    pub user: String,
+    pub host: &'static str,
+    pub realname: String,
+    /// The directory's entry, for an IRC user.
+    pub ident: Option<Arc<Ident>>,
+}
+
 impl Directory {
+    /// How `name` looks to IRC clients.
+    pub fn seen(&self, name: &str) -> Seen {
+        match self.get(name) {
+            Some(ident) => Seen {
+                user: ident.user.clone(),
+                host: "irc",
+                realname: ident.realname.clone(),
+                ident: Some(ident),
+            },
+            None => Seen {
+                user: "natter".into(),
+                host: "natter",
+                realname: name.to_owned(),
+                ident: None,
+            },
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Ident>> {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         users.get(&natter_proto::name::fold(name)).cloned()
@@ -293,17 +322,11 @@ impl FrontEnd for Irc {
                 Input::Frames(frames) => frames,
                 _ => Vec::new(),
             };
+            if frames.is_empty() {
+                return Input::Notice(labeled_response(self.server(), label, &reply.lines));
+            }
             let lines = reply.finish(None, false).unwrap_or_default();
-            if frames.is_empty() && lines.is_empty() {
-                let server = self.server();
-                return Input::Notice(format!("@label={label} :{server} ACK\r\n"));
-            }
-            if !frames.is_empty() {
-                return Input::Wrapped(format!("{OPEN}{label}\n{lines}"), frames, CLOSE.to_owned());
-            }
-            let mut reply = Reply::new(self.server(), String::new(), lang);
-            reply.lines = lines.lines().map(str::to_owned).collect();
-            return Input::Notice(reply.finish(Some(label), true).unwrap_or_default());
+            return Input::Wrapped(format!("{OPEN}{label}\n{lines}"), frames, CLOSE.to_owned());
         }
         let answer = reply.finish(label.as_deref(), labeled);
         match (input, answer) {
@@ -371,29 +394,42 @@ impl Reply {
         if self.lines.is_empty() {
             return None;
         }
+        if let Some(label) = label.filter(|_| labeled) {
+            return Some(labeled_response(&self.server, label, &self.lines));
+        }
         let mut out = String::new();
-        match label.filter(|_| labeled) {
-            Some(label) if self.lines.len() == 1 => {
-                out.push_str(&format!("@label={label} {}\r\n", self.lines[0]));
-            }
-            Some(label) => {
-                out.push_str(&format!(
-                    "@label={label} :{} BATCH +L labeled-response\r\n",
-                    self.server
-                ));
-                for line in &self.lines {
-                    out.push_str(&format!("@batch=L {line}\r\n"));
-                }
-                out.push_str(&format!(":{} BATCH -L\r\n", self.server));
-            }
-            None => {
-                for line in &self.lines {
-                    out.push_str(line);
-                    out.push_str("\r\n");
-                }
-            }
+        for line in &self.lines {
+            out.push_str(line);
+            out.push_str("\r\n");
         }
         Some(out)
+    }
+}
+
+/// The answer to a labeled request (labeled-response): no line is an `ACK`, one line carries the label,
+/// more are a `labeled-response` batch (a batch already inside, such as chathistory's, stays as it is).
+fn labeled_response(server: &str, label: &str, lines: &[String]) -> String {
+    match lines {
+        [] => format!("@label={label} :{server} ACK\r\n"),
+        [line] => match line.strip_prefix('@') {
+            Some(tags) => format!("@label={label};{tags}\r\n"),
+            None => format!("@label={label} {line}\r\n"),
+        },
+        _ => {
+            let id = format!("L{label}").replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+            let mut out = format!("@label={label} :{server} BATCH +{id} labeled-response\r\n");
+            for line in lines {
+                match line.strip_prefix('@') {
+                    Some(tags) if !tags.starts_with("batch=") => {
+                        out.push_str(&format!("@batch={id};{tags}\r\n"))
+                    }
+                    Some(_) => out.push_str(&format!("{line}\r\n")),
+                    None => out.push_str(&format!("@batch={id} {line}\r\n")),
+                }
+            }
+            out.push_str(&format!(":{server} BATCH -{id}\r\n"));
+            out
+        }
     }
 }
 

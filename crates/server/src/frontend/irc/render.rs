@@ -96,7 +96,9 @@ impl Render for IrcRender {
                 }
                 if notice == super::CLOSE {
                     if let Some((label, lines)) = self.gathering.take() {
-                        out.extend_from_slice(self.labeled(&label, lines).as_bytes());
+                        out.extend_from_slice(
+                            super::labeled_response(self.server(), &label, &lines).as_bytes(),
+                        );
                     }
                     return;
                 }
@@ -321,32 +323,28 @@ impl IrcRender {
                 if !state.has(Cap::MessageTags) {
                     return;
                 }
-                let mut tags = String::from("@");
-                if let Some(label) = label {
-                    tags.push_str("label=");
-                    escape_tag(label, &mut tags);
-                    tags.push(';');
-                }
-                tags.push_str("msgid=");
-                escape_tag(&signal.sid, &mut tags);
-                tags.push_str(";time=");
-                escape_tag(&signal.ts, &mut tags);
-                for (name, value) in &signal.tags {
-                    tags.push(';');
-                    tags.push_str(name);
-                    tags.push('=');
-                    escape_tag(value, &mut tags);
-                }
+                let (sid, ts) = (Some(signal.sid.as_str()), Some(signal.ts.as_str()));
+                let extra = Extra {
+                    label,
+                    client: Some(&signal.tags),
+                    from: Some(&signal.from),
+                };
                 let source = self.source(&signal.from);
                 // To yourself: the delivery too, unlabeled (as for a PRIVMSG).
-                if signal.id.is_some() && target.eq_ignore_ascii_case(&nick) && label.is_some() {
-                    let plain =
-                        tags.replacen(&format!("label={};", label.unwrap_or_default()), "", 1);
-                    let _ = write!(out, "{plain} :{source} TAGMSG {target}\r\n");
-                } else if signal.id.is_some() && target.eq_ignore_ascii_case(&nick) {
-                    let _ = write!(out, "{tags} :{source} TAGMSG {target}\r\n");
+                if signal.id.is_some() && target.eq_ignore_ascii_case(&nick) {
+                    let tags = self.tag_prefix(
+                        state.caps,
+                        sid,
+                        ts,
+                        Extra {
+                            label: None,
+                            ..extra
+                        },
+                    );
+                    let _ = write!(out, "{tags}:{source} TAGMSG {target}\r\n");
                 }
-                let _ = write!(out, "{tags} :{source} TAGMSG {target}\r\n");
+                let tags = self.tag_prefix(state.caps, sid, ts, extra);
+                let _ = write!(out, "{tags}:{source} TAGMSG {target}\r\n");
             }
             ServerFrame::Joined { room, name, .. } => {
                 let source = self.source(name);
@@ -701,34 +699,23 @@ impl IrcRender {
 
     /// A room message's lines for a tag mode (see [`RoomLines`]).
     fn room_lines(&self, m: &Message, mode: usize) -> bytes::Bytes {
-        let (mode, account) = (mode % 3, mode >= 3);
-        let mut tags = String::new();
-        if let Some(name) = account.then(|| self.account(&m.from)).flatten() {
-            tags.push_str("@account=");
-            escape_tag(name, &mut tags);
+        // The caps a tag mode stands for.
+        let mut caps = 0;
+        if mode % 3 >= 1 {
+            caps |= Cap::ServerTime as u32;
         }
-        if mode == 2 {
-            tags.push_str(if tags.is_empty() {
-                "@msgid="
-            } else {
-                ";msgid="
-            });
-            tags.push_str(&m.seq.to_string());
-            for (name, value) in &m.tags {
-                tags.push(';');
-                tags.push_str(name);
-                tags.push('=');
-                escape_tag(value, &mut tags);
-            }
+        if mode % 3 == 2 {
+            caps |= Cap::MessageTags as u32;
         }
-        if mode >= 1 {
-            tags.push(if tags.is_empty() { '@' } else { ';' });
-            tags.push_str("time=");
-            escape_tag(&m.ts, &mut tags);
+        if mode >= 3 {
+            caps |= Cap::AccountTag as u32;
         }
-        if !tags.is_empty() {
-            tags.push(' ');
-        }
+        let extra = Extra {
+            label: None,
+            client: Some(&m.tags),
+            from: Some(&m.from),
+        };
+        let tags = self.tag_prefix(caps, Some(&m.seq.to_string()), Some(&m.ts), extra);
         let source = self.source(&m.from);
         let target = format!("#{}", m.room.as_deref().unwrap_or_default());
         let text = match m.text.strip_prefix("/me ") {
@@ -741,34 +728,6 @@ impl IrcRender {
             let _ = write!(out, "{tags}:{source} {command} {target} :{piece}\r\n");
         }
         bytes::Bytes::from(out)
-    }
-
-    /// A labeled response: no line is an `ACK`, one line carries the label, more are a
-    /// `labeled-response` batch (a chathistory batch inside it stays as it is).
-    fn labeled(&self, label: &str, lines: Vec<String>) -> String {
-        let server = self.server();
-        match lines.as_slice() {
-            [] => format!("@label={label} :{server} ACK\r\n"),
-            [line] => match line.strip_prefix('@') {
-                Some(tags) => format!("@label={label};{tags}\r\n"),
-                None => format!("@label={label} {line}\r\n"),
-            },
-            _ => {
-                let id = format!("L{label}").replace(|c: char| !c.is_ascii_alphanumeric(), "-");
-                let mut out = format!("@label={label} :{server} BATCH +{id} labeled-response\r\n");
-                for line in lines {
-                    match line.strip_prefix('@') {
-                        Some(tags) if !tags.starts_with("batch=") => {
-                            out.push_str(&format!("@batch={id};{tags}\r\n"))
-                        }
-                        Some(_) => out.push_str(&format!("{line}\r\n")),
-                        None => out.push_str(&format!("@batch={id} {line}\r\n")),
-                    }
-                }
-                out.push_str(&format!(":{server} BATCH -{id}\r\n"));
-                out
-            }
-        }
     }
 
     /// A CHATHISTORY answer: its messages in a `chathistory` batch (room events are left out: natter
@@ -816,6 +775,21 @@ impl IrcRender {
 
     /// The tags a line gets for this client: `time` (server-time), `msgid` (message-tags), `label`.
     fn tags(&self, state: &State, ts: Option<&str>, seq: Option<u64>, extra: Extra<'_>) -> String {
+        let msgid = seq.map(|seq| seq.to_string());
+        self.tag_prefix(state.caps, msgid.as_deref(), ts, extra)
+    }
+
+    /// The tags a line gets for a client with `caps` (with its trailing space; empty for none):
+    /// `label`, `account` (account-tag), `msgid` (message-tags), `time` (server-time or message-tags),
+    /// then the client tags (message-tags). Every line natter writes with tags is made here.
+    fn tag_prefix(
+        &self,
+        caps: u32,
+        msgid: Option<&str>,
+        ts: Option<&str>,
+        extra: Extra<'_>,
+    ) -> String {
+        let has = |cap: Cap| caps & cap as u32 != 0;
         let mut tags = String::new();
         let mut add = |tag: &str, value: &str| {
             tags.push(if tags.is_empty() { '@' } else { ';' });
@@ -826,25 +800,22 @@ impl IrcRender {
         if let Some(label) = extra.label {
             add("label", label);
         }
-        if let (Some(from), true) = (extra.from, state.has(Cap::AccountTag)) {
+        if let (Some(from), true) = (extra.from, has(Cap::AccountTag)) {
             if let Some(account) = self.account(from) {
                 add("account", account);
             }
         }
+        if let (Some(msgid), true) = (msgid, has(Cap::MessageTags)) {
+            add("msgid", msgid);
+        }
+        if let (Some(ts), true) = (ts, has(Cap::ServerTime) || has(Cap::MessageTags)) {
+            add("time", ts);
+        }
         // Client tags go to clients that take message tags.
-        if let (Some(client), true) = (extra.client, state.has(Cap::MessageTags)) {
+        if let (Some(client), true) = (extra.client, has(Cap::MessageTags)) {
             for (name, value) in client {
                 add(name, value);
             }
-        }
-        if let (Some(seq), true) = (seq, state.has(Cap::MessageTags)) {
-            add("msgid", &seq.to_string());
-        }
-        if let (Some(ts), true) = (
-            ts,
-            state.has(Cap::ServerTime) || state.has(Cap::MessageTags),
-        ) {
-            add("time", ts);
         }
         if !tags.is_empty() {
             tags.push(' ');
