@@ -344,6 +344,10 @@ struct ServeArgs {
     /// Listen backlog (pending connections the kernel queues).
     #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().backlog)]
     backlog: u32,
+    /// Where Prometheus scrapes `/metrics` (and `/healthz`): `web` (the browser client's listener),
+    /// an address of its own (plain HTTP, e.g. 127.0.0.1:9500), or `off` (nothing is counted).
+    #[arg(long, value_name = "web|ADDR|off", default_value = "web", value_parser = metrics_place)]
+    metrics: String,
     /// Also log every message, in the lab's server-console style.
     #[arg(short, long)]
     verbose: bool,
@@ -1161,6 +1165,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 ..Default::default()
             },
             password_min_chars: usize::from(args.password_min_chars),
+            metrics_on_web: args.metrics == "web",
             irc: natter_server::frontend::irc::IrcConfig {
                 server_name: args.irc_server_name.clone(),
                 motd: match &args.irc_motd {
@@ -1231,6 +1236,19 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         announce(&format!("natter: the lab's client at {bound}"));
         lab.push(listener);
     }
+    let mut metrics = Vec::new();
+    match args.metrics.as_str() {
+        "web" => {}
+        "off" => natter_server::metrics::set_counting(false),
+        text => {
+            let addr: SocketAddr = metrics_place(text)?.parse().map_err(|_| text.to_owned())?;
+            let listener = natter_server::bind(addr, config.backlog)
+                .map_err(|e| format!("cannot listen on {addr} (--metrics): {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            announce(&format!("natter: metrics at http://{bound}/metrics"));
+            metrics.push(listener);
+        }
+    }
     match &config.db {
         natter_server::store::DbPath::Memory => {
             announce("natter: history kept in memory only (--db :memory:)")
@@ -1242,6 +1260,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         web,
         irc,
         lab,
+        metrics,
     };
     natter_server::run_all(listeners, config, shutdown)
         .await
@@ -1309,6 +1328,17 @@ fn optional_listener(
             Ok(Vec::new())
         }
         Err(e) => Err(format!("cannot listen on {addr} ({flag}): {e}")),
+    }
+}
+
+/// `--metrics`: `web`, `off` or an address.
+fn metrics_place(text: &str) -> Result<String, String> {
+    match text {
+        "web" | "off" => Ok(text.to_owned()),
+        _ => text
+            .parse::<SocketAddr>()
+            .map(|_| text.to_owned())
+            .map_err(|_| "not an address (use e.g. 127.0.0.1:9500, web or off)".to_owned()),
     }
 }
 

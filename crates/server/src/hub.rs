@@ -171,12 +171,16 @@ impl Seats {
     }
 
     /// Queues `item` for every session but `except`.
-    fn push_except(&self, item: &Arc<Outgoing>, except: Option<&Arc<Outbox>>) {
+    /// Returns how many sessions it was queued for.
+    fn push_except(&self, item: &Arc<Outgoing>, except: Option<&Arc<Outbox>>) -> u64 {
+        let mut pushed = 0;
         for o in self.iter() {
             if !except.is_some_and(|e| Arc::ptr_eq(e, o)) {
                 o.push(item.clone());
+                pushed += 1;
             }
         }
+        pushed
     }
 }
 
@@ -581,6 +585,11 @@ impl Hub {
     pub fn counts(&self) -> (usize, usize, u64) {
         let users = self.registry().users.len();
         (users, self.rooms().len(), self.watermark())
+    }
+
+    /// Owned names (accounts).
+    pub fn owned_count(&self) -> usize {
+        self.registry().owned.len()
     }
 
     /// Whether connections from `ip` are refused.
@@ -1067,6 +1076,7 @@ impl Hub {
     /// still receives messages in seq order, and an ack never overtakes a message with a lower seq.
     pub fn deliver(&self, outcomes: Vec<Outcome<AppendToken>>) {
         let mut run = Run::default();
+        let mut stored_now = 0;
         for Outcome {
             message,
             token,
@@ -1079,6 +1089,7 @@ impl Hub {
             }
             match result {
                 Ok(stored) if !stored.duplicate => {
+                    stored_now += 1;
                     tracing::info!(
                         target: "natter::chat",
                         "[{}] Received message from {} {}: {}",
@@ -1139,6 +1150,9 @@ impl Hub {
             }
         }
         self.flush(&mut run);
+        if let Some(m) = crate::metrics::counting() {
+            m.stored.inc_by(stored_now);
+        }
     }
 
     /// Pushes a run of room messages to the room's members (each but its own), advances the watermark under
@@ -1154,6 +1168,7 @@ impl Hub {
             match rooms.get(room.key()) {
                 Some(r) => {
                     let members = r.members();
+                    let mut delivered = 0u64;
                     // Everyone but the sending session: a sender's other sessions see what it said.
                     for outbox in members.values().flat_map(Seats::iter) {
                         outbox.push_many(
@@ -1161,8 +1176,12 @@ impl Hub {
                                 .iter()
                                 // A room event reaches its author too: they see what they did.
                                 .filter(|e| e.event || !Arc::ptr_eq(&e.token.outbox, outbox))
-                                .map(|e| &e.item),
+                                .map(|e| &e.item)
+                                .inspect(|_| delivered += 1),
                         );
+                    }
+                    if let Some(m) = crate::metrics::counting() {
+                        m.deliveries.inc_by(delivered);
                     }
                     self.probe(Probe::RunPushed);
                     // Still under the room's lock (rule 5): a joiner entering after the push reads a
@@ -1188,17 +1207,21 @@ impl Hub {
         sender: Option<&Arc<Outbox>>,
     ) {
         let registry = self.registry();
+        let mut delivered = 0;
         if let Some(user) = message
             .to
             .as_ref()
             .and_then(|to| registry.users.get(to.key()))
         {
-            user.seats.push_except(&item, sender);
+            delivered += user.seats.push_except(&item, sender);
         }
         if message.to.as_ref() != Some(&message.from) {
             if let Some(user) = registry.users.get(message.from.key()) {
-                user.seats.push_except(&item, sender);
+                delivered += user.seats.push_except(&item, sender);
             }
+        }
+        if let Some(m) = crate::metrics::counting() {
+            m.deliveries.inc_by(delivered);
         }
         self.advance(seq, &registry);
     }

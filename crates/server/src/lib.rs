@@ -12,6 +12,7 @@ pub mod files;
 pub mod frontend;
 pub mod hub;
 pub mod lab;
+pub mod metrics;
 pub mod moderation;
 pub mod outbox;
 pub mod passwords;
@@ -94,6 +95,9 @@ pub struct Config {
     pub irc: frontend::irc::IrcConfig,
     /// The fewest characters a password may have (`--password-min-chars`).
     pub password_min_chars: usize,
+    /// Whether the web listener serves `/metrics` (`--metrics web`, the default; not with `--metrics ADDR`
+    /// or `off`).
+    pub metrics_on_web: bool,
     /// Tests only: a loopback address treated as another machine's (passwords from it are refused as
     /// they would be from the LAN).
     #[doc(hidden)]
@@ -130,6 +134,7 @@ impl Default for Config {
             files: files::FilesConfig::default(),
             irc: Default::default(),
             password_min_chars: passwords::MIN_CHARS,
+            metrics_on_web: true,
         }
     }
 }
@@ -199,6 +204,8 @@ pub struct Listeners {
     pub irc: Vec<TcpListener>,
     /// The lab's own client (`--lab`).
     pub lab: Vec<TcpListener>,
+    /// `/metrics` and `/healthz` alone (`--metrics ADDR`).
+    pub metrics: Vec<TcpListener>,
 }
 
 /// [`run`] on every kind of listener.
@@ -212,6 +219,7 @@ pub async fn run_all(
         web,
         irc,
         lab,
+        metrics,
     } = listeners;
     let core = Core::start(config)?;
     let token = CancellationToken::new();
@@ -230,6 +238,13 @@ pub async fn run_all(
             limits.clone(),
             token.clone(),
             tracker.clone(),
+        ));
+    }
+    for listener in metrics {
+        tracker.spawn(web::serve_metrics(
+            listener,
+            core.shared.clone(),
+            token.clone(),
         ));
     }
     for listener in web {
@@ -495,6 +510,7 @@ async fn accept_loop(
                     let frame = natter_proto::ServerFrame::error(code, args, None);
                     let _ = stream.try_write(&refusal(kind, frame, shared.config.lang));
                     tracing::info!(event = "refused", reason = "banned", peer = %peer, "refused {peer}: banned");
+                    metrics::refused("banned");
                     continue;
                 }
                 let admission = match limits.admit(peer.ip(), &shared.config) {
@@ -504,6 +520,7 @@ async fn accept_loop(
                         let frame =
                             natter_proto::ServerFrame::error(code, Default::default(), None);
                         let _ = stream.try_write(&refusal(kind, frame, shared.config.lang));
+                        metrics::refused(code.as_str());
                         tracing::warn!(
                             event = "refused",
                             reason = code.as_str(),

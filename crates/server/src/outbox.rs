@@ -190,6 +190,9 @@ impl Outbox {
 
     /// Flips to overflowed: drops everything queued and wakes the writer, which ends the connection.
     fn overflow(&self, mut inner: MutexGuard<'_, Inner>) {
+        if let Some(m) = crate::metrics::counting() {
+            m.overflows.inc();
+        }
         inner.overflowed = true;
         inner.queue.clear();
         inner.held = None;

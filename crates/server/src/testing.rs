@@ -71,6 +71,7 @@ impl TestServer {
             irc: vec![bind()],
             lab: vec![bind()],
             web: vec![bind()],
+            ..Default::default()
         };
         Self::start_listeners(listeners, config)
     }

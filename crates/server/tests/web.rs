@@ -365,8 +365,16 @@ async fn files_over_http_resume_both_ways() {
     server.shutdown().await;
 }
 
+/// A counter's value in a scrape (0 when it is not there yet).
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// `/healthz` while the store takes writes, and `/metrics` in the Prometheus text format with what
-/// `natter status` reports.
+/// `natter status` reports and what the server counted: messages stored and delivered, bytes, commit
+/// latency, replays, disconnects by reason, the process's CPU.
 #[tokio::test]
 async fn health_and_metrics() {
     let server = TestServer::start_web(natter_server::testing::config()).await;
@@ -374,23 +382,40 @@ async fn health_and_metrics() {
     let (head, body) = get(web, "/healthz", "").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert_eq!(body, b"ok\n");
+    // The counters are the process's (other tests' servers count too): compare before and after.
+    let (_, before) = get(web, "/metrics", "").await;
+    let before = String::from_utf8(before).unwrap();
     let mut alice = server.join("alice").await;
-    alice
-        .send(json!({"type":"say","text":"counted","id":"1"}))
-        .await;
-    alice.expect("ack").await;
+    let mut bob = server.join("bob").await;
+    alice.say("counted", "1").await;
+    while bob.recv().await["text"] != "counted" {}
+    bob.send(json!({"type":"exit"})).await;
+    while bob.recv().await["type"] != "bye" {}
+    // Counted before the others are told.
+    while alice.recv().await["type"] != "left" {}
     let (head, body) = get(web, "/metrics", "").await;
     assert!(
         head.contains("content-type: application/openmetrics-text"),
         "{head}"
     );
     let text = String::from_utf8(body).unwrap();
-    for line in [
-        "natter_connections{front_end=\"native\"} 1",
-        "natter_users 1",
-        "natter_rooms 1",
-        "natter_last_seq 1",
+    for (name, at_least) in [
+        ("natter_messages_stored_total", 1.0),
+        ("natter_deliveries_total", 1.0),
+        ("natter_received_bytes_total", 40.0),
+        ("natter_sent_bytes_total", 100.0),
+        ("natter_disconnects_total{reason=\"exit\"}", 1.0),
+        ("natter_store_commit_seconds_count", 1.0),
+        ("natter_replay_messages_count", 2.0),
     ] {
+        let grown = counter(&text, name) - counter(&before, name);
+        assert!(grown >= at_least, "{name} grew by {grown}:\n{text}");
+    }
+    assert!(text.contains("natter_process_cpu_seconds_total "), "{text}");
+    assert!(text.contains("natter_registered_users "), "{text}");
+    // bob's connection may still be closing.
+    assert!(text.contains("natter_connections{front_end=\"native\"} "));
+    for line in ["natter_users 1", "natter_rooms 1", "natter_last_seq 1"] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
     assert!(

@@ -152,6 +152,8 @@ struct Session {
     front: Option<Box<dyn FrontEnd>>,
     /// Set once `hello` succeeded; dropping it unregisters the user (whatever ends the session).
     me: Option<Registration>,
+    /// Whether it ever registered (for the metrics: a connection that never did ends `unregistered`).
+    registered: bool,
     /// Fires when this connection's latest `say`/`whisper` has been acked (or refused).
     last_append: Option<oneshot::Receiver<()>>,
     /// A `hello` with a key waiting for its `prove`, or the transfer a connection's first line asked for.
@@ -253,7 +255,8 @@ pub async fn serve_stream<T: Transport>(
             Box::pin(stream.sniff(accepted + config.hello_timeout, config.lang, &shutdown)).await;
         match sniffed {
             Sniffed::Clear if config.require_tls && !is_this_machine(&peer, &config) => {
-                tracing::info!("{peer}: plain text from another machine (--require-tls); closing");
+                tracing::info!(event = "refused", reason = "tls_required", peer = %peer, "{peer}: plain text from another machine (--require-tls); closing");
+                crate::metrics::refused("tls_required");
                 let refusal = ServerFrame::error(ErrorCode::TlsRequired, Default::default(), None);
                 stream.refuse(&refusal.encode());
                 return;
@@ -280,6 +283,7 @@ pub async fn serve_stream<T: Transport>(
         peer,
         front: None,
         me: None,
+        registered: false,
         last_append: None,
         pending: None,
         secure,
@@ -347,6 +351,9 @@ impl Session {
         mut wire: Wire<W>,
         config: &Config,
     ) {
+        if !self.registered {
+            crate::metrics::disconnected("unregistered");
+        }
         self.leave(reason);
         self.outbox.close();
         // Send what was said last (`bye`, an error) and FIN — or give up on a peer that does not read.
@@ -568,6 +575,9 @@ impl Session {
                 item = frames.next(), if !eof => match item {
                     None | Some(Err(_)) => eof = true,
                     Some(Ok(item)) => {
+                        if let (Some(m), Ok(line)) = (crate::metrics::counting(), &item) {
+                            m.bytes_in.inc_by(line.len() as u64 + 1);
+                        }
                         last_heard = Instant::now();
                         pinged = false;
                         if item.as_ref().is_ok_and(|line| line.iter().all(u8::is_ascii_whitespace)) {
@@ -1050,6 +1060,7 @@ impl Session {
     /// Unregisters (once). `None` means quietly: no `left` announcements (server shutdown).
     fn leave(&mut self, reason: Option<LeftReason>) {
         if let Some(me) = self.me.take() {
+            crate::metrics::disconnected(reason.map_or("shutdown", LeftReason::as_str));
             let how = reason.map_or("quietly", LeftReason::as_str);
             tracing::info!(
                 event = "left",

@@ -243,6 +243,7 @@ impl Session {
         };
         let me = registration.name().clone();
         self.me = Some(registration);
+        self.registered = true;
         if matches!(
             proven,
             Some(Proven::ClaimByKey(_) | Proven::ClaimByPassword(_))
@@ -417,6 +418,9 @@ impl Session {
         messages: Result<Vec<Message>, StoreError>,
         new_after: Option<u64>,
     ) {
+        if let (Some(m), Ok(messages)) = (crate::metrics::counting(), &messages) {
+            m.replay_messages.observe(messages.len() as f64);
+        }
         let frame = history_frame(messages, room, new_after, (None, None));
         self.outbox.push_paced(frame, self.stall()).await;
     }

@@ -83,6 +83,9 @@ impl<W: AsyncWrite + Unpin> Wire<W> {
                         return;
                     }
                     Ok(n) => {
+                        if let Some(m) = crate::metrics::counting() {
+                            m.bytes_out.inc_by(n as u64);
+                        }
                         self.pos += n;
                         if self.pos == self.buf.len() {
                             self.pos = 0;

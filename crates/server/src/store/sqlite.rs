@@ -391,7 +391,11 @@ impl<T> Writer<T> {
                 };
                 let _ = self.with_conn(|c| c.pragma_update(None, "wal_autocheckpoint", pages));
             }
+            let started = std::time::Instant::now();
             let outcomes = self.commit(batch);
+            if let Some(m) = crate::metrics::counting() {
+                m.commit_seconds.observe(started.elapsed().as_secs_f64());
+            }
             clock.committed();
             if !outcomes.is_empty() {
                 deliver(outcomes);

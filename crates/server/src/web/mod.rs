@@ -143,127 +143,72 @@ async fn serve_https(
 /// `GET /healthz`: 200 while the store's writer takes commands (a request through it is answered within
 /// two seconds), 503 otherwise — for a load balancer or a service monitor.
 async fn healthz(State(web): State<Web>) -> Response {
+    secured(health_response(&web.shared).await)
+}
+
+/// The answer of `/healthz`, on the web listener and on `--metrics ADDR`.
+async fn health_response(shared: &Arc<Shared>) -> Response {
     let probe = natter_proto::Name::new("healthz").expect("a valid name");
     let answered = tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        web.shared.hub.remembered_rooms(&probe),
+        shared.hub.remembered_rooms(&probe),
     )
     .await;
     match answered {
-        Ok(Ok(_)) => secured((StatusCode::OK, "ok\n").into_response()),
-        _ => secured(
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the store is not taking writes\n",
-            )
-                .into_response(),
-        ),
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not taking writes\n",
+        )
+            .into_response(),
     }
 }
 
-/// `GET /metrics`: the Prometheus text format — what `natter status` says, the shared files' store, and
-/// the process's memory and descriptors — read when scraped, so the chat's hot path pays nothing.
+/// `--metrics ADDR`: `/metrics` and `/healthz` on a listener of their own (for a monitoring network), plain
+/// HTTP.
+pub(crate) async fn serve_metrics(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(shared): State<Arc<Shared>>| async move { metrics_response(&shared).await }),
+        )
+        .route(
+            "/healthz",
+            get(|State(shared): State<Arc<Shared>>| async move { health_response(&shared).await }),
+        )
+        .with_state(shared);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!("the metrics listener stopped: {e}");
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format ([`crate::metrics`]); 404 with `--metrics off` or
+/// `--metrics ADDR` (then it is served there).
 async fn metrics(State(web): State<Web>) -> Response {
-    use prometheus_client::encoding::text::encode;
-    use prometheus_client::metrics::family::Family;
-    use prometheus_client::metrics::gauge::Gauge;
-    use prometheus_client::registry::Registry;
-    let ServerFrame::Status {
-        uptime_s,
-        connections,
-        users,
-        rooms,
-        last_seq,
-        db_bytes,
-        ..
-    } = web.shared.status()
-    else {
-        return secured(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    if !web.shared.config.metrics_on_web {
+        return secured(StatusCode::NOT_FOUND.into_response());
+    }
+    secured(metrics_response(&web.shared).await)
+}
+
+/// The metrics as an HTTP response, for the web listener and for `--metrics ADDR`.
+pub(crate) async fn metrics_response(shared: &Arc<Shared>) -> Response {
+    let Some(text) = crate::metrics::render(shared).await else {
+        return StatusCode::NOT_FOUND.into_response();
     };
-    let mut registry = Registry::with_prefix("natter");
-    let gauge = |registry: &mut Registry, name: &str, help: &str, value: i64| {
-        let g: Gauge = Gauge::default();
-        g.set(value);
-        registry.register(name, help, g);
-    };
-    let by_front: Family<Vec<(String, String)>, Gauge> = Family::default();
-    for (front, n) in &connections {
-        by_front
-            .get_or_create(&vec![("front_end".to_owned(), front.clone())])
-            .set(*n as i64);
-    }
-    registry.register("connections", "Open connections, by front end", by_front);
-    gauge(&mut registry, "users", "Names signed in", users as i64);
-    gauge(
-        &mut registry,
-        "rooms",
-        "Rooms with someone in them",
-        rooms as i64,
-    );
-    gauge(
-        &mut registry,
-        "last_seq",
-        "The highest seq assigned: messages stored so far",
-        last_seq as i64,
-    );
-    gauge(
-        &mut registry,
-        "uptime_seconds",
-        "Seconds since the server started",
-        uptime_s as i64,
-    );
-    if let Some(bytes) = db_bytes {
-        gauge(
-            &mut registry,
-            "database_bytes",
-            "The history database on disk",
-            bytes as i64,
-        );
-    }
-    if let Ok((_, stored)) = web.shared.history.file_usage(String::new()).await {
-        gauge(
-            &mut registry,
-            "file_store_bytes",
-            "Bytes in the shared files' content store",
-            stored as i64,
-        );
-    }
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<i64>()
-                .ok()
-        });
-    if let Some(kib) = rss {
-        gauge(
-            &mut registry,
-            "process_resident_memory_bytes",
-            "Resident memory",
-            kib * 1024,
-        );
-    }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        gauge(
-            &mut registry,
-            "process_open_fds",
-            "Open file descriptors",
-            fds.count() as i64,
-        );
-    }
-    let mut text = String::new();
-    if encode(&mut text, &registry).is_err() {
-        return secured(StatusCode::INTERNAL_SERVER_ERROR.into_response());
-    }
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
-    secured(response)
+    response
 }
 
 /// `HEAD /files/upload/TOKEN`: how much of the upload the server has (`Upload-Offset`), to resume from.
@@ -598,6 +543,7 @@ async fn socket(
             "{peer}: WebSocket from another site's page ({:?}); refused",
             headers.get(header::ORIGIN)
         );
+        crate::metrics::refused("cross_origin");
         return secured((StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response());
     }
     let config = web.shared.config.clone();
