@@ -10,7 +10,7 @@ use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
 
 /// Flags that are not settings (and so have no key).
-const NOT_KEYS: &[&str] = &["help", "version", "config"];
+pub const NOT_KEYS: &[&str] = &["help", "version", "config"];
 
 /// The default config file, if there is one: `natter.toml` in the platform's config directory
 /// (`~/.config/natter/natter.toml` on Linux).

@@ -351,6 +351,10 @@ struct ServeArgs {
     /// Also log every message, in the lab's server-console style.
     #[arg(short, long)]
     verbose: bool,
+    /// What to log: error, warn, info, debug or trace, or a filter such as `info,natter_server=debug`.
+    /// Default: info (RUST_LOG, if set, wins).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
     /// Log lines as text or as JSON objects (one per line, for log collectors).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -560,7 +564,7 @@ fn main() -> ExitCode {
     natter_i18n::set_lang(
         lang_from_args(std::env::args()).unwrap_or_else(natter_i18n::Lang::from_env),
     );
-    let matches = translated_help(Cli::command()).get_matches();
+    let matches = command_line().get_matches();
     let matches = match with_config_file(matches) {
         Ok(matches) => matches,
         Err(message) => return fail(message),
@@ -580,17 +584,23 @@ fn main() -> ExitCode {
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
     let result = match cli.command {
-        Cmd::Serve(args) => runtime.block_on(serve(*args)),
+        Cmd::Serve(args) => {
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .cloned()
+                .unwrap_or_default();
+            runtime.block_on(serve(*args, serve_matches))
+        }
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
         Cmd::Admin(args) => admin(args),
         Cmd::Man { dir } => man_pages(&dir),
         Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "natter", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut command_line(), "natter", &mut std::io::stdout());
             Ok(())
         }
         Cmd::Status { server, json } => runtime.block_on(status(&server, json)),
         Cmd::Config { action } => {
-            let cli = Cli::command();
+            let cli = command_line();
             let serve = cli.find_subcommand("serve").expect("serve exists");
             match action {
                 ConfigAction::Example => {
@@ -602,7 +612,7 @@ fn main() -> ExitCode {
                     config::file_args(&file, serve, &none)
                         .and_then(|args| {
                             let argv = ["natter", "serve"].map(std::ffi::OsString::from);
-                            Cli::command()
+                            command_line()
                                 .try_get_matches_from(argv.into_iter().chain(args))
                                 .map_err(|e| {
                                     format!("{}: {}", file.display(), e.to_string().trim())
@@ -912,13 +922,32 @@ fn with_config_file(matches: clap::ArgMatches) -> Result<clap::ArgMatches, Strin
             None => return Ok(matches),
         },
     };
-    let cli = Cli::command();
+    let cli = command_line();
     let serve_cmd = cli.find_subcommand("serve").expect("serve exists");
     let extra = config::file_args(&path, serve_cmd, serve)?;
     let argv = std::env::args_os().chain(extra);
-    translated_help(Cli::command())
+    command_line()
         .try_get_matches_from(argv)
         .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))
+}
+
+/// The command line's definition: `natter join`'s help in the client's language, and every `serve` flag
+/// also read from a `NATTER_…` environment variable (`--max-clients`: `NATTER_MAX_CLIENTS`).
+fn command_line() -> clap::Command {
+    translated_help(Cli::command()).mut_subcommand("serve", |serve| {
+        let ids: Vec<String> = serve
+            .get_arguments()
+            .filter(|a| a.get_env().is_none() && a.get_long().is_some())
+            .filter(|a| !config::NOT_KEYS.contains(&a.get_id().as_str()))
+            .map(|a| a.get_id().to_string())
+            .collect();
+        ids.into_iter().fold(serve, |serve, id| {
+            serve.mut_arg(&id, |a| {
+                let long = a.get_long().unwrap_or_default().to_owned();
+                a.env(format!("NATTER_{}", long.to_uppercase().replace('-', "_")))
+            })
+        })
+    })
 }
 
 /// `--lang TAG` or `--lang=TAG` anywhere on the command line.
@@ -966,7 +995,7 @@ fn translated_help(cli: clap::Command) -> clap::Command {
 /// `natter man DIR`: the man pages, from the same definitions as `--help`.
 fn man_pages(dir: &std::path::Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    clap_mangen::generate_to(Cli::command(), dir)
+    clap_mangen::generate_to(command_line(), dir)
         .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()))
 }
 
@@ -1102,13 +1131,10 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    init_logging(args.verbose, args.log_format);
+async fn serve(args: ServeArgs, matches: clap::ArgMatches) -> Result<(), String> {
+    let logs = init_logging(args.log_level.as_deref(), args.verbose, args.log_format)?;
     let data_dir = data_dir(args.data_dir.as_deref())?;
-    let db = match &args.db {
-        Some(path) => natter_server::store::DbPath::parse(path),
-        None => natter_server::store::DbPath::File(data_dir.join("natter.db")),
-    };
+    let mut config = settings(&args, &data_dir)?;
     let tls_source = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => natter_server::tls::TlsSource::Files {
             cert: cert.clone(),
@@ -1116,8 +1142,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         },
         _ => natter_server::tls::TlsSource::SelfSigned(data_dir.clone()),
     };
-    let tls = natter_server::tls::load(&tls_source).map_err(|e| e.to_string())?;
-    let tls_line = tls.as_ref().map(|tls| {
+    config.tls = natter_server::tls::load(&tls_source).map_err(|e| e.to_string())?;
+    let tls_line = config.tls.as_ref().map(|tls| {
         format!(
             "natter: TLS on the same port, certificate {} ({}{})",
             tls.fingerprint,
@@ -1125,58 +1151,78 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             tls.cert_path.display()
         )
     });
-    let config =
-        natter_server::Config {
-            max_frame: args.max_frame,
-            tls,
-            require_tls: args.require_tls,
-            name_expiry: (args.name_expiry_days > 0)
-                .then(|| std::time::Duration::from_secs(u64::from(args.name_expiry_days) * 86_400)),
-            lang: args.lang.unwrap_or_else(natter_i18n::Lang::from_env),
-            max_text: args.max_text,
-            max_outbox: args.max_outbox,
-            flood_burst: args.flood_burst,
-            flood_rate: args.flood_rate,
-            max_recvq: args.max_recvq,
-            idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
-            hello_timeout: seconds(args.hello_timeout, "--hello-timeout")?,
-            max_clients: args.max_clients,
-            max_per_ip: args.max_per_ip,
-            max_rooms: args.max_rooms,
-            announce_limit: args.announce_limit,
-            backlog: args.backlog,
-            db,
-            replay: args.replay,
-            retention: natter_server::store::Retention {
-                days: args.history_days,
-                max_messages: args.history_max,
-                max_bytes: args.db_max_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
-            },
-            files: natter_server::files::FilesConfig {
-                dir: (args.max_file_size > 0).then(|| {
-                    args.files_dir
-                        .clone()
-                        .unwrap_or_else(|| data_dir.join("files"))
-                }),
-                max_file: args.max_file_size,
-                user_quota: (args.user_quota > 0).then_some(args.user_quota),
-                total: (args.files_max > 0).then_some(args.files_max),
-                days: (args.file_days > 0).then_some(args.file_days),
-                ..Default::default()
-            },
-            password_min_chars: usize::from(args.password_min_chars),
-            metrics_on_web: args.metrics == "web",
-            irc: natter_server::frontend::irc::IrcConfig {
-                server_name: args.irc_server_name.clone(),
-                motd: match &args.irc_motd {
-                    Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                        format!("--irc-motd {}: cannot read it: {e}", path.display())
-                    })?),
-                    None => None,
-                },
-            },
+    serve_with(args, matches, config, tls_line, logs).await
+}
+
+/// The server's settings from its flags (all but TLS, which [`serve`] loads once).
+fn settings(args: &ServeArgs, data_dir: &std::path::Path) -> Result<natter_server::Config, String> {
+    let db = match &args.db {
+        Some(path) => natter_server::store::DbPath::parse(path),
+        None => natter_server::store::DbPath::File(data_dir.join("natter.db")),
+    };
+    Ok(natter_server::Config {
+        max_frame: args.max_frame,
+        require_tls: args.require_tls,
+        name_expiry: (args.name_expiry_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(args.name_expiry_days) * 86_400)),
+        lang: args.lang.unwrap_or_else(natter_i18n::Lang::from_env),
+        max_text: args.max_text,
+        max_outbox: args.max_outbox,
+        flood_burst: args.flood_burst,
+        flood_rate: args.flood_rate,
+        max_recvq: args.max_recvq,
+        idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
+        hello_timeout: seconds(args.hello_timeout, "--hello-timeout")?,
+        max_clients: args.max_clients,
+        max_per_ip: args.max_per_ip,
+        max_rooms: args.max_rooms,
+        announce_limit: args.announce_limit,
+        backlog: args.backlog,
+        db,
+        replay: args.replay,
+        retention: natter_server::store::Retention {
+            days: args.history_days,
+            max_messages: args.history_max,
+            max_bytes: args.db_max_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+        },
+        files: natter_server::files::FilesConfig {
+            dir: (args.max_file_size > 0).then(|| {
+                args.files_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("files"))
+            }),
+            max_file: args.max_file_size,
+            user_quota: (args.user_quota > 0).then_some(args.user_quota),
+            total: (args.files_max > 0).then_some(args.files_max),
+            days: (args.file_days > 0).then_some(args.file_days),
             ..Default::default()
-        };
+        },
+        password_min_chars: usize::from(args.password_min_chars),
+        metrics_on_web: args.metrics == "web",
+        irc: natter_server::frontend::irc::IrcConfig {
+            server_name: args.irc_server_name.as_str().into(),
+            motd: match &args.irc_motd {
+                Some(path) => {
+                    Some(std::fs::read_to_string(path).map_err(|e| {
+                        format!("--irc-motd {}: cannot read it: {e}", path.display())
+                    })?)
+                }
+                None => None,
+            },
+        },
+        ..Default::default()
+    })
+}
+
+/// [`serve`] once the settings are made: checks, binds and announces everything, then runs until
+/// SIGTERM or Ctrl-C, reloading the settings on SIGHUP.
+async fn serve_with(
+    args: ServeArgs,
+    matches: clap::ArgMatches,
+    config: natter_server::Config,
+    tls_line: Option<String>,
+    logs: LogHandle,
+) -> Result<(), String> {
     // Everything that can fail is checked before anything is announced: a history file that cannot be
     // opened must not follow a "listening on" line.
     natter_server::store::check(&config.db).map_err(|e| e.to_string())?;
@@ -1262,10 +1308,98 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         lab,
         metrics,
     };
-    natter_server::run_all(listeners, config, shutdown)
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(reload_on_hangup(matches, logs, reload));
+    natter_server::run_reloadable(listeners, config, shutdown, reloads)
         .await
         .map_err(|e| e.to_string())
 }
+
+/// On each SIGHUP: reads the config file (and the environment) again, as at start, and hands the new
+/// settings to the server, which takes the live ones ([`natter_server::LIVE_KEYS`]); the log level
+/// changes here. A key that changed but only takes effect at a restart is logged as such; a file that
+/// no longer parses is logged and changes nothing.
+async fn reload_on_hangup(
+    mut started: clap::ArgMatches,
+    logs: LogHandle,
+    reload: tokio::sync::mpsc::Sender<natter_server::Config>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match reread(&started, &logs) {
+                Ok((matches, config)) => {
+                    started = matches;
+                    if reload.send(config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::error!(
+                    event = "reload_failed",
+                    "keeping the settings as they are: cannot reload them: {}",
+                    e.lines().next().unwrap_or_default()
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (started, logs, reload);
+}
+
+/// The `serve` settings as the command line, the environment and the config file give them now; logs
+/// the keys that changed but wait for a restart, and sets the new log level.
+fn reread(
+    started: &clap::ArgMatches,
+    logs: &LogHandle,
+) -> Result<(clap::ArgMatches, natter_server::Config), String> {
+    let matches = with_config_file(
+        command_line()
+            .try_get_matches_from(std::env::args_os())
+            .map_err(|e| e.to_string())?,
+    )?;
+    let now = matches
+        .subcommand_matches("serve")
+        .cloned()
+        .ok_or("not serving")?;
+    let args = ServeArgs::from_arg_matches(&now).map_err(|e| e.to_string())?;
+    let raw = |m: &clap::ArgMatches, id: &str| -> Vec<std::ffi::OsString> {
+        m.get_raw(id)
+            .map(|values| values.map(|v| v.to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let cli = command_line();
+    let serve = cli.find_subcommand("serve").ok_or("no serve")?;
+    for arg in serve.get_arguments() {
+        let id = arg.get_id().as_str();
+        let key = arg.get_long().unwrap_or(id);
+        if config::NOT_KEYS.contains(&id) || raw(started, id) == raw(&now, id) {
+            continue;
+        }
+        if !natter_server::LIVE_KEYS.contains(&key) && !LOG_KEYS.contains(&key) {
+            tracing::warn!(
+                event = "reloaded",
+                key,
+                "{key} changed; it takes effect when the server restarts"
+            );
+        }
+    }
+    let filter = log_filter(args.log_level.as_deref(), args.verbose)?;
+    if raw(started, "log_level") != raw(&now, "log_level")
+        || raw(started, "verbose") != raw(&now, "verbose")
+    {
+        logs.reload(filter).map_err(|e| e.to_string())?;
+        tracing::info!(event = "reloaded", "changed the log level");
+    }
+    let data_dir = data_dir(args.data_dir.as_deref())?;
+    Ok((now, settings(&args, &data_dir)?))
+}
+
+/// The keys the log level follows: changed live, here rather than in the server.
+const LOG_KEYS: &[&str] = &["log-level", "verbose"];
 
 /// The browser client's listener (`--web`) and the line that announces it: the default address is skipped
 /// with a warning when taken (another natter, another program); an address asked for must work.
@@ -1355,24 +1489,42 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
+/// What changes the log level of a running server.
+type LogHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
 /// Logs go to stderr (the journal, under systemd): text, or one JSON object per line. Message contents
-/// are logged only with `-v`.
-fn init_logging(verbose: bool, format: LogFormat) {
-    let default = if verbose {
-        "info"
-    } else {
-        "info,natter::chat=off"
-    };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+/// are logged only with `-v`. Returns the handle SIGHUP changes the level with.
+fn init_logging(
+    level: Option<&str>,
+    verbose: bool,
+    format: LogFormat,
+) -> Result<LogHandle, String> {
     use std::io::IsTerminal;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+    use tracing_subscriber::prelude::*;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(level, verbose)?);
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .init();
+    Ok(handle)
+}
+
+/// `RUST_LOG` if it is set (a developer's), else `--log-level` (default `info`); message contents only
+/// with `-v`.
+fn log_filter(level: Option<&str>, verbose: bool) -> Result<tracing_subscriber::EnvFilter, String> {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        return Ok(filter);
     }
+    let chat = if verbose { "info" } else { "off" };
+    let level = level.unwrap_or("info");
+    tracing_subscriber::EnvFilter::try_new(format!("{level},natter::chat={chat}"))
+        .map_err(|e| format!("--log-level {level}: {e}"))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -1419,7 +1571,7 @@ mod tests {
     /// options) has its help in every catalogue.
     #[test]
     fn every_join_option_has_a_translated_help() {
-        let cli = Cli::command();
+        let cli = command_line();
         for sub in ["join", "send", "get"] {
             let cmd = cli.find_subcommand(sub).unwrap();
             for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
@@ -1434,7 +1586,7 @@ mod tests {
             }
         }
         let help = natter_i18n::with_lang(natter_i18n::Lang::ZhCn, || {
-            translated_help(Cli::command())
+            command_line()
                 .find_subcommand_mut("join")
                 .unwrap()
                 .render_help()

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 mod support;
 
-use support::natter;
+use support::{natter, Raw};
 
 /// A `natter serve` process on a free loopback port.
 struct Server {
@@ -95,61 +95,6 @@ fn join_in(lang: &str, args: &[&str], stdin: &str) -> Output {
     let mut cmd = natter();
     cmd.env("LANG", lang);
     join_with(cmd, args, stdin)
-}
-
-/// A raw JSON client.
-struct Raw {
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
-    write: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Raw {
-    /// Connected, nothing said yet.
-    async fn connect(addr: SocketAddr) -> Self {
-        Self::from_stream(tokio::net::TcpStream::connect(addr).await.unwrap())
-    }
-
-    fn from_stream(stream: tokio::net::TcpStream) -> Self {
-        let (r, w) = stream.into_split();
-        Self {
-            lines: tokio::io::BufReader::new(r).lines(),
-            write: w,
-        }
-    }
-
-    async fn join(addr: SocketAddr, name: &str) -> Self {
-        let mut raw = Self::connect(addr).await;
-        raw.send(json!({"type":"hello","name":name})).await;
-        assert_eq!(raw.recv().await["type"], "welcome");
-        raw.next_of("users").await; // after our own joined
-        raw
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.write
-            .write_all(format!("{v}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-
-    async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-            .await
-            .expect("timed out")
-            .unwrap()
-            .expect("closed");
-        serde_json::from_str(&line).unwrap()
-    }
-
-    /// The next frame of the given type, skipping others.
-    async fn next_of(&mut self, ty: &str) -> Value {
-        loop {
-            let f = self.recv().await;
-            if f["type"] == ty {
-                return f;
-            }
-        }
-    }
 }
 
 /// The one line a failing `natter join` printed on stderr (besides the notice of a server's certificate

@@ -3,6 +3,10 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 pub const NATTER: &str = env!("CARGO_BIN_EXE_natter");
 
@@ -42,4 +46,61 @@ pub fn spawn_server(mut cmd: Command) -> (Child, SocketAddr) {
         .parse()
         .unwrap();
     (child, addr)
+}
+
+#[allow(dead_code)] // not every test binary that includes this module speaks the protocol itself
+/// A raw JSON client.
+pub struct Raw {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+#[allow(dead_code)]
+impl Raw {
+    /// Connected, nothing said yet.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self::from_stream(tokio::net::TcpStream::connect(addr).await.unwrap())
+    }
+
+    pub fn from_stream(stream: tokio::net::TcpStream) -> Self {
+        let (r, w) = stream.into_split();
+        Self {
+            lines: tokio::io::BufReader::new(r).lines(),
+            write: w,
+        }
+    }
+
+    pub async fn join(addr: SocketAddr, name: &str) -> Self {
+        let mut raw = Self::connect(addr).await;
+        raw.send(json!({"type":"hello","name":name})).await;
+        assert_eq!(raw.recv().await["type"], "welcome");
+        raw.next_of("users").await; // after our own joined
+        raw
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.write
+            .write_all(format!("{v}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("timed out")
+            .unwrap()
+            .expect("closed");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// The next frame of the given type, skipping others.
+    pub async fn next_of(&mut self, ty: &str) -> Value {
+        loop {
+            let f = self.recv().await;
+            if f["type"] == ty {
+                return f;
+            }
+        }
+    }
 }

@@ -89,7 +89,7 @@ fn parting(text: &str) -> Option<String> {
 }
 
 /// Limits the hub enforces on requests.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct HubConfig {
     /// Largest message text in bytes.
     pub max_text: usize,
@@ -285,7 +285,8 @@ pub struct Hub {
     /// The highest seq delivered: everything at or below it is in the store *and* in the outboxes.
     /// Advanced under the lock of what it was delivered to (see the module notes).
     watermark: AtomicU64,
-    config: HubConfig,
+    /// Swapped when SIGHUP reloads the settings.
+    config: RwLock<HubConfig>,
     writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
     /// Tests stop the hub at chosen points (between a push and what must happen under the same lock).
     #[cfg(test)]
@@ -436,7 +437,7 @@ impl Hub {
             banned_addresses: RwLock::default(),
             rooms: RwLock::new(Rooms::new()),
             watermark: AtomicU64::new(last_seq),
-            config,
+            config: RwLock::new(config),
             writer,
             #[cfg(test)]
             probe: Mutex::new(None),
@@ -585,6 +586,16 @@ impl Hub {
     pub fn counts(&self) -> (usize, usize, u64) {
         let users = self.registry().users.len();
         (users, self.rooms().len(), self.watermark())
+    }
+
+    /// The limits now.
+    fn limits(&self) -> HubConfig {
+        *self.config.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the limits (SIGHUP's reload): joins and leaves from now on follow them.
+    pub fn set_limits(&self, limits: HubConfig) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = limits;
     }
 
     /// Owned names (accounts).
@@ -925,7 +936,7 @@ impl Hub {
         text: &str,
         client_id: Option<String>,
     ) -> Answer<NewMessage> {
-        natter_proto::text::validate(text, self.config.max_text)
+        natter_proto::text::validate(text, self.limits().max_text)
             .map_err(|e| Refusal(ErrorCode::InvalidText, e.args()))?;
         let (room, to) = match to {
             Some(to) => {
@@ -1299,7 +1310,7 @@ impl Hub {
         let Some(user) = registry.users.get_mut(me.key()) else {
             return Ok(None);
         };
-        if user.rooms.len() >= self.config.max_rooms {
+        if user.rooms.len() >= self.limits().max_rooms {
             return refuse(
                 ErrorCode::TooManyRooms,
                 natter_proto::error_args!(count = user.rooms.len()),
@@ -1337,7 +1348,7 @@ impl Hub {
             name: me.to_string(),
             ts: time::now_wire(),
         });
-        let quiet = members.len() + 1 > self.config.announce_limit;
+        let quiet = members.len() + 1 > self.limits().announce_limit;
         if !quiet {
             for member in members.values() {
                 member.push_except(&joined, None);
@@ -1362,7 +1373,7 @@ impl Hub {
 
     /// The `users` a joiner gets: the list, or in a room over the announce limit just the count.
     fn users_on_join(&self, room: &RoomName, members: &Members) -> ServerFrame {
-        if members.len() > self.config.announce_limit {
+        if members.len() > self.limits().announce_limit {
             ServerFrame::Users {
                 room: room.to_string(),
                 names: Vec::new(),
@@ -1532,7 +1543,7 @@ impl Hub {
             let table = self.rooms();
             let r = table.get(room.key())?;
             let mut members = r.members();
-            let quiet = members.len() > self.config.announce_limit;
+            let quiet = members.len() > self.limits().announce_limit;
             members.remove(me.key());
             let item = frame.map(Outgoing::new);
             if let Some(item) = item.as_ref().filter(|_| !quiet) {

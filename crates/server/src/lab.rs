@@ -220,7 +220,7 @@ pub async fn serve(
         }
     };
     let outbound = {
-        let lang = shared.config.lang;
+        let lang = shared.config().lang;
         async move {
             let mut lines = tokio::io::BufReader::new(from_session);
             let mut line = String::new();

@@ -139,6 +139,63 @@ impl Default for Config {
     }
 }
 
+/// Declares the settings SIGHUP changes on a running server: their `serve` keys ([`LIVE_KEYS`]) and
+/// [`Config::take_live`], which copies exactly those.
+macro_rules! live_settings {
+    ($($key:literal => $($field:ident).+),* $(,)?) => {
+        /// The `natter serve` keys a reload (SIGHUP) changes on a running server; the others wait for a
+        /// restart (docs/OPERATIONS.md).
+        pub const LIVE_KEYS: &[&str] = &[$($key),*];
+
+        impl Config {
+            /// Takes `new`'s live settings, leaving every other one as it is. Returns what changed, one
+            /// `key: old → new` each.
+            pub fn take_live(&mut self, new: &Config) -> Vec<String> {
+                let mut changed = Vec::new();
+                $(
+                    if self.$($field).+ != new.$($field).+ {
+                        changed.push(format!(
+                            "{}: {} → {}",
+                            $key,
+                            shown(&self.$($field).+),
+                            shown(&new.$($field).+)
+                        ));
+                        self.$($field).+ = new.$($field).+.clone();
+                    }
+                )*
+                changed
+            }
+        }
+    };
+}
+
+live_settings! {
+    "max-clients" => max_clients,
+    "max-per-ip" => max_per_ip,
+    "max-rooms" => max_rooms,
+    "announce-limit" => announce_limit,
+    "max-outbox" => max_outbox,
+    "flood-burst" => flood_burst,
+    "flood-rate" => flood_rate,
+    "max-recvq" => max_recvq,
+    "idle-timeout" => idle_timeout,
+    "hello-timeout" => hello_timeout,
+    "replay" => replay,
+    "password-min-chars" => password_min_chars,
+    "name-expiry-days" => name_expiry,
+    "lang" => lang,
+    "irc-motd" => irc.motd,
+}
+
+/// A setting's value for the log, cut short (a MOTD is many lines).
+fn shown(value: &dyn std::fmt::Debug) -> String {
+    let text = format!("{value:?}");
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
 /// Binds a listening socket with an explicit backlog (tokio's `TcpListener::bind` uses 128).
 ///
 /// An IPv6 socket is IPv6-only, so `0.0.0.0:5500` and `[::]:5500` can be listened on side by side (on
@@ -214,6 +271,18 @@ pub async fn run_all(
     config: Config,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
+    let (_keep, reloads) = tokio::sync::mpsc::channel(1);
+    run_reloadable(listeners, config, shutdown, reloads).await
+}
+
+/// [`run_all`], taking new settings from `reloads` (SIGHUP): the live ones ([`LIVE_KEYS`]) apply at once
+/// — to new connections, and the flood settings and idle timeout to connections already open.
+pub async fn run_reloadable(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future,
+    mut reloads: tokio::sync::mpsc::Receiver<Config>,
+) -> Result<(), ServerError> {
     let Listeners {
         chat,
         web,
@@ -256,18 +325,23 @@ pub async fn run_all(
             tracker.clone(),
         ));
     }
-    let store_failed = tokio::select! {
-        _ = shutdown => false,
-        _ = core.store_down.cancelled() => {
-            // Nothing can be stored, so nothing can be sent: stop rather than accept people who cannot talk.
-            tracing::error!("the history store's writer stopped unexpectedly; shutting down");
-            true
+    let mut shutdown = std::pin::pin!(shutdown);
+    let store_failed = loop {
+        tokio::select! {
+            _ = &mut shutdown => break false,
+            _ = core.store_down.cancelled() => {
+                // Nothing can be stored, so nothing can be sent: stop rather than accept people who cannot
+                // talk.
+                tracing::error!("the history store's writer stopped unexpectedly; shutting down");
+                break true;
+            }
+            Some(new) = reloads.recv() => core.shared.reload(&new),
         }
     };
     tracing::info!("shutting down");
     token.cancel();
     tracker.close();
-    let grace = core.shared.config.shutdown_grace + Duration::from_millis(200);
+    let grace = core.shared.config().shutdown_grace + Duration::from_millis(200);
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not close in time");
     }
@@ -336,7 +410,8 @@ impl Core {
             started: std::time::Instant::now(),
             connections: Default::default(),
             irc: Default::default(),
-            config: Arc::new(config),
+            settings: std::sync::RwLock::new(Arc::new(config)),
+            reloads: Default::default(),
         });
         Ok(Self {
             shared,
@@ -432,7 +507,7 @@ async fn housekeeping(shared: Arc<session::Shared>, token: CancellationToken) {
     let mut ticks = 0u64;
     loop {
         if let Some(expiry) = shared
-            .config
+            .config()
             .name_expiry
             .filter(|_| ticks.is_multiple_of(120))
         {
@@ -508,18 +583,18 @@ async fn accept_loop(
                     let args = natter_proto::error_args!(what = "address");
                     let code = natter_proto::ErrorCode::Banned;
                     let frame = natter_proto::ServerFrame::error(code, args, None);
-                    let _ = stream.try_write(&refusal(kind, frame, shared.config.lang));
+                    let _ = stream.try_write(&refusal(kind, frame, shared.config().lang));
                     tracing::info!(event = "refused", reason = "banned", peer = %peer, "refused {peer}: banned");
                     metrics::refused("banned");
                     continue;
                 }
-                let admission = match limits.admit(peer.ip(), &shared.config) {
+                let admission = match limits.admit(peer.ip(), &shared.config()) {
                     Ok(a) => a,
                     Err(code) => {
                         // One line saying why, then close. The socket's buffer is empty: this never blocks.
                         let frame =
                             natter_proto::ServerFrame::error(code, Default::default(), None);
-                        let _ = stream.try_write(&refusal(kind, frame, shared.config.lang));
+                        let _ = stream.try_write(&refusal(kind, frame, shared.config().lang));
                         metrics::refused(code.as_str());
                         tracing::warn!(
                             event = "refused",

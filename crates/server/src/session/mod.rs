@@ -69,7 +69,10 @@ enum Flow {
 pub struct Shared {
     pub hub: Arc<Hub>,
     pub history: Arc<dyn History>,
-    pub config: Arc<Config>,
+    /// The settings: swapped whole when SIGHUP reloads the live ones ([`Shared::reload`]).
+    pub settings: std::sync::RwLock<Arc<Config>>,
+    /// How many times the settings were reloaded: a session compares it to notice a change cheaply.
+    pub reloads: std::sync::atomic::AtomicU64,
     /// Messages waiting for the store's writer, server-wide.
     pub appends: Arc<Semaphore>,
     /// Password hashing and the throttling of wrong guesses.
@@ -96,6 +99,43 @@ pub enum Kind {
 }
 
 impl Shared {
+    /// Takes `new`'s live settings ([`crate::LIVE_KEYS`]) and logs each change.
+    pub fn reload(&self, new: &Config) {
+        let mut config = Config::clone(&self.config());
+        let changed = config.take_live(new);
+        if changed.is_empty() {
+            tracing::info!(
+                event = "reloaded",
+                "reloaded the settings: no live setting changed"
+            );
+            return;
+        }
+        self.hub.set_limits(crate::hub::HubConfig {
+            max_text: config.max_text,
+            max_rooms: config.max_rooms,
+            announce_limit: config.announce_limit,
+        });
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        self.reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        for change in &changed {
+            tracing::info!(event = "reloaded", "changed {change}");
+        }
+        tracing::info!(
+            event = "reloaded",
+            "reloaded the settings: {} changed",
+            changed.len()
+        );
+    }
+
+    /// The settings now.
+    pub fn config(&self) -> Arc<Config> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Counts a connection in (`+1`) or out (`-1`) under its front end.
     fn count(&self, front: &'static str, delta: isize) {
         let mut counts = self.connections.lock().unwrap_or_else(|e| e.into_inner());
@@ -113,7 +153,7 @@ impl Shared {
             .filter(|(_, n)| **n > 0)
             .map(|(k, n)| (k.to_string(), *n))
             .collect();
-        let db_bytes = match &self.config.db {
+        let db_bytes = match &self.config().db {
             crate::store::DbPath::File(path) => {
                 let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
                 let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
@@ -200,11 +240,11 @@ fn serve_tls(
     admission: impl Send + 'static,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
-        let Some(tls) = shared.config.tls.clone() else {
+        let Some(tls) = shared.config().tls.clone() else {
             tracing::info!("{peer}: TLS handshake, but TLS is off; closing");
             return;
         };
-        let deadline = accepted + shared.config.hello_timeout;
+        let deadline = accepted + shared.config().hello_timeout;
         let handshake = tokio::time::timeout_at(deadline.into(), tls.acceptor.accept(stream));
         match handshake.await {
             Ok(Ok(secure)) => {
@@ -248,7 +288,7 @@ pub async fn serve_stream<T: Transport>(
     _hold: impl Send + 'static,
 ) {
     let (secure, kind) = via;
-    let config = shared.config.clone();
+    let config = shared.config().clone();
     if !secure {
         // Boxed: its timer and peek live on the heap only until the first byte.
         let sniffed =
@@ -380,7 +420,7 @@ impl Session {
     /// How long a replay waits for the client to make room before it is cut as `too_slow`: the idle
     /// timeout (a client that reads nothing for that long is gone either way); none when that is off.
     fn stall(&self) -> Option<Duration> {
-        let idle = self.shared.config.idle_timeout;
+        let idle = self.shared.config().idle_timeout;
         (!idle.is_zero()).then_some(idle)
     }
 
@@ -416,7 +456,7 @@ impl Session {
         let front: Box<dyn FrontEnd> = match item {
             // An oversized first line picks nothing: JSON is the protocol's own voice.
             Err(FrameError::TooLarge { .. }) => Box::new(frontend::native::Native),
-            Ok(line) => match frontend::pick(line, self.shared.config.lang) {
+            Ok(line) => match frontend::pick(line, self.shared.config().lang) {
                 Picked::FrontEnd(front) => front,
                 Picked::Http => {
                     tracing::info!(
@@ -425,7 +465,7 @@ impl Session {
                     );
                     self.outbox
                         .push_last_item(Arc::new(Outgoing::Raw(Bytes::from(
-                            frontend::http_answer(self.shared.config.lang),
+                            frontend::http_answer(self.shared.config().lang),
                         ))));
                     return Some(Flow::Close);
                 }
@@ -456,9 +496,22 @@ impl Session {
         let mut before_hello = 0usize;
         let mut last_heard = Instant::now();
         let mut pinged = false;
-        let idle = config.idle_timeout;
+        let mut idle = config.idle_timeout;
+        let mut max_recvq = config.max_recvq;
+        let shared = self.shared.clone();
+        let reloads = &shared.reloads;
+        let mut reloaded = reloads.load(std::sync::atomic::Ordering::Acquire);
         loop {
             let now = Instant::now();
+            if reloads.load(std::sync::atomic::Ordering::Acquire) != reloaded {
+                // SIGHUP changed the settings: an open connection takes the new flood settings (with a
+                // fresh burst) and idle timeout too.
+                let config = shared.config();
+                reloaded = reloads.load(std::sync::atomic::Ordering::Acquire);
+                bucket = Bucket::new(config.flood_burst, config.flood_rate, now);
+                idle = config.idle_timeout;
+                max_recvq = config.max_recvq;
+            }
             // Before `hello` lines are not paced (an IRC client sends CAP, NICK, USER, CAP END… at once);
             // they are counted instead (`max_frames_before_hello`).
             let turn = if self.me.is_none() {
@@ -587,7 +640,7 @@ impl Session {
                         }
                         recvq_bytes += queued_cost(&item);
                         recvq.push_back(item);
-                        if recvq_bytes > config.max_recvq {
+                        if recvq_bytes > max_recvq {
                             tracing::info!("{}: flooding; closing", self.peer);
                             self.outbox.push_last(ServerFrame::error(ErrorCode::ExcessFlood, natter_proto::error_args!(), None));
                             return Some(LeftReason::ExcessFlood);

@@ -86,7 +86,7 @@ impl Session {
 
     /// Whether a password may be read from this connection: TLS, or from this machine.
     fn passwords_may_cross(&self) -> bool {
-        self.secure || super::is_this_machine(&self.peer, &self.shared.config)
+        self.secure || super::is_this_machine(&self.peer, &self.shared.config())
     }
 
     /// `prove`: the signature of the pending challenge. A key bound to the name, a name nobody owns
@@ -393,7 +393,7 @@ impl Session {
 
     /// The last `replay` messages of a scope at or below the watermark.
     async fn tail(&self, scope: Scope, watermark: u64) -> Result<Vec<Message>, StoreError> {
-        let limit = self.shared.config.replay;
+        let limit = self.shared.config().replay;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -534,7 +534,7 @@ impl Session {
             (None, None) => Scope::Private(me.key().to_owned()),
         };
         let limit = limit
-            .unwrap_or(self.shared.config.replay.max(1))
+            .unwrap_or(self.shared.config().replay.max(1))
             .min(MAX_HISTORY_PAGE);
         // Private history starts when the name became this user's (an owner) or when they signed in (a
         // guest: what came before may have been another guest's).
@@ -629,7 +629,7 @@ impl Session {
 
     /// Whether a new password is too short or too long for this server — if so, the user is told.
     fn refused_as_weak(&self, password: &str) -> bool {
-        let min = self.shared.config.password_min_chars;
+        let min = self.shared.config().password_min_chars;
         match crate::passwords::acceptable(password, min) {
             Ok(()) => false,
             Err(weak) => {

@@ -80,11 +80,11 @@ pub(crate) async fn serve(
         .route("/{*path}", get(asset))
         .with_state(web.clone());
     // Beyond this machine the page is HTTPS, with the chat port's certificate.
-    let config = &web.shared.config;
+    let config = &web.shared.config();
     let on_loopback = listener
         .local_addr()
         .is_ok_and(|a| a.ip().is_loopback() && Some(a.ip()) != config.remote_loopback);
-    if let (Some(tls), false) = (web.shared.config.tls.clone(), on_loopback) {
+    if let (Some(tls), false) = (web.shared.config().tls.clone(), on_loopback) {
         return serve_https(listener, app, tls, web.shutdown, web.tracker).await;
     }
     let served = axum::serve(
@@ -192,7 +192,7 @@ pub(crate) async fn serve_metrics(
 /// `GET /metrics`: the Prometheus text format ([`crate::metrics`]); 404 with `--metrics off` or
 /// `--metrics ADDR` (then it is served there).
 async fn metrics(State(web): State<Web>) -> Response {
-    if !web.shared.config.metrics_on_web {
+    if !web.shared.config().metrics_on_web {
         return secured(StatusCode::NOT_FOUND.into_response());
     }
     secured(metrics_response(&web.shared).await)
@@ -546,7 +546,7 @@ async fn socket(
         crate::metrics::refused("cross_origin");
         return secured((StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response());
     }
-    let config = web.shared.config.clone();
+    let config = web.shared.config().clone();
     let admission = match web.limits.admit(peer.ip(), &config) {
         Ok(admission) => admission,
         Err(code) => {

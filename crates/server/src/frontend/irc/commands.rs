@@ -1135,7 +1135,7 @@ impl Irc {
                 _ => (false, false),
             };
             // `+u` (auditorium): a room too big to announce joins and parts.
-            let limit = self.shared.config.announce_limit;
+            let limit = self.shared.config().announce_limit;
             let big = self
                 .members(&room)
                 .is_some_and(|(names, _)| names.len() > limit);
@@ -1241,7 +1241,7 @@ impl Irc {
     fn lusers(&mut self, reply: &mut Reply) {
         let (users, rooms, _) = self.shared.hub.counts();
         let lang = reply.lang;
-        let max = self.shared.config.max_clients;
+        let max = self.shared.config().max_clients;
         let (u, m) = (users.to_string(), max.to_string());
         reply.num("251", &[&tl!(lang, "irc-lusers-users", users = users)]);
         reply.num("252", &["0", &reply.t("irc-lusers-ops")]);
@@ -1257,7 +1257,7 @@ impl Irc {
     }
 
     pub(super) fn motd(&mut self, reply: &mut Reply) {
-        motd(&self.shared.config.irc, reply);
+        motd(&self.shared.config().irc, reply);
     }
 
     fn away(&mut self, line: &Line, reply: &mut Reply) -> Input {

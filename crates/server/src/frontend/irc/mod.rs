@@ -94,7 +94,7 @@ impl Directory {
 #[derive(Debug, Clone)]
 pub struct IrcConfig {
     /// The server's name in 001/004/PONG and as the source of its numerics.
-    pub server_name: String,
+    pub server_name: Arc<str>,
     /// The message of the day, line by line (`None`: 422, no MOTD).
     pub motd: Option<String>,
 }
@@ -266,8 +266,8 @@ impl Irc {
         lock(&self.state)
     }
 
-    fn server(&self) -> &str {
-        &self.shared.config.irc.server_name
+    fn server(&self) -> Arc<str> {
+        self.shared.config().irc.server_name.clone()
     }
 }
 
@@ -290,8 +290,8 @@ impl FrontEnd for Irc {
             return Input::Nothing;
         };
         let label = line.label().map(str::to_owned);
-        let lang = self.shared.config.lang;
-        let mut reply = Reply::new(self.server(), self.state().nick().to_owned(), lang);
+        let lang = self.shared.config().lang;
+        let mut reply = Reply::new(&self.server(), self.state().nick().to_owned(), lang);
         // Client tags may take 4094 bytes, the rest of a line 510: longer is refused whole, never cut.
         let (tags, rest) = match text.strip_prefix('@') {
             Some(tagged) => tagged.split_once(' ').unwrap_or((tagged, "")),
@@ -323,7 +323,7 @@ impl FrontEnd for Irc {
                 _ => Vec::new(),
             };
             if frames.is_empty() {
-                return Input::Notice(labeled_response(self.server(), label, &reply.lines));
+                return Input::Notice(labeled_response(&self.server(), label, &reply.lines));
             }
             let lines = reply.finish(None, false).unwrap_or_default();
             return Input::Wrapped(format!("{OPEN}{label}\n{lines}"), frames, CLOSE.to_owned());

@@ -64,8 +64,8 @@ impl IrcRender {
         }
     }
 
-    fn server(&self) -> &str {
-        &self.shared.config.irc.server_name
+    fn server(&self) -> Arc<str> {
+        self.shared.config().irc.server_name.clone()
     }
 
     /// The account a name is signed in to: the name itself when it is owned (only its owner can be
@@ -97,7 +97,7 @@ impl Render for IrcRender {
                 if notice == super::CLOSE {
                     if let Some((label, lines)) = self.gathering.take() {
                         out.extend_from_slice(
-                            super::labeled_response(self.server(), &label, &lines).as_bytes(),
+                            super::labeled_response(&self.server(), &label, &lines).as_bytes(),
                         );
                     }
                     return;
@@ -153,7 +153,7 @@ impl IrcRender {
         match frame {
             ServerFrame::Welcome { name, .. } => {
                 let nick = nick_of(name);
-                let lang = self.shared.config.lang;
+                let lang = self.shared.config().lang;
                 state.nick = Some(nick.clone());
                 // From now on others see this user's username and real name.
                 let (user, realname) = state.user.clone();
@@ -167,7 +167,7 @@ impl IrcRender {
                     },
                 );
                 state.ident = Some((name.clone(), ident));
-                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config().lang);
                 let version = concat!("natter-", env!("CARGO_PKG_VERSION"));
                 reply.num(
                     "001",
@@ -178,13 +178,13 @@ impl IrcRender {
                     &[&natter_i18n::tl!(
                         lang,
                         "irc-your-host",
-                        server = server.as_str(),
+                        server = &*server,
                         version = version
                     )],
                 );
                 reply.num("003", &[&reply.t("irc-created")]);
                 reply.num("004", &[&server, version, "i", "bimnostv", "bov"]);
-                let config = &self.shared.config;
+                let config = &self.shared.config();
                 let isupport = [
                     "AWAYLEN=300".to_owned(),
                     "CASEMAPPING=ascii".into(),
@@ -212,7 +212,7 @@ impl IrcRender {
                     params.push(&supported);
                     reply.num("005", &params);
                 }
-                motd(&self.shared.config.irc, &mut reply);
+                motd(&self.shared.config().irc, &mut reply);
                 push_reply(reply, out);
             }
             ServerFrame::Message(m) => self.message(m, &state, out),
@@ -368,7 +368,7 @@ impl IrcRender {
                 count,
                 ops,
             } => {
-                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config().lang);
                 let channel = format!("#{room}");
                 if names.is_empty() && count.is_some() {
                     // Too big to list (natter's announce limit): like an auditorium (+u) channel,
@@ -390,7 +390,7 @@ impl IrcRender {
                 push_reply(reply, out);
             }
             ServerFrame::Topic { .. } => {
-                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config().lang);
                 super::commands::topic_lines(frame, &mut reply);
                 push_reply(reply, out);
             }
@@ -426,7 +426,7 @@ impl IrcRender {
                             return;
                         }
                         self.last_quit = Some(key);
-                        let lang = self.shared.config.lang;
+                        let lang = self.shared.config().lang;
                         let t = |id: &str| natter_i18n::text(lang, id, &[]);
                         let why = match (reason, text) {
                             (_, Some(text)) => {
@@ -456,7 +456,7 @@ impl IrcRender {
             }
             ServerFrame::Bye { reason } => {
                 let why = natter_i18n::text(
-                    self.shared.config.lang,
+                    self.shared.config().lang,
                     match reason {
                         ByeReason::Shutdown => "irc-shutting-down",
                         _ => "irc-closing-link",
@@ -523,7 +523,7 @@ impl IrcRender {
             } => {
                 if let Some(history) = id.as_ref().and_then(|id| state.history.remove(id)) {
                     let text = natter_proto::frame::error_text(
-                        self.shared.config.lang,
+                        self.shared.config().lang,
                         *code,
                         args,
                         message,
@@ -543,7 +543,7 @@ impl IrcRender {
                         .unwrap_or_default()
                         .to_owned()
                 };
-                let mut reply = Reply::new(&server, nick.clone(), self.shared.config.lang);
+                let mut reply = Reply::new(&server, nick.clone(), self.shared.config().lang);
                 let target = pending.as_ref().map(|p| p.target.clone());
                 let room = arg("room");
                 let room = if room.is_empty() {
