@@ -344,6 +344,11 @@ struct ServeArgs {
     /// Listen backlog (pending connections the kernel queues).
     #[arg(long, value_name = "N", default_value_t = natter_server::Config::default().backlog)]
     backlog: u32,
+    /// A reverse proxy in front of natter (repeat for several): connections from it start with a PROXY
+    /// protocol header (v1 or v2; chat, IRC and lab ports) and WebSockets through it carry
+    /// X-Forwarded-For, naming the client whose address limits, bans and throttles apply to.
+    #[arg(long, value_name = "ADDR")]
+    trusted_proxy: Vec<std::net::IpAddr>,
     /// Where Prometheus scrapes `/metrics` (and `/healthz`): `web` (the browser client's listener),
     /// an address of its own (plain HTTP, e.g. 127.0.0.1:9500), or `off` (nothing is counted).
     #[arg(long, value_name = "web|ADDR|off", default_value = "web", value_parser = metrics_place)]
@@ -1199,6 +1204,7 @@ fn settings(args: &ServeArgs, data_dir: &std::path::Path) -> Result<natter_serve
         },
         password_min_chars: usize::from(args.password_min_chars),
         metrics_on_web: args.metrics == "web",
+        trusted_proxies: args.trusted_proxy.clone(),
         irc: natter_server::frontend::irc::IrcConfig {
             server_name: args.irc_server_name.as_str().into(),
             motd: match &args.irc_motd {

@@ -61,7 +61,7 @@ impl Served {
         line.split_whitespace()
             .find_map(|w| {
                 w.trim_start_matches("http://")
-                    .trim_end_matches(|c| c == '/' || c == ',')
+                    .trim_end_matches(['/', ','])
                     .split('/')
                     .next()?
                     .parse()

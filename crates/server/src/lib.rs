@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod outbox;
 pub mod passwords;
+pub mod proxy;
 pub mod session;
 pub mod store;
 pub mod testing;
@@ -95,6 +96,9 @@ pub struct Config {
     pub irc: frontend::irc::IrcConfig,
     /// The fewest characters a password may have (`--password-min-chars`).
     pub password_min_chars: usize,
+    /// Proxies whose PROXY protocol headers (TCP) and `X-Forwarded-For` (web) name the client a connection
+    /// is counted as (`--trusted-proxy`): per-address limits, bans and throttles then apply to the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Whether the web listener serves `/metrics` (`--metrics web`, the default; not with `--metrics ADDR`
     /// or `off`).
     pub metrics_on_web: bool,
@@ -135,6 +139,7 @@ impl Default for Config {
             irc: Default::default(),
             password_min_chars: passwords::MIN_CHARS,
             metrics_on_web: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -578,55 +583,29 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                if shared.hub.is_banned_address(peer.ip()) {
-                    let args = natter_proto::error_args!(what = "address");
-                    let code = natter_proto::ErrorCode::Banned;
-                    let frame = natter_proto::ServerFrame::error(code, args, None);
-                    let _ = stream.try_write(&refusal(kind, frame, shared.config().lang));
-                    tracing::info!(event = "refused", reason = "banned", peer = %peer, "refused {peer}: banned");
-                    metrics::refused("banned");
+            Ok((mut stream, peer)) => {
+                let ctx = (&shared, &limits, &token, &tracker);
+                if !shared.config().trusted_proxies.contains(&peer.ip()) {
+                    take(stream, peer, kind, ctx);
                     continue;
                 }
-                let admission = match limits.admit(peer.ip(), &shared.config()) {
-                    Ok(a) => a,
-                    Err(code) => {
-                        // One line saying why, then close. The socket's buffer is empty: this never blocks.
-                        let frame =
-                            natter_proto::ServerFrame::error(code, Default::default(), None);
-                        let _ = stream.try_write(&refusal(kind, frame, shared.config().lang));
-                        metrics::refused(code.as_str());
-                        tracing::warn!(
-                            event = "refused",
-                            reason = code.as_str(),
-                            peer = %peer,
-                            "refused {peer}: {}",
-                            code.as_str()
-                        );
-                        continue;
-                    }
-                };
-                // Chat lines are small and latency matters: never wait for Nagle.
-                let _ = stream.set_nodelay(true);
-                keepalive(&stream);
-                if kind == session::Kind::Lab {
-                    tracker.spawn(lab::serve(
-                        stream,
-                        peer,
-                        shared.clone(),
-                        token.clone(),
-                        admission,
-                    ));
-                    continue;
-                }
-                tracker.spawn(session::serve(
-                    stream,
-                    peer,
+                // From a trusted proxy: the client it names is the connection's address.
+                let ctx = (
                     shared.clone(),
+                    limits.clone(),
                     token.clone(),
-                    admission,
-                    kind,
-                ));
+                    tracker.clone(),
+                );
+                tracker.spawn(async move {
+                    let deadline = std::time::Instant::now() + ctx.0.config().hello_timeout;
+                    match proxy::client_of(&mut stream, peer, deadline).await {
+                        Ok(client) => take(stream, client, kind, (&ctx.0, &ctx.1, &ctx.2, &ctx.3)),
+                        Err(e) => {
+                            tracing::info!(event = "refused", reason = "proxy_header", peer = %peer, "{peer}: from a trusted proxy, but {e}; closing");
+                            metrics::refused("proxy_header");
+                        }
+                    }
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; the listener stays up.
@@ -635,6 +614,69 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Admits a connection from `peer` (the client's address, behind a trusted proxy) and serves it, or
+/// refuses it with one line saying why (a banned address, a limit).
+fn take(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    kind: session::Kind,
+    (shared, limits, token, tracker): (
+        &Arc<session::Shared>,
+        &Arc<Limits>,
+        &CancellationToken,
+        &TaskTracker,
+    ),
+) {
+    let config = shared.config();
+    if shared.hub.is_banned_address(peer.ip()) {
+        let args = natter_proto::error_args!(what = "address");
+        let code = natter_proto::ErrorCode::Banned;
+        let frame = natter_proto::ServerFrame::error(code, args, None);
+        let _ = stream.try_write(&refusal(kind, frame, config.lang));
+        tracing::info!(event = "refused", reason = "banned", peer = %peer, "refused {peer}: banned");
+        metrics::refused("banned");
+        return;
+    }
+    let admission = match limits.admit(peer.ip(), &config) {
+        Ok(a) => a,
+        Err(code) => {
+            // One line saying why, then close. The socket's buffer is empty: this never blocks.
+            let frame = natter_proto::ServerFrame::error(code, Default::default(), None);
+            let _ = stream.try_write(&refusal(kind, frame, config.lang));
+            metrics::refused(code.as_str());
+            tracing::warn!(
+                event = "refused",
+                reason = code.as_str(),
+                peer = %peer,
+                "refused {peer}: {}",
+                code.as_str()
+            );
+            return;
+        }
+    };
+    // Chat lines are small and latency matters: never wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    keepalive(&stream);
+    if kind == session::Kind::Lab {
+        tracker.spawn(lab::serve(
+            stream,
+            peer,
+            shared.clone(),
+            token.clone(),
+            admission,
+        ));
+        return;
+    }
+    tracker.spawn(session::serve(
+        stream,
+        peer,
+        shared.clone(),
+        token.clone(),
+        admission,
+        kind,
+    ));
 }
 
 #[cfg(test)]

@@ -207,3 +207,77 @@ async fn shutdown_closes_a_connection_stuck_in_its_replay() {
         "the whole replay ({messages} messages) was still sent after shutdown"
     );
 }
+
+/// `--trusted-proxy` on the chat port: a connection from the proxy starts with a PROXY protocol header
+/// (v1 or v2) and counts as the client it names — per-address limits hold per client, and a client
+/// from another machine is treated as one (`--require-tls`); without the header it is closed. From
+/// anyone else a header is not believed (it is just a bad first line).
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client_with_the_proxy_protocol() {
+    let server = TestServer::start_with(Config {
+        max_per_ip: 1,
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..config()
+    })
+    .await;
+    let v1 = |client: &str| format!("PROXY TCP4 {client} 127.0.0.1 40000 5500\r\n").into_bytes();
+    let v2 = |client: &str| {
+        let client: std::net::SocketAddr = format!("{client}:40000").parse().unwrap();
+        let server: std::net::SocketAddr = "127.0.0.1:5500".parse().unwrap();
+        ppp::v2::Builder::with_addresses(
+            ppp::v2::Version::Two | ppp::v2::Command::Proxy,
+            ppp::v2::Protocol::Stream,
+            (client, server),
+        )
+        .build()
+        .unwrap()
+    };
+    let through = |header: Vec<u8>| async move {
+        let mut c = Client::connect(server.addr).await;
+        c.send_raw(&header).await;
+        c
+    };
+    let mut one = through(v1("127.0.0.5")).await;
+    one.hello("one").await;
+    let mut two = through(v2("127.0.0.6")).await;
+    two.hello("two").await;
+    // The same client again: over its own limit, while the proxy's address has three connections.
+    let mut again = through(v2("127.0.0.5")).await;
+    assert_eq!(again.recv().await["code"], "too_many_connections");
+    // No header from the proxy: closed.
+    let mut bare = Client::connect(server.addr).await;
+    bare.send(json!({"type":"hello","name":"bare","version":1}))
+        .await;
+    bare.expect_closed().await;
+    let seen = one.sync().await;
+    assert!(
+        seen.iter()
+            .all(|f| f["type"] == "joined" && f["name"] == "two"),
+        "{seen:?}"
+    );
+    two.expect_nothing().await;
+    server.shutdown().await;
+
+    // A client from another machine, through the proxy, is one: plain text is refused with --require-tls.
+    let server = TestServer::start_with(Config {
+        require_tls: true,
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..config()
+    })
+    .await;
+    let mut remote = Client::connect(server.addr).await;
+    remote.send_raw(&v1("203.0.113.7")).await;
+    remote
+        .send(json!({"type":"hello","name":"far","version":1}))
+        .await;
+    assert_eq!(remote.recv().await["code"], "tls_required");
+    server.shutdown().await;
+
+    // Not trusted: the header is a bad first line like any other, and the connection stays 127.0.0.1.
+    let server = TestServer::start_with(config()).await;
+    let mut c = Client::connect(server.addr).await;
+    c.send_raw(&v1("203.0.113.7")).await;
+    let answer = c.recv_line().await.unwrap_or_default();
+    assert!(!answer.contains("welcome"), "{answer}");
+    server.shutdown().await;
+}

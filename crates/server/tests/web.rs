@@ -19,11 +19,18 @@ async fn get(addr: std::net::SocketAddr, path: &str, extra: &str) -> (String, Ve
 }
 
 async fn open(addr: std::net::SocketAddr, origin: Option<&str>) -> Result<Ws, String> {
+    match origin {
+        Some(origin) => open_with(addr, &[("Origin", origin)]).await,
+        None => open_with(addr, &[]).await,
+    }
+}
+
+/// A WebSocket to `/ws` with these request headers.
+async fn open_with(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> Result<Ws, String> {
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("Origin", origin.parse().unwrap());
+    for (name, value) in headers {
+        let name = axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        request.headers_mut().append(name, value.parse().unwrap());
     }
     tokio_tungstenite::connect_async(request)
         .await
@@ -423,5 +430,44 @@ async fn health_and_metrics() {
         "{text}"
     );
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    server.shutdown().await;
+}
+
+/// `--trusted-proxy`: a WebSocket from a trusted proxy counts as the client its `X-Forwarded-For`
+/// names (the right-most hop), so `--max-per-ip` holds per client; from anyone else the header is not
+/// believed.
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_from_a_trusted_proxy() {
+    let limited = |trusted: Vec<std::net::IpAddr>| natter_server::Config {
+        max_per_ip: 1,
+        trusted_proxies: trusted,
+        ..natter_server::testing::config()
+    };
+    let server = TestServer::start_web(limited(vec!["127.0.0.1".parse().unwrap()])).await;
+    let web = server.web.unwrap();
+    let from =
+        |client: &'static str| async move { open_with(web, &[("X-Forwarded-For", client)]).await };
+    let mut one = from("203.0.113.7").await.unwrap();
+    send(&mut one, json!({"type":"hello","name":"one","version":1})).await;
+    expect(&mut one, "welcome").await;
+    // Another client through the same proxy is let in; the same client again is over its limit.
+    let mut two = from("198.51.100.1, 203.0.113.8").await.unwrap();
+    send(&mut two, json!({"type":"hello","name":"two","version":1})).await;
+    expect(&mut two, "welcome").await;
+    let again = from("203.0.113.7").await;
+    assert!(
+        again.is_err_and(|e| e.contains("503")),
+        "one client, one connection"
+    );
+    server.shutdown().await;
+
+    // Not a trusted proxy: the header is the client's own word, and both come from 127.0.0.1.
+    let server = TestServer::start_web(limited(Vec::new())).await;
+    let web = server.web.unwrap();
+    let _one = open_with(web, &[("X-Forwarded-For", "203.0.113.7")])
+        .await
+        .unwrap();
+    let other = open_with(web, &[("X-Forwarded-For", "203.0.113.8")]).await;
+    assert!(other.is_err_and(|e| e.contains("503")));
     server.shutdown().await;
 }

@@ -546,13 +546,33 @@ async fn socket(
         crate::metrics::refused("cross_origin");
         return secured((StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response());
     }
-    let config = web.shared.config().clone();
+    let config = web.shared.config();
+    // Behind a trusted HTTP proxy, the client is the one it names.
+    let peer = match config.trusted_proxies.contains(&peer.ip()) {
+        true => {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            match crate::proxy::forwarded_for(forwarded, &config.trusted_proxies) {
+                Some(client) => SocketAddr::new(client, 0),
+                None => peer,
+            }
+        }
+        false => peer,
+    };
+    if web.shared.hub.is_banned_address(peer.ip()) {
+        tracing::info!(event = "refused", reason = "banned", peer = %peer, "refused {peer}: banned");
+        crate::metrics::refused("banned");
+        return secured((StatusCode::FORBIDDEN, "banned").into_response());
+    }
     let admission = match web.limits.admit(peer.ip(), &config) {
         Ok(admission) => admission,
         Err(code) => {
+            crate::metrics::refused(code.as_str());
             return secured(
                 (StatusCode::SERVICE_UNAVAILABLE, code.as_str().to_owned()).into_response(),
-            )
+            );
         }
     };
     // Messages as long as the chat port's frames (and a little for the newline's absence); a bounded
