@@ -4,7 +4,7 @@
 //! values are refused at start, naming the file and line.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
@@ -83,6 +83,25 @@ pub fn file_args(
         }
     }
     Ok(args)
+}
+
+/// A config file's `data-dir` and `db`, for `natter backup`, `restore` and `admin`.
+pub fn data_place(path: &Path) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.to_string().trim()))?;
+    let key = |name: &str| match table.get(name) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(PathBuf::from(s))),
+        Some(_) => Err(format!(
+            "{}:{}: `{name}` is a path, in quotes",
+            path.display(),
+            line_of(&text, name)
+        )),
+    };
+    Ok((key("data-dir")?, key("db")?))
 }
 
 /// `natter config example`: every key with its help and default, commented out.

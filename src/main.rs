@@ -496,6 +496,10 @@ struct DataPlace {
     /// The database file itself, if it is elsewhere.
     #[arg(long, value_name = "PATH")]
     db: Option<std::path::PathBuf>,
+    /// The server's config file: its `data-dir` and `db` (the flags above beat it), e.g.
+    /// /etc/natter/natter.toml for the system service.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 /// The server's data directory: the one given, else the platform's (`~/.local/share/natter`).
@@ -513,8 +517,16 @@ fn data_dir(given: Option<&std::path::Path>) -> Result<std::path::PathBuf, Strin
 impl DataPlace {
     /// The data directory and the database path.
     fn resolve(&self) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-        let dir = data_dir(self.data_dir.as_deref())?;
-        let db = self.db.clone().unwrap_or_else(|| dir.join("natter.db"));
+        let (file_dir, file_db) = match &self.config {
+            Some(path) => config::data_place(path)?,
+            None => (None, None),
+        };
+        let dir = data_dir(self.data_dir.as_deref().or(file_dir.as_deref()))?;
+        let db = self
+            .db
+            .clone()
+            .or(file_db)
+            .unwrap_or_else(|| dir.join("natter.db"));
         Ok((dir, db))
     }
 }
