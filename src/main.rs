@@ -1048,6 +1048,7 @@ async fn status(server: &str, json: bool) -> Result<(), String> {
         rooms,
         last_seq,
         db_bytes,
+        last_error,
     } = frame
     else {
         return Err(format!("{addr} does not answer status (an older natter?)"));
@@ -1070,6 +1071,14 @@ async fn status(server: &str, json: bool) -> Result<(), String> {
     match db_bytes {
         Some(bytes) => println!("history database: {:.1} MiB", bytes as f64 / 1048576.0),
         None => println!("history database: in memory"),
+    }
+    match last_error {
+        Some(e) => println!(
+            "last error: {} at {}",
+            e.text,
+            natter_proto::time::local_display_wire(&e.at)
+        ),
+        None => println!("last error: none"),
     }
     Ok(())
 }
@@ -1529,8 +1538,31 @@ fn init_logging(
     tracing_subscriber::registry()
         .with(filter)
         .with(logs)
+        .with(LastError)
         .init();
     Ok(handle)
+}
+
+/// Hands every error logged to the server, for `natter status` ("last error") and the metrics.
+struct LastError;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LastError {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() != tracing::Level::ERROR {
+            return;
+        }
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        natter_server::metrics::error_logged(message.0);
+    }
 }
 
 /// `RUST_LOG` if it is set (a developer's), else `--log-level` (default `info`); message contents only

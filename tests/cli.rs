@@ -1395,6 +1395,7 @@ async fn natter_status_reports_a_running_server() {
         text.contains("signed in: 2; rooms: 1; messages stored: 1"),
         "{text}"
     );
+    assert!(text.contains("last error: none"), "{text}");
 }
 
 /// Issue 16 (logs): `--log-format json` writes one JSON object per line, with stable fields to filter a

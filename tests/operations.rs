@@ -171,11 +171,27 @@ async fn sighup_reloads_the_live_settings() {
     }
     assert_eq!(alice.next_of("error").await["code"], "excess_flood");
 
+    // Reloaded again: room for more.
+    std::fs::write(&file, format!("{base}max-clients = 50\n")).unwrap();
+    server.signal("HUP");
+    let log = server.log_until("reloaded the settings").join("");
+    assert!(log.contains("changed max-clients: 1 → 50"), "{log}");
+
     // A file that no longer parses changes nothing, and says why.
     std::fs::write(&file, "max-clients = \"many\"\n").unwrap();
     server.signal("HUP");
     let log = server.log_until("cannot reload them").join("");
     assert!(log.contains("invalid value 'many'"), "{log}");
+    // ... which `natter status` shows as the server's last error.
+    let status = natter()
+        .args(["status", "--server", &addr.to_string()])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("last error: keeping the settings as they are: cannot reload them:"),
+        "{status}"
+    );
 }
 
 /// Every `serve` flag is also a `NATTER_…` variable: a variable beats the config file, a flag beats the

@@ -480,6 +480,9 @@ pub enum ServerFrame {
         /// The history database's size on disk (absent for `:memory:`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         db_bytes: Option<u64>,
+        /// The last error the server logged, with when (RFC 3339); absent when there was none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_error: Option<LastError>,
     },
     /// A room's topic and settings, sent with `users` when you join (and to `who`) if it has any.
     Topic {
@@ -903,6 +906,13 @@ impl LeftReason {
             LeftReason::Other => "other",
         }
     }
+}
+
+/// The last error a server logged (`status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    pub at: String,
+    pub text: String,
 }
 
 /// Why the server is closing the connection after `bye`.

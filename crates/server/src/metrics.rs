@@ -39,6 +39,8 @@ pub struct Metrics {
     pub bytes_out: Counter,
     /// Outboxes that overflowed (their clients were cut off as `too_slow`).
     pub overflows: Counter,
+    /// Errors logged.
+    errors: Counter,
     /// Connections that ended, by why.
     disconnects: Family<Label, Counter>,
     /// Connections refused before they were served, by why.
@@ -57,6 +59,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     bytes_in: Counter::default(),
     bytes_out: Counter::default(),
     overflows: Counter::default(),
+    errors: Counter::default(),
     disconnects: Family::default(),
     refusals: Family::default(),
     // 50 µs … ~3 s.
@@ -75,6 +78,26 @@ pub fn counting() -> Option<&'static Metrics> {
 /// Turns counting on or off for the whole process.
 pub fn set_counting(on: bool) {
     COUNTING.store(on, Ordering::Relaxed);
+}
+
+/// The last error logged, for `status`.
+static LAST_ERROR: std::sync::Mutex<Option<natter_proto::frame::LastError>> =
+    std::sync::Mutex::new(None);
+
+/// Remembers an error the server logged (the binary's log layer calls this for every `ERROR` event), for
+/// `status` and `natter_errors_total`.
+pub fn error_logged(text: String) {
+    if let Some(m) = counting() {
+        m.errors.inc();
+    }
+    let at = natter_proto::time::now_wire();
+    *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(natter_proto::frame::LastError { at, text });
+}
+
+/// The last error logged, if any.
+pub fn last_error() -> Option<natter_proto::frame::LastError> {
+    LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Counts a connection that ended (`reason`: a `left` reason, or `unregistered`).
@@ -116,6 +139,11 @@ pub async fn render(shared: &Arc<Shared>) -> Option<String> {
         "outbox_overflows",
         "Outboxes that overflowed (clients cut off as too slow)",
         m.overflows.clone(),
+    );
+    registry.register(
+        "errors",
+        "Errors logged (natter status shows the last one)",
+        m.errors.clone(),
     );
     registry.register(
         "disconnects",

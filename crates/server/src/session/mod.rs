@@ -170,6 +170,7 @@ impl Shared {
             rooms,
             last_seq,
             db_bytes,
+            last_error: crate::metrics::last_error(),
         }
     }
 }
