@@ -104,19 +104,52 @@ pub fn data_place(path: &Path) -> Result<(Option<PathBuf>, Option<PathBuf>), Str
     Ok((key("data-dir")?, key("db")?))
 }
 
+/// `natter config reference`: every key as a Markdown table — its default, whether a reload (SIGHUP)
+/// changes it on a running server (`live`) or it waits for a restart, and its help — for
+/// docs/OPERATIONS.md, which a test keeps equal to it.
+pub fn reference(serve: &Command, live: &[&str]) -> String {
+    let mut out = String::from("| key | default | takes effect | what |\n|---|---|---|---|\n");
+    for arg in keys(serve) {
+        let long = arg.get_long().unwrap_or_default();
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let default = match (arg.get_action(), defaults.is_empty()) {
+            (ArgAction::SetTrue, _) => "`false`".to_owned(),
+            (_, true) => "—".to_owned(),
+            (_, false) => format!("`{}`", defaults.join(", ")),
+        };
+        let when = if live.contains(&long) {
+            "on reload"
+        } else {
+            "at restart"
+        };
+        let help = arg
+            .get_help()
+            .map(|h| h.to_string().replace('\n', " ").replace('|', "\\|"))
+            .unwrap_or_default();
+        out.push_str(&format!("| `{long}` | {default} | {when} | {help} |\n"));
+    }
+    out
+}
+
+/// The `serve` arguments that are keys of the config file.
+fn keys(serve: &Command) -> impl Iterator<Item = &clap::Arg> {
+    serve.get_arguments().filter(|a| {
+        a.get_long().is_some() && !a.is_hide_set() && !NOT_KEYS.contains(&a.get_id().as_str())
+    })
+}
+
 /// `natter config example`: every key with its help and default, commented out.
 pub fn example(serve: &Command) -> String {
     let mut out = String::from(
         "# natter's configuration: every `natter serve` flag is a key of the same name. Uncomment to change.\n\
          # A flag on the command line beats a NATTER_… environment variable, which beats this file.\n",
     );
-    for arg in serve.get_arguments() {
-        let (Some(long), false) = (arg.get_long(), arg.is_hide_set()) else {
-            continue;
-        };
-        if NOT_KEYS.contains(&arg.get_id().as_str()) {
-            continue;
-        }
+    for arg in keys(serve) {
+        let long = arg.get_long().unwrap_or_default();
         out.push('\n');
         if let Some(help) = arg.get_help() {
             for line in help.to_string().lines() {

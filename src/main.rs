@@ -485,6 +485,9 @@ enum ConfigAction {
     Example,
     /// Check a config file: every key known, every value good.
     Check { file: std::path::PathBuf },
+    /// Every key as a Markdown table (docs/OPERATIONS.md).
+    #[command(hide = true)]
+    Reference,
 }
 
 /// Where a server keeps its files.
@@ -622,6 +625,11 @@ fn main() -> ExitCode {
             match action {
                 ConfigAction::Example => {
                     print!("{}", config::example(serve));
+                    Ok(())
+                }
+                ConfigAction::Reference => {
+                    let live = [natter_server::LIVE_KEYS, LOG_KEYS].concat();
+                    print!("{}", config::reference(serve, &live));
                     Ok(())
                 }
                 ConfigAction::Check { file } => {

@@ -98,3 +98,21 @@ fn the_protocol_documents_every_frame_type_and_error_code() {
         assert!(spec.contains(&format!("`{ty}`")), "PROTOCOL.md lacks {ty}");
     }
 }
+
+/// Issue 16: docs/OPERATIONS.md lists every key of the config file, its default and when a change takes
+/// effect — exactly what `natter config reference` prints from the flags' definitions, so a new flag, a
+/// changed default or a key made live shows up here as a failure until the document says it too.
+#[test]
+fn operations_lists_every_config_key_as_the_binary_defines_it() {
+    let reference = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["config", "reference"])
+        .output()
+        .unwrap();
+    assert!(reference.status.success());
+    let reference = String::from_utf8(reference.stdout).unwrap();
+    assert!(reference.lines().count() > 40, "{reference}");
+    assert!(
+        read("docs/OPERATIONS.md").contains(&reference),
+        "docs/OPERATIONS.md's table of keys differs from `natter config reference`:\n{reference}"
+    );
+}

@@ -190,6 +190,7 @@ live_settings! {
     "name-expiry-days" => name_expiry,
     "lang" => lang,
     "irc-motd" => irc.motd,
+    "trusted-proxy" => trusted_proxies,
 }
 
 /// A setting's value for the log, cut short (a MOTD is many lines).
