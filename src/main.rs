@@ -1539,9 +1539,23 @@ fn init_logging(
     use tracing_subscriber::prelude::*;
     let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(level, verbose)?);
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
-        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    // Under systemd, stderr goes to the journal (which says so in JOURNAL_STREAM): each line starts with
+    // its syslog priority (`<3>` for an error…), which journald takes as the entry's level, and has no
+    // time of its own (the journal stamps every entry).
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let logs = match (format, journal) {
+        (LogFormat::Text, false) => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        (LogFormat::Text, true) => logs
+            .with_ansi(false)
+            .event_format(Priority(tracing_subscriber::fmt::format().without_time()))
+            .boxed(),
+        (LogFormat::Json, false) => logs.json().flatten_event(true).boxed(),
+        (LogFormat::Json, true) => logs
+            .event_format(Priority(
+                tracing_subscriber::fmt::format().json().flatten_event(true),
+            ))
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .boxed(),
     };
     tracing_subscriber::registry()
         .with(filter)
@@ -1549,6 +1563,33 @@ fn init_logging(
         .with(LastError)
         .init();
     Ok(handle)
+}
+
+/// A log line's syslog priority first (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug), for the
+/// journal; then the line as `F` formats it.
+struct Priority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Priority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => "<3>",
+            tracing::Level::WARN => "<4>",
+            tracing::Level::INFO => "<6>",
+            _ => "<7>",
+        };
+        writer.write_str(priority)?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 /// Hands every error logged to the server, for `natter status` ("last error") and the metrics.

@@ -303,3 +303,40 @@ async fn metrics_on_a_listener_of_their_own_or_off() {
         "{out:?}"
     );
 }
+
+/// Under systemd (JOURNAL_STREAM set) every log line starts with its syslog priority, which journald
+/// takes as the entry's level — `<6>` info, `<4>` a warning (a refusal), `<3>` an error (a reload that
+/// failed) — and carries no time of its own (the journal stamps it).
+#[tokio::test]
+async fn under_the_journal_each_line_carries_its_level() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("natter.toml");
+    let base = "listen = [\"127.0.0.1:0\"]\ndb = \":memory:\"\nweb = \"none\"\nirc = \"none\"\n";
+    std::fs::write(&file, format!("{base}max-clients = 1\n")).unwrap();
+    let mut cmd = natter();
+    cmd.env("NATTER_DATA_DIR", home.path())
+        .env("JOURNAL_STREAM", "8:12345")
+        .args(["serve", "--config", file.to_str().unwrap()]);
+    let mut server = Served::start(cmd);
+    let addr = server.addr("natter: listening on");
+    let _alice = Raw::join(addr, "alice").await;
+    let mut bob = Raw::connect(addr).await;
+    assert_eq!(bob.recv().await["code"], "server_full");
+    std::fs::write(&file, "max-clients = \"many\"\n").unwrap();
+    server.signal("HUP");
+    let log = server.log_until("cannot reload them");
+    assert!(
+        log.iter()
+            .all(|l| l.starts_with(['<']) && !l[3..].starts_with("20")),
+        "{log:#?}"
+    );
+    let level = |needle: &str| {
+        log.iter()
+            .find(|l| l.contains(needle))
+            .map(|l| l[..3].to_owned())
+            .unwrap_or_else(|| panic!("no {needle:?} in {log:#?}"))
+    };
+    assert_eq!(level("alice"), "<6>");
+    assert_eq!(level("server_full"), "<4>");
+    assert_eq!(level("cannot reload them"), "<3>");
+}
