@@ -1,9 +1,7 @@
 //! Issue 16, running natter for real: settings reloaded on SIGHUP, `NATTER_…` variables, metrics on a
 //! listener of their own.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,97 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
 
-use support::{natter, Raw};
-
-/// A `natter serve` with its announcements read and its log (stderr) kept for the test to read.
-struct Served {
-    child: Child,
-    /// The announcement lines (stdout) up to "natter: history …".
-    announced: Vec<String>,
-    log: BufReader<ChildStderr>,
-}
-
-impl Served {
-    fn start(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut announced = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "natter serve ended: {announced:?}"
-            );
-            let last = line.starts_with("natter: history");
-            announced.push(line.trim_end().to_owned());
-            if last {
-                break;
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let log = BufReader::new(child.stderr.take().unwrap());
-        Self {
-            child,
-            announced,
-            log,
-        }
-    }
-
-    /// The address announced on the line starting with `prefix`.
-    fn addr(&self, prefix: &str) -> SocketAddr {
-        let line = self
-            .announced
-            .iter()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix:?} in {:?}", self.announced));
-        line.split_whitespace()
-            .find_map(|w| {
-                w.trim_start_matches("http://")
-                    .trim_end_matches(['/', ','])
-                    .split('/')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-    }
-
-    fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-
-    /// The log's lines up to and including the first that contains `until`.
-    fn log_until(&mut self, until: &str) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.log.read_line(&mut line).unwrap() > 0,
-                "the log ended before {until:?}: {lines:#?}"
-            );
-            let found = line.contains(until);
-            lines.push(line);
-            if found {
-                return lines;
-            }
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{natter, Raw, Served};
 
 /// A GET over plain HTTP/1.1: the status line and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {

@@ -6,8 +6,6 @@
 //! It installs into the real system, so it needs root (or sudo without a password); it says so and fails
 //! rather than skip.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -15,7 +13,7 @@ use serde_json::json;
 
 mod support;
 
-use support::Raw;
+use support::{Raw, Served};
 
 /// Runs a command as root (through sudo when the test runs as another user).
 fn root(program: &str, args: &[&str]) -> Output {
@@ -123,59 +121,39 @@ async fn the_debian_package_installs_a_hardened_service_that_starts() {
 
     // The service's command line, as the natter user, on a free port (the flag beats the file).
     // setpriv execs natter itself (runuser would stay between, and a kill would miss natter).
-    let mut server = Command::new("setpriv")
-        .args([
-            "--reuid=natter",
-            "--regid=natter",
-            "--clear-groups",
-            "/usr/bin/natter",
-            "serve",
-            "--config",
-            "/etc/natter/natter.toml",
-            "--listen",
-            "127.0.0.1:0",
-            "--web",
-            "none",
-            "--irc",
-            "none",
-        ])
-        .env("LANG", "C.UTF-8")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut announced = Vec::new();
-    loop {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        let last = line.starts_with("natter: history");
-        announced.push(line);
-        if last {
-            break;
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let addr: SocketAddr = announced
-        .first()
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("natter serve did not start: {announced:?}"));
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=natter",
+        "--regid=natter",
+        "--clear-groups",
+        "/usr/bin/natter",
+        "serve",
+        "--config",
+        "/etc/natter/natter.toml",
+        "--listen",
+        "127.0.0.1:0",
+        "--web",
+        "none",
+        "--irc",
+        "none",
+    ])
+    .env("LANG", "C.UTF-8");
+    let server = Served::start(cmd);
+    let addr = server.addr("natter: listening on");
     assert!(
-        announced
+        server
+            .announced
             .iter()
             .any(|l| l.contains("history in /var/lib/natter/natter.db")),
-        "{announced:?}"
+        "{:?}",
+        server.announced
     );
     let mut alice = Raw::join(addr, "alice").await;
     alice
         .send(json!({"type":"say","text":"installed","id":"1"}))
         .await;
     assert_eq!(alice.next_of("ack").await["seq"], 1);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     // The unit's exposure, as `systemd-analyze security` scores it (docs/OPERATIONS.md reports it).
     let analyzed = Command::new("systemd-analyze")

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -102,5 +102,97 @@ impl Raw {
                 return f;
             }
         }
+    }
+}
+
+/// A `natter serve` with its announcements read and its log (stderr) kept for the test to read.
+#[allow(dead_code)] // not every test binary that includes this module reads a server's log
+pub struct Served {
+    child: Child,
+    /// The announcement lines (stdout) up to "natter: history …".
+    pub announced: Vec<String>,
+    log: BufReader<ChildStderr>,
+}
+
+#[allow(dead_code)]
+impl Served {
+    pub fn start(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut announced = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "natter serve ended: {announced:?}"
+            );
+            let last = line.starts_with("natter: history");
+            announced.push(line.trim_end().to_owned());
+            if last {
+                break;
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let log = BufReader::new(child.stderr.take().unwrap());
+        Self {
+            child,
+            announced,
+            log,
+        }
+    }
+
+    /// The address announced on the line starting with `prefix`.
+    pub fn addr(&self, prefix: &str) -> SocketAddr {
+        let line = self
+            .announced
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {:?}", self.announced));
+        line.split_whitespace()
+            .find_map(|w| {
+                w.trim_start_matches("http://")
+                    .trim_end_matches(['/', ','])
+                    .split('/')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// The log's lines up to and including the first that contains `until`.
+    pub fn log_until(&mut self, until: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.log.read_line(&mut line).unwrap() > 0,
+                "the log ended before {until:?}: {lines:#?}"
+            );
+            let found = line.contains(until);
+            lines.push(line);
+            if found {
+                return lines;
+            }
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
