@@ -85,6 +85,36 @@ pub fn file_args(
     Ok(args)
 }
 
+/// What to say when the settings with a config file's are refused: the file, and the line of the key
+/// whose value was bad when it is the file's, with clap's reason and what is allowed, on one line.
+pub fn refusal(path: &Path, e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let rendered = e.to_string();
+    let said: Vec<&str> = rendered
+        .lines()
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .map(|l| l.trim_start_matches("tip: "))
+        .collect::<Vec<_>>();
+    let said = said.join("; ");
+    let key = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg
+            .trim_start_matches("--")
+            .split([' ', '='])
+            .next()
+            .map(str::to_owned),
+        _ => None,
+    };
+    let line = key.and_then(|key| {
+        let text = std::fs::read_to_string(path).ok()?;
+        Some(line_of(&text, &key)).filter(|&l| l > 0)
+    });
+    match line {
+        Some(line) => format!("{}:{line}: {said}", path.display()),
+        None => format!("{}: {said}", path.display()),
+    }
+}
+
 /// A config file's `data-dir` and `db`, for `natter backup`, `restore` and `admin`.
 pub fn data_place(path: &Path) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
     let text = std::fs::read_to_string(path)

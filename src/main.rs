@@ -639,9 +639,7 @@ fn main() -> ExitCode {
                             let argv = ["natter", "serve"].map(std::ffi::OsString::from);
                             command_line()
                                 .try_get_matches_from(argv.into_iter().chain(args))
-                                .map_err(|e| {
-                                    format!("{}: {}", file.display(), e.to_string().trim())
-                                })
+                                .map_err(|e| config::refusal(&file, &e))
                         })
                         .map(|_| println!("{}: ok", file.display()))
                 }
@@ -953,7 +951,7 @@ fn with_config_file(matches: clap::ArgMatches) -> Result<clap::ArgMatches, Strin
     let argv = std::env::args_os().chain(extra);
     command_line()
         .try_get_matches_from(argv)
-        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))
+        .map_err(|e| config::refusal(&path, &e))
 }
 
 /// The command line's definition: `natter join`'s help in the client's language, and every `serve` flag

@@ -1303,9 +1303,23 @@ async fn the_config_file_sets_what_flags_do_not() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // The file and the line of the bad value, why, and what is allowed.
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&file_arg),
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "{file_arg}:1: invalid value 'many' for '--max-clients <N>'"
+        )),
         "{out:?}"
+    );
+    std::fs::write(&file, "# logs\nlog-format = \"xml\"\n").unwrap();
+    let out = natter()
+        .args(["config", "check", &file_arg])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("{file_arg}:2: invalid value 'xml'"))
+            && said.contains("[possible values: text, json]"),
+        "{said}"
     );
 
     let example = natter().args(["config", "example"]).output().unwrap();
