@@ -1115,7 +1115,10 @@ impl Hub {
                     );
                     let item =
                         Outgoing::new(ServerFrame::Message(Box::new(message.to_message(&stored))));
-                    let ack = ack(&token, &stored);
+                    let sender = token.map(|token| {
+                        let ack = ack(&token, &stored);
+                        (token, ack)
+                    });
                     match &message.room {
                         Some(room) => {
                             if run.room.as_ref() != Some(room) {
@@ -1128,35 +1131,43 @@ impl Hub {
                                 // what they did (and the file's id).
                                 event: message.event.is_some() || message.file.is_some(),
                                 item,
-                                ack,
-                                token,
+                                sender,
                             });
                         }
                         None => {
                             self.flush(&mut run);
                             // A shared file reaches every session of its author, the sending one too.
-                            let except = message.file.is_none().then_some(&token.outbox);
+                            let except = sender
+                                .as_ref()
+                                .filter(|_| message.file.is_none())
+                                .map(|(token, _)| &token.outbox);
                             self.whisper(&message, item, stored.seq, except);
-                            answer(token, ack);
+                            if let Some((token, ack)) = sender {
+                                answer(token, ack);
+                            }
                         }
                     }
                 }
                 Ok(stored) => {
                     // A resend of a stored message: acked again (with its first seq), not delivered again.
                     self.flush(&mut run);
-                    let ack = ack(&token, &stored);
-                    answer(token, ack);
+                    if let Some(token) = token {
+                        let ack = ack(&token, &stored);
+                        answer(token, ack);
+                    }
                 }
                 Err(e) => {
                     self.flush(&mut run);
                     // The details are for the log; the sender learns what it means for them.
                     tracing::error!("message from {} not stored: {e}", message.from);
-                    let error = ServerFrame::error(
-                        ErrorCode::ServerError,
-                        natter_proto::error_args!(what = "store"),
-                        token.id.clone(),
-                    );
-                    answer(token, error);
+                    if let Some(token) = token {
+                        let error = ServerFrame::error(
+                            ErrorCode::ServerError,
+                            natter_proto::error_args!(what = "store"),
+                            token.id.clone(),
+                        );
+                        answer(token, error);
+                    }
                 }
             }
         }
@@ -1186,7 +1197,13 @@ impl Hub {
                             run.entries
                                 .iter()
                                 // A room event reaches its author too: they see what they did.
-                                .filter(|e| e.event || !Arc::ptr_eq(&e.token.outbox, outbox))
+                                .filter(|e| {
+                                    e.event
+                                        || !e
+                                            .sender
+                                            .as_ref()
+                                            .is_some_and(|(t, _)| Arc::ptr_eq(&t.outbox, outbox))
+                                })
                                 .map(|e| &e.item)
                                 .inspect(|_| delivered += 1),
                         );
@@ -1204,7 +1221,9 @@ impl Hub {
             }
         }
         for e in run.entries.drain(..) {
-            answer(e.token, e.ack);
+            if let Some((token, ack)) = e.sender {
+                answer(token, ack);
+            }
         }
     }
 
@@ -1686,9 +1705,9 @@ struct RunEntry {
     event: bool,
     /// The message, for the other members.
     item: Arc<Outgoing>,
-    /// Its ack, for the sender once everyone else has the message.
-    ack: ServerFrame,
-    token: AppendToken,
+    /// Its sender's token and ack, for the sender once everyone else has the message (none: another
+    /// node's message, in cluster mode).
+    sender: Option<(AppendToken, ServerFrame)>,
 }
 
 /// The ack of a stored message, echoing the sender's `id`.
@@ -1790,13 +1809,13 @@ mod tests {
                 event: None,
                 file: None,
             },
-            token: AppendToken {
+            token: Some(AppendToken {
                 outbox: outbox.clone(),
                 id: None,
                 done: oneshot::channel().0,
                 permit,
                 stored: None,
-            },
+            }),
             result: Ok(Stored {
                 seq,
                 ts: "2026-01-01T00:00:00.000Z".into(),

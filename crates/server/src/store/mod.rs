@@ -270,6 +270,23 @@ pub enum WriteCmd<T> {
         reply: tokio::sync::oneshot::Sender<usize>,
     },
 
+    /// Cluster mode: a message the stream stored at `seq` at `ts_ms`, handed over in stream order.
+    /// `tokens`: the senders on this node waiting for it — the first sent it, any other sent the same
+    /// id again before it came back (they are answered as resends).
+    Replicated {
+        message: NewMessage,
+        seq: u64,
+        ts_ms: i64,
+        tokens: Vec<T>,
+    },
+    /// Cluster mode: an append answered without delivery — a resend the stream recognised (with the
+    /// first copy's seq), or one the stream did not take (an error).
+    Settled {
+        message: NewMessage,
+        token: T,
+        result: Result<Stored, String>,
+    },
+
     /// Finish what is queued and stop.
     Stop,
 }
@@ -291,10 +308,11 @@ pub struct Account {
     pub password_once: bool,
 }
 
-/// The result of one append, handed to `deliver` after the batch's commit.
+/// The result of one append, handed to `deliver` after the batch's commit. `token`: the sender's, when
+/// the sender is connected here (in cluster mode, a message another node appended has none).
 pub struct Outcome<T> {
     pub message: NewMessage,
-    pub token: T,
+    pub token: Option<T>,
     pub result: Result<Stored, String>,
 }
 

@@ -436,38 +436,52 @@ impl<T> Writer<T> {
                             }
                             None => (m.text.clone(), None),
                         };
-                        tx.prepare_cached(
-                            "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
-                                                   recipient_key, recipient, client_id, text, event, file,
-                                                   notice, tags)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                        )?
-                        .execute(params![
-                            seq,
-                            ts,
-                            ts_ms,
-                            m.room.as_ref().map(|r| r.key()),
-                            m.room.as_ref().map(|r| r.as_str()),
-                            m.from.key(),
-                            m.from.as_str(),
-                            m.to.as_ref().map(|n| n.key()),
-                            m.to.as_ref().map(|n| n.as_str()),
-                            m.client_id,
-                            text,
-                            m.event
-                                .as_ref()
-                                .and_then(|e| serde_json::to_string(e).ok()),
-                            file,
-                            m.notice,
-                            (!m.tags.is_empty())
-                                .then(|| serde_json::to_string(&m.tags).ok())
-                                .flatten(),
-                        ])?;
+                        insert_row(&tx, m, seq, &ts, ts_ms, &text, file.as_deref())?;
                         stored.push(Stored {
                             seq,
                             ts: ts.clone(),
                             duplicate: false,
                         });
+                    }
+                    WriteCmd::Replicated {
+                        message: m,
+                        seq: at,
+                        ts_ms: at_ms,
+                        tokens,
+                    } => {
+                        let ts = time::wire_ms(*at_ms);
+                        let first = if *at <= seq {
+                            // Already applied (the stream is read again from a little before after a
+                            // restart): answered as a resend, not delivered again.
+                            Stored {
+                                seq: *at,
+                                ts,
+                                duplicate: true,
+                            }
+                        } else {
+                            seq = *at;
+                            // The same rule on every node, over the same history: a resend the stream's
+                            // duplicate window no longer caught is still not stored twice.
+                            match find_duplicate(&tx, m)? {
+                                Some(dup) => dup,
+                                None => {
+                                    insert_message(&tx, m, *at, &ts, *at_ms)?;
+                                    Stored {
+                                        seq: *at,
+                                        ts,
+                                        duplicate: false,
+                                    }
+                                }
+                            }
+                        };
+                        // One outcome per waiting sender (at least one, to deliver): the first as
+                        // stored, the rest as resends.
+                        for i in 0..tokens.len().max(1) {
+                            stored.push(Stored {
+                                duplicate: first.duplicate || i > 0,
+                                ..first.clone()
+                            });
+                        }
                     }
                     WriteCmd::Join { name, room } => {
                         tx.prepare_cached(
@@ -507,6 +521,7 @@ impl<T> Writer<T> {
                     | WriteCmd::Forget { .. }
                     | WriteCmd::Expire { .. }
                     | WriteCmd::ExpireFiles { .. }
+                    | WriteCmd::Settled { .. }
                     | WriteCmd::Stop => {}
                 }
             }
@@ -523,9 +538,30 @@ impl<T> Writer<T> {
         // The highest seq stored so far, this batch's included.
         let committed = result.as_ref().map_or(self.last_seq, |(seq, _)| *seq);
         let mut appends = Vec::new();
+        let mut settled = Vec::new();
         for cmd in batch {
             match cmd {
-                WriteCmd::Append(m, token) => appends.push((m, token)),
+                WriteCmd::Append(m, token) => appends.push((m, Some(token))),
+                WriteCmd::Replicated {
+                    message, tokens, ..
+                } => {
+                    if tokens.is_empty() {
+                        appends.push((message, None));
+                    } else {
+                        for token in tokens {
+                            appends.push((message.clone(), Some(token)));
+                        }
+                    }
+                }
+                WriteCmd::Settled {
+                    message,
+                    token,
+                    result,
+                } => settled.push(Outcome {
+                    message,
+                    token: Some(token),
+                    result,
+                }),
                 // Answered after the commit, so the answer includes this batch's joins and leaves.
                 WriteCmd::Rooms { name, reply } => {
                     let rooms = self.with_conn(|conn| rooms_of(conn, &name));
@@ -600,7 +636,7 @@ impl<T> Writer<T> {
             }
         }
         let appends = appends.into_iter();
-        match result {
+        let mut outcomes: Vec<Outcome<T>> = match result {
             Ok((seq, stored)) => {
                 self.last_seq = seq;
                 appends
@@ -623,7 +659,9 @@ impl<T> Writer<T> {
                     })
                     .collect()
             }
-        }
+        };
+        outcomes.append(&mut settled);
+        outcomes
     }
 
     /// Applies the retention limits completely (at start-up, before anyone waits for a commit).
@@ -1109,4 +1147,56 @@ mod tests {
         );
         assert_eq!(oldest_seq(&conn).unwrap(), Some(1));
     }
+}
+
+/// A message's row: `text` and `file` (the shared file's info as JSON) already made.
+fn insert_row(
+    tx: &rusqlite::Transaction<'_>,
+    m: &super::NewMessage,
+    seq: u64,
+    ts: &str,
+    ts_ms: i64,
+    text: &str,
+    file: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
+                               recipient_key, recipient, client_id, text, event, file,
+                               notice, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        seq,
+        ts,
+        ts_ms,
+        m.room.as_ref().map(|r| r.key()),
+        m.room.as_ref().map(|r| r.as_str()),
+        m.from.key(),
+        m.from.as_str(),
+        m.to.as_ref().map(|n| n.key()),
+        m.to.as_ref().map(|n| n.as_str()),
+        m.client_id,
+        text,
+        m.event
+            .as_ref()
+            .and_then(|e| serde_json::to_string(e).ok()),
+        file,
+        m.notice,
+        (!m.tags.is_empty())
+            .then(|| serde_json::to_string(&m.tags).ok())
+            .flatten(),
+    ])?;
+    Ok(())
+}
+
+/// A message another node appended (cluster mode): stored as it is, at the stream's seq (shared files
+/// stay on the node that took them, so one arrives as its text).
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &super::NewMessage,
+    seq: u64,
+    ts: &str,
+    ts_ms: i64,
+) -> rusqlite::Result<()> {
+    insert_row(tx, m, seq, ts, ts_ms, &m.text, None)
 }
