@@ -349,6 +349,14 @@ struct ServeArgs {
     /// X-Forwarded-For, naming the client whose address limits, bans and throttles apply to.
     #[arg(long, value_name = "ADDR")]
     trusted_proxy: Vec<std::net::IpAddr>,
+    /// Join a cluster: the NATS servers (JetStream) whose stream is the message log shared by every
+    /// node, e.g. nats://127.0.0.1:4222 (comma-separated for several). Without it natter keeps its log
+    /// in SQLite alone.
+    #[arg(long, value_name = "NATS_URLS")]
+    cluster: Option<String>,
+    /// The cluster's stream (its subjects are NAME.>).
+    #[arg(long, value_name = "NAME", default_value = "natter")]
+    cluster_stream: String,
     /// Where Prometheus scrapes `/metrics` (and `/healthz`): `web` (the browser client's listener),
     /// an address of its own (plain HTTP, e.g. 127.0.0.1:9500), or `off` (nothing is counted).
     #[arg(long, value_name = "web|ADDR|off", default_value = "web", value_parser = metrics_place)]
@@ -1232,6 +1240,13 @@ fn settings(args: &ServeArgs, data_dir: &std::path::Path) -> Result<natter_serve
         password_min_chars: usize::from(args.password_min_chars),
         metrics_on_web: args.metrics == "web",
         trusted_proxies: args.trusted_proxy.clone(),
+        cluster: args
+            .cluster
+            .as_ref()
+            .map(|urls| natter_server::cluster::ClusterConfig {
+                urls: urls.split(',').map(|u| u.trim().to_owned()).collect(),
+                stream: args.cluster_stream.clone(),
+            }),
         irc: natter_server::frontend::irc::IrcConfig {
             server_name: args.irc_server_name.as_str().into(),
             motd: match &args.irc_motd {

@@ -8,6 +8,7 @@
 //! [`outbox`] (bounded per-connection queue), [`store`] (the message log that assigns seq, and history).
 //! ARCHITECTURE.md has the concurrency rules.
 
+pub mod cluster;
 pub mod files;
 pub mod frontend;
 pub mod hub;
@@ -99,6 +100,8 @@ pub struct Config {
     /// Proxies whose PROXY protocol headers (TCP) and `X-Forwarded-For` (web) name the client a connection
     /// is counted as (`--trusted-proxy`): per-address limits, bans and throttles then apply to the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Cluster mode (`--cluster`): the message log is a NATS JetStream stream shared with other nodes.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Whether the web listener serves `/metrics` (`--metrics web`, the default; not with `--metrics ADDR`
     /// or `off`).
     pub metrics_on_web: bool,
@@ -139,6 +142,7 @@ impl Default for Config {
             irc: Default::default(),
             password_min_chars: passwords::MIN_CHARS,
             metrics_on_web: true,
+            cluster: None,
             trusted_proxies: Vec::new(),
         }
     }
@@ -228,6 +232,8 @@ pub enum ServerError {
     Io(#[from] io::Error),
     #[error("the history store stopped working; the server shut down (see the log above)")]
     StoreFailed,
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// Runs the server on `listeners` until `shutdown` completes, then says `bye` to every client, lets the
@@ -296,7 +302,11 @@ pub async fn run_reloadable(
         lab,
         metrics,
     } = listeners;
-    let core = Core::start(config)?;
+    let cluster = match &config.cluster {
+        Some(c) => Some(cluster::Cluster::connect(c).await?),
+        None => None,
+    };
+    let core = Core::start_with(config, cluster)?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     // One set of limits for the whole server: `--max-clients` counts every listener's connections.
@@ -369,8 +379,26 @@ pub(crate) struct Core {
 
 impl Core {
     /// Opens the message log and starts its writer thread, delivering through a new hub.
+    #[cfg(test)]
     pub(crate) fn start(config: Config) -> Result<Self, ServerError> {
+        Self::start_with(config, None)
+    }
+
+    /// Opens the message log and starts its writer thread, delivering through a new hub — in cluster mode when `cluster` is given: the stream in front of the store.
+    pub(crate) fn start_with(
+        mut config: Config,
+        cluster: Option<cluster::Cluster>,
+    ) -> Result<Self, ServerError> {
         let opened = store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
+        let opened = match &cluster {
+            Some(cluster) => {
+                if config.files.dir.take().is_some() {
+                    tracing::info!("file sharing is off in cluster mode (files stay on one node)");
+                }
+                cluster.front(opened)
+            }
+            None => opened,
+        };
         let hub = Hub::new(
             HubConfig {
                 max_text: config.max_text,

@@ -713,6 +713,56 @@ const PRUNE_BY_AGE: &str =
 const PRUNE_BY_COUNT: &str =
     "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE seq <= ?1 ORDER BY seq LIMIT ?2)";
 
+/// A message's row: `text` and `file` (the shared file's info as JSON) already made.
+fn insert_row(
+    tx: &rusqlite::Transaction<'_>,
+    m: &super::NewMessage,
+    seq: u64,
+    ts: &str,
+    ts_ms: i64,
+    text: &str,
+    file: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
+                               recipient_key, recipient, client_id, text, event, file,
+                               notice, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        seq,
+        ts,
+        ts_ms,
+        m.room.as_ref().map(|r| r.key()),
+        m.room.as_ref().map(|r| r.as_str()),
+        m.from.key(),
+        m.from.as_str(),
+        m.to.as_ref().map(|n| n.key()),
+        m.to.as_ref().map(|n| n.as_str()),
+        m.client_id,
+        text,
+        m.event.as_ref().and_then(|e| serde_json::to_string(e).ok()),
+        file,
+        m.notice,
+        (!m.tags.is_empty())
+            .then(|| serde_json::to_string(&m.tags).ok())
+            .flatten(),
+    ])?;
+    Ok(())
+}
+
+/// A message another node appended (cluster mode): stored as it is, at the stream's seq (shared files
+/// stay on the node that took them, so one arrives as its text).
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &super::NewMessage,
+    seq: u64,
+    ts: &str,
+    ts_ms: i64,
+) -> rusqlite::Result<()> {
+    insert_row(tx, m, seq, ts, ts_ms, &m.text, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1147,56 +1197,4 @@ mod tests {
         );
         assert_eq!(oldest_seq(&conn).unwrap(), Some(1));
     }
-}
-
-/// A message's row: `text` and `file` (the shared file's info as JSON) already made.
-fn insert_row(
-    tx: &rusqlite::Transaction<'_>,
-    m: &super::NewMessage,
-    seq: u64,
-    ts: &str,
-    ts_ms: i64,
-    text: &str,
-    file: Option<&str>,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO messages (seq, ts, ts_ms, room_key, room, sender_key, sender,
-                               recipient_key, recipient, client_id, text, event, file,
-                               notice, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        seq,
-        ts,
-        ts_ms,
-        m.room.as_ref().map(|r| r.key()),
-        m.room.as_ref().map(|r| r.as_str()),
-        m.from.key(),
-        m.from.as_str(),
-        m.to.as_ref().map(|n| n.key()),
-        m.to.as_ref().map(|n| n.as_str()),
-        m.client_id,
-        text,
-        m.event
-            .as_ref()
-            .and_then(|e| serde_json::to_string(e).ok()),
-        file,
-        m.notice,
-        (!m.tags.is_empty())
-            .then(|| serde_json::to_string(&m.tags).ok())
-            .flatten(),
-    ])?;
-    Ok(())
-}
-
-/// A message another node appended (cluster mode): stored as it is, at the stream's seq (shared files
-/// stay on the node that took them, so one arrives as its text).
-fn insert_message(
-    tx: &rusqlite::Transaction<'_>,
-    m: &super::NewMessage,
-    seq: u64,
-    ts: &str,
-    ts_ms: i64,
-) -> rusqlite::Result<()> {
-    insert_row(tx, m, seq, ts, ts_ms, &m.text, None)
 }

@@ -1,0 +1,381 @@
+//! Cluster mode (`natter serve --cluster nats://…`): several natter nodes share one message log, a NATS
+//! JetStream stream, whose sequence is natter's `seq`.
+//!
+//! The stream stands where SQLite's `seq` counter stands (the seam of [`crate::store`]); each node keeps its
+//! SQLite database as a *read model*: every message of the stream, applied in stream order, at the
+//! stream's seq and time. So history, replays and resumes are served locally, and every node's history is
+//! the same prefix of the stream.
+//!
+//! **Appending** (the publisher task): a `say` or `whisper` reaching the log is published to
+//! `STREAM.msg` with `Nats-Msg-Id` = the sender's folded name and the client's `id` (ids are unique per
+//! sender only), so a retry through any node within the stream's duplicate window is stored once. Its
+//! sender waits under that id. **Delivering** (the follower task): each node reads the stream once,
+//! with an ordered consumer from its read model's last seq, and hands every message, in seq order, to
+//! its store's writer as [`WriteCmd::Replicated`], with the senders waiting for it on this node. The
+//! writer stores it and the hub fans it out to this node's users and only then acks its sender.
+//!
+//! So an ack means: the message is in the stream (JetStream acknowledged it, stored on a quorum of the
+//! NATS cluster — a consumer never sees a message before that), it is in this node's history, and every
+//! recipient connected to *this* node has it queued. Recipients on other nodes get it when their node's
+//! follower reads it (PROTOCOL.md, *Cluster mode*).
+//!
+//! Everything else the store keeps (memberships, accounts, rules, blocks) is still each node's own in
+//! this version, and so are shared files (ARCHITECTURE.md, *Known limits*).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use natter_proto::frame::{RoomEvent, Tags};
+use natter_proto::{Name, RoomName};
+
+use crate::store::{NewMessage, Opened, Stored, WriteCmd};
+
+/// How a node finds its cluster (`--cluster`, `--cluster-stream`).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// NATS servers, e.g. `nats://127.0.0.1:4222` (any of them; the client learns the others).
+    pub urls: Vec<String>,
+    /// The stream (its subjects are `NAME.>`).
+    pub stream: String,
+}
+
+/// Why cluster mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("--cluster {0}: not a NATS address (use e.g. nats://127.0.0.1:4222)")]
+    Address(String),
+    #[error("cannot reach NATS at {urls}: {source}")]
+    Connect {
+        urls: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("NATS at {urls} answered, but JetStream did not (is nats-server running with -js?): {detail}")]
+    JetStream { urls: String, detail: String },
+}
+
+/// How long the stream remembers `Nats-Msg-Id`s: a resend within it is stored once, whichever node it
+/// goes through (beyond it, the read model's own rule — the sender's last messages — still holds).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+/// A node's connection to its cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: String,
+    urls: String,
+}
+
+impl Cluster {
+    /// Connects to NATS and makes sure the stream exists: replicated 3 times on a NATS cluster of 3 or
+    /// more servers, once on a single server. Fails at once when NATS cannot be reached.
+    pub async fn connect(config: &ClusterConfig) -> Result<Self, ClusterError> {
+        let urls = config.urls.join(",");
+        let addrs = config
+            .urls
+            .iter()
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>()
+                    .map_err(|_| ClusterError::Address(u.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = async_nats::ConnectOptions::new()
+            .name("natter")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(addrs)
+            .await
+            .map_err(|source| ClusterError::Connect {
+                urls: urls.clone(),
+                source,
+            })?;
+        let servers = client.server_info().connect_urls.len().max(1);
+        let js = jetstream::new(client.clone());
+        let stream_config = jetstream::stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.stream)],
+            num_replicas: if servers >= 3 { 3 } else { 1 },
+            duplicate_window: DUPLICATE_WINDOW,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        };
+        js.get_or_create_stream(stream_config)
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                urls: urls.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            client,
+            js,
+            stream: config.stream.clone(),
+            urls,
+        })
+    }
+
+    /// The subject messages are published on.
+    fn subject(&self) -> String {
+        format!("{}.msg", self.stream)
+    }
+
+    /// Puts the stream in front of an opened SQLite store: the hub's commands go to a publisher, which
+    /// sends appends to the stream and everything else on to the writer; a follower feeds the writer the
+    /// stream's messages from the read model's last seq on. Call within the runtime.
+    pub fn front<T: Send + 'static>(&self, mut opened: Opened<T>) -> Opened<T> {
+        let (commands, hub) = mpsc::unbounded_channel();
+        let writer = std::mem::replace(&mut opened.commands, commands);
+        let waiting: Waiting<T> = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(publish(self.clone(), hub, writer.clone(), waiting.clone()));
+        tokio::spawn(follow(self.clone(), opened.last_seq + 1, writer, waiting));
+        opened
+    }
+}
+
+/// Senders waiting for their message to come back from the stream, by `Nats-Msg-Id`.
+type Waiting<T> = Arc<Mutex<HashMap<String, Vec<T>>>>;
+
+/// A message as it is kept in the stream.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<String>,
+    from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<Box<RoomEvent>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    notice: bool,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    tags: Tags,
+}
+
+impl Entry {
+    fn of(m: &NewMessage) -> Self {
+        Self {
+            room: m.room.as_ref().map(|r| r.as_str().to_owned()),
+            from: m.from.as_str().to_owned(),
+            to: m.to.as_ref().map(|n| n.as_str().to_owned()),
+            text: m.text.clone(),
+            id: m.client_id.clone(),
+            event: m.event.clone(),
+            notice: m.notice,
+            tags: m.tags.clone(),
+        }
+    }
+
+    /// The message again (`None`: not one natter wrote).
+    fn message(self) -> Option<NewMessage> {
+        Some(NewMessage {
+            room: match self.room {
+                Some(room) => Some(RoomName::parse_lenient(&room).ok()?),
+                None => None,
+            },
+            from: Name::new(&self.from).ok()?,
+            to: match self.to {
+                Some(to) => Some(Name::new(&to).ok()?),
+                None => None,
+            },
+            text: self.text,
+            client_id: self.id,
+            event: self.event,
+            file: None,
+            notice: self.notice,
+            tags: self.tags,
+        })
+    }
+}
+
+/// The hub's commands: appends to the stream, the rest to the writer, in order.
+async fn publish<T: Send + 'static>(
+    cluster: Cluster,
+    mut hub: mpsc::UnboundedReceiver<WriteCmd<T>>,
+    writer: mpsc::UnboundedSender<WriteCmd<T>>,
+    waiting: Waiting<T>,
+) {
+    let subject = cluster.subject();
+    let mut unnamed = 0u64;
+    let node = cluster.client.server_info().client_id;
+    while let Some(cmd) = hub.recv().await {
+        let (message, token) = match cmd {
+            WriteCmd::Append(message, token) => (message, token),
+            other => {
+                if writer.send(other).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let msg_id = match &message.client_id {
+            Some(id) => format!("{}/{id}", message.from.key()),
+            None => {
+                // Without a client id (a room event): unique to this connection and moment.
+                unnamed += 1;
+                format!(
+                    "~{node}/{}/{unnamed}",
+                    jiff::Timestamp::now().as_nanosecond()
+                )
+            }
+        };
+        let payload = match serde_json::to_vec(&Entry::of(&message)) {
+            Ok(p) => p,
+            Err(e) => {
+                settle(&writer, message, token, Err(e.to_string()));
+                continue;
+            }
+        };
+        lock(&waiting)
+            .entry(msg_id.clone())
+            .or_default()
+            .push(token);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
+        let sent = cluster
+            .js
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await;
+        // The ack is awaited aside, so the next message is published meanwhile (in order: one connection).
+        let (writer, waiting) = (writer.clone(), waiting.clone());
+        tokio::spawn(async move {
+            let acked = match sent {
+                Ok(ack) => ack.await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let result = match acked {
+                // Stored: the follower answers the sender when the message comes back in order.
+                Ok(ack) if !ack.duplicate => return,
+                // A resend the stream recognised: acked with the first copy's seq, not delivered.
+                Ok(ack) => Ok(Stored {
+                    seq: ack.sequence,
+                    ts: natter_proto::time::now_wire(),
+                    duplicate: true,
+                }),
+                Err(e) => {
+                    tracing::error!("the cluster's stream did not take a message: {e}");
+                    Err(e)
+                }
+            };
+            // Unless the follower has answered it already (it saw the message), answer it here.
+            let token = lock(&waiting).get_mut(&msg_id).and_then(|t| t.pop());
+            if let Some(token) = token {
+                settle(&writer, message, token, result);
+            }
+        });
+    }
+}
+
+fn settle<T>(
+    writer: &mpsc::UnboundedSender<WriteCmd<T>>,
+    message: NewMessage,
+    token: T,
+    result: Result<Stored, String>,
+) {
+    let _ = writer.send(WriteCmd::Settled {
+        message,
+        token,
+        result,
+    });
+}
+
+fn lock<T>(waiting: &Waiting<T>) -> std::sync::MutexGuard<'_, HashMap<String, Vec<T>>> {
+    waiting.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads the stream from `start` on, in order, for as long as the node runs, and hands each message to
+/// the writer with the senders waiting for it here.
+async fn follow<T: Send + 'static>(
+    cluster: Cluster,
+    start: u64,
+    writer: mpsc::UnboundedSender<WriteCmd<T>>,
+    waiting: Waiting<T>,
+) {
+    let mut next = start;
+    loop {
+        match follow_from(&cluster, next, &writer, &waiting).await {
+            Ok(Some(seq)) => next = seq + 1,
+            Ok(None) => return, // the writer is gone: the server is stopping
+            Err((seq, e)) => {
+                next = seq.map_or(next, |s| s + 1);
+                tracing::warn!(
+                    "reading the cluster's stream at {}: {e}; again in a second",
+                    cluster.urls
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// One ordered consumer from `start`: `Ok(None)` when the writer is gone, else the last seq handed over
+/// when the consumer failed.
+async fn follow_from<T: Send + 'static>(
+    cluster: &Cluster,
+    start: u64,
+    writer: &mpsc::UnboundedSender<WriteCmd<T>>,
+    waiting: &Waiting<T>,
+) -> Result<Option<u64>, (Option<u64>, String)> {
+    let stream = cluster
+        .js
+        .get_stream(&cluster.stream)
+        .await
+        .map_err(|e| (None, e.to_string()))?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::push::OrderedConfig {
+            deliver_subject: cluster.client.new_inbox(),
+            filter_subject: cluster.subject(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| (None, e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| (None, e.to_string()))?;
+    let mut last = None;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| (last, e.to_string()))?;
+        let info = message.info().map_err(|e| (last, e.to_string()))?;
+        let (seq, ts_ms) = (
+            info.stream_sequence,
+            (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
+        );
+        last = Some(seq);
+        let msg_id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned());
+        let Some(entry) = serde_json::from_slice::<Entry>(&message.payload)
+            .ok()
+            .and_then(Entry::message)
+        else {
+            tracing::warn!("the cluster's stream holds something that is not a natter message at seq {seq}; skipped");
+            continue;
+        };
+        let tokens = msg_id
+            .and_then(|id| lock(waiting).remove(&id))
+            .unwrap_or_default();
+        let replicated = WriteCmd::Replicated {
+            message: entry,
+            seq,
+            ts_ms,
+            tokens,
+        };
+        if writer.send(replicated).is_err() {
+            return Ok(None);
+        }
+    }
+    Err((last, "the consumer ended".into()))
+}

@@ -1,0 +1,186 @@
+//! Issue 17, cluster mode: natter nodes sharing one NATS JetStream stream (a real `nats-server` with
+//! JetStream, on loopback, in a temporary directory).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Client, Connect, TestServer};
+use natter_server::cluster::ClusterConfig;
+use natter_server::store::DbPath;
+use natter_server::Config;
+use serde_json::{json, Value};
+
+/// A `nats-server -js` on a free loopback port, stopped when dropped.
+struct Nats {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian's nats-server package; ./test installs it)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            url: format!("nats://{addr}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node of the cluster at `nats`, with its own history file in `dir`.
+async fn node(nats: &Nats, dir: &std::path::Path, name: &str) -> TestServer {
+    TestServer::start_with(Config {
+        db: DbPath::File(dir.join(format!("{name}.db"))),
+        cluster: Some(ClusterConfig {
+            urls: vec![nats.url.clone()],
+            stream: "natter".into(),
+        }),
+        ..natter_server::testing::config()
+    })
+    .await
+}
+
+/// The next `message` frame (skipping presence).
+async fn message(c: &mut Client) -> Value {
+    loop {
+        let f = c.recv().await;
+        if f["type"] == "message" {
+            return f;
+        }
+    }
+}
+
+/// Two nodes on one NATS server: users on either exchange room messages with the same seqs;
+/// an ack comes after the stream has the message; a resend through the other node is stored once; both
+/// nodes serve the same history.
+#[tokio::test]
+async fn two_nodes_share_rooms_seqs_and_history() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    let mut alice = a.join("alice").await;
+    let mut bob = b.join("bob").await;
+
+    let ack = alice.say("hello from a", "1").await;
+    let seq = ack["seq"].as_u64().unwrap();
+    let got = message(&mut bob).await;
+    assert_eq!(
+        (
+            got["seq"].as_u64(),
+            got["text"].as_str(),
+            got["from"].as_str()
+        ),
+        (Some(seq), Some("hello from a"), Some("alice"))
+    );
+    let ack = bob.say("hello from b", "1").await;
+    let seq_b = ack["seq"].as_u64().unwrap();
+    assert!(seq_b > seq);
+    let got = message(&mut alice).await;
+    assert_eq!(got["seq"].as_u64(), Some(seq_b));
+
+    // alice's resend of "1" through node b (her connection to a was lost before the ack): the same seq,
+    // and nobody gets it twice.
+    let mut again = b.join("alice").await;
+    let ack = again.say("hello from a", "1").await;
+    assert_eq!(ack["seq"].as_u64(), Some(seq), "{ack}");
+    let pending = bob.sync().await;
+    assert!(
+        pending.iter().all(|f| f["type"] != "message"),
+        "{pending:?}"
+    );
+
+    // The same history on both nodes.
+    let on_a = lobby_history(&mut alice).await;
+    let on_b = lobby_history(&mut bob).await;
+    assert_eq!(on_a, on_b);
+    assert!(on_a.contains(&(seq, "hello from a".to_owned())), "{on_a:?}");
+    assert!(
+        on_a.contains(&(seq_b, "hello from b".to_owned())),
+        "{on_a:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The lobby's history as (seq, text).
+async fn lobby_history(c: &mut Client) -> Vec<(u64, String)> {
+    c.send(json!({"type":"history","room":"lobby","limit":100}))
+        .await;
+    loop {
+        let f = c.recv().await;
+        if f["type"] == "history" {
+            return f["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["seq"].as_u64().unwrap(),
+                        m["text"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+        }
+    }
+}
+
+/// A node whose NATS cannot be reached does not start: it says so.
+#[tokio::test]
+async fn a_node_without_nats_says_so() {
+    let port = free_port();
+    let listener = natter_server::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+    let result = natter_server::run_all(
+        natter_server::Listeners {
+            chat: vec![listener],
+            ..Default::default()
+        },
+        Config {
+            cluster: Some(ClusterConfig {
+                urls: vec![format!("nats://127.0.0.1:{port}")],
+                stream: "natter".into(),
+            }),
+            ..natter_server::testing::config()
+        },
+        std::future::pending::<()>(),
+    )
+    .await;
+    let said = result.expect_err("no NATS, no server").to_string();
+    assert!(
+        said.contains("cannot reach NATS at nats://127.0.0.1:"),
+        "{said}"
+    );
+}
