@@ -16,32 +16,56 @@ use serde_json::{json, Value};
 /// A `nats-server -js` on a free loopback port, stopped when dropped.
 struct Nats {
     child: Child,
+    addr: SocketAddr,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Nats {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Self::spawn(addr, dir.path());
+        Self {
+            child,
+            addr,
+            url: format!("nats://{addr}"),
+            dir,
+        }
+    }
+
+    fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &addr.port().to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server (Debian's nats-server package; ./test installs it)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(addr).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self {
-            child,
-            url: format!("nats://{addr}"),
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Kills the server (SIGKILL): its clients see it vanish.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same storage.
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.addr, self.dir.path());
     }
 }
 
@@ -183,4 +207,71 @@ async fn a_node_without_nats_says_so() {
         said.contains("cannot reach NATS at nats://127.0.0.1:"),
         "{said}"
     );
+}
+
+/// A node cut off from NATS refuses sends with `server_error` instead of acking what it cannot store,
+/// and recovers by itself when NATS is back: the next send is acked and reaches the other node.
+#[tokio::test]
+async fn a_node_cut_off_from_nats_refuses_sends_and_recovers() {
+    let mut nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    let mut alice = a.join("alice").await;
+    let mut bob = b.join("bob").await;
+    let first = alice.say("before", "1").await["seq"].as_u64().unwrap();
+    assert_eq!(message(&mut bob).await["seq"].as_u64(), Some(first));
+
+    nats.kill();
+    alice
+        .send(json!({"type":"say","text":"during","id":"2"}))
+        .await;
+    let refused = loop {
+        let f = alice.recv().await;
+        if f["type"] == "error" || f["type"] == "ack" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (
+            refused["type"].as_str(),
+            refused["code"].as_str(),
+            refused["id"].as_str()
+        ),
+        (Some("error"), Some("server_error"), Some("2")),
+        "{refused}"
+    );
+
+    nats.restart();
+    // The client's retry of the refused message, once NATS is back (the node reconnects by itself).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seq = loop {
+        alice
+            .send(json!({"type":"say","text":"during","id":"2"}))
+            .await;
+        let f = loop {
+            let f = alice.recv().await;
+            if f["type"] == "error" || f["type"] == "ack" {
+                break f;
+            }
+        };
+        if f["type"] == "ack" {
+            break f["seq"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no recovery: {f}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(seq > first);
+    let got = message(&mut bob).await;
+    assert_eq!(
+        (got["seq"].as_u64(), got["text"].as_str()),
+        (Some(seq), Some("during"))
+    );
+    let pending = bob.sync().await;
+    assert!(
+        pending.iter().all(|f| f["type"] != "message"),
+        "delivered once: {pending:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
 }
