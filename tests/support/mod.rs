@@ -108,7 +108,7 @@ impl Raw {
 /// A `natter serve` with its announcements read and its log (stderr) kept for the test to read.
 #[allow(dead_code)] // not every test binary that includes this module reads a server's log
 pub struct Served {
-    child: Child,
+    pub child: Child,
     /// The announcement lines (stdout) up to "natter: history …".
     pub announced: Vec<String>,
     log: BufReader<ChildStderr>,

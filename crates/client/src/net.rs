@@ -59,21 +59,54 @@ impl Connection {
     }
 }
 
-/// Opens a byte stream to `addr` as [`Connection::connect`] does (file transfers use it bare).
-pub async fn open(addr: &str, tls: &TlsOptions) -> Result<(Box<dyn Io>, Trust), ClientError> {
+/// Opens a byte stream as [`Connection::connect`] does (file transfers use it bare). `servers` is one
+/// server or several, comma-separated (the nodes of a cluster: `a:5500,b:5500,c:5500`), and a name may
+/// stand for several addresses: they are tried in order until one answers. A server that answers with
+/// another certificate than before stops the search (that is not a node being down).
+pub async fn open(servers: &str, tls: &TlsOptions) -> Result<(Box<dyn Io>, Trust), ClientError> {
+    let mut unreachable = None;
+    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match open_one(server, tls).await {
+            Err(e @ ClientError::Connect { .. }) => unreachable = Some(e),
+            done => return done,
+        }
+    }
+    Err(unreachable.unwrap_or_else(|| ClientError::Connect {
+        addr: servers.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no server given"),
+    }))
+}
+
+/// How long one address may take to accept a connection before the next is tried.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A TCP connection to one of `addr`'s addresses (a name may have several), the first that answers.
+async fn tcp_to(addr: &str) -> Result<TcpStream, ClientError> {
+    let failed = |source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(addr).await.map_err(failed)? {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(resolved)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Err(failed(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
+}
+
+/// [`open`] for one server.
+async fn open_one(addr: &str, tls: &TlsOptions) -> Result<(Box<dyn Io>, Trust), ClientError> {
     {
         let addr = with_port(addr);
-        let tcp = || async {
-            let stream =
-                TcpStream::connect(&addr)
-                    .await
-                    .map_err(|source| ClientError::Connect {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-            let _ = stream.set_nodelay(true);
-            Ok::<_, ClientError>(stream)
-        };
+        let tcp = || tcp_to(&addr);
         if tls.off {
             return Ok((Box::new(tcp().await?), Trust::Plain));
         }

@@ -3,86 +3,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Client, Connect, TestServer};
 use natter_server::cluster::ClusterConfig;
 use natter_server::store::DbPath;
+use natter_server::testing::Nats;
 use natter_server::Config;
 use serde_json::{json, Value};
-
-/// A `nats-server -js` on a free loopback port, stopped when dropped.
-struct Nats {
-    child: Child,
-    addr: SocketAddr,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = Self::spawn(addr, dir.path());
-        Self {
-            child,
-            addr,
-            url: format!("nats://{addr}"),
-            dir,
-        }
-    }
-
-    fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
-        let child = Command::new("nats-server")
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &addr.port().to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (Debian's nats-server package; ./test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
-    }
-
-    /// Kills the server (SIGKILL): its clients see it vanish.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts it again on the same port with the same storage.
-    fn restart(&mut self) {
-        self.child = Self::spawn(self.addr, self.dir.path());
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A node of the cluster at `nats`, with its own history file in `dir`.
 async fn node(nats: &Nats, dir: &std::path::Path, name: &str) -> TestServer {
@@ -185,7 +113,7 @@ async fn lobby_history(c: &mut Client) -> Vec<(u64, String)> {
 /// A node whose NATS cannot be reached does not start: it says so.
 #[tokio::test]
 async fn a_node_without_nats_says_so() {
-    let port = free_port();
+    let port = natter_server::testing::free_port();
     let listener = natter_server::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
     let result = natter_server::run_all(
         natter_server::Listeners {
