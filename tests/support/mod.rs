@@ -86,7 +86,12 @@ impl Raw {
     }
 
     pub async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+        self.recv_within(Duration::from_secs(10)).await
+    }
+
+    /// The next frame, waiting at most `limit`.
+    pub async fn recv_within(&mut self, limit: Duration) -> Value {
+        let line = tokio::time::timeout(limit, self.lines.next_line())
             .await
             .expect("timed out")
             .unwrap()

@@ -19,8 +19,9 @@
 //! recipient connected to *this* node has it queued. Recipients on other nodes get it when their node's
 //! follower reads it (PROTOCOL.md, *Cluster mode*).
 //!
-//! Everything else the store keeps (memberships, accounts, rules, blocks) is still each node's own in
-//! this version, and so are shared files (ARCHITECTURE.md, *Known limits*).
+//! Names online are cluster-wide ([`Presence`]). Everything else the store keeps (memberships, accounts,
+//! rules, blocks) is still each node's own in this version, and so are shared files (ARCHITECTURE.md,
+//! *Known limits*).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -378,4 +379,160 @@ async fn follow_from<T: Send + 'static>(
         }
     }
     Err((last, "the consumer ended".into()))
+}
+
+/// Names online, cluster-wide: a JetStream stream (`STREAM-names`, one subject per name, one message per
+/// subject, messages kept [`NAME_TTL`]). A node takes a name by publishing on its subject with "expected
+/// last subject sequence 0" — compare-and-set: of two nodes racing, one succeeds — and keeps it by
+/// publishing again every [`HEARTBEAT`], each time expecting its own last message; a node that dies stops
+/// renewing, and its names are free again within [`NAME_TTL`]. (A key-value bucket is this same thing;
+/// the bucket API of the client library does not speak to the nats-server 2.9 Debian ships.)
+pub struct Presence {
+    js: jetstream::Context,
+    /// The names stream.
+    stream: String,
+    /// This process, as its messages name it.
+    node: String,
+    /// The names this node holds: how many of its sessions use each, and the seq of its last message.
+    held: Mutex<HashMap<String, (usize, u64)>>,
+}
+
+/// How often a node renews the names it holds.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// How long a name stays taken after its node's last heartbeat.
+pub const NAME_TTL: Duration = Duration::from_secs(10);
+
+impl Presence {
+    /// Opens (or makes) the names stream and starts renewing this node's names.
+    pub async fn open(cluster: &Cluster) -> Result<Arc<Self>, ClusterError> {
+        let servers = cluster.client.server_info().connect_urls.len().max(1);
+        let stream = format!("{}-names", cluster.stream);
+        cluster
+            .js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: stream.clone(),
+                subjects: vec![format!("{stream}.>")],
+                max_messages_per_subject: 1,
+                max_age: NAME_TTL,
+                storage: jetstream::stream::StorageType::Memory,
+                num_replicas: if servers >= 3 { 3 } else { 1 },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                urls: cluster.urls.clone(),
+                detail: e.to_string(),
+            })?;
+        let presence = Arc::new(Self {
+            js: cluster.js.clone(),
+            stream,
+            node: format!("node-{}", jiff::Timestamp::now().as_nanosecond()),
+            held: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(renew(Arc::downgrade(&presence)));
+        Ok(presence)
+    }
+
+    /// Publishes this node's claim on `subject`, expecting `last` as the subject's last seq (0: none).
+    /// `Ok(Some(seq))`: ours, at `seq`; `Ok(None)`: the subject has another last message (someone else's).
+    async fn stake(&self, subject: &str, last: u64) -> Result<Option<u64>, String> {
+        let publish = jetstream::context::Publish::build()
+            .payload(self.node.clone().into())
+            .expected_last_subject_sequence(last);
+        let ack = self
+            .js
+            .send_publish(subject.to_owned(), publish)
+            .await
+            .map_err(|e| e.to_string())?
+            .await;
+        match ack {
+            Ok(ack) => Ok(Some(ack.sequence)),
+            Err(e) if e.to_string().contains("wrong last sequence") => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Takes `name` (a folded name) for a session of this node: `Ok(false)` when another node has it.
+    pub async fn claim(&self, name: &str) -> Result<bool, String> {
+        let subject = self.subject_of(name);
+        if let Some((sessions, _)) = self.held().get_mut(&subject) {
+            *sessions += 1;
+            return Ok(true);
+        }
+        let staked = self.stake(&subject, 0).await?;
+        let mut held = self.held();
+        match (staked, held.get_mut(&subject)) {
+            // Another of this node's sessions took it meanwhile: it is ours either way.
+            (_, Some((sessions, _))) => {
+                *sessions += 1;
+                Ok(true)
+            }
+            (Some(seq), None) => {
+                held.insert(subject, (1, seq));
+                Ok(true)
+            }
+            (None, None) => Ok(false),
+        }
+    }
+
+    /// A session of this node no longer uses `name`: the last one frees it for the cluster.
+    pub fn release(&self, name: &str) {
+        let subject = self.subject_of(name);
+        {
+            let mut held = self.held();
+            match held.get_mut(&subject) {
+                Some((sessions, _)) if *sessions > 1 => {
+                    *sessions -= 1;
+                    return;
+                }
+                Some(_) => {
+                    held.remove(&subject);
+                }
+                None => return,
+            }
+        }
+        let (js, stream) = (self.js.clone(), self.stream.clone());
+        tokio::spawn(async move {
+            if let Ok(stream) = js.get_stream(&stream).await {
+                let _ = stream.purge().filter(subject).await;
+            }
+        });
+    }
+
+    fn subject_of(&self, name: &str) -> String {
+        // Subjects allow few characters; names are any language's.
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{}.{hex}", self.stream)
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, (usize, u64)>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Renews every name this node holds, every [`HEARTBEAT`], for as long as the node runs.
+async fn renew(presence: std::sync::Weak<Presence>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let Some(presence) = presence.upgrade() else {
+            return;
+        };
+        let held: Vec<(String, u64)> = presence
+            .held()
+            .iter()
+            .map(|(k, (_, seq))| (k.clone(), *seq))
+            .collect();
+        for (subject, last) in held {
+            match presence.stake(&subject, last).await {
+                Ok(Some(seq)) => {
+                    if let Some((_, s)) = presence.held().get_mut(&subject) {
+                        *s = seq;
+                    }
+                }
+                Ok(None) => tracing::warn!("a name this node held was taken by another node"),
+                Err(e) => tracing::warn!("cannot renew a name in the cluster: {e}"),
+            }
+        }
+    }
 }

@@ -302,11 +302,15 @@ pub async fn run_reloadable(
         lab,
         metrics,
     } = listeners;
-    let cluster = match &config.cluster {
-        Some(c) => Some(cluster::Cluster::connect(c).await?),
-        None => None,
+    let (cluster, presence) = match &config.cluster {
+        Some(c) => {
+            let cluster = cluster::Cluster::connect(c).await?;
+            let presence = cluster::Presence::open(&cluster).await?;
+            (Some(cluster), Some(presence))
+        }
+        None => (None, None),
     };
-    let core = Core::start_with(config, cluster)?;
+    let core = Core::start_with(config, cluster, presence)?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     // One set of limits for the whole server: `--max-clients` counts every listener's connections.
@@ -381,13 +385,14 @@ impl Core {
     /// Opens the message log and starts its writer thread, delivering through a new hub.
     #[cfg(test)]
     pub(crate) fn start(config: Config) -> Result<Self, ServerError> {
-        Self::start_with(config, None)
+        Self::start_with(config, None, None)
     }
 
     /// Opens the message log and starts its writer thread, delivering through a new hub — in cluster mode when `cluster` is given: the stream in front of the store.
     pub(crate) fn start_with(
         mut config: Config,
         cluster: Option<cluster::Cluster>,
+        presence: Option<Arc<cluster::Presence>>,
     ) -> Result<Self, ServerError> {
         let opened = store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
         let opened = match &cluster {
@@ -444,6 +449,7 @@ impl Core {
             started: std::time::Instant::now(),
             connections: Default::default(),
             irc: Default::default(),
+            presence,
             settings: std::sync::RwLock::new(Arc::new(config)),
             reloads: Default::default(),
         });

@@ -65,8 +65,10 @@ async fn two_nodes_share_rooms_seqs_and_history() {
     assert_eq!(got["seq"].as_u64(), Some(seq_b));
 
     // alice's resend of "1" through node b (her connection to a was lost before the ack): the same seq,
-    // and nobody gets it twice.
-    let mut again = b.join("alice").await;
+    // and nobody gets it twice. (Her name is free on b once she has left a.)
+    alice.send(json!({"type":"exit"})).await;
+    while alice.recv_line().await.is_some() {}
+    let mut again = join_when_free(&b, "alice").await;
     let ack = again.say("hello from a", "1").await;
     assert_eq!(ack["seq"].as_u64(), Some(seq), "{ack}");
     let pending = bob.sync().await;
@@ -76,7 +78,8 @@ async fn two_nodes_share_rooms_seqs_and_history() {
     );
 
     // The same history on both nodes.
-    let on_a = lobby_history(&mut alice).await;
+    let mut watcher = a.join("watcher").await;
+    let on_a = lobby_history(&mut watcher).await;
     let on_b = lobby_history(&mut bob).await;
     assert_eq!(on_a, on_b);
     assert!(on_a.contains(&(seq, "hello from a".to_owned())), "{on_a:?}");
@@ -86,6 +89,25 @@ async fn two_nodes_share_rooms_seqs_and_history() {
     );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Joins `node` as `name` once the cluster has freed the name (its last user left another node: the
+/// release is on its way), within 5 seconds.
+async fn join_when_free(node: &TestServer, name: &str) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = Client::connect(node.addr).await;
+        c.send(json!({"type":"hello","name":name,"version":1}))
+            .await;
+        let f = c.recv().await;
+        if f["type"] == "welcome" {
+            c.sync().await;
+            return c;
+        }
+        assert_eq!(f["code"], "name_taken", "{f}");
+        assert!(Instant::now() < deadline, "{name} was not freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The lobby's history as (seq, text).
@@ -200,6 +222,43 @@ async fn a_node_cut_off_from_nats_refuses_sends_and_recovers() {
         pending.iter().all(|f| f["type"] != "message"),
         "delivered once: {pending:?}"
     );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A name online on one node cannot be taken on another: two nodes racing to register the same name,
+/// 100 times — exactly one wins each time; and once its user leaves, the name is free everywhere.
+#[tokio::test]
+async fn two_nodes_racing_for_a_name_one_wins_every_time() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    for i in 0..100 {
+        let name = format!("racer{i}");
+        let (mut on_a, mut on_b) = (Client::connect(a.addr).await, Client::connect(b.addr).await);
+        let hello = json!({"type":"hello","name":name,"version":1});
+        tokio::join!(on_a.send(hello.clone()), on_b.send(hello));
+        let (x, y) = tokio::join!(on_a.recv(), on_b.recv());
+        let won = [&x, &y].iter().filter(|f| f["type"] == "welcome").count();
+        let lost: Vec<&Value> = [&x, &y]
+            .into_iter()
+            .filter(|f| f["type"] == "error")
+            .collect();
+        assert_eq!(won, 1, "round {i}: {x} / {y}");
+        assert_eq!(lost.len(), 1, "round {i}: {x} / {y}");
+        assert_eq!(lost[0]["code"], "name_taken", "round {i}");
+    }
+    // Released when its user leaves: the name can be taken on the other node.
+    let mut one = a.join("leaving").await;
+    let mut other = Client::connect(b.addr).await;
+    other
+        .send(json!({"type":"hello","name":"leaving","version":1}))
+        .await;
+    assert_eq!(other.recv().await["code"], "name_taken");
+    one.send(json!({"type":"exit"})).await;
+    while one.recv_line().await.is_some() {}
+    join_when_free(&b, "leaving").await;
     a.shutdown().await;
     b.shutdown().await;
 }

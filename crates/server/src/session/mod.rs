@@ -84,6 +84,8 @@ pub struct Shared {
     pub files: Option<Arc<crate::files::Files>>,
     /// What IRC users said about themselves (username, real name, away).
     pub irc: frontend::irc::Directory,
+    /// Cluster mode: names online anywhere in the cluster.
+    pub presence: Option<Arc<crate::cluster::Presence>>,
 }
 
 /// Which listener a connection came in on: its first line picks the front end (the chat port), or the
@@ -1114,6 +1116,9 @@ impl Session {
     /// Unregisters (once). `None` means quietly: no `left` announcements (server shutdown).
     fn leave(&mut self, reason: Option<LeftReason>) {
         if let Some(me) = self.me.take() {
+            if let Some(presence) = &self.shared.presence {
+                presence.release(me.name().key());
+            }
             crate::metrics::disconnected(reason.map_or("shutdown", LeftReason::as_str));
             let how = reason.map_or("quietly", LeftReason::as_str);
             tracing::info!(

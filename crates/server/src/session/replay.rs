@@ -234,9 +234,32 @@ impl Session {
             Some(Proven::Owner(_)) => Who::Owner,
             Some(_) => Who::Claiming,
         };
+        // Cluster mode: the name must be free on every node, not only here.
+        // (A name that is not one is refused by the hub, below.)
+        let folded = natter_proto::Name::new(&name)
+            .ok()
+            .map(|n| n.key().to_owned());
+        let presence = self.shared.presence.clone().zip(folded);
+        if let Some((presence, folded)) = &presence {
+            match presence.claim(folded).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let args = natter_proto::error_args!(name = name.to_string());
+                    return self.error(ErrorCode::NameTaken, args, None);
+                }
+                Err(e) => {
+                    tracing::warn!("{}: cannot check {name} in the cluster: {e}", self.peer);
+                    let args = natter_proto::error_args!(what = "other");
+                    return self.error(ErrorCode::ServerError, args, None);
+                }
+            }
+        }
         let registration = match hub.reserve(&name, &self.outbox, who) {
             Ok(r) => r,
             Err(refusal) => {
+                if let Some((presence, folded)) = &presence {
+                    presence.release(folded);
+                }
                 self.outbox.send(refusal.frame(None));
                 return;
             }
