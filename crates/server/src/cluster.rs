@@ -97,7 +97,10 @@ impl Cluster {
                 source,
             })?;
         let servers = client.server_info().connect_urls.len().max(1);
-        let js = jetstream::new(client.clone());
+        let mut js = jetstream::new(client.clone());
+        // A send the stream has not acknowledged within this is answered `server_error` (the client
+        // resends it with its id).
+        js.set_timeout(Duration::from_secs(3));
         let stream_config = jetstream::stream::Config {
             name: config.stream.clone(),
             subjects: vec![format!("{}.>", config.stream)],
@@ -106,12 +109,7 @@ impl Cluster {
             storage: jetstream::stream::StorageType::File,
             ..Default::default()
         };
-        js.get_or_create_stream(stream_config)
-            .await
-            .map_err(|e| ClusterError::JetStream {
-                urls: urls.clone(),
-                detail: e.to_string(),
-            })?;
+        ready(&urls, || js.get_or_create_stream(stream_config.clone())).await?;
         Ok(Self {
             client,
             js,
@@ -135,6 +133,32 @@ impl Cluster {
         tokio::spawn(publish(self.clone(), hub, writer.clone(), waiting.clone()));
         tokio::spawn(follow(self.clone(), opened.last_seq + 1, writer, waiting));
         opened
+    }
+}
+
+/// Makes a stream, trying again for a while: a NATS cluster that has just started answers "JetStream
+/// not ready" until its servers have elected a leader.
+async fn ready<F, Fut, T, E>(urls: &str, make: F) -> Result<T, ClusterError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut tries = 0;
+    loop {
+        match make().await {
+            Ok(made) => return Ok(made),
+            Err(e) if tries >= 40 => {
+                return Err(ClusterError::JetStream {
+                    urls: urls.to_owned(),
+                    detail: e.to_string(),
+                })
+            }
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
     }
 }
 
@@ -307,17 +331,23 @@ async fn follow<T: Send + 'static>(
             Err((seq, e)) => {
                 next = seq.map_or(next, |s| s + 1);
                 tracing::warn!(
-                    "reading the cluster's stream at {}: {e}; again in a second",
+                    "reading the cluster's stream at {}: {e}; again shortly",
                     cluster.urls
                 );
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
     }
 }
 
-/// One ordered consumer from `start`: `Ok(None)` when the writer is gone, else the last seq handed over
-/// when the consumer failed.
+/// How often the stream's server says "still here" to a node's follower: two missed, and the follower
+/// reads again from where it was (its server died; the client library's ordered consumer waits 10 s).
+const FOLLOW_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// One consumer from `start`, checked for order as an ordered consumer is (every delivery's consumer
+/// sequence is the one after the last; otherwise something was lost on the way and it starts again from
+/// the last seq handed over): `Ok(None)` when the writer is gone, else the last seq handed over when the
+/// consumer failed.
 async fn follow_from<T: Send + 'static>(
     cluster: &Cluster,
     start: u64,
@@ -330,12 +360,16 @@ async fn follow_from<T: Send + 'static>(
         .await
         .map_err(|e| (None, e.to_string()))?;
     let consumer = stream
-        .create_consumer(jetstream::consumer::push::OrderedConfig {
+        .create_consumer(jetstream::consumer::push::Config {
             deliver_subject: cluster.client.new_inbox(),
             filter_subject: cluster.subject(),
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: start,
             },
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            idle_heartbeat: FOLLOW_HEARTBEAT,
+            flow_control: true,
+            inactive_threshold: Duration::from_secs(60),
             ..Default::default()
         })
         .await
@@ -345,9 +379,14 @@ async fn follow_from<T: Send + 'static>(
         .await
         .map_err(|e| (None, e.to_string()))?;
     let mut last = None;
+    let mut delivered = 0;
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| (last, e.to_string()))?;
         let info = message.info().map_err(|e| (last, e.to_string()))?;
+        if info.consumer_sequence != delivered + 1 {
+            return Err((last, "a delivery went missing".into()));
+        }
+        delivered = info.consumer_sequence;
         let (seq, ts_ms) = (
             info.stream_sequence,
             (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
@@ -408,22 +447,19 @@ impl Presence {
     pub async fn open(cluster: &Cluster) -> Result<Arc<Self>, ClusterError> {
         let servers = cluster.client.server_info().connect_urls.len().max(1);
         let stream = format!("{}-names", cluster.stream);
-        cluster
-            .js
-            .get_or_create_stream(jetstream::stream::Config {
-                name: stream.clone(),
-                subjects: vec![format!("{stream}.>")],
-                max_messages_per_subject: 1,
-                max_age: NAME_TTL,
-                storage: jetstream::stream::StorageType::Memory,
-                num_replicas: if servers >= 3 { 3 } else { 1 },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::JetStream {
-                urls: cluster.urls.clone(),
-                detail: e.to_string(),
-            })?;
+        let config = jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("{stream}.>")],
+            max_messages_per_subject: 1,
+            max_age: NAME_TTL,
+            storage: jetstream::stream::StorageType::Memory,
+            num_replicas: if servers >= 3 { 3 } else { 1 },
+            ..Default::default()
+        };
+        ready(&cluster.urls, || {
+            cluster.js.get_or_create_stream(config.clone())
+        })
+        .await?;
         let presence = Arc::new(Self {
             js: cluster.js.clone(),
             stream,
@@ -460,7 +496,18 @@ impl Presence {
             *sessions += 1;
             return Ok(true);
         }
-        let staked = self.stake(&subject, 0).await?;
+        // A stream that just lost its leader answers nothing for a moment: try again, briefly.
+        let mut tries = 0;
+        let staked = loop {
+            match self.stake(&subject, 0).await {
+                Err(e) if tries < 12 => {
+                    tries += 1;
+                    tracing::debug!("claiming a name in the cluster: {e}; trying again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                done => break done?,
+            }
+        };
         let mut held = self.held();
         match (staked, held.get_mut(&subject)) {
             // Another of this node's sessions took it meanwhile: it is ours either way.

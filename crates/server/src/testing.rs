@@ -205,3 +205,133 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// Three `nats-server`s with JetStream, clustered, on free loopback ports (a stream made on them is
+/// replicated on all three), stopped when dropped.
+pub struct NatsCluster {
+    servers: Vec<Option<std::process::Child>>,
+    configs: Vec<std::path::PathBuf>,
+    dirs: Vec<std::path::PathBuf>,
+    addrs: Vec<SocketAddr>,
+    /// The servers' monitoring ports (`/healthz`).
+    monitors: Vec<SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
+            .collect();
+        let mut cluster = Self {
+            servers: Vec::new(),
+            configs: Vec::new(),
+            dirs: Vec::new(),
+            addrs: Vec::new(),
+            monitors: Vec::new(),
+            _dir: dir,
+        };
+        for (i, (client, route)) in ports.iter().enumerate() {
+            let config = cluster._dir.path().join(format!("nats-{i}.conf"));
+            let monitor = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            cluster.monitors.push(monitor);
+            let text = format!(
+                "server_name: nats-{i}\nlisten: 127.0.0.1:{client}\nhttp: {monitor}\njetstream {{}}\n\
+                 cluster {{\n  name: test\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
+                routes.join(", ")
+            );
+            std::fs::write(&config, text).expect("write a NATS config");
+            cluster.configs.push(config);
+            cluster
+                .dirs
+                .push(cluster._dir.path().join(format!("data-{i}")));
+            cluster
+                .addrs
+                .push(SocketAddr::from(([127, 0, 0, 1], *client)));
+        }
+        for i in 0..3 {
+            let child = cluster.spawn(i);
+            cluster.servers.push(Some(child));
+        }
+        for i in 0..3 {
+            cluster.wait_healthy(i);
+        }
+        cluster
+    }
+
+    /// Waits until server `i` says it is healthy: JetStream up, with a leader for the cluster.
+    fn wait_healthy(&self, i: usize) {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let answer = std::net::TcpStream::connect(self.monitors[i]).and_then(|mut s| {
+                s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")?;
+                let mut answer = String::new();
+                s.read_to_string(&mut answer)?;
+                Ok(answer)
+            });
+            if answer.is_ok_and(|a| a.starts_with("HTTP/1.0 200") || a.starts_with("HTTP/1.1 200"))
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server {i} never became healthy"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn spawn(&self, i: usize) -> std::process::Child {
+        let child = std::process::Command::new("nats-server")
+            .arg("-c")
+            .arg(&self.configs[i])
+            .arg("-sd")
+            .arg(&self.dirs[i])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian's nats-server package; ./test installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.addrs[i]).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// Every server's URL, for `--cluster`.
+    pub fn urls(&self) -> Vec<String> {
+        self.addrs.iter().map(|a| format!("nats://{a}")).collect()
+    }
+
+    /// SIGKILLs server `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts server `i` again, with its storage.
+    pub fn restart(&mut self, i: usize) {
+        let child = self.spawn(i);
+        self.servers[i] = Some(child);
+        self.wait_healthy(i);
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for child in self.servers.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

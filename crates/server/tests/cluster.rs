@@ -262,3 +262,81 @@ async fn two_nodes_racing_for_a_name_one_wins_every_time() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Sends `text` with `id` until it is acked (a `server_error` is retried with the same id, as natter's
+/// clients do); returns the seq.
+async fn say_until_acked(c: &mut Client, text: &str, id: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        c.send(json!({"type":"say","text":text,"id":id})).await;
+        // While the stream elects a new leader an answer may take seconds.
+        let f = loop {
+            let line = c.recv_line_within(Duration::from_secs(30)).await;
+            let f: Value = serde_json::from_str(&line.expect("open")).unwrap();
+            if f["type"] == "ack" || f["type"] == "error" {
+                break f;
+            }
+        };
+        if f["type"] == "ack" {
+            return f["seq"].as_u64().unwrap();
+        }
+        assert_eq!(f["code"], "server_error", "{f}");
+        assert!(Instant::now() < deadline, "never acked: {f}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Three NATS servers, the stream replicated on all three, two natter nodes: SIGKILL one NATS server in
+/// the middle of a steady conversation — publishing goes on (a send that failed meanwhile is retried with
+/// its id), every acked message reaches the other node's user exactly once and in seq order; the server
+/// comes back and the conversation goes on.
+#[tokio::test]
+async fn losing_one_nats_server_of_three_loses_no_acked_message() {
+    let mut nats = natter_server::testing::NatsCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = |name: &str| {
+        let config = Config {
+            db: DbPath::File(dir.path().join(format!("{name}.db"))),
+            cluster: Some(ClusterConfig {
+                urls: nats.urls(),
+                stream: "natter".into(),
+            }),
+            ..natter_server::testing::config()
+        };
+        TestServer::start_with(config)
+    };
+    let a = node("a").await;
+    let b = node("b").await;
+    let mut alice = a.join("alice").await;
+    let mut bob = b.join("bob").await;
+    let mut acked = Vec::new();
+    for i in 0..60 {
+        if i == 20 {
+            nats.kill(0);
+        }
+        if i == 40 {
+            nats.restart(0);
+        }
+        let text = format!("m{i}");
+        acked.push((
+            say_until_acked(&mut alice, &text, &i.to_string()).await,
+            text,
+        ));
+    }
+    let mut got = Vec::new();
+    while got.len() < acked.len() {
+        let m = message(&mut bob).await;
+        got.push((
+            m["seq"].as_u64().unwrap(),
+            m["text"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(got, acked, "every acked message, once, in seq order");
+    let pending = bob.sync().await;
+    assert!(
+        pending.iter().all(|f| f["type"] != "message"),
+        "{pending:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

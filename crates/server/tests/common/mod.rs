@@ -81,8 +81,13 @@ impl Client {
 
     /// The next raw line (without its newline), or None at EOF.
     pub async fn recv_line(&mut self) -> Option<String> {
+        self.recv_line_within(WAIT).await
+    }
+
+    /// [`Client::recv_line`], waiting at most `limit`.
+    pub async fn recv_line_within(&mut self, limit: std::time::Duration) -> Option<String> {
         let mut line = String::new();
-        let n = tokio::time::timeout(WAIT, self.reader.read_line(&mut line))
+        let n = tokio::time::timeout(limit, self.reader.read_line(&mut line))
             .await
             .expect("timed out waiting for a line")
             .unwrap_or(0);
