@@ -176,12 +176,7 @@ async fn a_node_cut_off_from_nats_refuses_sends_and_recovers() {
     alice
         .send(json!({"type":"say","text":"during","id":"2"}))
         .await;
-    let refused = loop {
-        let f = alice.recv().await;
-        if f["type"] == "error" || f["type"] == "ack" {
-            break f;
-        }
-    };
+    let refused = answer(&mut alice).await;
     assert_eq!(
         (
             refused["type"].as_str(),
@@ -194,23 +189,7 @@ async fn a_node_cut_off_from_nats_refuses_sends_and_recovers() {
 
     nats.restart();
     // The client's retry of the refused message, once NATS is back (the node reconnects by itself).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let seq = loop {
-        alice
-            .send(json!({"type":"say","text":"during","id":"2"}))
-            .await;
-        let f = loop {
-            let f = alice.recv().await;
-            if f["type"] == "error" || f["type"] == "ack" {
-                break f;
-            }
-        };
-        if f["type"] == "ack" {
-            break f["seq"].as_u64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no recovery: {f}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let seq = say_until_acked(&mut alice, "during", "2").await;
     assert!(seq > first);
     let got = message(&mut bob).await;
     assert_eq!(
@@ -263,20 +242,25 @@ async fn two_nodes_racing_for_a_name_one_wins_every_time() {
     b.shutdown().await;
 }
 
+/// The answer to a `say`: its ack or an error (skipping anything else). While the stream elects a new
+/// leader it may take seconds.
+async fn answer(c: &mut Client) -> Value {
+    loop {
+        let line = c.recv_line_within(Duration::from_secs(30)).await;
+        let f: Value = serde_json::from_str(&line.expect("the connection open")).unwrap();
+        if f["type"] == "ack" || f["type"] == "error" {
+            return f;
+        }
+    }
+}
+
 /// Sends `text` with `id` until it is acked (a `server_error` is retried with the same id, as natter's
 /// clients do); returns the seq.
 async fn say_until_acked(c: &mut Client, text: &str, id: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         c.send(json!({"type":"say","text":text,"id":id})).await;
-        // While the stream elects a new leader an answer may take seconds.
-        let f = loop {
-            let line = c.recv_line_within(Duration::from_secs(30)).await;
-            let f: Value = serde_json::from_str(&line.expect("open")).unwrap();
-            if f["type"] == "ack" || f["type"] == "error" {
-                break f;
-            }
-        };
+        let f = answer(c).await;
         if f["type"] == "ack" {
             return f["seq"].as_u64().unwrap();
         }
