@@ -49,6 +49,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A cluster of natter nodes (`natter serve --cluster`): how it is doing.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Write the man pages (natter.1 and one per subcommand, natter-serve.1, …) into DIR.
     Man { dir: std::path::PathBuf },
     /// Print the shell completions for SHELL (bash, zsh, fish, elvish, powershell).
@@ -488,6 +493,23 @@ impl ConnectArgs {
 }
 
 #[derive(Subcommand)]
+enum ClusterAction {
+    /// The stream (messages, its NATS leader and replicas), the nodes (their users, how far they have
+    /// read) and the names online.
+    Status {
+        /// The cluster's NATS servers, as the nodes' --cluster.
+        #[arg(long, value_name = "NATS_URLS", env = "NATTER_CLUSTER")]
+        cluster: String,
+        /// The cluster's stream, as the nodes' --cluster-stream.
+        #[arg(long, value_name = "NAME", default_value = "natter")]
+        cluster_stream: String,
+        /// The answer as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigAction {
     /// Print a complete commented config file with every default.
     Example,
@@ -627,6 +649,14 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Status { server, json } => runtime.block_on(status(&server, json)),
+        Cmd::Cluster {
+            action:
+                ClusterAction::Status {
+                    cluster,
+                    cluster_stream,
+                    json,
+                },
+        } => runtime.block_on(cluster_status(&cluster, cluster_stream, json)),
         Cmd::Config { action } => {
             let cli = command_line();
             let serve = cli.find_subcommand("serve").expect("serve exists");
@@ -1094,6 +1124,58 @@ async fn status(server: &str, json: bool) -> Result<(), String> {
         ),
         None => println!("last error: none"),
     }
+    Ok(())
+}
+
+/// `natter cluster status`: asks the cluster's NATS.
+async fn cluster_status(urls: &str, stream: String, json: bool) -> Result<(), String> {
+    let config = natter_server::cluster::ClusterConfig {
+        urls: urls.split(',').map(|u| u.trim().to_owned()).collect(),
+        stream,
+    };
+    let status = natter_server::cluster::status(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&status).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    let replicas: Vec<String> = status
+        .replicas
+        .iter()
+        .map(|(name, current, lag)| match (current, lag) {
+            (true, _) => format!("{name} (current)"),
+            (false, Some(lag)) => format!("{name} ({lag} behind)"),
+            (false, None) => format!("{name} (not current)"),
+        })
+        .collect();
+    println!(
+        "stream {}: {} messages (seq {}–{}); leader {}{}",
+        status.stream,
+        status.messages,
+        status.first_seq,
+        status.last_seq,
+        status.leader.as_deref().unwrap_or("none"),
+        if replicas.is_empty() {
+            String::new()
+        } else {
+            format!(", replicas {}", replicas.join(", "))
+        }
+    );
+    println!("nodes: {}", status.nodes.len());
+    for node in &status.nodes {
+        println!(
+            "  {}: {} signed in, read up to seq {} ({} behind)",
+            node.node,
+            node.users,
+            node.applied,
+            status.last_seq.saturating_sub(node.applied)
+        );
+    }
+    println!("names online: {}", status.names);
     Ok(())
 }
 

@@ -43,6 +43,17 @@ async fn a_client_fails_over_to_another_node_and_resumes_exactly_once() {
         b.addr("natter: listening on"),
     );
     let mut bob = Raw::join(b_addr, "bob").await;
+    let status = natter()
+        .args(["cluster", "status", "--cluster", &nats.url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{status:?}");
+    assert!(
+        said.contains("stream natter: ") && said.contains("nodes: 2"),
+        "{said}"
+    );
+    assert!(said.contains("names online: 1"), "{said}");
 
     let mut alice = natter()
         .args([

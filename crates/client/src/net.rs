@@ -73,7 +73,7 @@ pub async fn open(servers: &str, tls: &TlsOptions) -> Result<(Box<dyn Io>, Trust
     }
     Err(unreachable.unwrap_or_else(|| ClientError::Connect {
         addr: servers.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no server given"),
+        source: std::io::ErrorKind::InvalidInput.into(),
     }))
 }
 
@@ -97,9 +97,9 @@ async fn tcp_to(addr: &str) -> Result<TcpStream, ClientError> {
             Err(_) => last = Some(std::io::ErrorKind::TimedOut.into()),
         }
     }
-    Err(failed(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
-    })))
+    Err(failed(
+        last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+    ))
 }
 
 /// [`open`] for one server.

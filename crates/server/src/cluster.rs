@@ -72,6 +72,8 @@ pub struct Cluster {
     js: jetstream::Context,
     stream: String,
     urls: String,
+    /// The last seq this node's follower handed to its read model.
+    applied: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Cluster {
@@ -115,6 +117,7 @@ impl Cluster {
             js,
             stream: config.stream.clone(),
             urls,
+            applied: Default::default(),
         })
     }
 
@@ -392,6 +395,9 @@ async fn follow_from<T: Send + 'static>(
             (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
         );
         last = Some(seq);
+        cluster
+            .applied
+            .store(seq, std::sync::atomic::Ordering::Relaxed);
         let msg_id = message
             .headers
             .as_ref()
@@ -428,6 +434,8 @@ async fn follow_from<T: Send + 'static>(
 /// the bucket API of the client library does not speak to the nats-server 2.9 Debian ships.)
 pub struct Presence {
     js: jetstream::Context,
+    /// The node's follower position, for its heartbeats.
+    applied: Arc<std::sync::atomic::AtomicU64>,
     /// The names stream.
     stream: String,
     /// This process, as its messages name it.
@@ -462,6 +470,7 @@ impl Presence {
         .await?;
         let presence = Arc::new(Self {
             js: cluster.js.clone(),
+            applied: cluster.applied.clone(),
             stream,
             node: format!("node-{}", jiff::Timestamp::now().as_nanosecond()),
             held: Mutex::new(HashMap::new()),
@@ -558,13 +567,37 @@ impl Presence {
     }
 }
 
-/// Renews every name this node holds, every [`HEARTBEAT`], for as long as the node runs.
+/// What a node says of itself every [`HEARTBEAT`] (on `STREAM-names.node.ID`), for `natter cluster
+/// status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeBeat {
+    pub node: String,
+    /// Names signed in on it.
+    pub users: usize,
+    /// The last seq its read model has.
+    pub applied: u64,
+}
+
+/// Renews every name this node holds, and says the node is alive, every [`HEARTBEAT`], for as long as
+/// the node runs.
 async fn renew(presence: std::sync::Weak<Presence>) {
+    let mut first = true;
     loop {
-        tokio::time::sleep(HEARTBEAT).await;
+        if !std::mem::take(&mut first) {
+            tokio::time::sleep(HEARTBEAT).await;
+        }
         let Some(presence) = presence.upgrade() else {
             return;
         };
+        let beat = NodeBeat {
+            node: presence.node.clone(),
+            users: presence.held().len(),
+            applied: presence.applied.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        if let Ok(payload) = serde_json::to_vec(&beat) {
+            let subject = format!("{}.node.{}", presence.stream, presence.node);
+            let _ = presence.js.publish(subject, payload.into()).await;
+        }
         let held: Vec<(String, u64)> = presence
             .held()
             .iter()
@@ -582,4 +615,92 @@ async fn renew(presence: std::sync::Weak<Presence>) {
             }
         }
     }
+}
+
+/// A cluster at a glance (`natter cluster status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub stream: String,
+    pub messages: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// The NATS server leading the stream, and the others: (name, current, how far behind).
+    pub leader: Option<String>,
+    pub replicas: Vec<(String, bool, Option<u64>)>,
+    /// Nodes heard from within the last [`NAME_TTL`].
+    pub nodes: Vec<NodeBeat>,
+    /// Names online, cluster-wide.
+    pub names: usize,
+}
+
+/// Asks the cluster's NATS how the cluster is doing: the stream, the nodes' heartbeats, the names.
+pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
+    let cluster = Cluster::connect(config).await?;
+    let failed = |e: &dyn std::fmt::Display| ClusterError::JetStream {
+        urls: cluster.urls.clone(),
+        detail: e.to_string(),
+    };
+    let mut stream = cluster
+        .js
+        .get_stream(&cluster.stream)
+        .await
+        .map_err(|e| failed(&e))?;
+    let info = stream.info().await.map_err(|e| failed(&e))?.clone();
+    let names_stream = format!("{}-names", cluster.stream);
+    let mut names = cluster
+        .js
+        .get_stream(&names_stream)
+        .await
+        .map_err(|e| failed(&e))?;
+    let held = names.info().await.map_err(|e| failed(&e))?.state.messages;
+    // The last message of every subject: one per name, one per node.
+    let mut nodes = Vec::new();
+    let mut online = 0;
+    if held > 0 {
+        let consumer = names
+            .create_consumer(jetstream::consumer::push::Config {
+                deliver_subject: cluster.client.new_inbox(),
+                filter_subject: format!("{names_stream}.>"),
+                deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed(&e))?;
+        let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
+        let node_subjects = format!("{names_stream}.node.");
+        let read = async {
+            let mut seen = 0;
+            while let Some(Ok(message)) = messages.next().await {
+                if message.subject.as_str().starts_with(&node_subjects) {
+                    if let Ok(beat) = serde_json::from_slice::<NodeBeat>(&message.payload) {
+                        nodes.push(beat);
+                    }
+                } else {
+                    online += 1;
+                }
+                seen += 1;
+                if message.info().map_or(true, |i| i.pending == 0) || seen >= held {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    }
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    let cluster_info = info.cluster.clone().unwrap_or_default();
+    Ok(Status {
+        stream: cluster.stream.clone(),
+        messages: info.state.messages,
+        first_seq: info.state.first_sequence,
+        last_seq: info.state.last_sequence,
+        leader: cluster_info.leader,
+        replicas: cluster_info
+            .replicas
+            .into_iter()
+            .map(|p| (p.name, p.current, p.lag))
+            .collect(),
+        nodes,
+        names: online,
+    })
 }

@@ -79,6 +79,16 @@ async fn two_nodes_share_rooms_seqs_and_history() {
 
     // The same history on both nodes.
     let mut watcher = a.join("watcher").await;
+    // `natter cluster status`: the stream, both nodes, the names online (alice again, bob, watcher).
+    let status = natter_server::cluster::status(&ClusterConfig {
+        urls: vec![nats.url.clone()],
+        stream: "natter".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.nodes.len(), 2, "{status:?}");
+    assert_eq!(status.names, 3, "{status:?}");
+    assert!(status.last_seq >= seq_b, "{status:?}");
     let on_a = lobby_history(&mut watcher).await;
     let on_b = lobby_history(&mut bob).await;
     assert_eq!(on_a, on_b);
