@@ -19,7 +19,7 @@
 //! recipient connected to *this* node has it queued. Recipients on other nodes get it when their node's
 //! follower reads it (PROTOCOL.md, *Cluster mode*).
 //!
-//! Names online are cluster-wide ([`Presence`]). Everything else the store keeps (memberships, accounts,
+//! Names online are cluster-wide ([`Presence`]), and so whispers reach users on any node. Everything else the store keeps (memberships, accounts,
 //! rules, blocks) is still each node's own in this version, and so are shared files (ARCHITECTURE.md,
 //! *Known limits*).
 
@@ -529,6 +529,18 @@ impl Presence {
                 Ok(true)
             }
             (None, None) => Ok(false),
+        }
+    }
+
+    /// Whether `name` (a folded name) is signed in on some node.
+    pub async fn online(&self, name: &str) -> bool {
+        let subject = self.subject_of(name);
+        match self.js.get_stream(&self.stream).await {
+            Ok(stream) => stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .is_ok(),
+            Err(_) => false,
         }
     }
 

@@ -927,6 +927,30 @@ impl Hub {
         }
     }
 
+    /// Cluster mode: a whisper to `to`, who is signed in on another node (the cluster's presence says
+    /// so); only its text is checked here.
+    pub fn prepare_remote(
+        &self,
+        me: &Name,
+        to: Name,
+        text: &str,
+        client_id: Option<String>,
+    ) -> Answer<NewMessage> {
+        natter_proto::text::validate(text, self.limits().max_text)
+            .map_err(|e| Refusal(ErrorCode::InvalidText, e.args()))?;
+        Ok(NewMessage {
+            tags: Default::default(),
+            notice: false,
+            room: None,
+            from: me.clone(),
+            to: Some(to),
+            text: text.to_owned(),
+            client_id,
+            event: None,
+            file: None,
+        })
+    }
+
     /// Validates a `say` (room set) or `whisper` (`to` set) and builds the message to store.
     pub fn prepare(
         &self,
@@ -1238,9 +1262,15 @@ impl Hub {
     ) {
         let registry = self.registry();
         let mut delivered = 0;
+        // (A whisper from another node was not checked against this node's blocks: checked here.)
         if let Some(user) = message
             .to
             .as_ref()
+            .filter(|to| {
+                !registry
+                    .blocks
+                    .contains(&(to.key().to_owned(), message.from.key().to_owned()))
+            })
             .and_then(|to| registry.users.get(to.key()))
         {
             delivered += user.seats.push_except(&item, sender);

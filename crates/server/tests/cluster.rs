@@ -64,6 +64,37 @@ async fn two_nodes_share_rooms_seqs_and_history() {
     let got = message(&mut alice).await;
     assert_eq!(got["seq"].as_u64(), Some(seq_b));
 
+    // A whisper to someone on the other node, and the answer back; nobody else gets it.
+    bob.send(json!({"type":"whisper","to":"alice","text":"psst","id":"2"}))
+        .await;
+    let got = message(&mut alice).await;
+    assert_eq!(
+        (
+            got["text"].as_str(),
+            got["from"].as_str(),
+            got["to"].as_str()
+        ),
+        (Some("psst"), Some("bob"), Some("alice"))
+    );
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"yes?","id":"3"}))
+        .await;
+    assert_eq!(answer(&mut alice).await["id"], "3");
+    let got = message(&mut bob).await;
+    assert_eq!(
+        (got["text"].as_str(), got["to"].as_str()),
+        (Some("yes?"), Some("bob"))
+    );
+    // To nobody, anywhere: refused as on one node.
+    alice
+        .send(json!({"type":"whisper","to":"nobody","text":"?","id":"4"}))
+        .await;
+    let refused = answer(&mut alice).await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["id"].as_str()),
+        (Some("no_such_user"), Some("4"))
+    );
+
     // alice's resend of "1" through node b (her connection to a was lost before the ack): the same seq,
     // and nobody gets it twice. (Her name is free on b once she has left a.)
     alice.send(json!({"type":"exit"})).await;

@@ -1073,10 +1073,20 @@ impl Session {
         id: Option<String>,
         (notice, tags): (bool, natter_proto::frame::Tags),
     ) {
-        let prepared = match crate::hub::check_tags(&tags) {
+        let mut prepared = match crate::hub::check_tags(&tags) {
             Ok(()) => self.shared.hub.prepare(me, room, to, text, id.clone()),
             Err(refusal) => Err(refusal),
         };
+        // Cluster mode: a whisper to someone signed in on another node goes through the stream to them.
+        if let (Err(crate::hub::Refusal(ErrorCode::NoSuchUser, _)), Some(presence), Some(to)) = (
+            &prepared,
+            &self.shared.presence,
+            to.and_then(|t| Name::new(t).ok()),
+        ) {
+            if presence.online(to.key()).await {
+                prepared = self.shared.hub.prepare_remote(me, to, text, id.clone());
+            }
+        }
         let message = match prepared {
             Ok(m) => crate::store::NewMessage { notice, tags, ..m },
             Err(refusal) => {
