@@ -32,6 +32,11 @@ fn node(nats: &Nats, dir: &std::path::Path, name: &str) -> Served {
     Served::start(cmd)
 }
 
+/// Nodes `a` and `b` of the cluster at `nats`.
+fn two_nodes(nats: &Nats, dir: &std::path::Path) -> (Served, Served) {
+    (node(nats, dir, "a"), node(nats, dir, "b"))
+}
+
 /// Kills a node as a power cut would (SIGKILL).
 fn kill(node: &mut Served) {
     let killed = Command::new("kill")
@@ -49,8 +54,7 @@ fn kill(node: &mut Served) {
 async fn a_client_fails_over_to_another_node_and_resumes_exactly_once() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = node(&nats, dir.path(), "a");
-    let b = node(&nats, dir.path(), "b");
+    let (mut a, b) = two_nodes(&nats, dir.path());
     let (a_addr, b_addr) = (
         a.addr("natter: listening on"),
         b.addr("natter: listening on"),
@@ -148,8 +152,7 @@ async fn a_node_killed_mid_burst_loses_no_acked_message_and_resends_are_not_doub
     const BURST: usize = 200;
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = node(&nats, dir.path(), "a");
-    let b = node(&nats, dir.path(), "b");
+    let (mut a, b) = two_nodes(&nats, dir.path());
     let (a_addr, b_addr) = (
         a.addr("natter: listening on"),
         b.addr("natter: listening on"),

@@ -77,9 +77,27 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to NATS and makes sure the stream exists: replicated 3 times on a NATS cluster of 3 or
-    /// more servers, once on a single server. Fails at once when NATS cannot be reached.
+    /// Connects to NATS and makes sure the stream exists ([`Cluster::replicas`] times). Fails at once
+    /// when NATS cannot be reached.
     pub async fn connect(config: &ClusterConfig) -> Result<Self, ClusterError> {
+        let cluster = Self::dial(config).await?;
+        let stream_config = jetstream::stream::Config {
+            name: cluster.stream.clone(),
+            subjects: vec![format!("{}.>", cluster.stream)],
+            num_replicas: cluster.replicas(),
+            duplicate_window: DUPLICATE_WINDOW,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        };
+        ready(&cluster.urls, || {
+            cluster.js.get_or_create_stream(stream_config.clone())
+        })
+        .await?;
+        Ok(cluster)
+    }
+
+    /// Connects to NATS, making nothing.
+    async fn dial(config: &ClusterConfig) -> Result<Self, ClusterError> {
         let urls = config.urls.join(",");
         let addrs = config
             .urls
@@ -98,20 +116,10 @@ impl Cluster {
                 urls: urls.clone(),
                 source,
             })?;
-        let servers = client.server_info().connect_urls.len().max(1);
         let mut js = jetstream::new(client.clone());
         // A send the stream has not acknowledged within this is answered `server_error` (the client
         // resends it with its id).
         js.set_timeout(Duration::from_secs(3));
-        let stream_config = jetstream::stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![format!("{}.>", config.stream)],
-            num_replicas: if servers >= 3 { 3 } else { 1 },
-            duplicate_window: DUPLICATE_WINDOW,
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        };
-        ready(&urls, || js.get_or_create_stream(stream_config.clone())).await?;
         Ok(Self {
             client,
             js,
@@ -119,6 +127,16 @@ impl Cluster {
             urls,
             applied: Default::default(),
         })
+    }
+
+    /// How many copies a stream of the cluster keeps: 3 on a NATS cluster of three or more servers, 1 on
+    /// a single server.
+    fn replicas(&self) -> usize {
+        if self.client.server_info().connect_urls.len() >= 3 {
+            3
+        } else {
+            1
+        }
     }
 
     /// The subject messages are published on.
@@ -453,7 +471,6 @@ pub const NAME_TTL: Duration = Duration::from_secs(10);
 impl Presence {
     /// Opens (or makes) the names stream and starts renewing this node's names.
     pub async fn open(cluster: &Cluster) -> Result<Arc<Self>, ClusterError> {
-        let servers = cluster.client.server_info().connect_urls.len().max(1);
         let stream = format!("{}-names", cluster.stream);
         let config = jetstream::stream::Config {
             name: stream.clone(),
@@ -461,7 +478,7 @@ impl Presence {
             max_messages_per_subject: 1,
             max_age: NAME_TTL,
             storage: jetstream::stream::StorageType::Memory,
-            num_replicas: if servers >= 3 { 3 } else { 1 },
+            num_replicas: cluster.replicas(),
             ..Default::default()
         };
         ready(&cluster.urls, || {
@@ -647,7 +664,8 @@ pub struct Status {
 
 /// Asks the cluster's NATS how the cluster is doing: the stream, the nodes' heartbeats, the names.
 pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
-    let cluster = Cluster::connect(config).await?;
+    // Only asks: a mistyped stream name is an error, not a new stream.
+    let cluster = Cluster::dial(config).await?;
     let failed = |e: &dyn std::fmt::Display| ClusterError::JetStream {
         urls: cluster.urls.clone(),
         detail: e.to_string(),

@@ -465,7 +465,9 @@ impl<T> Writer<T> {
                             match find_duplicate(&tx, m)? {
                                 Some(dup) => dup,
                                 None => {
-                                    insert_message(&tx, m, *at, &ts, *at_ms)?;
+                                    // Shared files stay on the node that took them: a
+                                    // replicated one is stored as its text.
+                                    insert_row(&tx, m, *at, &ts, *at_ms, &m.text, None)?;
                                     Stored {
                                         seq: *at,
                                         ts,
@@ -749,18 +751,6 @@ fn insert_row(
             .flatten(),
     ])?;
     Ok(())
-}
-
-/// A message another node appended (cluster mode): stored as it is, at the stream's seq (shared files
-/// stay on the node that took them, so one arrives as its text).
-fn insert_message(
-    tx: &rusqlite::Transaction<'_>,
-    m: &super::NewMessage,
-    seq: u64,
-    ts: &str,
-    ts_ms: i64,
-) -> rusqlite::Result<()> {
-    insert_row(tx, m, seq, ts, ts_ms, &m.text, None)
 }
 
 #[cfg(test)]
