@@ -98,13 +98,19 @@ impl Cluster {
 
     /// Connects to NATS, making nothing.
     async fn dial(config: &ClusterConfig) -> Result<Self, ClusterError> {
-        let urls = config.urls.join(",");
+        // For messages: without a password a URL may carry (nats://user:password@host).
+        let urls = config
+            .urls
+            .iter()
+            .map(|u| without_credentials(u))
+            .collect::<Vec<_>>()
+            .join(",");
         let addrs = config
             .urls
             .iter()
             .map(|u| {
                 u.parse::<async_nats::ServerAddr>()
-                    .map_err(|_| ClusterError::Address(u.clone()))
+                    .map_err(|_| ClusterError::Address(without_credentials(u)))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let client = async_nats::ConnectOptions::new()
@@ -154,6 +160,15 @@ impl Cluster {
         tokio::spawn(publish(self.clone(), hub, writer.clone(), waiting.clone()));
         tokio::spawn(follow(self.clone(), opened.last_seq + 1, writer, waiting));
         opened
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`, to be shown.
+fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].find('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -733,4 +748,18 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
         nodes,
         names: online,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_a_url_are_never_shown() {
+        use super::without_credentials as shown;
+        assert_eq!(
+            shown("nats://u:secret@10.0.0.1:4222"),
+            "nats://***@10.0.0.1:4222"
+        );
+        assert_eq!(shown("nats://10.0.0.1:4222"), "nats://10.0.0.1:4222");
+        assert_eq!(shown("tok@host:4222"), "***@host:4222");
+    }
 }
