@@ -714,6 +714,7 @@ impl Hub {
                 name: name.clone(),
                 hash,
                 claim,
+                since: None,
                 reply,
             })
             .await?;
@@ -721,6 +722,55 @@ impl Hub {
             self.mark_owned(name);
         }
         Ok(account)
+    }
+
+    /// Cluster mode: a change every node applies, in stream order (this node's own too, so what the hub
+    /// keeps ends as the stream has it): owned names, blocks and room rules. Memberships, keys and
+    /// passwords live in the store only; expired names come with the next reload of the accounts.
+    pub fn replicated(&self, change: &crate::cluster::Change) {
+        use crate::cluster::Change;
+        match change {
+            Change::Claim { name, .. }
+            | Change::SetPassword {
+                name, claim: true, ..
+            } => {
+                if let Ok(name) = Name::new(name) {
+                    if !self.is_owned(name.key()) {
+                        self.mark_owned(&name);
+                    }
+                }
+            }
+            Change::Forget { name } => {
+                let mut registry = self.registry();
+                let Some(owned) = registry.owned.remove(name) else {
+                    return;
+                };
+                registry.owned_changes += 1;
+                registry.blocks.retain(|(a, b)| a != name && b != name);
+                match registry.users.get_mut(name.as_str()) {
+                    Some(user) => user.owner = false,
+                    None => {
+                        registry
+                            .look_alikes
+                            .remove(&natter_proto::name::look_alike_key(owned.as_str()));
+                    }
+                }
+            }
+            Change::Block { name, blocked, on } => {
+                let pair = (name.clone(), blocked.clone());
+                let mut registry = self.registry();
+                match on {
+                    true => registry.blocks.insert(pair),
+                    false => registry.blocks.remove(&pair),
+                };
+            }
+            Change::Rules { room, rules } => {
+                if let Ok(rules) = serde_json::from_str::<RoomRules>(rules) {
+                    self.rules_mut().insert(room.clone(), rules);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn mark_owned(&self, name: &Name) {
@@ -746,6 +796,7 @@ impl Hub {
             .ask(|reply| WriteCmd::Claim {
                 name: name.clone(),
                 key,
+                since: None,
                 reply,
             })
             .await?;

@@ -395,14 +395,15 @@ impl Core {
         presence: Option<Arc<cluster::Presence>>,
     ) -> Result<Self, ServerError> {
         let opened = store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
-        let opened = match &cluster {
+        let (opened, changes) = match &cluster {
             Some(cluster) => {
                 if config.files.dir.take().is_some() {
                     tracing::info!("file sharing is off in cluster mode (files stay on one node)");
                 }
-                cluster.front(opened)
+                let (opened, changes) = cluster.front(opened);
+                (opened, Some(changes))
             }
-            None => opened,
+            None => (opened, None),
         };
         let hub = Hub::new(
             HubConfig {
@@ -414,6 +415,15 @@ impl Core {
             opened.last_seq,
             opened.snapshot,
         );
+        if let Some(changes) = changes {
+            // The cluster's changes, in stream order, for what the hub keeps in memory.
+            let hub = Arc::downgrade(&hub);
+            changes.connect(Box::new(move |change| {
+                if let Some(hub) = hub.upgrade() {
+                    hub.replicated(change);
+                }
+            }));
+        }
         let store_down = CancellationToken::new();
         let writer = {
             let hub = hub.clone();

@@ -365,3 +365,77 @@ async fn losing_one_nats_server_of_three_loses_no_acked_message() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Owned names are the cluster's: a name claimed on one node is owned on every node (a guest, or
+/// another key, is refused on the other node and sees no private byte); whispers wait for its owner
+/// whichever node they were sent through; the owner comes back through the other node, proves the
+/// name there as on the first, and finds the whisper and the rooms they had joined.
+#[tokio::test]
+async fn owned_names_and_memberships_are_the_clusters() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    let mut alice = b.join("alice").await;
+
+    let mut bob = a.connect().await;
+    bob.hello_owned("bob", 2).await;
+    bob.send(json!({"type":"join","room":"rust"})).await;
+    bob.sync().await;
+    bob.say("claimed", "1").await;
+    // Node b has read the stream up to bob's message: his claim and join came before it.
+    assert_eq!(message(&mut alice).await["text"], "claimed");
+    drop(bob);
+
+    // Once bob is offline (the cluster has freed his name), a guest taking it on node b is refused.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let mut guest = b.connect().await;
+        guest
+            .send(json!({"type":"hello","name":"BOB","version":1}))
+            .await;
+        let f = guest.recv().await;
+        if f["code"] != "name_taken" {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "bob was not freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused["code"], "name_owned", "{refused}");
+
+    alice
+        .send(json!({"type":"whisper","to":"bob","text":"my password is hunter2","id":"w"}))
+        .await;
+    let ack = answer(&mut alice).await;
+    assert_eq!(
+        ack["type"], "ack",
+        "a whisper to an owner who is away waits: {ack}"
+    );
+
+    let mut other_key = b.connect().await;
+    other_key
+        .prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 9)
+        .await;
+    let refused = other_key.expect("error").await;
+    assert_eq!(refused["code"], "name_owned", "{refused}");
+    let rest = other_key.sync().await;
+    assert!(!format!("{rest:?}").contains("hunter2"), "{rest:?}");
+
+    let mut bob = b.connect().await;
+    bob.prove_hello(json!({"type":"hello","name":"bob","version":1}), "bob", 2)
+        .await;
+    let frames = bob.sync().await;
+    assert_eq!(frames[0]["type"], "welcome", "{frames:?}");
+    assert_eq!(frames[0]["owner"], true, "{frames:?}");
+    let rooms = frames[0]["rooms"].to_string();
+    assert!(rooms.contains("rust"), "bob's rooms came with him: {rooms}");
+    let whispers: Vec<_> = frames
+        .iter()
+        .filter(|f| f["type"] == "history" && f.get("room").is_none())
+        .flat_map(|f| f["messages"].as_array().unwrap().clone())
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(whispers, ["my password is hunter2"], "{frames:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -214,6 +214,9 @@ pub enum WriteCmd<T> {
     Claim {
         name: Name,
         key: [u8; 32],
+        /// The last seq before the claim; `None`: the log's last seq when it is committed (cluster mode
+        /// passes the claim's own place in the stream, so every node records the same).
+        since: Option<u64>,
         reply: tokio::sync::oneshot::Sender<Option<Account>>,
     },
     /// The owner `name` has been sent their private messages up to `seq`.
@@ -228,6 +231,8 @@ pub enum WriteCmd<T> {
         name: Name,
         hash: String,
         claim: bool,
+        /// As [`WriteCmd::Claim`]'s.
+        since: Option<u64>,
         reply: tokio::sync::oneshot::Sender<Option<Account>>,
     },
     /// Adds a key to an owned name's keys (its owner signed in by password from a new device).
@@ -286,6 +291,10 @@ pub enum WriteCmd<T> {
         token: T,
         result: Result<Stored, String>,
     },
+
+    /// Cluster mode: the stream has been read up to `seq` (a change at `seq` was just handed over), so
+    /// a restart reads on from after it.
+    Position(u64),
 
     /// Finish what is queued and stop.
     Stop,

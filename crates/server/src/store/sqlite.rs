@@ -516,6 +516,7 @@ impl<T> Writer<T> {
                         )?
                         .execute(params![name])?;
                     }
+                    WriteCmd::Position(at) => seq = seq.max(*at),
                     WriteCmd::Rooms { .. }
                     | WriteCmd::Account { .. }
                     | WriteCmd::Claim { .. }
@@ -604,11 +605,12 @@ impl<T> Writer<T> {
                     name,
                     hash,
                     claim,
+                    since,
                     reply,
                 } => {
-                    let set = self.with_conn(|conn| {
-                        set_password(conn, &name, &hash, claim, ts_ms, committed)
-                    });
+                    let since = since.unwrap_or(committed);
+                    let set = self
+                        .with_conn(|conn| set_password(conn, &name, &hash, claim, ts_ms, since));
                     match set {
                         Ok(account) => {
                             let _ = reply.send(account);
@@ -626,8 +628,14 @@ impl<T> Writer<T> {
                     }
                     Err(e) => tracing::error!("history store: expiring files failed: {e}"),
                 },
-                WriteCmd::Claim { name, key, reply } => {
-                    match self.with_conn(|conn| claim(conn, &name, &key, ts_ms, committed)) {
+                WriteCmd::Claim {
+                    name,
+                    key,
+                    since,
+                    reply,
+                } => {
+                    let since = since.unwrap_or(committed);
+                    match self.with_conn(|conn| claim(conn, &name, &key, ts_ms, since)) {
                         Ok(bound) => {
                             let _ = reply.send(bound);
                         }

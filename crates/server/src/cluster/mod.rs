@@ -19,9 +19,11 @@
 //! recipient connected to *this* node has it queued. Recipients on other nodes get it when their node's
 //! follower reads it (PROTOCOL.md, *Cluster mode*).
 //!
-//! Names online are cluster-wide ([`Presence`]), and so whispers reach users on any node. Everything else the store keeps (memberships, accounts,
-//! rules, blocks) is still each node's own in this version, and so are shared files (ARCHITECTURE.md,
-//! *Known limits*).
+//! **Changes** — memberships, accounts (claims, passwords, keys, `/forget-me`), room rules, blocks —
+//! travel the same stream on `STREAM.state` and are applied by every node in stream order ([`Change`]),
+//! so accounts are the cluster's and any node serves anyone. Names online are cluster-wide
+//! ([`Presence`]), and so whispers reach users on any node. Shared files stay on the node that took
+//! them (ARCHITECTURE.md, *Known limits*).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,10 @@ use natter_proto::frame::{RoomEvent, Tags};
 use natter_proto::{Name, RoomName};
 
 use crate::store::{NewMessage, Opened, Stored, WriteCmd};
+
+mod changes;
+pub use changes::Change;
+use changes::Outstanding;
 
 /// How a node finds its cluster (`--cluster`, `--cluster-stream`).
 #[derive(Debug, Clone)]
@@ -150,16 +156,34 @@ impl Cluster {
         format!("{}.msg", self.stream)
     }
 
+    /// The subject changes ([`Change`]) are published on.
+    fn changes_subject(&self) -> String {
+        format!("{}.state", self.stream)
+    }
+
     /// Puts the stream in front of an opened SQLite store: the hub's commands go to a publisher, which
-    /// sends appends to the stream and everything else on to the writer; a follower feeds the writer the
-    /// stream's messages from the read model's last seq on. Call within the runtime.
-    pub fn front<T: Send + 'static>(&self, mut opened: Opened<T>) -> Opened<T> {
+    /// sends appends and changes to the stream and the rest on to the writer; a follower feeds the
+    /// writer the stream's messages and changes from the read model's last seq on. The changes, in
+    /// stream order, also come out of the returned receiver, for the hub. Call within the runtime.
+    pub fn front<T: Send + 'static>(&self, mut opened: Opened<T>) -> (Opened<T>, Arc<ChangeSink>) {
         let (commands, hub) = mpsc::unbounded_channel();
         let writer = std::mem::replace(&mut opened.commands, commands);
-        let waiting: Waiting<T> = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(publish(self.clone(), hub, writer.clone(), waiting.clone()));
-        tokio::spawn(follow(self.clone(), opened.last_seq + 1, writer, waiting));
-        opened
+        let ours = Ours {
+            messages: Arc::new(Mutex::new(HashMap::new())),
+            changes: Arc::default(),
+        };
+        let changed = Arc::new(ChangeSink::default());
+        tokio::spawn(publish(self.clone(), hub, writer.clone(), ours.clone()));
+        tokio::spawn(follow(
+            self.clone(),
+            opened.last_seq + 1,
+            Follower {
+                writer,
+                ours,
+                changed: changed.clone(),
+            },
+        ));
+        (opened, changed)
     }
 }
 
@@ -200,6 +224,63 @@ where
 
 /// Senders waiting for their message to come back from the stream, by `Nats-Msg-Id`.
 type Waiting<T> = Arc<Mutex<HashMap<String, Vec<T>>>>;
+
+/// What this node has published and waits to see come back from the stream.
+struct Ours<T> {
+    messages: Waiting<T>,
+    changes: Arc<Outstanding>,
+}
+
+impl<T> Clone for Ours<T> {
+    fn clone(&self) -> Self {
+        Self {
+            messages: self.messages.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+/// Where the follower hands what it reads.
+struct Follower<T> {
+    writer: mpsc::UnboundedSender<WriteCmd<T>>,
+    ours: Ours<T>,
+    /// The hub, for changes.
+    changed: Arc<ChangeSink>,
+}
+
+/// Where the follower hands each change for the hub, in stream order, before it reads on (so a message
+/// after a change is delivered by a hub that has it). Changes read before the hub is connected wait.
+#[derive(Default)]
+pub struct ChangeSink(Mutex<Sink>);
+
+enum Sink {
+    Waiting(Vec<Change>),
+    To(Box<dyn Fn(&Change) + Send + Sync>),
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Sink::Waiting(Vec::new())
+    }
+}
+
+impl ChangeSink {
+    /// From now on (and first for the changes waiting), changes go to `apply`.
+    pub fn connect(&self, apply: Box<dyn Fn(&Change) + Send + Sync>) {
+        let mut sink = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Sink::Waiting(waiting) = &*sink {
+            waiting.iter().for_each(&apply);
+        }
+        *sink = Sink::To(apply);
+    }
+
+    fn send(&self, change: Change) {
+        match &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            Sink::Waiting(waiting) => waiting.push(change),
+            Sink::To(apply) => apply(&change),
+        }
+    }
+}
 
 /// A message as it is kept in the stream.
 #[derive(Serialize, Deserialize)]
@@ -256,36 +337,58 @@ impl Entry {
     }
 }
 
-/// The hub's commands: appends to the stream, the rest to the writer, in order.
+/// The hub's commands: appends and changes to the stream (in order), questions to the writer once this
+/// node's earlier changes are back, the rest to the writer.
 async fn publish<T: Send + 'static>(
     cluster: Cluster,
     mut hub: mpsc::UnboundedReceiver<WriteCmd<T>>,
     writer: mpsc::UnboundedSender<WriteCmd<T>>,
-    waiting: Waiting<T>,
+    ours: Ours<T>,
 ) {
     let subject = cluster.subject();
     let mut unnamed = 0u64;
     let node = cluster.client.server_info().client_id;
+    // Unique to this connection and moment: for what carries no client id.
+    let mut fresh_id = || {
+        unnamed += 1;
+        format!(
+            "~{node}/{}/{unnamed}",
+            jiff::Timestamp::now().as_nanosecond()
+        )
+    };
+    let waiting = ours.messages;
     while let Some(cmd) = hub.recv().await {
         let (message, token) = match cmd {
             WriteCmd::Append(message, token) => (message, token),
-            other => {
-                if writer.send(other).is_err() {
-                    return;
-                }
-                continue;
+            WriteCmd::Stop => {
+                let _ = writer.send(WriteCmd::Stop);
+                return;
             }
+            other => match Change::of(other) {
+                Ok((change, reply)) => {
+                    publish_change(&cluster, &ours.changes, change, reply, fresh_id()).await;
+                    continue;
+                }
+                Err(question) if ours.changes.idle() => {
+                    if writer.send(question).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(question) => {
+                    let (changes, writer) = (ours.changes.clone(), writer.clone());
+                    tokio::spawn(async move {
+                        changes.caught_up().await;
+                        let _ = writer.send(question);
+                    });
+                    continue;
+                }
+            },
         };
         let msg_id = match &message.client_id {
             Some(id) => format!("{}/{id}", message.from.key()),
-            None => {
-                // Without a client id (a room event): unique to this connection and moment.
-                unnamed += 1;
-                format!(
-                    "~{node}/{}/{unnamed}",
-                    jiff::Timestamp::now().as_nanosecond()
-                )
-            }
+            // Without a client id (a room event).
+            None => fresh_id(),
         };
         let payload = match serde_json::to_vec(&Entry::of(&message)) {
             Ok(p) => p,
@@ -334,6 +437,41 @@ async fn publish<T: Send + 'static>(
     }
 }
 
+/// Publishes a change; its answer (if any) waits in `outstanding` until the follower reads it back.
+async fn publish_change(
+    cluster: &Cluster,
+    outstanding: &Arc<Outstanding>,
+    change: Change,
+    reply: Option<changes::Reply>,
+    msg_id: String,
+) {
+    let payload = match serde_json::to_vec(&change) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot write a change for the cluster's stream: {e}");
+            return;
+        }
+    };
+    outstanding.add(msg_id.clone(), reply);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
+    let sent = cluster
+        .js
+        .publish_with_headers(cluster.changes_subject(), headers, payload.into())
+        .await;
+    let outstanding = outstanding.clone();
+    tokio::spawn(async move {
+        let acked = match sent {
+            Ok(ack) => ack.await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = acked {
+            tracing::error!("the cluster's stream did not take a change: {e}");
+            outstanding.give_up(&msg_id);
+        }
+    });
+}
+
 fn settle<T>(
     writer: &mpsc::UnboundedSender<WriteCmd<T>>,
     message: NewMessage,
@@ -353,15 +491,10 @@ fn lock<T>(waiting: &Waiting<T>) -> std::sync::MutexGuard<'_, HashMap<String, Ve
 
 /// Reads the stream from `start` on, in order, for as long as the node runs, and hands each message to
 /// the writer with the senders waiting for it here.
-async fn follow<T: Send + 'static>(
-    cluster: Cluster,
-    start: u64,
-    writer: mpsc::UnboundedSender<WriteCmd<T>>,
-    waiting: Waiting<T>,
-) {
+async fn follow<T: Send + 'static>(cluster: Cluster, start: u64, to: Follower<T>) {
     let mut next = start;
     loop {
-        match follow_from(&cluster, next, &writer, &waiting).await {
+        match follow_from(&cluster, next, &to).await {
             Ok(Some(seq)) => next = seq + 1,
             Ok(None) => return, // the writer is gone: the server is stopping
             Err((seq, e)) => {
@@ -387,9 +520,10 @@ const FOLLOW_HEARTBEAT: Duration = Duration::from_secs(1);
 async fn follow_from<T: Send + 'static>(
     cluster: &Cluster,
     start: u64,
-    writer: &mpsc::UnboundedSender<WriteCmd<T>>,
-    waiting: &Waiting<T>,
+    to: &Follower<T>,
 ) -> Result<Option<u64>, (Option<u64>, String)> {
+    let (writer, waiting) = (&to.writer, &to.ours.messages);
+    let changes_subject = cluster.changes_subject();
     let stream = cluster
         .js
         .get_stream(&cluster.stream)
@@ -398,7 +532,6 @@ async fn follow_from<T: Send + 'static>(
     let consumer = stream
         .create_consumer(jetstream::consumer::push::Config {
             deliver_subject: cluster.client.new_inbox(),
-            filter_subject: cluster.subject(),
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: start,
             },
@@ -436,6 +569,12 @@ async fn follow_from<T: Send + 'static>(
             .as_ref()
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .map(|v| v.as_str().to_owned());
+        if message.subject.as_str() == changes_subject {
+            if !hand_over_change(to, seq, &message.payload, msg_id) {
+                return Ok(None);
+            }
+            continue;
+        }
         let Some(entry) = serde_json::from_slice::<Entry>(&message.payload)
             .ok()
             .and_then(Entry::message)
@@ -457,6 +596,29 @@ async fn follow_from<T: Send + 'static>(
         }
     }
     Err((last, "the consumer ended".into()))
+}
+
+/// Hands the change the stream holds at `seq` to the writer (answering its asker, if this node made it)
+/// and to the hub. `false` when the writer is gone.
+fn hand_over_change<T>(to: &Follower<T>, seq: u64, payload: &[u8], msg_id: Option<String>) -> bool {
+    let ours = msg_id.and_then(|id| to.ours.changes.take(&id));
+    let (number, reply) = ours.map_or((None, None), |(n, r)| (Some(n), r));
+    let change = serde_json::from_slice::<Change>(payload).ok();
+    let command = change.clone().and_then(|c| c.command(seq, reply));
+    if command.is_none() {
+        tracing::warn!(
+            "the cluster's stream holds a change this node cannot apply at seq {seq}; skipped"
+        );
+    }
+    let handed = command.is_none_or(|c| to.writer.send(c).is_ok())
+        && to.writer.send(WriteCmd::Position(seq)).is_ok();
+    if let Some(number) = number {
+        to.ours.changes.close(number);
+    }
+    if let Some(change) = change {
+        to.changed.send(change);
+    }
+    handed
 }
 
 /// Names online, cluster-wide: a JetStream stream (`STREAM-names`, one subject per name, one message per
