@@ -243,17 +243,19 @@ impl Outstanding {
         }
     }
 
-    /// Waits until every change made so far has been handed to the writer (or given up).
-    pub(super) async fn caught_up(self: Arc<Self>) {
+    /// Waits until every change made before this call has been handed to the writer (or given up).
+    pub(super) fn caught_up(self: Arc<Self>) -> impl std::future::Future<Output = ()> {
         let upto = self.state().made;
-        loop {
-            let settled = self.settled.notified();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            if self.state().open.first().is_none_or(|&n| n > upto) {
-                return;
+        async move {
+            loop {
+                let settled = self.settled.notified();
+                tokio::pin!(settled);
+                settled.as_mut().enable();
+                if self.state().open.first().is_none_or(|&n| n > upto) {
+                    return;
+                }
+                settled.await;
             }
-            settled.await;
         }
     }
 

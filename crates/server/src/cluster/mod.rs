@@ -376,9 +376,9 @@ async fn publish<T: Send + 'static>(
                     continue;
                 }
                 Err(question) => {
-                    let (changes, writer) = (ours.changes.clone(), writer.clone());
+                    let (caught_up, writer) = (ours.changes.clone().caught_up(), writer.clone());
                     tokio::spawn(async move {
-                        changes.caught_up().await;
+                        caught_up.await;
                         let _ = writer.send(question);
                     });
                     continue;
