@@ -476,6 +476,7 @@ impl ConnectArgs {
                 known_servers: data_dir
                     .clone()
                     .map(|dir| dir.join(natter_client::tls::KNOWN_SERVERS)),
+                same_server: Vec::new(),
             },
             data_dir: match self.guest {
                 true => None,
@@ -1264,6 +1265,21 @@ async fn serve(args: ServeArgs, matches: clap::ArgMatches) -> Result<(), String>
         },
         _ => natter_server::tls::TlsSource::SelfSigned(data_dir.clone()),
     };
+    if let (Some(cluster), natter_server::tls::TlsSource::SelfSigned(dir)) =
+        (&config.cluster, &tls_source)
+    {
+        // One identity for the cluster: its nodes present the same certificate.
+        let replaced = natter_server::cluster::shared_certificate(cluster, dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        if replaced {
+            tracing::warn!(
+                event = "certificate_replaced",
+                "this node's self-signed certificate was replaced by its cluster's: clients that \
+                 pinned the old one will refuse the new one until they are told its fingerprint"
+            );
+        }
+    }
     config.tls = natter_server::tls::load(&tls_source).map_err(|e| e.to_string())?;
     let tls_line = config.tls.as_ref().map(|tls| {
         format!(

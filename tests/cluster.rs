@@ -10,10 +10,10 @@ mod support;
 
 use support::{natter, Raw, Served};
 
-/// A `natter serve --cluster` node with its own history file in `dir`.
+/// A `natter serve --cluster` node with its own data directory (history, certificate) in `dir`.
 fn node(nats: &Nats, dir: &std::path::Path, name: &str) -> Served {
     let mut cmd = natter();
-    cmd.env("NATTER_DATA_DIR", dir).args([
+    cmd.env("NATTER_DATA_DIR", dir.join(name)).args([
         "serve",
         "--listen",
         "127.0.0.1:0",
@@ -49,7 +49,9 @@ fn kill(node: &mut Served) {
 
 /// SIGKILL the node a client is on: `natter join --server A,B` reconnects to B by itself and resumes
 /// there — what was said meanwhile reaches it once, what it typed meanwhile is sent once — and a user on
-/// B notices nothing but the messages.
+/// B notices nothing but the messages. The nodes keep their data in directories of their own, yet
+/// present the cluster's one certificate: the client trusted A's on first use (over TLS) and trusts B
+/// as the same server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_fails_over_to_another_node_and_resumes_exactly_once() {
     let nats = Nats::start();
@@ -59,6 +61,15 @@ async fn a_client_fails_over_to_another_node_and_resumes_exactly_once() {
         a.addr("natter: listening on"),
         b.addr("natter: listening on"),
     );
+    let fingerprint = |node: &Served| {
+        node.announced
+            .iter()
+            .flat_map(|line| line.split_whitespace())
+            .find(|w| w.starts_with("SHA256:"))
+            .expect("TLS on")
+            .to_owned()
+    };
+    assert_eq!(fingerprint(&a), fingerprint(&b), "one identity");
     let mut bob = Raw::join(b_addr, "bob").await;
     let status = natter()
         .args(["cluster", "status", "--cluster", &nats.url])

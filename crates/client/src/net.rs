@@ -65,8 +65,21 @@ impl Connection {
 /// another certificate than before stops the search (that is not a node being down).
 pub async fn open(servers: &str, tls: &TlsOptions) -> Result<(Box<dyn Io>, Trust), ClientError> {
     let mut unreachable = None;
-    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match open_one(server, tls).await {
+    let all: Vec<&str> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for server in &all {
+        let tls = TlsOptions {
+            same_server: all
+                .iter()
+                .filter(|s| *s != server)
+                .map(|s| s.to_string())
+                .collect(),
+            ..tls.clone()
+        };
+        match open_one(server, &tls).await {
             Err(e @ ClientError::Connect { .. }) => unreachable = Some(e),
             done => return done,
         }

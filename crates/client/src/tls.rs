@@ -29,6 +29,9 @@ pub struct TlsOptions {
     /// The `known_servers` file (`None`: nothing is remembered, the first certificate is trusted each
     /// time).
     pub known_servers: Option<PathBuf>,
+    /// The other addresses of the same server (the nodes of a cluster, given together): a certificate
+    /// remembered for any of them is expected here too, so trust carries over when a client fails over.
+    pub same_server: Vec<String>,
 }
 
 /// The file of certificates seen before, in the data directory.
@@ -190,6 +193,14 @@ pub fn known(file: &Path, addr: &str) -> Option<String> {
     })
 }
 
+/// The fingerprint expected from `addr`: the one remembered for it, or for another address of the same
+/// server.
+fn expected(file: &Path, addr: &str, same_server: &[String]) -> Option<String> {
+    std::iter::once(addr)
+        .chain(same_server.iter().map(String::as_str))
+        .find_map(|a| known(file, &crate::net::with_port(a)))
+}
+
 /// Remembers `fingerprint` for `addr` (appended; the file is created with mode 0600).
 fn remember(file: &Path, addr: &str, fingerprint: &str) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
@@ -214,7 +225,7 @@ pub async fn handshake(
         known: options
             .known_servers
             .as_deref()
-            .and_then(|f| known(f, addr)),
+            .and_then(|f| expected(f, addr, &options.same_server)),
         roots: roots(),
         provider: provider(),
         verdict: verdict.clone(),
@@ -273,6 +284,17 @@ mod tests {
         remember(&file, "h:2", "SHA256:bbb").unwrap();
         assert_eq!(known(&file, "h:1").as_deref(), Some("SHA256:aaa"));
         assert_eq!(known(&file, "h:2").as_deref(), Some("SHA256:bbb"));
+        // A cluster's nodes given together are one server: what was seen on one is expected of all.
+        let nodes = ["h:1".to_owned(), "h:2".to_owned()];
+        assert_eq!(
+            expected(&file, "h:3", &nodes).as_deref(),
+            Some("SHA256:aaa")
+        );
+        assert_eq!(
+            expected(&file, "h:2", &nodes).as_deref(),
+            Some("SHA256:bbb")
+        );
+        assert_eq!(expected(&file, "h:3", &[]), None);
         assert_eq!(host_of("[::1]:5500"), "::1");
         assert_eq!(host_of("example.org:5500"), "example.org");
         assert!(is_local("127.0.0.1:5500") && is_local("[::1]:1") && is_local("localhost:5"));

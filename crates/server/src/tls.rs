@@ -110,6 +110,40 @@ pub fn load(source: &TlsSource) -> Result<Option<Tls>, TlsError> {
     }))
 }
 
+/// The self-signed certificate and key kept in `dir` (PEM), made first if there are none.
+pub fn self_signed_pem(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    let (cert, key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
+    if !cert.exists() || !key.exists() {
+        generate_once(dir, &cert, &key)?;
+    }
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    Ok((read(&cert)?, read(&key)?))
+}
+
+/// Makes `cert` and `key` (PEM) the self-signed certificate kept in `dir` (a cluster's, shared by its
+/// nodes). Returns whether that replaced another one.
+pub fn keep_self_signed(dir: &Path, cert: &[u8], key: &[u8]) -> Result<bool, TlsError> {
+    let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
+    let same = |path: &Path, bytes: &[u8]| std::fs::read(path).is_ok_and(|b| b == bytes);
+    if same(&cert_path, cert) && same(&key_path, key) {
+        return Ok(false);
+    }
+    let replaced = cert_path.exists();
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| TlsError::Read { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    write_private(&key_path, key).map_err(io(&key_path))?;
+    std::fs::write(&cert_path, cert).map_err(io(&cert_path))?;
+    Ok(replaced)
+}
+
 /// Makes the self-signed certificate unless another server starting from the same directory is making
 /// it right now (then waits for that one's): two servers must never end up with one's key and the other's
 /// certificate.

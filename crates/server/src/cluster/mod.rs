@@ -40,8 +40,10 @@ use natter_proto::{Name, RoomName};
 use crate::store::{NewMessage, Opened, Stored, WriteCmd};
 
 mod changes;
+mod identity;
 pub use changes::Change;
 use changes::Outstanding;
+pub use identity::shared_certificate;
 
 /// How a node finds its cluster (`--cluster`, `--cluster-stream`).
 #[derive(Debug, Clone)]

@@ -1,0 +1,91 @@
+//! One identity for the whole cluster: every node presents the same self-signed certificate, so a client
+//! that trusted one node on first use trusts every other node it fails over to.
+//!
+//! The certificate and its key are kept in the stream `STREAM-identity` (one message, on
+//! `STREAM-identity.tls`). The first node to start publishes the one in its data directory (made if
+//! there is none, so a single server that becomes a cluster's first node keeps the identity its users
+//! trust) with "expected last subject sequence 0": of two nodes starting at once, one wins, and the
+//! other takes the winner's. Every node writes the cluster's certificate into its data directory before
+//! it loads it. The key travels to NATS and is kept there: the NATS servers are the cluster's own (they
+//! hold every message and account too); secure them as such (docs/OPERATIONS.md, *Cluster mode*).
+//! An operator's own certificate (`--tls-cert`/`--tls-key`) is used as given, on every node.
+
+use std::path::Path;
+
+use async_nats::jetstream;
+use serde::{Deserialize, Serialize};
+
+use super::{ready, Cluster, ClusterConfig, ClusterError};
+use crate::tls;
+
+#[derive(Serialize, Deserialize)]
+struct Identity {
+    cert: String,
+    key: String,
+}
+
+/// Makes the cluster's certificate the one kept in `dir`: takes it from the cluster, or gives the cluster
+/// this node's. Returns whether the certificate in `dir` was replaced by the cluster's.
+pub async fn shared_certificate(config: &ClusterConfig, dir: &Path) -> Result<bool, ClusterError> {
+    let cluster = Cluster::dial(config).await?;
+    let name = format!("{}-identity", cluster.stream);
+    let subject = format!("{name}.tls");
+    let stream_config = jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{name}.>")],
+        max_messages_per_subject: 1,
+        num_replicas: cluster.replicas(),
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    };
+    let stream = ready(&cluster.urls, || {
+        cluster.js.get_or_create_stream(stream_config.clone())
+    })
+    .await?;
+    let failed = |detail: String| ClusterError::JetStream {
+        urls: cluster.urls.clone(),
+        detail,
+    };
+    let kept = |identity: Identity| {
+        tls::keep_self_signed(dir, identity.cert.as_bytes(), identity.key.as_bytes())
+            .map_err(|e| failed(e.to_string()))
+    };
+    let current = || async {
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => serde_json::from_slice::<Identity>(&m.payload)
+                .map(Some)
+                .map_err(|e| failed(format!("{subject}: {e}"))),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(failed(e.to_string())),
+        }
+    };
+    if let Some(identity) = current().await? {
+        return kept(identity);
+    }
+    let (cert, key) = tls::self_signed_pem(dir).map_err(|e| failed(e.to_string()))?;
+    let ours = Identity {
+        cert: String::from_utf8_lossy(&cert).into_owned(),
+        key: String::from_utf8_lossy(&key).into_owned(),
+    };
+    let payload = serde_json::to_vec(&ours).map_err(|e| failed(e.to_string()))?;
+    let publish = jetstream::context::Publish::build()
+        .payload(payload.into())
+        .expected_last_subject_sequence(0);
+    let acked = cluster
+        .js
+        .send_publish(subject.clone(), publish)
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .await;
+    match acked {
+        Ok(_) => Ok(false),
+        // Another node's came first: that one is the cluster's.
+        Err(e) if e.to_string().contains("wrong last sequence") => match current().await? {
+            Some(identity) => kept(identity),
+            None => Err(failed(e.to_string())),
+        },
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
