@@ -189,6 +189,7 @@ enum Scenario {
 
 #[derive(Args, Clone)]
 struct LoadArgs {
+    /// The server, or a cluster's nodes comma-separated (the clients spread evenly over them).
     #[arg(long, default_value = "127.0.0.1:5500")]
     server: String,
     #[arg(long, value_enum, default_value_t = BenchDialect::Native)]
@@ -205,9 +206,12 @@ struct LoadArgs {
     /// Seconds of sending.
     #[arg(long)]
     duration: Option<f64>,
-    /// Room (channel) name, without '#'.
+    /// Room (channel) name, without '#' (with --room-size, the rooms' prefix).
     #[arg(long, default_value = "bench")]
     room: String,
+    /// Rooms of this many clients instead of one room (the senders spread over them).
+    #[arg(long)]
+    room_size: Option<usize>,
     /// Connections opened at once while setting up (ngIRCd wants about 8).
     #[arg(long, default_value_t = 50)]
     connect_batch: usize,
@@ -767,6 +771,7 @@ fn load(args: &LoadArgs, defaults: (usize, usize, f64, f64)) -> natter_bench::Fa
         rate: args.rate.unwrap_or(defaults.2),
         duration: std::time::Duration::from_secs_f64(args.duration.unwrap_or(defaults.3)),
         room: args.room.clone(),
+        room_size: args.room_size,
         connect_batch: args.connect_batch,
         server_pid: args.server_pid,
     }

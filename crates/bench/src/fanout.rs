@@ -1,4 +1,5 @@
-//! The fan-out scenario: C clients in one room, S senders at R messages per second each.
+//! The fan-out scenario: C clients in one room (or in rooms of N), S senders at R messages per second
+//! each, the clients spread over one server or several (the nodes of a cluster).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use crate::BenchError;
 
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
+    /// One server, or several comma-separated (a cluster's nodes): the clients are spread evenly, and
+    /// every room has members on every server.
     pub server: String,
     pub dialect: Dialect,
     pub clients: usize,
@@ -21,8 +24,11 @@ pub struct FanoutOptions {
     /// Messages per second, per sender.
     pub rate: f64,
     pub duration: Duration,
-    /// The room everyone is in (without `#`).
+    /// The room everyone is in (without `#`); with `room_size`, the rooms' common prefix.
     pub room: String,
+    /// Rooms of this many clients instead of one room (client `i` is in room `i mod rooms`, so the
+    /// senders — the first clients — are spread over the rooms).
+    pub room_size: Option<usize>,
     /// Connections opened at once while setting up.
     pub connect_batch: usize,
     /// The server's pid, to report its CPU use.
@@ -63,6 +69,43 @@ pub struct FanoutReport {
     pub seconds: f64,
 }
 
+impl FanoutOptions {
+    /// How many rooms the clients are in.
+    pub fn rooms(&self) -> usize {
+        self.room_size
+            .map_or(1, |n| self.clients.div_ceil(n.max(1)))
+            .max(1)
+    }
+
+    /// The room of client `i`.
+    pub fn room_of(&self, i: usize) -> String {
+        match self.room_size {
+            Some(_) => format!("{}{}", self.room, i % self.rooms()),
+            None => self.room.clone(),
+        }
+    }
+
+    /// How many clients are in client `i`'s room.
+    fn members_with(&self, i: usize) -> usize {
+        let (rooms, room) = (self.rooms(), i % self.rooms());
+        self.clients / rooms + usize::from(room < self.clients % rooms)
+    }
+
+    /// The server client `i` connects to: a room's members go round the servers.
+    fn server_of(&self, i: usize) -> &str {
+        let servers: Vec<&str> = self
+            .server
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        match servers.len() {
+            0 => &self.server,
+            n => servers[(i / self.rooms()) % n],
+        }
+    }
+}
+
 /// Runs one fan-out measurement.
 pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     // Set up: everyone registered and in the room before anyone sends. Names are new for every run, so
@@ -78,7 +121,9 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     {
         let batch = chunk.iter().map(|i| async move {
             let name = format!("b{pid}x{run}x{i}");
-            opts.dialect.connect(&opts.server, &name, &opts.room).await
+            opts.dialect
+                .connect(opts.server_of(*i), &name, &opts.room_of(*i))
+                .await
         });
         for c in futures::future::join_all(batch).await {
             conns.push(c?);
@@ -111,15 +156,17 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     let mut idle_writers = Vec::new();
     for (i, write) in writers {
         if i < opts.senders {
-            senders.push(tokio::spawn(send(write, i, opts.clone(), epoch)));
+            senders.push((i, tokio::spawn(send(write, i, opts.clone(), epoch))));
         } else {
             idle_writers.push(write);
         }
     }
-    let mut sent = 0;
-    for s in senders {
+    let (mut sent, mut expected) = (0, 0);
+    for (i, s) in senders {
         let (n, write) = s.await.map_err(|e| BenchError::Timeout(e.to_string()))?;
         sent += n;
+        // Every other member of the sender's room should get every message.
+        expected += n * (opts.members_with(i) as u64 - 1);
         match write {
             // Kept open until the run ends: closing would make the server announce a leave mid-measurement.
             Some(write) => idle_writers.push(write),
@@ -132,7 +179,6 @@ pub async fn fanout(opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     }
     let sending = started.elapsed();
     // Drain: wait until everything arrived, or 5 s without progress.
-    let expected = sent * (opts.clients as u64 - 1);
     let mut last = 0;
     let mut last_change = Instant::now();
     while delivered.load(Ordering::Relaxed) < expected
@@ -202,6 +248,7 @@ async fn send(
     // Stagger senders across one interval so they do not all fire together.
     let offset = interval.mul_f64(me as f64 / opts.senders.max(1) as f64);
     let mut seq = 0u64;
+    let room = opts.room_of(me);
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut tick = tokio::time::interval(Duration::from_millis(1).min(interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -223,7 +270,7 @@ async fn send(
             };
             let ns = stamp.duration_since(epoch).as_nanos() as u64;
             opts.dialect
-                .encode(&opts.room, &stats::payload(me, seq, ns), &mut buf);
+                .encode(&room, &stats::payload(me, seq, ns), &mut buf);
             seq += 1;
         }
         if !buf.is_empty() && write.write_all(&buf).await.is_err() {

@@ -449,6 +449,7 @@ pub async fn files(opts: &FilesOptions) -> Result<FilesReport, BenchError> {
         rate: 200.0,
         duration: opts.latency_duration,
         room,
+        room_size: None,
         connect_batch: 50,
         server_pid: opts.server_pid,
     };

@@ -16,6 +16,7 @@ async fn fanout_counts_every_delivery_exactly() {
         rate: 100.0,
         duration: Duration::from_millis(500),
         room: "bench".into(),
+        room_size: None,
         connect_batch: 4,
         server_pid: None,
     })
@@ -30,6 +31,50 @@ async fn fanout_counts_every_delivery_exactly() {
     );
     assert_eq!(report.cut, 0, "nobody was disconnected");
     assert!(report.latency.max_us > 0);
+}
+
+/// Against a cluster's two nodes, in rooms of 4: the clients are spread over both nodes (every room has
+/// members on each), and the counts are still exact — every message reaches every other member of its
+/// sender's room once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_spreads_over_a_clusters_nodes_and_rooms() {
+    let nats = natter_server::testing::Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = |name: &str| natter_server::Config {
+        db: natter_server::store::DbPath::File(dir.path().join(format!("{name}.db"))),
+        cluster: Some(natter_server::cluster::ClusterConfig {
+            urls: vec![nats.url.clone()],
+            stream: "natter".into(),
+        }),
+        ..natter_server::testing::config()
+    };
+    let a = TestServer::start_with(node("a")).await;
+    let b = TestServer::start_with(node("b")).await;
+    let opts = FanoutOptions {
+        server: format!("{},{}", a.addr, b.addr),
+        dialect: Dialect::Native,
+        clients: 12,
+        senders: 3,
+        rate: 50.0,
+        duration: Duration::from_millis(400),
+        room: "r".into(),
+        room_size: Some(4),
+        connect_batch: 4,
+        server_pid: None,
+    };
+    assert_eq!(opts.rooms(), 3);
+    assert_eq!(
+        (opts.room_of(0), opts.room_of(4)),
+        ("r0".into(), "r1".into())
+    );
+    let report = fanout(&opts).await.unwrap();
+    assert_eq!(report.sent, 60);
+    assert_eq!(report.expected, 60 * 3, "each sender's room has 3 others");
+    assert_eq!(report.delivered, report.expected);
+    assert_eq!(
+        (report.lost, report.duplicates, report.out_of_order),
+        (0, 0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,6 +113,7 @@ async fn the_trivial_relay_delivers_every_line_to_everyone_else() {
         rate: 100.0,
         duration: Duration::from_millis(500),
         room: "bench".into(),
+        room_size: None,
         connect_batch: 6,
         server_pid: None,
     })
