@@ -288,6 +288,10 @@ pub struct Hub {
     /// Swapped when SIGHUP reloads the settings.
     config: RwLock<HubConfig>,
     writer: mpsc::UnboundedSender<WriteCmd<AppendToken>>,
+    /// Cluster mode: who is in each room on the other nodes (room key → folded name → name). A leaf lock.
+    remote: RwLock<HashMap<String, BTreeMap<String, Name>>>,
+    /// Cluster mode: told each time a user of this node enters a room or leaves one.
+    on_move: std::sync::OnceLock<MoveListener>,
     /// Tests stop the hub at chosen points (between a push and what must happen under the same lock).
     #[cfg(test)]
     probe: Mutex<Option<ProbeFn>>,
@@ -295,6 +299,9 @@ pub struct Hub {
 
 #[cfg(test)]
 type ProbeFn = Arc<dyn Fn(Probe) + Send + Sync>;
+
+/// Hears that a user entered a room (`None`) or left it (why).
+pub type MoveListener = Box<dyn Fn(&Name, &RoomName, Option<LeftReason>) + Send + Sync>;
 
 /// A message text that makes the store's writer thread panic in `deliver` (tests only).
 #[cfg(test)]
@@ -439,6 +446,8 @@ impl Hub {
             watermark: AtomicU64::new(last_seq),
             config: RwLock::new(config),
             writer,
+            remote: RwLock::default(),
+            on_move: std::sync::OnceLock::new(),
             #[cfg(test)]
             probe: Mutex::new(None),
         });
@@ -1455,6 +1464,9 @@ impl Hub {
             }
         }
         members.insert(me.clone(), seats.clone());
+        if let Some(moved) = self.on_move.get() {
+            moved(me, &r.name, None);
+        }
         let users = Outgoing::new(self.users_on_join(&r.name, &members));
         for outbox in seats.iter() {
             if Arc::ptr_eq(outbox, joiner) {
@@ -1473,16 +1485,100 @@ impl Hub {
 
     /// The `users` a joiner gets: the list, or in a room over the announce limit just the count.
     fn users_on_join(&self, room: &RoomName, members: &Members) -> ServerFrame {
-        if members.len() > self.limits().announce_limit {
+        let count = members.len() + self.remote_count(room.key(), members);
+        if count > self.limits().announce_limit {
             ServerFrame::Users {
                 room: room.to_string(),
                 names: Vec::new(),
-                count: Some(members.len()),
+                count: Some(count),
                 ops: Vec::new(),
             }
         } else {
-            self.with_ops(Room::users_frame_of(room, members))
+            self.with_ops(self.with_remote(Room::users_frame_of(room, members)))
         }
+    }
+
+    /// Cluster mode: starts telling `listener` when a user of this node enters or leaves a room.
+    pub fn on_move(&self, listener: MoveListener) {
+        let _ = self.on_move.set(listener);
+    }
+
+    /// Cluster mode: a user of another node entered or left a room. The room's members here hear of it
+    /// as of anyone's (below the announce limit), and its member lists include them.
+    pub fn remote_move(&self, m: crate::cluster::RemoteMove) {
+        let key = m.room.key();
+        {
+            let mut remote = self.remote.write().unwrap_or_else(|e| e.into_inner());
+            match m.left {
+                None => {
+                    remote
+                        .entry(key.to_owned())
+                        .or_default()
+                        .insert(m.name.key().to_owned(), m.name.clone());
+                }
+                Some(_) => {
+                    if let Some(names) = remote.get_mut(key) {
+                        names.remove(m.name.key());
+                        if names.is_empty() {
+                            remote.remove(key);
+                        }
+                    }
+                }
+            }
+        }
+        let table = self.rooms();
+        let Some(r) = table.get(key) else { return };
+        let members = r.members();
+        if members.contains_key(m.name.key())
+            || members.len() + self.remote_count(key, &members) > self.limits().announce_limit
+        {
+            return;
+        }
+        let (room, name, ts) = (r.name.to_string(), m.name.to_string(), time::now_wire());
+        let frame = match m.left {
+            None => ServerFrame::Joined { room, name, ts },
+            Some(reason) => ServerFrame::Left {
+                room,
+                name,
+                ts,
+                reason,
+                text: None,
+            },
+        };
+        let item = Outgoing::new(frame);
+        for member in members.values() {
+            member.push_except(&item, None);
+        }
+    }
+
+    /// How many of a room's members are on other nodes (and not also here).
+    fn remote_count(&self, room: &str, here: &Members) -> usize {
+        let remote = self.remote.read().unwrap_or_else(|e| e.into_inner());
+        remote.get(room).map_or(0, |names| {
+            names
+                .keys()
+                .filter(|n| !here.contains_key(n.as_str()))
+                .count()
+        })
+    }
+
+    /// A `users` frame with the room's members on other nodes added (in order).
+    fn with_remote(&self, mut frame: ServerFrame) -> ServerFrame {
+        if let ServerFrame::Users { room, names, .. } = &mut frame {
+            let remote = self.remote.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(others) = remote.get(&natter_proto::name::fold(room)) {
+                for name in others.values() {
+                    if !names
+                        .iter()
+                        .any(|n| natter_proto::name::fold(n) == name.key())
+                    {
+                        names.push(name.to_string());
+                    }
+                }
+                names.sort_by_key(|n| natter_proto::name::fold(n));
+            }
+        }
+        frame
     }
 
     /// A `users` frame with the room's operators marked (its owner among them).
@@ -1645,6 +1741,13 @@ impl Hub {
             let mut members = r.members();
             let quiet = members.len() > self.limits().announce_limit;
             members.remove(me.key());
+            if let Some(moved) = self.on_move.get() {
+                let reason = match &frame {
+                    Some(ServerFrame::Left { reason, .. }) => *reason,
+                    _ => LeftReason::Disconnect,
+                };
+                moved(me, &r.name, Some(reason));
+            }
             let item = frame.map(Outgoing::new);
             if let Some(item) = item.as_ref().filter(|_| !quiet) {
                 for member in members.values() {
@@ -1723,15 +1826,13 @@ impl Hub {
     pub fn who(&self, room: Option<&str>) -> Answer<ServerFrame> {
         let room = parse_room(room.unwrap_or(natter_proto::LOBBY))?;
         let frame = self.rooms().get(room.key()).map(|r| r.users_frame());
-        Ok(match frame {
-            Some(frame) => self.with_ops(frame),
-            None => ServerFrame::Users {
-                room: room.to_string(),
-                names: Vec::new(),
-                count: None,
-                ops: Vec::new(),
-            },
-        })
+        let frame = frame.unwrap_or_else(|| ServerFrame::Users {
+            room: room.to_string(),
+            names: Vec::new(),
+            count: None,
+            ops: Vec::new(),
+        });
+        Ok(self.with_ops(self.with_remote(frame)))
     }
 
     /// Who is online under `name`: their name as they spell it, their rooms, and whether they own the

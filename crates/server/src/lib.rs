@@ -415,6 +415,19 @@ impl Core {
             opened.last_seq,
             opened.snapshot,
         );
+        if let Some(presence) = &presence {
+            // Who is in which room, cluster-wide: this node's users' moves out, the others' in.
+            let out = presence.clone();
+            hub.on_move(Box::new(move |name, room, left| {
+                out.moved(name, room, left)
+            }));
+            let into = Arc::downgrade(&hub);
+            presence.watch_rooms(Box::new(move |moved| {
+                if let Some(hub) = into.upgrade() {
+                    hub.remote_move(moved);
+                }
+            }));
+        }
         if let Some(changes) = changes {
             // The cluster's changes, in stream order, for what the hub keeps in memory.
             let hub = Arc::downgrade(&hub);

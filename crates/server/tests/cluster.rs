@@ -439,3 +439,93 @@ async fn owned_names_and_memberships_are_the_clusters() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `who` for `room`, asked until the names are `want` (another node's moves reach this one through
+/// the cluster, within moments), for at most 5 seconds.
+async fn who_until(c: &mut Client, room: &str, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        c.send(json!({"type":"who","room":room})).await;
+        let users = loop {
+            let f = c.recv().await;
+            if f["type"] == "users" {
+                break f;
+            }
+        };
+        if users["names"] == json!(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "who {room}: {users}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The next `joined` or `left` frame for `room` (skipping anything else).
+async fn presence_in(c: &mut Client, room: &str) -> Value {
+    loop {
+        let f = c.recv().await;
+        if (f["type"] == "joined" || f["type"] == "left") && f["room"] == room {
+            return f;
+        }
+    }
+}
+
+/// A room's members are the cluster's: a joiner on one node is told of members on the other, `who`
+/// lists everyone, and entries and departures on one node are announced on the other, with their
+/// reason.
+#[tokio::test]
+async fn a_rooms_members_are_the_same_on_every_node() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    let mut alice = a.join("alice").await;
+    alice.send(json!({"type":"join","room":"rust"})).await;
+    alice.sync().await;
+    let mut bob = b.join("bob").await;
+    who_until(&mut bob, "rust", &["alice"]).await;
+    bob.send(json!({"type":"join","room":"rust"})).await;
+    let users = loop {
+        let f = bob.recv().await;
+        if f["type"] == "users" {
+            break f;
+        }
+    };
+    assert_eq!(users["names"], json!(["alice", "bob"]), "{users}");
+    let joined = presence_in(&mut alice, "rust").await;
+    assert_eq!(
+        (joined["type"].as_str(), joined["name"].as_str()),
+        (Some("joined"), Some("bob"))
+    );
+    assert_eq!(joined["room"], "rust");
+
+    let mut carol = a.join("carol").await;
+    carol.send(json!({"type":"join","room":"rust"})).await;
+    carol.sync().await;
+    let f = presence_in(&mut bob, "rust").await;
+    assert_eq!(
+        (f["type"].as_str(), f["name"].as_str()),
+        (Some("joined"), Some("carol"))
+    );
+    who_until(&mut bob, "rust", &["alice", "bob", "carol"]).await;
+    carol
+        .send(json!({"type":"leave","room":"rust","text":"bye"}))
+        .await;
+    let f = presence_in(&mut bob, "rust").await;
+    assert_eq!(
+        (f["type"].as_str(), f["name"].as_str(), f["reason"].as_str()),
+        (Some("left"), Some("carol"), Some("leave"))
+    );
+    drop(alice);
+    let f = presence_in(&mut bob, "rust").await;
+    assert_eq!(
+        (f["type"].as_str(), f["name"].as_str(), f["reason"].as_str()),
+        (Some("left"), Some("alice"), Some("disconnect"))
+    );
+    who_until(&mut bob, "rust", &["bob"]).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -50,19 +50,26 @@ pub async fn shared_certificate(config: &ClusterConfig, dir: &Path) -> Result<bo
         tls::keep_self_signed(dir, identity.cert.as_bytes(), identity.key.as_bytes())
             .map_err(|e| failed(e.to_string()))
     };
-    let current = || async {
-        match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => serde_json::from_slice::<Identity>(&m.payload)
-                .map(Some)
-                .map_err(|e| failed(format!("{subject}: {e}"))),
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
-                Ok(None)
+    // A stream just made (by this node or another starting with it) may not answer for a moment:
+    // reading and publishing are tried again for a while.
+    let current = || {
+        ready(&cluster.urls, || async {
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => Ok(Some(m.payload)),
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(failed(e.to_string())),
-        }
+        })
     };
-    if let Some(identity) = current().await? {
-        return kept(identity);
+    let parse = |payload: &[u8]| {
+        serde_json::from_slice::<Identity>(payload).map_err(|e| failed(format!("{subject}: {e}")))
+    };
+    if let Some(payload) = current().await? {
+        return kept(parse(&payload)?);
     }
     let (cert, key) = tls::self_signed_pem(dir).map_err(|e| failed(e.to_string()))?;
     let ours = Identity {
@@ -70,22 +77,29 @@ pub async fn shared_certificate(config: &ClusterConfig, dir: &Path) -> Result<bo
         key: String::from_utf8_lossy(&key).into_owned(),
     };
     let payload = serde_json::to_vec(&ours).map_err(|e| failed(e.to_string()))?;
-    let publish = jetstream::context::Publish::build()
-        .payload(payload.into())
-        .expected_last_subject_sequence(0);
-    let acked = cluster
-        .js
-        .send_publish(subject.clone(), publish)
-        .await
-        .map_err(|e| failed(e.to_string()))?
-        .await;
-    match acked {
-        Ok(_) => Ok(false),
-        // Another node's came first: that one is the cluster's.
-        Err(e) if e.to_string().contains("wrong last sequence") => match current().await? {
-            Some(identity) => kept(identity),
-            None => Err(failed(e.to_string())),
-        },
-        Err(e) => Err(failed(e.to_string())),
+    // Published only if the subject is still empty; `false` when another node's came first.
+    let publish = || async {
+        let publish = jetstream::context::Publish::build()
+            .payload(payload.clone().into())
+            .expected_last_subject_sequence(0);
+        let acked = cluster
+            .js
+            .send_publish(subject.clone(), publish)
+            .await
+            .map_err(|e| e.to_string())?
+            .await;
+        match acked {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("wrong last sequence") => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    if ready(&cluster.urls, publish).await? {
+        return Ok(false);
+    }
+    // Another node's came first (or this one's, whose ack was lost): that one is the cluster's.
+    match current().await? {
+        Some(payload) => kept(parse(&payload)?),
+        None => Err(failed("the certificate published is gone".into())),
     }
 }

@@ -41,9 +41,11 @@ use crate::store::{NewMessage, Opened, Stored, WriteCmd};
 
 mod changes;
 mod identity;
+mod members;
 pub use changes::Change;
 use changes::Outstanding;
 pub use identity::shared_certificate;
+pub use members::{MoveSink, RemoteMove};
 
 /// How a node finds its cluster (`--cluster`, `--cluster-stream`).
 #[derive(Debug, Clone)]
@@ -631,6 +633,10 @@ fn hand_over_change<T>(to: &Follower<T>, seq: u64, payload: &[u8], msg_id: Optio
 /// the bucket API of the client library does not speak to the nats-server 2.9 Debian ships.)
 pub struct Presence {
     js: jetstream::Context,
+    client: async_nats::Client,
+    /// This node's users' rooms, by their subject ([`members`]), and the way out for them.
+    rooms: Mutex<HashMap<String, members::InRooms>>,
+    rooms_out: mpsc::UnboundedSender<(String, Vec<u8>)>,
     /// The node's follower position, for its heartbeats.
     applied: Arc<std::sync::atomic::AtomicU64>,
     /// The names stream.
@@ -664,8 +670,13 @@ impl Presence {
             cluster.js.get_or_create_stream(config.clone())
         })
         .await?;
+        let (rooms_out, out) = mpsc::unbounded_channel();
+        tokio::spawn(members::publish_rooms(cluster.js.clone(), out));
         let presence = Arc::new(Self {
             js: cluster.js.clone(),
+            client: cluster.client.clone(),
+            rooms: Mutex::new(HashMap::new()),
+            rooms_out,
             applied: cluster.applied.clone(),
             stream,
             node: format!("node-{}", jiff::Timestamp::now().as_nanosecond()),
@@ -788,6 +799,9 @@ pub struct NodeBeat {
 
 /// Renews every name this node holds, and says the node is alive, every [`HEARTBEAT`], for as long as
 /// the node runs.
+/// How many renewals a node has on their way at once.
+const RENEW_IN_FLIGHT: usize = 256;
+
 async fn renew(presence: std::sync::Weak<Presence>) {
     let mut first = true;
     loop {
@@ -806,13 +820,22 @@ async fn renew(presence: std::sync::Weak<Presence>) {
             let subject = format!("{}.node.{}", presence.stream, presence.node);
             let _ = presence.js.publish(subject, payload.into()).await;
         }
+        presence.renew_rooms();
         let held: Vec<(String, u64)> = presence
             .held()
             .iter()
             .map(|(k, (_, seq))| (k.clone(), *seq))
             .collect();
-        for (subject, last) in held {
-            match presence.stake(&subject, last).await {
+        // Many at once (one after the other, 19,000 names would take longer than their time to live).
+        let presence = &presence;
+        let mut renewed = futures::stream::iter(held)
+            .map(|(subject, last)| async move {
+                let staked = presence.stake(&subject, last).await;
+                (subject, staked)
+            })
+            .buffer_unordered(RENEW_IN_FLIGHT);
+        while let Some((subject, staked)) = renewed.next().await {
+            match staked {
                 Ok(Some(seq)) => {
                     if let Some((_, s)) = presence.held().get_mut(&subject) {
                         *s = seq;
@@ -878,6 +901,7 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
             .map_err(|e| failed(&e))?;
         let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
         let node_subjects = format!("{names_stream}.node.");
+        let rooms_subjects = format!("{names_stream}.in.");
         let read = async {
             let mut seen = 0;
             while let Some(Ok(message)) = messages.next().await {
@@ -885,7 +909,7 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
                     if let Ok(beat) = serde_json::from_slice::<NodeBeat>(&message.payload) {
                         nodes.push(beat);
                     }
-                } else {
+                } else if !message.subject.as_str().starts_with(&rooms_subjects) {
                     online += 1;
                 }
                 seen += 1;
