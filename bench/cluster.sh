@@ -19,7 +19,7 @@ rm -rf "$out" && mkdir -p "$out"
 pids=()
 
 wait_for() {
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         sleep 0.1
     done
