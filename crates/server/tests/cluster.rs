@@ -362,6 +362,23 @@ async fn losing_one_nats_server_of_three_loses_no_acked_message() {
         pending.iter().all(|f| f["type"] != "message"),
         "{pending:?}"
     );
+    // The restarted server catches up: both other replicas of the stream are current again, and the
+    // stream holds every message.
+    let config = ClusterConfig {
+        urls: nats.urls(),
+        stream: "natter".into(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = natter_server::cluster::status(&config).await.unwrap();
+        let current = status.replicas.iter().filter(|(_, c, _)| *c).count();
+        if status.replicas.len() == 2 && current == 2 {
+            assert!(status.last_seq >= acked.last().unwrap().0, "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {status:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use async_nats::jetstream;
 use serde::{Deserialize, Serialize};
 
-use super::{ready, Cluster, ClusterConfig, ClusterError};
+use super::{publish_expecting, ready, Cluster, ClusterConfig, ClusterError};
 use crate::tls;
 
 #[derive(Serialize, Deserialize)]
@@ -77,24 +77,9 @@ pub async fn shared_certificate(config: &ClusterConfig, dir: &Path) -> Result<bo
         key: String::from_utf8_lossy(&key).into_owned(),
     };
     let payload = serde_json::to_vec(&ours).map_err(|e| failed(e.to_string()))?;
-    // Published only if the subject is still empty; `false` when another node's came first.
-    let publish = || async {
-        let publish = jetstream::context::Publish::build()
-            .payload(payload.clone().into())
-            .expected_last_subject_sequence(0);
-        let acked = cluster
-            .js
-            .send_publish(subject.clone(), publish)
-            .await
-            .map_err(|e| e.to_string())?
-            .await;
-        match acked {
-            Ok(_) => Ok(true),
-            Err(e) if e.to_string().contains("wrong last sequence") => Ok(false),
-            Err(e) => Err(e.to_string()),
-        }
-    };
-    if ready(&cluster.urls, publish).await? {
+    // Published only if the subject is still empty (`None` when another node's came first).
+    let publish = || publish_expecting(&cluster.js, &subject, payload.clone().into(), 0);
+    if ready(&cluster.urls, publish).await?.is_some() {
         return Ok(false);
     }
     // Another node's came first (or this one's, whose ack was lost): that one is the cluster's.

@@ -405,20 +405,11 @@ async fn publish<T: Send + 'static>(
             .entry(msg_id.clone())
             .or_default()
             .push(token);
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
-        let sent = cluster
-            .js
-            .publish_with_headers(subject.clone(), headers, payload.into())
-            .await;
+        let acked = send(&cluster, subject.clone(), &msg_id, payload).await;
         // The ack is awaited aside, so the next message is published meanwhile (in order: one connection).
         let (writer, waiting) = (writer.clone(), waiting.clone());
         tokio::spawn(async move {
-            let acked = match sent {
-                Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let result = match acked {
+            let result = match acked.await {
                 // Stored: the follower answers the sender when the message comes back in order.
                 Ok(ack) if !ack.duplicate => return,
                 // A resend the stream recognised: acked with the first copy's seq, not delivered.
@@ -441,6 +432,51 @@ async fn publish<T: Send + 'static>(
     }
 }
 
+/// Publishes `payload` on `subject` under `msg_id` (in order: one connection); the returned future is
+/// its acknowledgement, to be awaited aside.
+async fn send(
+    cluster: &Cluster,
+    subject: String,
+    msg_id: &str,
+    payload: Vec<u8>,
+) -> impl std::future::Future<Output = Result<jetstream::publish::PublishAck, String>> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    let sent = cluster
+        .js
+        .publish_with_headers(subject, headers, payload.into())
+        .await;
+    async move {
+        match sent {
+            Ok(ack) => ack.await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Publishes `payload` on `subject` only if the subject's last message is at `last` (0: it has none):
+/// `Ok(Some(seq))` when published at `seq`, `Ok(None)` when the subject has moved on (someone else's).
+async fn publish_expecting(
+    js: &jetstream::Context,
+    subject: &str,
+    payload: bytes::Bytes,
+    last: u64,
+) -> Result<Option<u64>, String> {
+    let publish = jetstream::context::Publish::build()
+        .payload(payload)
+        .expected_last_subject_sequence(last);
+    let ack = js
+        .send_publish(subject.to_owned(), publish)
+        .await
+        .map_err(|e| e.to_string())?
+        .await;
+    match ack {
+        Ok(ack) => Ok(Some(ack.sequence)),
+        Err(e) if e.to_string().contains("wrong last sequence") => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Publishes a change; its answer (if any) waits in `outstanding` until the follower reads it back.
 async fn publish_change(
     cluster: &Cluster,
@@ -457,19 +493,10 @@ async fn publish_change(
         }
     };
     outstanding.add(msg_id.clone(), reply);
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
-    let sent = cluster
-        .js
-        .publish_with_headers(cluster.changes_subject(), headers, payload.into())
-        .await;
+    let acked = send(cluster, cluster.changes_subject(), &msg_id, payload).await;
     let outstanding = outstanding.clone();
     tokio::spawn(async move {
-        let acked = match sent {
-            Ok(ack) => ack.await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = acked {
+        if let Err(e) = acked.await {
             tracing::error!("the cluster's stream did not take a change: {e}");
             outstanding.give_up(&msg_id);
         }
@@ -689,20 +716,7 @@ impl Presence {
     /// Publishes this node's claim on `subject`, expecting `last` as the subject's last seq (0: none).
     /// `Ok(Some(seq))`: ours, at `seq`; `Ok(None)`: the subject has another last message (someone else's).
     async fn stake(&self, subject: &str, last: u64) -> Result<Option<u64>, String> {
-        let publish = jetstream::context::Publish::build()
-            .payload(self.node.clone().into())
-            .expected_last_subject_sequence(last);
-        let ack = self
-            .js
-            .send_publish(subject.to_owned(), publish)
-            .await
-            .map_err(|e| e.to_string())?
-            .await;
-        match ack {
-            Ok(ack) => Ok(Some(ack.sequence)),
-            Err(e) if e.to_string().contains("wrong last sequence") => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
+        publish_expecting(&self.js, subject, self.node.clone().into(), last).await
     }
 
     /// Takes `name` (a folded name) for a session of this node: `Ok(false)` when another node has it.
