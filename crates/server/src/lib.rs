@@ -302,15 +302,22 @@ pub async fn run_reloadable(
         lab,
         metrics,
     } = listeners;
-    let (cluster, presence) = match &config.cluster {
+    let (cluster, presence, shared_files) = match &config.cluster {
         Some(c) => {
             let cluster = cluster::Cluster::connect(c).await?;
             let presence = cluster::Presence::open(&cluster).await?;
-            (Some(cluster), Some(presence))
+            let files = match config.files.dir {
+                Some(_) => Some(cluster::SharedFiles::open(&cluster, config.files.days).await?),
+                None => None,
+            };
+            (Some(cluster), Some(presence), files)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let core = Core::start_with(config, cluster, presence)?;
+    if let (Some(files), Some(shared)) = (&core.shared.files, shared_files) {
+        files.share_through(shared);
+    }
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     // One set of limits for the whole server: `--max-clients` counts every listener's connections.
@@ -390,16 +397,13 @@ impl Core {
 
     /// Opens the message log and starts its writer thread, delivering through a new hub — in cluster mode when `cluster` is given: the stream in front of the store.
     pub(crate) fn start_with(
-        mut config: Config,
+        config: Config,
         cluster: Option<cluster::Cluster>,
         presence: Option<Arc<cluster::Presence>>,
     ) -> Result<Self, ServerError> {
         let opened = store::open::<AppendToken>(config.db.clone(), config.retention.clone())?;
         let (opened, changes) = match &cluster {
             Some(cluster) => {
-                if config.files.dir.take().is_some() {
-                    tracing::info!("file sharing is off in cluster mode (files stay on one node)");
-                }
                 let (opened, changes) = cluster.front(opened);
                 (opened, Some(changes))
             }

@@ -527,3 +527,70 @@ async fn stray_bytes_and_abandoned_uploads_are_cleaned_up() {
     assert!(recent.exists(), "an upload in progress was deleted");
     server.shutdown().await;
 }
+
+/// Cluster mode (issue 17): a file shared through one node is served by another — its bytes are in the
+/// cluster's object store, its share in the stream — byte-exact, to members only, and again from the
+/// node's own copy after the first fetch.
+#[tokio::test]
+async fn a_file_shared_on_one_node_is_served_by_another() {
+    let nats = natter_server::testing::Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = |name: &str| {
+        let mut config = natter_server::testing::config();
+        config.files.dir = Some(dir.path().join(name).join("files"));
+        config.files.reserve = 0;
+        config.db = natter_server::store::DbPath::File(dir.path().join(format!("{name}.db")));
+        config.cluster = Some(natter_server::cluster::ClusterConfig {
+            urls: vec![nats.url.clone()],
+            stream: "natter".into(),
+        });
+        config
+    };
+    let a = TestServer::start_with(node("a")).await;
+    let b = TestServer::start_with(node("b")).await;
+    let mut alice = a.join("alice").await;
+    let mut bob = b.join("bob").await;
+    let bytes = content(3 * CHUNK + 17, 5);
+    let ready = offer(&mut alice, "photo.jpg", &bytes, json!({})).await;
+    assert_eq!(ready["type"], "upload_ready", "{ready}");
+    let done = upload(a.addr, ready["token"].as_str().unwrap(), &bytes).await;
+    assert_eq!(done["type"], "uploaded", "{done}");
+    let id = done["file"].as_u64().unwrap();
+    let m = loop {
+        let m = bob.expect("message").await;
+        if m["seq"] == id {
+            break m;
+        }
+    };
+    assert_eq!(m["file"]["sha256"], sha(&bytes), "{m}");
+    assert_eq!(m["file"]["size"], bytes.len());
+    let b_objects = dir.path().join("b/files/objects");
+    assert!(
+        walk(&b_objects).is_empty(),
+        "node b has no copy before anyone asks"
+    );
+    assert_eq!(fetch(b.addr, &mut bob, id).await, bytes, "from node b");
+    assert_eq!(walk(&b_objects).len(), 1, "and keeps one after");
+    assert_eq!(
+        fetch(b.addr, &mut bob, id).await,
+        bytes,
+        "from b's own copy"
+    );
+    assert_eq!(fetch(a.addr, &mut alice, id).await, bytes, "from node a");
+    // Who may have it is decided on every node: a user of b in no room with it may not.
+    let mut carol = b.connect().await;
+    carol
+        .send(json!({"type":"hello","name":"carol","version":1,"lobby":false}))
+        .await;
+    carol.sync().await;
+    carol.send(json!({"type":"fetch","file":id,"id":"g"})).await;
+    let refused = loop {
+        let f = carol.recv().await;
+        if f["id"] == "g" {
+            break f;
+        }
+    };
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

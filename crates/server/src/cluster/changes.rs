@@ -80,7 +80,7 @@ pub(super) enum Reply {
 
 impl Change {
     /// The change `cmd` makes and where its answer goes; `Err(cmd)` when it changes nothing shared.
-    pub(super) fn of<T>(cmd: WriteCmd<T>) -> Result<(Self, Option<Reply>), WriteCmd<T>> {
+    pub(super) fn of<T>(cmd: WriteCmd<T>) -> Result<(Self, Option<Reply>), Box<WriteCmd<T>>> {
         Ok(match cmd {
             WriteCmd::Join { name, room } => (
                 Change::Join {
@@ -129,7 +129,7 @@ impl Change {
                 Change::Expire { before_ms, keep },
                 Some(Reply::Expired(reply)),
             ),
-            other => return Err(other),
+            other => return Err(Box::new(other)),
         })
     }
 

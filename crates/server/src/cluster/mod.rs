@@ -22,8 +22,9 @@
 //! **Changes** — memberships, accounts (claims, passwords, keys, `/forget-me`), room rules, blocks —
 //! travel the same stream on `STREAM.state` and are applied by every node in stream order ([`Change`]),
 //! so accounts are the cluster's and any node serves anyone. Names online are cluster-wide
-//! ([`Presence`]), and so whispers reach users on any node. Shared files stay on the node that took
-//! them (ARCHITECTURE.md, *Known limits*).
+//! ([`Presence`]), and so whispers reach users on any node, and so are the rooms each user is in
+//! ([`RemoteMove`]). Shared files' bytes are in an object store ([`SharedFiles`]); the nodes present one
+//! certificate ([`shared_certificate`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,10 +41,12 @@ use natter_proto::{Name, RoomName};
 use crate::store::{NewMessage, Opened, Stored, WriteCmd};
 
 mod changes;
+mod files;
 mod identity;
 mod members;
 pub use changes::Change;
 use changes::Outstanding;
+pub use files::SharedFiles;
 pub use identity::shared_certificate;
 pub use members::{MoveSink, RemoteMove};
 
@@ -303,6 +306,19 @@ struct Entry {
     notice: bool,
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
     tags: Tags,
+    /// A shared file (its bytes are in the cluster's object store, [`SharedFiles`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<EntryFile>,
+}
+
+/// A shared file, as its message in the stream carries it.
+#[derive(Serialize, Deserialize)]
+struct EntryFile {
+    name: String,
+    size: u64,
+    mime: String,
+    sha256: String,
+    upload_key: String,
 }
 
 impl Entry {
@@ -316,6 +332,13 @@ impl Entry {
             event: m.event.clone(),
             notice: m.notice,
             tags: m.tags.clone(),
+            file: m.file.as_ref().map(|f| EntryFile {
+                name: f.name.clone(),
+                size: f.size,
+                mime: f.mime.clone(),
+                sha256: f.sha256.clone(),
+                upload_key: f.upload_key.clone(),
+            }),
         }
     }
 
@@ -334,7 +357,18 @@ impl Entry {
             text: self.text,
             client_id: self.id,
             event: self.event,
-            file: None,
+            // Where the bytes are is each node's own business (its content store, or the bucket).
+            file: self.file.map(|f| {
+                Box::new(crate::store::NewFile {
+                    name: f.name,
+                    size: f.size,
+                    mime: f.mime,
+                    sha256: f.sha256,
+                    upload_key: f.upload_key,
+                    partial: Default::default(),
+                    object: Default::default(),
+                })
+            }),
             notice: self.notice,
             tags: self.tags,
         })
@@ -374,7 +408,7 @@ async fn publish<T: Send + 'static>(
                     continue;
                 }
                 Err(question) if ours.changes.idle() => {
-                    if writer.send(question).is_err() {
+                    if writer.send(*question).is_err() {
                         return;
                     }
                     continue;
@@ -383,7 +417,7 @@ async fn publish<T: Send + 'static>(
                     let (caught_up, writer) = (ours.changes.clone().caught_up(), writer.clone());
                     tokio::spawn(async move {
                         caught_up.await;
-                        let _ = writer.send(question);
+                        let _ = writer.send(*question);
                     });
                     continue;
                 }

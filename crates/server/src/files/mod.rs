@@ -118,6 +118,8 @@ pub struct Files {
     state: Mutex<State>,
     /// When this process opened the store (the start-up sweep leaves anything newer alone).
     started: std::time::SystemTime,
+    /// Cluster mode: where every node's shared files are ([`crate::cluster::SharedFiles`]).
+    cluster: std::sync::OnceLock<crate::cluster::SharedFiles>,
 }
 
 /// An `offer`, as received.
@@ -166,11 +168,34 @@ impl Files {
             dir,
             state: Mutex::new(state),
             started: std::time::SystemTime::now(),
+            cluster: std::sync::OnceLock::new(),
         })))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cluster mode: shares go through the cluster's object store, and files shared on other nodes are
+    /// copied from it when asked for.
+    pub fn share_through(&self, shared: crate::cluster::SharedFiles) {
+        let _ = self.cluster.set(shared);
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&crate::cluster::SharedFiles> {
+        self.cluster.get()
+    }
+
+    /// Cluster mode: a finished upload's bytes stay in this node's content store (the share was
+    /// recorded from the stream, which does not move them).
+    fn keep_local(&self, key: &str, sha256: &str) {
+        let object = self.object(sha256);
+        if !object.exists() {
+            if let Some(dir) = object.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::rename(self.partial(key), &object);
+        }
     }
 
     pub fn objects(&self) -> PathBuf {
@@ -409,6 +434,19 @@ impl Files {
                 ErrorCode::FileExpired,
                 natter_proto::error_args!(file = id),
             ));
+        }
+        if let Some(cluster) = self.cluster() {
+            // Shared through another node: copied from the cluster first.
+            let object = self.object(&row.info.sha256);
+            if !object.exists() {
+                if let Err(e) = cluster.get(&row.info.sha256, &object).await {
+                    tracing::error!("cannot copy file {id} from the cluster: {e}");
+                    return Err(Refusal(
+                        ErrorCode::ServerError,
+                        natter_proto::error_args!(what = "other"),
+                    ));
+                }
+            }
         }
         let token = new_token();
         let now = Instant::now();

@@ -374,6 +374,16 @@ impl Upload<'_> {
             self.files.discard(&self.key);
             return Some(refusal(ErrorCode::BadChecksum));
         }
+        if let Some(cluster) = self.files.cluster() {
+            // Every node must find the bytes once it reads the share: they go to the cluster first.
+            if let Err(e) = cluster
+                .put(&meta.sha256, &self.files.partial(&self.key))
+                .await
+            {
+                tracing::error!("cannot put an upload into the cluster's file store: {e}");
+                return Some(refusal(ErrorCode::ServerError));
+            }
+        }
         let hub = &self.shared.hub;
         let from = Name::new(&meta.from).ok()?;
         // The conversation is checked again: the uploader may have left the room meanwhile.
@@ -416,6 +426,9 @@ impl Upload<'_> {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(duplicate)).await;
         match outcome {
             Ok(Ok(seq)) => {
+                if self.files.cluster().is_some() {
+                    self.files.keep_local(&self.key, &meta.sha256);
+                }
                 self.files.discard(&self.key);
                 tracing::info!(
                     event = "file_shared",

@@ -22,6 +22,18 @@ pub(super) fn share(
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     place(file).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    record(tx, message, file, seq, now_ms)
+}
+
+/// Adds the blob (if new) and the file's row of a share; its bytes are placed by whoever took them (in
+/// cluster mode: the node that took the upload; any other node copies them from the cluster when asked).
+pub(super) fn record(
+    tx: &Transaction<'_>,
+    message: &NewMessage,
+    file: &NewFile,
+    seq: u64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT OR IGNORE INTO blobs (sha256, size, created_ms) VALUES (?1, ?2, ?3)",
     )?

@@ -426,16 +426,10 @@ impl<T> Writer<T> {
                             continue;
                         }
                         seq += 1;
-                        let (text, file) = match &m.file {
-                            Some(f) => {
-                                files::share(&tx, m, f, seq, ts_ms)?;
-                                let info = f.info(seq);
-                                let text =
-                                    natter_proto::file::fallback_text(&info.name, info.size, seq);
-                                (text, serde_json::to_string(&info).ok())
-                            }
-                            None => (m.text.clone(), None),
-                        };
+                        if let Some(f) = &m.file {
+                            files::share(&tx, m, f, seq, ts_ms)?;
+                        }
+                        let (text, file) = as_stored(m, seq);
                         insert_row(&tx, m, seq, &ts, ts_ms, &text, file.as_deref())?;
                         stored.push(Stored {
                             seq,
@@ -465,9 +459,11 @@ impl<T> Writer<T> {
                             match find_duplicate(&tx, m)? {
                                 Some(dup) => dup,
                                 None => {
-                                    // Shared files stay on the node that took them: a
-                                    // replicated one is stored as its text.
-                                    insert_row(&tx, m, *at, &ts, *at_ms, &m.text, None)?;
+                                    if let Some(f) = &m.file {
+                                        files::record(&tx, m, f, *at, *at_ms)?;
+                                    }
+                                    let (text, file) = as_stored(m, *at);
+                                    insert_row(&tx, m, *at, &ts, *at_ms, &text, file.as_deref())?;
                                     Stored {
                                         seq: *at,
                                         ts,
@@ -724,6 +720,19 @@ const PRUNE_BY_COUNT: &str =
     "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE seq <= ?1 ORDER BY seq LIMIT ?2)";
 
 /// A message's row: `text` and `file` (the shared file's info as JSON) already made.
+/// The text and file (JSON) a message is stored with at `seq`: a shared file's message reads as its
+/// fallback text (for clients that do not show files).
+fn as_stored(m: &super::NewMessage, seq: u64) -> (String, Option<String>) {
+    match &m.file {
+        Some(f) => {
+            let info = f.info(seq);
+            let text = natter_proto::file::fallback_text(&info.name, info.size, seq);
+            (text, serde_json::to_string(&info).ok())
+        }
+        None => (m.text.clone(), None),
+    }
+}
+
 fn insert_row(
     tx: &rusqlite::Transaction<'_>,
     m: &super::NewMessage,
