@@ -89,12 +89,18 @@ fn scripts_go_together(name: &str) -> bool {
 /// in use or owned.
 pub fn look_alike_key(name: &str) -> u64 {
     use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    look_alike_skeleton(name).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What [`look_alike_key`] fingerprints, in full: the same for names a reader could take for each
+/// other, and stable across builds (a cluster's nodes compare it).
+pub fn look_alike_skeleton(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     let width_folded: String = name.nfkc().collect();
     let skeleton: String = unicode_security::skeleton(&width_folded).collect();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    skeleton.to_lowercase().hash(&mut hasher);
-    hasher.finish()
+    skeleton.to_lowercase()
 }
 
 /// What "the same name" means: two names (or room names) are the same when their folded forms are equal.

@@ -546,3 +546,33 @@ async fn a_rooms_members_are_the_same_on_every_node() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Look-alikes are checked across nodes: while `alice` is signed in on one node, `ALICE` (the same name),
+/// `aIice` (a capital I) and `a1ice` (a digit one) are taken on the other; a whisper to a look-alike does
+/// not reach her.
+#[tokio::test]
+async fn a_look_alike_of_a_name_on_another_node_is_taken() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    let mut alice = a.join("alice").await;
+    for look_alike in ["ALICE", "aIice", "a1ice"] {
+        let mut c = b.connect().await;
+        c.send(json!({"type":"hello","name":look_alike,"version":1}))
+            .await;
+        let f = c.recv().await;
+        assert_eq!(f["code"], "name_taken", "{look_alike}: {f}");
+    }
+    let mut bob = b.join("bob").await;
+    bob.send(json!({"type":"whisper","to":"aIice","text":"hi","id":"w"}))
+        .await;
+    let f = answer(&mut bob).await;
+    assert_eq!(f["code"], "no_such_user", "{f}");
+    bob.send(json!({"type":"whisper","to":"alice","text":"hi","id":"x"}))
+        .await;
+    assert_eq!(answer(&mut bob).await["type"], "ack");
+    assert_eq!(message(&mut alice).await["text"], "hi");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -92,8 +92,7 @@ impl Presence {
     }
 
     pub(super) fn rooms_subject_of(&self, name: &str) -> String {
-        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-        format!("{}.in.{hex}", self.stream)
+        format!("{}.in.{}", self.stream, super::hex(name))
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, InRooms>> {

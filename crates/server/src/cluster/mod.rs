@@ -705,7 +705,22 @@ pub struct Presence {
     /// This process, as its messages name it.
     node: String,
     /// The names this node holds: how many of its sessions use each, and the seq of its last message.
-    held: Mutex<HashMap<String, (usize, u64)>>,
+    held: Mutex<HashMap<String, Held>>,
+}
+
+/// A name this node holds, by its subject.
+struct Held {
+    /// How many of this node's sessions use it.
+    sessions: usize,
+    /// What its messages say: this node, and the name.
+    says: bytes::Bytes,
+    /// Its subjects (its own and its look-alikes'), each with the seq of its last message (the next
+    /// renewal expects it).
+    subjects: Vec<(String, u64)>,
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How often a node renews the names it holds.
@@ -749,47 +764,72 @@ impl Presence {
 
     /// Publishes this node's claim on `subject`, expecting `last` as the subject's last seq (0: none).
     /// `Ok(Some(seq))`: ours, at `seq`; `Ok(None)`: the subject has another last message (someone else's).
-    async fn stake(&self, subject: &str, last: u64) -> Result<Option<u64>, String> {
-        publish_expecting(&self.js, subject, self.node.clone().into(), last).await
+    async fn stake(
+        &self,
+        subject: &str,
+        says: bytes::Bytes,
+        last: u64,
+    ) -> Result<Option<u64>, String> {
+        publish_expecting(&self.js, subject, says, last).await
     }
 
-    /// Takes `name` (a folded name) for a session of this node: `Ok(false)` when another node has it.
-    pub async fn claim(&self, name: &str) -> Result<bool, String> {
-        let subject = self.subject_of(name);
-        if let Some((sessions, _)) = self.held().get_mut(&subject) {
-            *sessions += 1;
+    /// Takes `name` for a session of this node: `Ok(false)` when another node has it — or has a name
+    /// that looks like it. Two subjects are staked: the name's own (its folded form: the same name
+    /// however spelled) and what it looks like ([`natter_proto::name::look_alike_skeleton`] of the
+    /// spelling, under `like.`), so `aIice` on one node keeps `alice` off every other.
+    pub async fn claim(&self, name: &Name) -> Result<bool, String> {
+        let subject = self.subject_of(name.key());
+        if let Some(held) = self.held().get_mut(&subject) {
+            held.sessions += 1;
             return Ok(true);
         }
-        // A stream that just lost its leader answers nothing for a moment: try again, briefly.
+        let says = bytes::Bytes::from(format!("{}\n{}", self.node, name.key()));
+        let like = self.like_subject_of(name.as_str());
+        let Some(seq) = self.stake_anew(&subject, &says).await? else {
+            return Ok(false);
+        };
+        let Some(like_seq) = self.stake_anew(&like, &says).await? else {
+            // Someone else's look-alike: the name is not taken after all.
+            self.purge(vec![subject]);
+            return Ok(false);
+        };
+        let mut held = self.held();
+        match held.get_mut(&subject) {
+            // Another of this node's sessions took it meanwhile: it is ours either way.
+            Some(held) => held.sessions += 1,
+            None => {
+                held.insert(
+                    subject.clone(),
+                    Held {
+                        sessions: 1,
+                        says,
+                        subjects: vec![(subject, seq), (like, like_seq)],
+                    },
+                );
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stakes `subject` if nobody has (`Ok(None)`: someone has). A stream that just lost its leader
+    /// answers nothing for a moment: tried again, briefly.
+    async fn stake_anew(&self, subject: &str, says: &bytes::Bytes) -> Result<Option<u64>, String> {
         let mut tries = 0;
-        let staked = loop {
-            match self.stake(&subject, 0).await {
+        loop {
+            match self.stake(subject, says.clone(), 0).await {
                 Err(e) if tries < 12 => {
                     tries += 1;
                     tracing::debug!("claiming a name in the cluster: {e}; trying again");
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                done => break done?,
+                done => return done,
             }
-        };
-        let mut held = self.held();
-        match (staked, held.get_mut(&subject)) {
-            // Another of this node's sessions took it meanwhile: it is ours either way.
-            (_, Some((sessions, _))) => {
-                *sessions += 1;
-                Ok(true)
-            }
-            (Some(seq), None) => {
-                held.insert(subject, (1, seq));
-                Ok(true)
-            }
-            (None, None) => Ok(false),
         }
     }
 
-    /// Whether `name` (a folded name) is signed in on some node.
-    pub async fn online(&self, name: &str) -> bool {
-        let subject = self.subject_of(name);
+    /// Whether `name` is signed in on some node (itself, not a look-alike).
+    pub async fn online(&self, name: &Name) -> bool {
+        let subject = self.subject_of(name.key());
         match self.js.get_stream(&self.stream).await {
             Ok(stream) => stream
                 .get_last_raw_message_by_subject(&subject)
@@ -800,36 +840,49 @@ impl Presence {
     }
 
     /// A session of this node no longer uses `name`: the last one frees it for the cluster.
-    pub fn release(&self, name: &str) {
-        let subject = self.subject_of(name);
-        {
+    pub fn release(&self, name: &Name) {
+        let subject = self.subject_of(name.key());
+        let subjects = {
             let mut held = self.held();
             match held.get_mut(&subject) {
-                Some((sessions, _)) if *sessions > 1 => {
-                    *sessions -= 1;
+                Some(h) if h.sessions > 1 => {
+                    h.sessions -= 1;
                     return;
                 }
-                Some(_) => {
-                    held.remove(&subject);
-                }
-                None => return,
+                Some(_) => held.remove(&subject).map(|h| h.subjects),
+                None => None,
             }
+        };
+        if let Some(subjects) = subjects {
+            self.purge(subjects.into_iter().map(|(s, _)| s).collect());
         }
+    }
+
+    /// Frees `subjects` in the cluster (aside).
+    fn purge(&self, subjects: Vec<String>) {
         let (js, stream) = (self.js.clone(), self.stream.clone());
         tokio::spawn(async move {
             if let Ok(stream) = js.get_stream(&stream).await {
-                let _ = stream.purge().filter(subject).await;
+                for subject in subjects {
+                    let _ = stream.purge().filter(subject).await;
+                }
             }
         });
     }
 
-    fn subject_of(&self, name: &str) -> String {
-        // Subjects allow few characters; names are any language's.
-        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-        format!("{}.{hex}", self.stream)
+    /// A name's own subject (by its folded form: subjects allow few characters, names are any
+    /// language's).
+    fn subject_of(&self, folded: &str) -> String {
+        format!("{}.{}", self.stream, hex(folded))
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, (usize, u64)>> {
+    /// The subject of what a name looks like.
+    fn like_subject_of(&self, spelled: &str) -> String {
+        let skeleton = natter_proto::name::look_alike_skeleton(spelled);
+        format!("{}.like.{}", self.stream, hex(&skeleton))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -869,24 +922,31 @@ async fn renew(presence: std::sync::Weak<Presence>) {
             let _ = presence.js.publish(subject, payload.into()).await;
         }
         presence.renew_rooms();
-        let held: Vec<(String, u64)> = presence
+        // (the name's key in `held`, which of its subjects, the subject, what it says, its last seq)
+        let held: Vec<(String, usize, String, bytes::Bytes, u64)> = presence
             .held()
             .iter()
-            .map(|(k, (_, seq))| (k.clone(), *seq))
+            .flat_map(|(key, h)| {
+                h.subjects
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (s, seq))| (key.clone(), i, s.clone(), h.says.clone(), *seq))
+            })
             .collect();
         // Many at once (one after the other, 19,000 names would take longer than their time to live).
         let presence = &presence;
         let mut renewed = futures::stream::iter(held)
-            .map(|(subject, last)| async move {
-                let staked = presence.stake(&subject, last).await;
-                (subject, staked)
+            .map(|(key, i, subject, says, last)| async move {
+                (key, i, presence.stake(&subject, says, last).await)
             })
             .buffer_unordered(RENEW_IN_FLIGHT);
-        while let Some((subject, staked)) = renewed.next().await {
+        while let Some((key, i, staked)) = renewed.next().await {
             match staked {
                 Ok(Some(seq)) => {
-                    if let Some((_, s)) = presence.held().get_mut(&subject) {
-                        *s = seq;
+                    let mut held = presence.held();
+                    if let Some((_, last)) = held.get_mut(&key).and_then(|h| h.subjects.get_mut(i))
+                    {
+                        *last = seq;
                     }
                 }
                 Ok(None) => tracing::warn!("a name this node held was taken by another node"),
@@ -950,6 +1010,7 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
         let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
         let node_subjects = format!("{names_stream}.node.");
         let rooms_subjects = format!("{names_stream}.in.");
+        let like_subjects = format!("{names_stream}.like.");
         let read = async {
             let mut seen = 0;
             while let Some(Ok(message)) = messages.next().await {
@@ -957,7 +1018,9 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
                     if let Ok(beat) = serde_json::from_slice::<NodeBeat>(&message.payload) {
                         nodes.push(beat);
                     }
-                } else if !message.subject.as_str().starts_with(&rooms_subjects) {
+                } else if !message.subject.as_str().starts_with(&rooms_subjects)
+                    && !message.subject.as_str().starts_with(&like_subjects)
+                {
                     online += 1;
                 }
                 seen += 1;

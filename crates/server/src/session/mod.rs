@@ -1083,7 +1083,7 @@ impl Session {
             &self.shared.presence,
             to.and_then(|t| Name::new(t).ok()),
         ) {
-            if presence.online(to.key()).await {
+            if presence.online(&to).await {
                 prepared = self.shared.hub.prepare_remote(me, to, text, id.clone());
             }
         }
@@ -1127,7 +1127,7 @@ impl Session {
     fn leave(&mut self, reason: Option<LeftReason>) {
         if let Some(me) = self.me.take() {
             if let Some(presence) = &self.shared.presence {
-                presence.release(me.name().key());
+                presence.release(me.name());
             }
             crate::metrics::disconnected(reason.map_or("shutdown", LeftReason::as_str));
             let how = reason.map_or("quietly", LeftReason::as_str);

@@ -236,12 +236,10 @@ impl Session {
         };
         // Cluster mode: the name must be free on every node, not only here.
         // (A name that is not one is refused by the hub, below.)
-        let folded = natter_proto::Name::new(&name)
-            .ok()
-            .map(|n| n.key().to_owned());
-        let presence = self.shared.presence.clone().zip(folded);
-        if let Some((presence, folded)) = &presence {
-            match presence.claim(folded).await {
+        let valid = natter_proto::Name::new(&name).ok();
+        let presence = self.shared.presence.clone().zip(valid);
+        if let Some((presence, valid)) = &presence {
+            match presence.claim(valid).await {
                 Ok(true) => {}
                 Ok(false) => {
                     let args = natter_proto::error_args!(name = name.to_string());
@@ -257,8 +255,8 @@ impl Session {
         let registration = match hub.reserve(&name, &self.outbox, who) {
             Ok(r) => r,
             Err(refusal) => {
-                if let Some((presence, folded)) = &presence {
-                    presence.release(folded);
+                if let Some((presence, valid)) = &presence {
+                    presence.release(valid);
                 }
                 self.outbox.send(refusal.frame(None));
                 return;
