@@ -573,6 +573,13 @@ impl DataPlace {
 struct AdminArgs {
     #[command(flatten)]
     place: DataPlace,
+    /// A cluster's NATS servers: the change goes to the cluster's stream and every node applies it
+    /// (`list` still reads the local database, any node's will do).
+    #[arg(long, value_name = "NATS_URLS", env = "NATTER_CLUSTER")]
+    cluster: Option<String>,
+    /// The cluster's stream, as the nodes' --cluster-stream.
+    #[arg(long, value_name = "NAME", default_value = "natter")]
+    cluster_stream: String,
     #[command(subcommand)]
     action: AdminAction,
 }
@@ -647,6 +654,9 @@ fn main() -> ExitCode {
             runtime.block_on(serve(*args, serve_matches))
         }
         Cmd::Bench { scenario } => runtime.block_on(bench(scenario)),
+        Cmd::Admin(args) if args.cluster.is_some() && !matches!(args.action, AdminAction::List) => {
+            runtime.block_on(admin_in_cluster(args))
+        }
         Cmd::Admin(args) => admin(args),
         Cmd::Man { dir } => man_pages(&dir),
         Cmd::Completions { shell } => {
@@ -1194,6 +1204,54 @@ fn uptime(secs: u64) -> String {
         (0, h, m) => format!("{h}h {m}m"),
         (d, h, _) => format!("{d}d {h}h"),
     }
+}
+
+/// `natter admin --cluster`: the change goes to the cluster's stream; every node applies it.
+async fn admin_in_cluster(args: AdminArgs) -> Result<(), String> {
+    use natter_server::store::admin::AdminChange;
+    let config = natter_server::cluster::ClusterConfig {
+        urls: args
+            .cluster
+            .unwrap_or_default()
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .collect(),
+        stream: args.cluster_stream,
+    };
+    let mut code = None;
+    let change = match args.action {
+        AdminAction::List => {
+            return Err("natter admin list reads a database: leave out --cluster".into())
+        }
+        AdminAction::Expire { .. } => {
+            return Err(
+                "in a cluster the nodes release unused names themselves (--name-expiry-days)"
+                    .into(),
+            )
+        }
+        AdminAction::Release { name } => AdminChange::Release { name },
+        AdminAction::ResetPassword { name } => {
+            let (once, change) = AdminChange::once_password(&name)
+                .ok_or_else(|| "cannot hash a one-time password".to_owned())?;
+            code = Some(once);
+            change
+        }
+        AdminAction::GrantAdmin { name } => AdminChange::SetAdmin { name, on: true },
+        AdminAction::RevokeAdmin { name } => AdminChange::SetAdmin { name, on: false },
+        AdminAction::Ban { name } => AdminChange::BanName { name, on: true },
+        AdminAction::Unban { name } => AdminChange::BanName { name, on: false },
+        AdminAction::BanAddress { address } => AdminChange::BanAddress { address, on: true },
+        AdminAction::UnbanAddress { address } => AdminChange::BanAddress { address, on: false },
+    };
+    natter_server::cluster::publish_admin(&config, change)
+        .await
+        .map_err(|e| e.to_string())?;
+    // A name that is not owned is left as it is by every node: the cluster does not answer for it.
+    match code {
+        Some(code) => println!("{code}"),
+        None => println!("sent to the cluster"),
+    }
+    Ok(())
 }
 
 /// `natter admin`: one action on the accounts, one line (or a list) on stdout.

@@ -246,3 +246,60 @@ async fn a_node_killed_mid_burst_loses_no_acked_message_and_resends_are_not_doub
         }
     }
 }
+
+/// `natter admin --cluster`: an admin's change goes to the cluster's stream and every node applies it —
+/// a name banned through it is refused on both nodes at once, and unbanned the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natter_admin_reaches_every_node_of_a_cluster() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&nats, dir.path());
+    let (a_addr, b_addr) = (
+        a.addr("natter: listening on"),
+        b.addr("natter: listening on"),
+    );
+    let admin = |args: &[&str]| {
+        let out = natter()
+            .args(["admin", "--cluster", &nats.url])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut alice = Raw::join(a_addr, "alice").await;
+    let mut bob = Raw::join(b_addr, "bob").await;
+    // After each change, a message through the stream: a node that has it has the change too.
+    let barrier = |id: &'static str| (serde_json::json!({"type":"say","text":id,"id":id}), id);
+    let hello = |name: &str| serde_json::json!({"type":"hello","name":name});
+
+    assert!(admin(&["ban", "Mallory"]).contains("sent to the cluster"));
+    let (say, id) = barrier("after-ban");
+    alice.send(say).await;
+    alice.next_of("ack").await;
+    assert_eq!(bob.next_of("message").await["text"], id);
+    for addr in [a_addr, b_addr] {
+        let mut mallory = Raw::connect(addr).await;
+        mallory.send(hello("mallory")).await;
+        let f = mallory.recv().await;
+        assert_eq!(f["code"], "banned", "{addr}: {f}");
+    }
+
+    admin(&["unban", "mallory"]);
+    let (say, id) = barrier("after-unban");
+    bob.send(say).await;
+    bob.next_of("ack").await;
+    assert_eq!(alice.next_of("message").await["text"], id);
+    let mut mallory = Raw::connect(a_addr).await;
+    mallory.send(hello("mallory")).await;
+    assert_eq!(mallory.recv().await["type"], "welcome");
+    let refused = natter()
+        .args(["admin", "--cluster", &nats.url, "expire", "--days", "1"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("release unused names themselves"),
+        "{refused:?}"
+    );
+}

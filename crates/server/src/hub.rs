@@ -778,7 +778,45 @@ impl Hub {
                     self.rules_mut().insert(room.clone(), rules);
                 }
             }
+            Change::Admin(change) => self.admin_change(change),
             _ => {}
+        }
+    }
+
+    /// An admin's change from the cluster: bans and admins take effect at once (a release as a
+    /// `/forget-me`).
+    fn admin_change(&self, change: &crate::store::admin::AdminChange) {
+        use crate::store::admin::AdminChange;
+        let fold = natter_proto::name::fold;
+        match change {
+            AdminChange::Release { name } => {
+                self.replicated(&crate::cluster::Change::Forget { name: fold(name) })
+            }
+            AdminChange::OncePassword { .. } => {}
+            AdminChange::SetAdmin { name, on } => {
+                let mut registry = self.registry();
+                match on {
+                    true => registry.admins.insert(fold(name)),
+                    false => registry.admins.remove(&fold(name)),
+                };
+            }
+            AdminChange::BanName { name, on } => {
+                let mut registry = self.registry();
+                match on {
+                    true => registry.banned_names.insert(fold(name)),
+                    false => registry.banned_names.remove(&fold(name)),
+                };
+            }
+            AdminChange::BanAddress { address, on } => {
+                let mut banned = self
+                    .banned_addresses
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                match on {
+                    true => banned.insert(*address),
+                    false => banned.remove(address),
+                };
+            }
         }
     }
 

@@ -69,6 +69,8 @@ pub enum Change {
         before_ms: i64,
         keep: Vec<String>,
     },
+    /// One of `natter admin`'s ([`crate::cluster::publish_admin`]).
+    Admin(crate::store::admin::AdminChange),
 }
 
 /// Where the answer to a change goes, on the node that made it.
@@ -129,6 +131,7 @@ impl Change {
                 Change::Expire { before_ms, keep },
                 Some(Reply::Expired(reply)),
             ),
+            WriteCmd::Admin(change) => (Change::Admin(change), None),
             other => return Err(Box::new(other)),
         })
     }
@@ -180,6 +183,7 @@ impl Change {
                     _ => oneshot::channel().0,
                 },
             },
+            Change::Admin(change) => WriteCmd::Admin(change),
         })
     }
 }

@@ -511,6 +511,26 @@ async fn publish_expecting(
     }
 }
 
+/// `natter admin --cluster`: publishes one of the admin's changes to the cluster's stream, which every
+/// node applies to its store and its hub in order. Returns once the stream has it.
+pub async fn publish_admin(
+    config: &ClusterConfig,
+    change: crate::store::admin::AdminChange,
+) -> Result<(), ClusterError> {
+    let cluster = Cluster::dial(config).await?;
+    let failed = |detail: String| ClusterError::JetStream {
+        urls: cluster.urls.clone(),
+        detail,
+    };
+    let payload = serde_json::to_vec(&Change::Admin(change)).map_err(|e| failed(e.to_string()))?;
+    let msg_id = format!("~admin/{}", jiff::Timestamp::now().as_nanosecond());
+    send(&cluster, cluster.changes_subject(), &msg_id, payload)
+        .await
+        .await
+        .map(|_| ())
+        .map_err(failed)
+}
+
 /// Publishes a change; its answer (if any) waits in `outstanding` until the follower reads it back.
 async fn publish_change(
     cluster: &Cluster,

@@ -21,6 +21,82 @@ pub struct NameInfo {
     pub admin: bool,
 }
 
+/// One of `natter admin`'s changes to the accounts. On one server `natter admin` applies it to the
+/// database itself; in cluster mode it is published to the stream and every node's store applies it
+/// ([`crate::cluster::Change::Admin`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "admin", rename_all = "snake_case")]
+pub enum AdminChange {
+    /// The name's account, keys and private history go; anyone may use it again.
+    Release {
+        name: String,
+    },
+    /// The owner's password is replaced by a one-time code's hash.
+    OncePassword {
+        name: String,
+        hash: String,
+    },
+    SetAdmin {
+        name: String,
+        on: bool,
+    },
+    BanName {
+        name: String,
+        on: bool,
+    },
+    BanAddress {
+        address: std::net::IpAddr,
+        on: bool,
+    },
+}
+
+impl AdminChange {
+    /// Applies the change; whether it found what it changes (an owned name; bans always do).
+    pub(crate) fn apply(&self, conn: &mut Connection) -> rusqlite::Result<bool> {
+        let fold = natter_proto::name::fold;
+        let ban = |conn: &Connection, kind: &str, value: &str, on: bool| {
+            let sql = match on {
+                true => "INSERT OR IGNORE INTO bans (kind, value) VALUES (?1, ?2)",
+                false => "DELETE FROM bans WHERE kind = ?1 AND value = ?2",
+            };
+            conn.execute(sql, params![kind, value]).map(|_| true)
+        };
+        match self {
+            AdminChange::Release { name } => forget(conn, &fold(name)),
+            AdminChange::OncePassword { name, hash } => conn
+                .execute(
+                    "UPDATE accounts SET password = ?2, password_once = 1 WHERE name_key = ?1",
+                    params![fold(name), hash],
+                )
+                .map(|n| n > 0),
+            AdminChange::SetAdmin { name, on } => conn
+                .execute(
+                    "UPDATE accounts SET admin = ?2 WHERE name_key = ?1",
+                    params![fold(name), on],
+                )
+                .map(|n| n > 0),
+            AdminChange::BanName { name, on } => ban(conn, "name", &fold(name), *on),
+            AdminChange::BanAddress { address, on } => {
+                ban(conn, "address", &address.to_string(), *on)
+            }
+        }
+    }
+
+    /// A one-time code for [`AdminChange::OncePassword`], and the change that sets it for `name`.
+    pub fn once_password(name: &str) -> Option<(String, Self)> {
+        use rand_core::{OsRng, RngCore};
+        let mut bytes = [0u8; 9];
+        OsRng.fill_bytes(&mut bytes);
+        let code = natter_proto::auth::encode(&bytes);
+        let hash = crate::passwords::Passwords::hash_blocking(&code)?;
+        let change = AdminChange::OncePassword {
+            name: name.to_owned(),
+            hash,
+        };
+        Some((code, change))
+    }
+}
+
 /// An open database, for the admin's commands.
 pub struct Admin {
     conn: Connection,
@@ -60,54 +136,48 @@ impl Admin {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Applies one change; whether it found what it changes (see [`AdminChange::apply`]).
+    pub fn apply(&mut self, change: &AdminChange) -> Result<bool, StoreError> {
+        Ok(change.apply(&mut self.conn)?)
+    }
+
     /// Releases an owned name: its account, keys and private history are deleted. Whether it was owned.
     pub fn release(&mut self, name: &str) -> Result<bool, StoreError> {
-        Ok(forget(&mut self.conn, &natter_proto::name::fold(name))?)
+        self.apply(&AdminChange::Release {
+            name: name.to_owned(),
+        })
     }
 
     /// Replaces a name's password with a one-time code (returned), good for one sign-in: the owner then
     /// sets their own. `None` if the name is not owned.
     pub fn reset_password(&mut self, name: &str) -> Result<Option<String>, StoreError> {
-        use rand_core::{OsRng, RngCore};
-        let mut bytes = [0u8; 9];
-        OsRng.fill_bytes(&mut bytes);
-        let code = natter_proto::auth::encode(&bytes);
-        let Some(hash) = crate::passwords::Passwords::hash_blocking(&code) else {
+        let Some((code, change)) = AdminChange::once_password(name) else {
             return Ok(None);
         };
-        let changed = self.conn.execute(
-            "UPDATE accounts SET password = ?2, password_once = 1 WHERE name_key = ?1",
-            params![natter_proto::name::fold(name), hash],
-        )?;
-        Ok((changed > 0).then_some(code))
+        Ok(self.apply(&change)?.then_some(code))
     }
 
     /// Makes a name's owner a server admin (or, `on` false, no longer). Whether the name is owned.
-    pub fn set_admin(&self, name: &str, on: bool) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
-            "UPDATE accounts SET admin = ?2 WHERE name_key = ?1",
-            params![natter_proto::name::fold(name), on],
-        )?;
-        Ok(changed > 0)
+    pub fn set_admin(&mut self, name: &str, on: bool) -> Result<bool, StoreError> {
+        self.apply(&AdminChange::SetAdmin {
+            name: name.to_owned(),
+            on,
+        })
     }
 
     /// Bans (or lifts the ban of) a name server-wide.
-    pub fn ban_name(&self, name: &str, on: bool) -> Result<(), StoreError> {
-        self.ban("name", &natter_proto::name::fold(name), on)
+    pub fn ban_name(&mut self, name: &str, on: bool) -> Result<(), StoreError> {
+        self.apply(&AdminChange::BanName {
+            name: name.to_owned(),
+            on,
+        })
+        .map(|_| ())
     }
 
     /// Bans (or lifts the ban of) an address server-wide.
-    pub fn ban_address(&self, address: std::net::IpAddr, on: bool) -> Result<(), StoreError> {
-        self.ban("address", &address.to_string(), on)
-    }
-
-    fn ban(&self, kind: &str, value: &str, on: bool) -> Result<(), StoreError> {
-        let sql = match on {
-            true => "INSERT OR IGNORE INTO bans (kind, value) VALUES (?1, ?2)",
-            false => "DELETE FROM bans WHERE kind = ?1 AND value = ?2",
-        };
-        self.conn.execute(sql, params![kind, value])?;
-        Ok(())
+    pub fn ban_address(&mut self, address: std::net::IpAddr, on: bool) -> Result<(), StoreError> {
+        self.apply(&AdminChange::BanAddress { address, on })
+            .map(|_| ())
     }
 
     /// Releases the names unused (no sign-out) for `days` as of `now_ms`. Returns them.

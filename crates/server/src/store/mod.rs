@@ -292,6 +292,9 @@ pub enum WriteCmd<T> {
         result: Result<Stored, String>,
     },
 
+    /// Cluster mode: one of `natter admin`'s changes, from the stream.
+    Admin(admin::AdminChange),
+
     /// Cluster mode: the stream has been read up to `seq` (a change at `seq` was just handed over), so
     /// a restart reads on from after it.
     Position(u64),

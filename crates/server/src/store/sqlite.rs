@@ -521,6 +521,7 @@ impl<T> Writer<T> {
                     | WriteCmd::Expire { .. }
                     | WriteCmd::ExpireFiles { .. }
                     | WriteCmd::Settled { .. }
+                    | WriteCmd::Admin(_)
                     | WriteCmd::Stop => {}
                 }
             }
@@ -624,6 +625,11 @@ impl<T> Writer<T> {
                     }
                     Err(e) => tracing::error!("history store: expiring files failed: {e}"),
                 },
+                WriteCmd::Admin(change) => {
+                    if let Err(e) = self.with_conn(|conn| change.apply(conn)) {
+                        tracing::error!("history store: an admin's change failed: {e}");
+                    }
+                }
                 WriteCmd::Claim {
                     name,
                     key,
