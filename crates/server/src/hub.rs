@@ -1210,6 +1210,8 @@ impl Hub {
     pub fn deliver(&self, outcomes: Vec<Outcome<AppendToken>>) {
         let mut run = Run::default();
         let mut stored_now = 0;
+        // Cluster mode: kicks and bans made on other nodes, carried out here after the delivery.
+        let mut removals = Vec::new();
         for Outcome {
             message,
             token,
@@ -1235,6 +1237,9 @@ impl Hub {
                         },
                         message.text
                     );
+                    if token.is_none() {
+                        removals.extend(removal(&message));
+                    }
                     let item =
                         Outgoing::new(ServerFrame::Message(Box::new(message.to_message(&stored))));
                     let sender = token.map(|token| {
@@ -1296,6 +1301,10 @@ impl Hub {
         self.flush(&mut run);
         if let Some(m) = crate::metrics::counting() {
             m.stored.inc_by(stored_now);
+        }
+        for (target, room, reason, text) in removals {
+            let mut registry = self.registry();
+            self.take_out(&mut registry, &target, &room, &room, reason, text);
         }
     }
 
@@ -1414,7 +1423,13 @@ impl Hub {
             return Ok(None);
         }
         let admin = registry.admins.contains(me.key());
-        let new = self.rooms().get(room.key()).is_none();
+        // New: nobody is in it — here, nor (cluster mode) on another node.
+        let new = self.rooms().get(room.key()).is_none()
+            && !self
+                .remote
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(room.key());
         {
             let mut rules = self.rules_mut();
             if let Some(code) = rules
@@ -1726,26 +1741,7 @@ impl Hub {
                 Action::Ban => LeftReason::Banned,
                 _ => LeftReason::Kicked,
             };
-            if let Some(user) = registry.users.get_mut(t.key()) {
-                if user.rooms.contains(&room) {
-                    user.rooms.retain(|r| *r != room);
-                    let seats = user.seats.clone();
-                    let frame = ServerFrame::Left {
-                        room: display.to_string(),
-                        name: user_name(&registry, t),
-                        ts: time::now_wire(),
-                        reason,
-                        text: reason_text.clone(),
-                    };
-                    if let Some(left) = self.exit(t, &room, Some(frame)) {
-                        seats.push_except(&left, None);
-                    }
-                    let _ = self.writer.send(WriteCmd::Leave {
-                        name: t.key().to_owned(),
-                        room: room.key().to_owned(),
-                    });
-                }
-            }
+            self.take_out(&mut registry, t, &room, &display, reason, reason_text);
         }
         let (event, text) =
             crate::moderation::event(action, target.as_ref().map(|t| t.as_str()), reason);
@@ -1760,6 +1756,42 @@ impl Hub {
             event: Some(Box::new(event)),
             file: None,
         })
+    }
+
+    /// A kicked or banned member `t` of this node leaves `room` (shown as `display`): every member, them
+    /// included, gets `left` with the reason, and the membership is forgotten. Called with the registry
+    /// locked; nothing happens to someone not here or not in the room.
+    fn take_out(
+        &self,
+        registry: &mut Registry,
+        t: &Name,
+        room: &RoomName,
+        display: &RoomName,
+        reason: LeftReason,
+        text: Option<String>,
+    ) {
+        let Some(user) = registry.users.get_mut(t.key()) else {
+            return;
+        };
+        if !user.rooms.contains(room) {
+            return;
+        }
+        user.rooms.retain(|r| r != room);
+        let seats = user.seats.clone();
+        let frame = ServerFrame::Left {
+            room: display.to_string(),
+            name: user_name(registry, t),
+            ts: time::now_wire(),
+            reason,
+            text,
+        };
+        if let Some(left) = self.exit(t, room, Some(frame)) {
+            seats.push_except(&left, None);
+        }
+        let _ = self.writer.send(WriteCmd::Leave {
+            name: t.key().to_owned(),
+            room: room.key().to_owned(),
+        });
     }
 
     /// Takes a user out of a room's member list, tells the others (when `frame` is given) and drops the
@@ -1931,6 +1963,19 @@ struct RunEntry {
 }
 
 /// The ack of a stored message, echoing the sender's `id`.
+/// Whom a room event from another node takes out of which room, and why: a kick or a ban.
+fn removal(message: &NewMessage) -> Option<(Name, RoomName, LeftReason, Option<String>)> {
+    let event = message.event.as_ref()?;
+    let reason = match event.kind.as_str() {
+        "kick" => LeftReason::Kicked,
+        "ban" => LeftReason::Banned,
+        _ => return None,
+    };
+    let target = Name::new(event.name.as_deref()?).ok()?;
+    let text = event.text.as_deref().and_then(parting);
+    Some((target, message.room.clone()?, reason, text))
+}
+
 fn ack(token: &AppendToken, stored: &crate::store::Stored) -> ServerFrame {
     ServerFrame::Ack {
         id: token.id.clone(),

@@ -576,3 +576,57 @@ async fn a_look_alike_of_a_name_on_another_node_is_taken() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Moderation crosses nodes: an operator on one node bans a member who is on the other; that member
+/// gets the event and leaves the room (reason `banned`), everyone sees them go, the membership is gone
+/// on both nodes, and they cannot come back through their own node either.
+#[tokio::test]
+async fn a_ban_on_one_node_takes_the_member_out_on_another() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    let mut alice = a.join("alice").await;
+    alice.send(json!({"type":"join","room":"rust"})).await;
+    alice.sync().await; // alice made the room: its operator
+    let mut bob = b.join("bob").await;
+    who_until(&mut bob, "rust", &["alice"]).await;
+    bob.send(json!({"type":"join","room":"rust"})).await;
+    bob.sync().await;
+    who_until(&mut alice, "rust", &["alice", "bob"]).await;
+
+    alice
+        .send(json!({"type":"moderate","room":"rust","action":"ban","name":"bob","text":"spam"}))
+        .await;
+    let ack = answer(&mut alice).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let event = message(&mut bob).await;
+    assert_eq!(event["event"]["kind"], "ban", "{event}");
+    let left = presence_in(&mut bob, "rust").await;
+    assert_eq!(
+        (
+            left["type"].as_str(),
+            left["name"].as_str(),
+            left["reason"].as_str()
+        ),
+        (Some("left"), Some("bob"), Some("banned")),
+        "{left}"
+    );
+    assert_eq!(left["text"], "spam");
+    let seen = presence_in(&mut alice, "rust").await;
+    assert_eq!(
+        (seen["name"].as_str(), seen["reason"].as_str()),
+        (Some("bob"), Some("banned"))
+    );
+    who_until(&mut alice, "rust", &["alice"]).await;
+    bob.send(json!({"type":"join","room":"rust"})).await;
+    let refused = loop {
+        let f = bob.recv().await;
+        if f["type"] == "error" {
+            break f;
+        }
+    };
+    assert_eq!(refused["code"], "banned", "{refused}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
