@@ -630,3 +630,155 @@ async fn a_ban_on_one_node_takes_the_member_out_on_another() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// What a client of the harness has been sent: every room message, by seq (live or replayed).
+#[derive(Default)]
+struct Got(std::collections::BTreeMap<u64, Vec<String>>);
+
+impl Got {
+    fn take(&mut self, f: &Value) {
+        let mut add = |m: &Value| {
+            if let (Some(seq), Some(text)) = (m["seq"].as_u64(), m["text"].as_str()) {
+                self.0.entry(seq).or_default().push(text.to_owned());
+            }
+        };
+        match f["type"].as_str() {
+            Some("message") => add(f),
+            Some("history") if f["room"] == "lobby" => {
+                f["messages"].as_array().unwrap().iter().for_each(add)
+            }
+            _ => {}
+        }
+    }
+
+    fn last(&self) -> u64 {
+        self.0.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+/// Says `text` with `id` until it is acked (a `server_error` is resent with the same id), keeping every
+/// message that arrives meanwhile; returns the seq.
+async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64 {
+    loop {
+        c.send(json!({"type":"say","text":text,"id":id})).await;
+        loop {
+            let line = c.recv_line_within(Duration::from_secs(30)).await;
+            let f: Value = serde_json::from_str(&line.expect("the connection open")).unwrap();
+            got.take(&f);
+            match f["type"].as_str() {
+                Some("ack") if f["id"] == id => return f["seq"].as_u64().unwrap(),
+                Some("error") if f["id"] == id => {
+                    assert_eq!(f["code"], "server_error", "{f}");
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The harness: 3 NATS servers (the stream on all three) and 3 nodes, a client on each taking
+/// turns to send, with ids. Faults on the way: a NATS server killed, later restarted; a node stopped,
+/// its client moving to another node and resuming from the last seq it had. At the end every client has
+/// every acked message exactly once, at its seq, and nothing else (no gap, no extra).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_three_nats_servers_lose_nothing_through_faults() {
+    const ROUNDS: usize = 90;
+    let mut nats = natter_server::testing::NatsCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = nats.urls();
+    let node = |name: &str| {
+        TestServer::start_with(Config {
+            db: DbPath::File(dir.path().join(format!("{name}.db"))),
+            cluster: Some(ClusterConfig {
+                urls: urls.clone(),
+                stream: "natter".into(),
+            }),
+            ..natter_server::testing::config()
+        })
+    };
+    let nodes = [node("a").await, node("b").await, node("c").await];
+    let names = ["alice", "bob", "carol"];
+    let mut clients = Vec::new();
+    for (node, name) in nodes.iter().zip(names) {
+        // A NATS cluster that has just started may take seconds to elect the names stream's leader:
+        // the first sign-ins wait for it.
+        let mut c = Client::connect(node.addr).await;
+        c.send(json!({"type":"hello","name":name,"version":1}))
+            .await;
+        let welcome = c.recv_line_within(Duration::from_secs(60)).await.unwrap();
+        assert!(welcome.contains("welcome"), "{welcome}");
+        c.sync().await;
+        clients.push(c);
+    }
+    let mut got: [Got; 3] = Default::default();
+    let mut acked = std::collections::BTreeMap::new();
+    let [a, b, c] = nodes;
+    let mut c = Some(c);
+    for i in 0..ROUNDS {
+        match i {
+            20 => nats.kill(1),
+            40 => nats.restart(1),
+            60 => {
+                // Carol's node stops; she comes back through bob's node, resuming after what she had.
+                c.take().unwrap().shutdown().await;
+                let resume = got[2].last();
+                let deadline = Instant::now() + Duration::from_secs(15);
+                clients[2] = loop {
+                    let mut carol = Client::connect(b.addr).await;
+                    carol
+                        .send(json!({"type":"hello","name":"carol","version":1,"resume_after":resume}))
+                        .await;
+                    let f = carol.recv().await;
+                    if f["type"] == "welcome" {
+                        break carol;
+                    }
+                    assert_eq!(f["code"], "name_taken", "{f}");
+                    assert!(Instant::now() < deadline, "carol was not freed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                };
+            }
+            _ => {}
+        }
+        let who = i % 3;
+        let text = format!("{} {i}", names[who]);
+        let seq = say_keeping(&mut clients[who], &mut got[who], &text, &i.to_string()).await;
+        assert!(acked.insert(seq, text).is_none(), "one seq, one message");
+    }
+    // Everyone gets everything (their own messages came back as acks): wait until they have it all.
+    for (who, client) in clients.iter_mut().enumerate() {
+        let want: std::collections::BTreeMap<u64, Vec<String>> = acked
+            .iter()
+            .filter(|(_, t)| !t.starts_with(names[who]))
+            .map(|(s, t)| (*s, vec![t.clone()]))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mine: std::collections::BTreeMap<u64, Vec<String>> = got[who]
+                .0
+                .iter()
+                .filter(|(_, t)| !t[0].starts_with(names[who]))
+                .map(|(s, t)| (*s, t.clone()))
+                .collect();
+            if mine.len() >= want.len() {
+                assert_eq!(
+                    mine, want,
+                    "{}: every acked message once, nothing else",
+                    names[who]
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} has {} of {}",
+                names[who],
+                mine.len(),
+                want.len()
+            );
+            let line = client.recv_line_within(Duration::from_secs(20)).await;
+            got[who].take(&serde_json::from_str(&line.expect("open")).unwrap());
+        }
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
