@@ -314,7 +314,12 @@ pub async fn run_reloadable(
         }
         None => (None, None, None),
     };
+    let check = cluster.clone();
     let core = Core::start_with(config, cluster, presence)?;
+    if let Some(cluster) = check {
+        let (_, _, applied) = core.shared.hub.counts();
+        cluster.check_read_model(applied).await?;
+    }
     if let (Some(files), Some(shared)) = (&core.shared.files, shared_files) {
         files.share_through(shared);
     }

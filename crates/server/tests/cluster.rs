@@ -200,6 +200,48 @@ async fn a_node_without_nats_says_so() {
     );
 }
 
+/// A node whose database is ahead of the stream — the NATS servers' data was lost, or the node is pointed
+/// at another cluster's stream — does not start: following the stream from there would take new
+/// messages for ones it has, and drop them. It says so, and what to do.
+#[tokio::test]
+async fn a_node_ahead_of_its_stream_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let nats = Nats::start();
+        let a = node(&nats, dir.path(), "a").await;
+        let mut alice = a.join("alice").await;
+        alice.say("one", "1").await;
+        alice.say("two", "2").await;
+        a.shutdown().await;
+    }
+    let empty = Nats::start();
+    let listener = natter_server::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+    let result = natter_server::run_all(
+        natter_server::Listeners {
+            chat: vec![listener],
+            ..Default::default()
+        },
+        Config {
+            db: DbPath::File(dir.path().join("a.db")),
+            cluster: Some(ClusterConfig {
+                urls: vec![empty.url.clone()],
+                stream: "natter".into(),
+            }),
+            ..natter_server::testing::config()
+        },
+        std::future::pending::<()>(),
+    )
+    .await;
+    let said = result
+        .expect_err("a database ahead of the stream")
+        .to_string();
+    assert!(
+        said.contains("but the stream natter ends at seq 0")
+            && said.contains("start the node on an empty --db"),
+        "{said}"
+    );
+}
+
 /// A node cut off from NATS refuses sends with `server_error` instead of acking what it cannot store,
 /// and recovers by itself when NATS is back: the next send is acked and reaches the other node.
 #[tokio::test]

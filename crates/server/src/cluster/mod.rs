@@ -72,6 +72,12 @@ pub enum ClusterError {
     },
     #[error("NATS at {urls} answered, but JetStream did not (is nats-server running with -js?): {detail}")]
     JetStream { urls: String, detail: String },
+    #[error("this node's database has the history up to seq {applied}, but the stream {stream} ends at seq {last}: the database belongs to another stream, or the stream was reset; start the node on an empty --db (it rebuilds from the stream) or give it its own --cluster-stream")]
+    Ahead {
+        stream: String,
+        applied: u64,
+        last: u64,
+    },
 }
 
 /// How long the stream remembers `Nats-Msg-Id`s: a resend within it is stored once, whichever node it
@@ -107,6 +113,32 @@ impl Cluster {
         })
         .await?;
         Ok(cluster)
+    }
+
+    /// Refuses a read model that is ahead of the stream (`applied`: its last seq): following the stream
+    /// from there would take new messages for ones already applied, and lose them.
+    pub async fn check_read_model(&self, applied: u64) -> Result<(), ClusterError> {
+        let info = ready(&self.urls, || async {
+            let mut stream = self
+                .js
+                .get_stream(&self.stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream
+                .info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        match info < applied {
+            true => Err(ClusterError::Ahead {
+                stream: self.stream.clone(),
+                applied,
+                last: info,
+            }),
+            false => Ok(()),
+        }
     }
 
     /// Connects to NATS, making nothing.
@@ -1014,8 +1046,9 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
         .map_err(|e| failed(&e))?;
     let held = names.info().await.map_err(|e| failed(&e))?.state.messages;
     // The last message of every subject: one per name, one per node.
-    let mut nodes = Vec::new();
-    let mut online = 0;
+    // By subject: renewals arriving while this reads deliver a subject again.
+    let mut nodes = HashMap::new();
+    let mut online = std::collections::HashSet::new();
     if held > 0 {
         let consumer = names
             .create_consumer(jetstream::consumer::push::Config {
@@ -1036,12 +1069,12 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
             while let Some(Ok(message)) = messages.next().await {
                 if message.subject.as_str().starts_with(&node_subjects) {
                     if let Ok(beat) = serde_json::from_slice::<NodeBeat>(&message.payload) {
-                        nodes.push(beat);
+                        nodes.insert(beat.node.clone(), beat);
                     }
                 } else if !message.subject.as_str().starts_with(&rooms_subjects)
                     && !message.subject.as_str().starts_with(&like_subjects)
                 {
-                    online += 1;
+                    online.insert(message.subject.to_string());
                 }
                 seen += 1;
                 if message.info().map_or(true, |i| i.pending == 0) || seen >= held {
@@ -1049,8 +1082,9 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
                 }
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), read).await;
     }
+    let mut nodes: Vec<NodeBeat> = nodes.into_values().collect();
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     let cluster_info = info.cluster.clone().unwrap_or_default();
     Ok(Status {
@@ -1065,7 +1099,7 @@ pub async fn status(config: &ClusterConfig) -> Result<Status, ClusterError> {
             .map(|p| (p.name, p.current, p.lag))
             .collect(),
         nodes,
-        names: online,
+        names: online.len(),
     })
 }
 
