@@ -25,6 +25,15 @@ async fn node(nats: &Nats, dir: &std::path::Path, name: &str) -> TestServer {
     .await
 }
 
+/// Two nodes, `a` and `b`, on one NATS server (keep the server and the directory for the test's length).
+async fn two_nodes() -> (Nats, tempfile::TempDir, TestServer, TestServer) {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let b = node(&nats, dir.path(), "b").await;
+    (nats, dir, a, b)
+}
+
 /// The next `message` frame (skipping presence).
 async fn message(c: &mut Client) -> Value {
     loop {
@@ -40,10 +49,7 @@ async fn message(c: &mut Client) -> Value {
 /// nodes serve the same history.
 #[tokio::test]
 async fn two_nodes_share_rooms_seqs_and_history() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&nats, dir.path(), "a").await;
-    let b = node(&nats, dir.path(), "b").await;
+    let (nats, _dir, a, b) = two_nodes().await;
     let mut alice = a.join("alice").await;
     let mut bob = b.join("bob").await;
 
@@ -292,10 +298,7 @@ async fn a_node_cut_off_from_nats_refuses_sends_and_recovers() {
 /// 100 times — exactly one wins each time; and once its user leaves, the name is free everywhere.
 #[tokio::test]
 async fn two_nodes_racing_for_a_name_one_wins_every_time() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&nats, dir.path(), "a").await;
-    let b = node(&nats, dir.path(), "b").await;
+    let (_nats, _dir, a, b) = two_nodes().await;
     for i in 0..100 {
         let name = format!("racer{i}");
         let (mut on_a, mut on_b) = (Client::connect(a.addr).await, Client::connect(b.addr).await);
@@ -431,10 +434,7 @@ async fn losing_one_nats_server_of_three_loses_no_acked_message() {
 /// name there as on the first, and finds the whisper and the rooms they had joined.
 #[tokio::test]
 async fn owned_names_and_memberships_are_the_clusters() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&nats, dir.path(), "a").await;
-    let b = node(&nats, dir.path(), "b").await;
+    let (_nats, _dir, a, b) = two_nodes().await;
     let mut alice = b.join("alice").await;
 
     let mut bob = a.connect().await;
@@ -537,10 +537,7 @@ async fn presence_in(c: &mut Client, room: &str) -> Value {
 /// reason.
 #[tokio::test]
 async fn a_rooms_members_are_the_same_on_every_node() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&nats, dir.path(), "a").await;
-    let b = node(&nats, dir.path(), "b").await;
+    let (_nats, _dir, a, b) = two_nodes().await;
     let mut alice = a.join("alice").await;
     alice.send(json!({"type":"join","room":"rust"})).await;
     alice.sync().await;
@@ -594,10 +591,7 @@ async fn a_rooms_members_are_the_same_on_every_node() {
 /// not reach her.
 #[tokio::test]
 async fn a_look_alike_of_a_name_on_another_node_is_taken() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&nats, dir.path(), "a").await;
-    let b = node(&nats, dir.path(), "b").await;
+    let (_nats, _dir, a, b) = two_nodes().await;
     let mut alice = a.join("alice").await;
     for look_alike in ["ALICE", "aIice", "a1ice"] {
         let mut c = b.connect().await;
@@ -624,10 +618,7 @@ async fn a_look_alike_of_a_name_on_another_node_is_taken() {
 /// on both nodes, and they cannot come back through their own node either.
 #[tokio::test]
 async fn a_ban_on_one_node_takes_the_member_out_on_another() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&nats, dir.path(), "a").await;
-    let b = node(&nats, dir.path(), "b").await;
+    let (_nats, _dir, a, b) = two_nodes().await;
     let mut alice = a.join("alice").await;
     alice.send(json!({"type":"join","room":"rust"})).await;
     alice.sync().await; // alice made the room: its operator
