@@ -734,8 +734,8 @@ async fn three_nodes_on_three_nats_servers_lose_nothing_through_faults() {
     let names = ["alice", "bob", "carol"];
     let mut clients = Vec::new();
     for (node, name) in nodes.iter().zip(names) {
-        // A NATS cluster that has just started may take seconds to elect the names stream's leader:
-        // the first sign-ins wait for it.
+        // A NATS cluster that has just started may still be settling (a node waits for the names
+        // stream to take its first heartbeat, but a sign-in stakes more subjects): be patient.
         let mut c = Client::connect(node.addr).await;
         c.send(json!({"type":"hello","name":name,"version":1}))
             .await;

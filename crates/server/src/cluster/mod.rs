@@ -810,8 +810,30 @@ impl Presence {
             node: format!("node-{}", jiff::Timestamp::now().as_nanosecond()),
             held: Mutex::new(HashMap::new()),
         });
+        // The node's first heartbeat, acknowledged: a names stream just made (or a NATS cluster just
+        // started) takes a moment to elect its leader, and the first sign-ins should not wait for it.
+        let subject = format!("{}.node.{}", presence.stream, presence.node);
+        let beat = serde_json::to_vec(&presence.beat()).unwrap_or_default();
+        ready(&cluster.urls, || async {
+            let ack = cluster
+                .js
+                .publish(subject.clone(), beat.clone().into())
+                .await
+                .map_err(|e| e.to_string())?;
+            ack.await.map_err(|e| e.to_string())
+        })
+        .await?;
         tokio::spawn(renew(Arc::downgrade(&presence)));
         Ok(presence)
+    }
+
+    /// What this node's heartbeat says.
+    fn beat(&self) -> NodeBeat {
+        NodeBeat {
+            node: self.node.clone(),
+            users: self.held().len(),
+            applied: self.applied.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// Publishes this node's claim on `subject`, expecting `last` as the subject's last seq (0: none).
@@ -964,12 +986,7 @@ async fn renew(presence: std::sync::Weak<Presence>) {
         let Some(presence) = presence.upgrade() else {
             return;
         };
-        let beat = NodeBeat {
-            node: presence.node.clone(),
-            users: presence.held().len(),
-            applied: presence.applied.load(std::sync::atomic::Ordering::Relaxed),
-        };
-        if let Ok(payload) = serde_json::to_vec(&beat) {
+        if let Ok(payload) = serde_json::to_vec(&presence.beat()) {
             let subject = format!("{}.node.{}", presence.stream, presence.node);
             let _ = presence.js.publish(subject, payload.into()).await;
         }
