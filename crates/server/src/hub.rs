@@ -511,12 +511,7 @@ impl Hub {
         let owner = who != Who::Guest;
         let name = Name::new(raw).map_err(|e| Refusal(ErrorCode::InvalidName, e.args()))?;
         let mut registry = self.registry();
-        if registry.banned_names.contains(name.key()) {
-            return refuse(
-                ErrorCode::Banned,
-                natter_proto::error_args!(what = "name", name = name.to_string()),
-            );
-        }
+        Self::unbanned(&registry, &name)?;
         if !owner && registry.owned.contains_key(name.key()) {
             return refuse(
                 ErrorCode::NameOwned,
@@ -560,6 +555,22 @@ impl Hub {
             reason: Some(LeftReason::Disconnect),
             farewell: None,
         })
+    }
+
+    /// `banned` if nobody may use `name` on this server (cluster mode asks before it claims the name
+    /// cluster-wide, so a banned name is told so, not that it is taken).
+    pub fn check_banned(&self, name: &Name) -> Answer {
+        Self::unbanned(&self.registry(), name)
+    }
+
+    fn unbanned(registry: &Registry, name: &Name) -> Answer {
+        if registry.banned_names.contains(name.key()) {
+            return refuse(
+                ErrorCode::Banned,
+                natter_proto::error_args!(what = "name", name = name.to_string()),
+            );
+        }
+        Ok(())
     }
 
     /// Takes the accounts as read from the store (owned names, blocks, bans, admins): at start, and again

@@ -239,6 +239,10 @@ impl Session {
         let valid = natter_proto::Name::new(&name).ok();
         let presence = self.shared.presence.clone().zip(valid);
         if let Some((presence, valid)) = &presence {
+            if let Err(refusal) = hub.check_banned(valid) {
+                self.outbox.send(refusal.frame(None));
+                return;
+            }
             match presence.claim(valid).await {
                 Ok(true) => {}
                 Ok(false) => {
