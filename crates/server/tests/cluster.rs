@@ -698,13 +698,18 @@ impl Got {
     }
 }
 
-/// Says `text` with `id` until it is acked (a `server_error` is resent with the same id), keeping every
-/// message that arrives meanwhile; returns the seq.
+/// Says `text` with `id` until it is acked — a `server_error`, or no answer for 10 s, is resent with the
+/// same id, as natter's client resends what has no ack — keeping every message that arrives meanwhile;
+/// returns the seq.
 async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64 {
-    loop {
+    for _ in 0..10 {
         c.send(json!({"type":"say","text":text,"id":id})).await;
         loop {
-            let line = c.recv_line_within(Duration::from_secs(30)).await;
+            let Ok(line) = tokio::time::timeout(Duration::from_secs(10), c.recv_line()).await
+            else {
+                eprintln!("no answer to {id} for 10 s: sent again");
+                break;
+            };
             let f: Value = serde_json::from_str(&line.expect("the connection open")).unwrap();
             got.take(&f);
             match f["type"].as_str() {
@@ -717,6 +722,7 @@ async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64
             }
         }
     }
+    panic!("{id} was never acked");
 }
 
 /// The harness: 3 NATS servers (the stream on all three) and 3 nodes, a client on each taking
