@@ -702,7 +702,9 @@ impl Got {
 /// same id, as natter's client resends what has no ack — keeping every message that arrives meanwhile;
 /// returns the seq.
 async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64 {
-    for _ in 0..10 {
+    // A stream whose leader died answers nothing for several seconds (its servers elect another).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
         c.send(json!({"type":"say","text":text,"id":id})).await;
         loop {
             let Ok(line) = tokio::time::timeout(Duration::from_secs(10), c.recv_line()).await
@@ -716,13 +718,14 @@ async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64
                 Some("ack") if f["id"] == id => return f["seq"].as_u64().unwrap(),
                 Some("error") if f["id"] == id => {
                     assert_eq!(f["code"], "server_error", "{f}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
                 }
                 _ => {}
             }
         }
     }
-    panic!("{id} was never acked");
+    panic!("{id} was not acked within a minute");
 }
 
 /// The harness: 3 NATS servers (the stream on all three) and 3 nodes, a client on each taking
