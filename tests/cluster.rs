@@ -37,6 +37,18 @@ fn two_nodes(nats: &Nats, dir: &std::path::Path) -> (Served, Served) {
     (node(nats, dir, "a"), node(nats, dir, "b"))
 }
 
+/// Asserts no message is pending for `c` (none came twice): up to the `pong` of a ping.
+async fn nothing_twice(c: &mut Raw) {
+    c.send(serde_json::json!({"type":"ping","id":"end"})).await;
+    loop {
+        let f = c.recv().await;
+        assert_ne!(f["type"], "message", "twice: {f}");
+        if f["type"] == "pong" {
+            break;
+        }
+    }
+}
+
 /// Kills a node as a power cut would (SIGKILL).
 fn kill(node: &mut Served) {
     let killed = Command::new("kill")
@@ -143,15 +155,7 @@ async fn a_client_fails_over_to_another_node_and_resumes_exactly_once() {
         "{stdout}"
     );
     // Nothing reached bob twice.
-    bob.send(serde_json::json!({"type":"ping","id":"end"}))
-        .await;
-    loop {
-        let f = bob.recv().await;
-        assert_ne!(f["type"], "message", "twice: {f}");
-        if f["type"] == "pong" {
-            break;
-        }
-    }
+    nothing_twice(&mut bob).await;
 }
 
 /// SIGKILL a node in the middle of a burst of sends: nothing it acked is lost, and when the sender resends
@@ -236,15 +240,7 @@ async fn a_node_killed_mid_burst_loses_no_acked_message_and_resends_are_not_doub
         let id = text.trim_start_matches('m');
         assert_eq!(resent.get(id), Some(seq), "{text}");
     }
-    bob.send(serde_json::json!({"type":"ping","id":"end"}))
-        .await;
-    loop {
-        let f = bob.recv().await;
-        assert_ne!(f["type"], "message", "twice: {f}");
-        if f["type"] == "pong" {
-            break;
-        }
-    }
+    nothing_twice(&mut bob).await;
 }
 
 /// `natter admin --cluster`: an admin's change goes to the cluster's stream and every node applies it —

@@ -100,7 +100,7 @@ impl SharedFiles {
                 out.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
             }
             out.flush().await.map_err(|e| e.to_string())?;
-            let got: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            let got = natter_proto::file::hex(&hash.finalize());
             if got != sha256 {
                 return Err(format!("the cluster's copy of {sha256} is {got}"));
             }

@@ -92,7 +92,11 @@ impl Presence {
     }
 
     pub(super) fn rooms_subject_of(&self, name: &str) -> String {
-        format!("{}.in.{}", self.stream, super::hex(name))
+        format!(
+            "{}.in.{}",
+            self.stream,
+            natter_proto::file::hex(name.as_bytes())
+        )
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, InRooms>> {

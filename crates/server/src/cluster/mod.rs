@@ -771,10 +771,6 @@ struct Held {
     subjects: Vec<(String, u64)>,
 }
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
 /// How often a node renews the names it holds.
 pub const HEARTBEAT: Duration = Duration::from_secs(3);
 
@@ -836,17 +832,6 @@ impl Presence {
         }
     }
 
-    /// Publishes this node's claim on `subject`, expecting `last` as the subject's last seq (0: none).
-    /// `Ok(Some(seq))`: ours, at `seq`; `Ok(None)`: the subject has another last message (someone else's).
-    async fn stake(
-        &self,
-        subject: &str,
-        says: bytes::Bytes,
-        last: u64,
-    ) -> Result<Option<u64>, String> {
-        publish_expecting(&self.js, subject, says, last).await
-    }
-
     /// Takes `name` for a session of this node: `Ok(false)` when another node has it — or has a name
     /// that looks like it. Two subjects are staked: the name's own (its folded form: the same name
     /// however spelled) and what it looks like ([`natter_proto::name::look_alike_skeleton`] of the
@@ -890,7 +875,7 @@ impl Presence {
     async fn stake_anew(&self, subject: &str, says: &bytes::Bytes) -> Result<Option<u64>, String> {
         let mut tries = 0;
         loop {
-            match self.stake(subject, says.clone(), 0).await {
+            match publish_expecting(&self.js, subject, says.clone(), 0).await {
                 Err(e) if tries < 12 => {
                     tries += 1;
                     tracing::debug!("claiming a name in the cluster: {e}; trying again");
@@ -947,13 +932,21 @@ impl Presence {
     /// A name's own subject (by its folded form: subjects allow few characters, names are any
     /// language's).
     fn subject_of(&self, folded: &str) -> String {
-        format!("{}.{}", self.stream, hex(folded))
+        format!(
+            "{}.{}",
+            self.stream,
+            natter_proto::file::hex(folded.as_bytes())
+        )
     }
 
     /// The subject of what a name looks like.
     fn like_subject_of(&self, spelled: &str) -> String {
         let skeleton = natter_proto::name::look_alike_skeleton(spelled);
-        format!("{}.like.{}", self.stream, hex(&skeleton))
+        format!(
+            "{}.like.{}",
+            self.stream,
+            natter_proto::file::hex(skeleton.as_bytes())
+        )
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
@@ -1006,7 +999,11 @@ async fn renew(presence: std::sync::Weak<Presence>) {
         let presence = &presence;
         let mut renewed = futures::stream::iter(held)
             .map(|(key, i, subject, says, last)| async move {
-                (key, i, presence.stake(&subject, says, last).await)
+                (
+                    key,
+                    i,
+                    publish_expecting(&presence.js, &subject, says, last).await,
+                )
             })
             .buffer_unordered(RENEW_IN_FLIGHT);
         while let Some((key, i, staked)) = renewed.next().await {
