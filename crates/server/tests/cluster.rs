@@ -340,6 +340,132 @@ async fn answer(c: &mut Client) -> Value {
     }
 }
 
+/// A TCP relay between a node and its NATS server that can lose what the server sends (as a connection
+/// that dies with bytes in flight does) and cut its connections (the node's NATS client reconnects
+/// through it).
+struct Tap {
+    url: String,
+    /// While set, what the server sends is kept here instead of passed on.
+    lost: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Tap {
+    async fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("nats://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("nats://{}", listener.local_addr().unwrap());
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let relay_lost = lost.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (lost, mut cuts) = (relay_lost.clone(), cuts.clone());
+                cuts.borrow_and_update(); // cut only by the cuts to come
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let up = tokio::io::copy(&mut from_client, &mut to_server);
+                    let down = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = from_server.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            let kept = match lost.lock().unwrap().as_mut() {
+                                Some(lost) => {
+                                    lost.extend_from_slice(&buf[..n]);
+                                    true
+                                }
+                                None => false,
+                            };
+                            if !kept {
+                                to_client.write_all(&buf[..n]).await?;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { url, lost, cut }
+    }
+
+    /// From now on, what the server sends is lost.
+    fn lose(&self) {
+        *self.lost.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// Whether what was lost so far contains `text`.
+    fn lost(&self, text: &str) -> bool {
+        let lost = self.lost.lock().unwrap();
+        lost.as_ref()
+            .is_some_and(|l| l.windows(text.len()).any(|w| w == text.as_bytes()))
+    }
+
+    /// Closes every connection through the tap and passes everything on again.
+    fn cut(&self) {
+        *self.lost.lock().unwrap() = None;
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+/// A delivery the stream sent a node that never arrived (its NATS connection died with it in flight)
+/// is noticed by the node's follower from the stream's heartbeats, which name the last delivery sent,
+/// and read again — even when nothing more is said after it (before, the node waited for the next
+/// message to notice the gap, and a sender on that node waited for its ack as long).
+#[tokio::test]
+async fn a_delivery_lost_on_the_way_to_a_node_is_read_again() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tap = Tap::start(&nats.url).await;
+    let a = TestServer::start_with(Config {
+        db: DbPath::File(dir.path().join("a.db")),
+        cluster: Some(ClusterConfig {
+            urls: vec![tap.url.clone()],
+            stream: "natter".into(),
+        }),
+        ..natter_server::testing::config()
+    })
+    .await;
+    let b = node(&nats, dir.path(), "b").await;
+    let mut alice = a.join("alice").await;
+    let mut bob = b.join("bob").await;
+    let seq = bob.say("through the tap", "1").await["seq"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(message(&mut alice).await["seq"].as_u64(), Some(seq));
+
+    tap.lose();
+    let seq = bob.say("lost on the way", "2").await["seq"]
+        .as_u64()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tap.lost("lost on the way") {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never sent it to node a"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tap.cut();
+    // Nothing more is said: node a must find out by itself.
+    let got = message(&mut alice).await;
+    assert_eq!(
+        (got["seq"].as_u64(), got["text"].as_str()),
+        (Some(seq), Some("lost on the way"))
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// Sends `text` with `id` until it is acked (a `server_error` is retried with the same id, as natter's
 /// clients do); returns the seq.
 async fn say_until_acked(c: &mut Client, text: &str, id: &str) -> u64 {
@@ -698,20 +824,26 @@ impl Got {
     }
 }
 
-/// Says `text` with `id` until it is acked — a `server_error`, or no answer for 10 s, is resent with the
-/// same id, as natter's client resends what has no ack — keeping every message that arrives meanwhile;
-/// returns the seq.
+/// How long a send may wait for its answer through faults: a follower that lost its NATS server or a
+/// delivery notices within seconds and reads again, and a stream's leader election takes seconds more.
+const ANSWER: Duration = Duration::from_secs(30);
+
+/// Says `text` with `id` until it is acked — a `server_error` is resent with the same id, as natter's
+/// client resends what was refused — keeping every message that arrives meanwhile; returns the seq.
+/// Every send is answered (an ack or an error) within [`ANSWER`]: a node never leaves one unanswered.
 async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64 {
-    // A stream whose leader died answers nothing for several seconds (its servers elect another).
+    // A stream whose leader died refuses sends for several seconds (its servers elect another).
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         c.send(json!({"type":"say","text":text,"id":id})).await;
+        let sent = Instant::now();
         loop {
-            let Ok(line) = tokio::time::timeout(Duration::from_secs(10), c.recv_line()).await
-            else {
-                eprintln!("no answer to {id} for 10 s: sent again");
-                break;
-            };
+            let line = tokio::time::timeout(
+                ANSWER.saturating_sub(sent.elapsed()),
+                c.recv_line_within(ANSWER),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{id}: neither an ack nor an error within {ANSWER:?}"));
             let f: Value = serde_json::from_str(&line.expect("the connection open")).unwrap();
             got.take(&f);
             match f["type"].as_str() {

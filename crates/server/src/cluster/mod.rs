@@ -626,14 +626,16 @@ async fn follow<T: Send + 'static>(cluster: Cluster, start: u64, to: Follower<T>
     }
 }
 
-/// How often the stream's server says "still here" to a node's follower: two missed, and the follower
-/// reads again from where it was (its server died; the client library's ordered consumer waits 10 s).
+/// How often the stream's server says "still here" to a node's follower, telling the last delivery it
+/// sent. Two missed, or a delivery it sent that never came (its connection to NATS was cut and came back
+/// meanwhile), and the follower reads again from where it was.
 const FOLLOW_HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// One consumer from `start`, checked for order as an ordered consumer is (every delivery's consumer
-/// sequence is the one after the last; otherwise something was lost on the way and it starts again from
-/// the last seq handed over): `Ok(None)` when the writer is gone, else the last seq handed over when the
-/// consumer failed.
+/// One consumer from `start`, checked for order as an ordered consumer is: every delivery's consumer
+/// sequence is the one after the last, and the one each heartbeat names is the last one here; otherwise
+/// something was lost on the way and it starts again from the last seq handed over. (The client
+/// library's own ordered consumer does the same, but notices a silent server only after 10 s.)
+/// `Ok(None)` when the writer is gone, else the last seq handed over when the consumer failed.
 async fn follow_from<T: Send + 'static>(
     cluster: &Cluster,
     start: u64,
@@ -646,9 +648,16 @@ async fn follow_from<T: Send + 'static>(
         .get_stream(&cluster.stream)
         .await
         .map_err(|e| (None, e.to_string()))?;
-    let consumer = stream
+    // Listening before the consumer exists, so its first deliveries have somewhere to go.
+    let inbox = cluster.client.new_inbox();
+    let mut deliveries = cluster
+        .client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| (None, e.to_string()))?;
+    stream
         .create_consumer(jetstream::consumer::push::Config {
-            deliver_subject: cluster.client.new_inbox(),
+            deliver_subject: inbox,
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: start,
             },
@@ -660,14 +669,37 @@ async fn follow_from<T: Send + 'static>(
         })
         .await
         .map_err(|e| (None, e.to_string()))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| (None, e.to_string()))?;
     let mut last = None;
     let mut delivered = 0;
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|e| (last, e.to_string()))?;
+    loop {
+        // Two heartbeats missed: the consumer's server is gone (or this connection to it).
+        let message = match tokio::time::timeout(2 * FOLLOW_HEARTBEAT, deliveries.next()).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Err((last, "the consumer ended".into())),
+            Err(_) => return Err((last, "the stream's heartbeats stopped".into())),
+        };
+        if let Some(status) = message.status {
+            // A heartbeat or a flow control request (answered, or the server stops sending).
+            if status != async_nats::StatusCode::IDLE_HEARTBEAT {
+                return Err((last, format!("the stream said {status}")));
+            }
+            if let Some(reply) = message.reply {
+                let _ = cluster.client.publish(reply, bytes::Bytes::new()).await;
+            }
+            let told = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_LAST_CONSUMER))
+                .and_then(|v| v.as_str().parse::<u64>().ok());
+            if told.is_some_and(|told| told != delivered) {
+                return Err((last, "a delivery went missing".into()));
+            }
+            continue;
+        }
+        let message = jetstream::Message {
+            message,
+            context: cluster.js.clone(),
+        };
         let info = message.info().map_err(|e| (last, e.to_string()))?;
         if info.consumer_sequence != delivered + 1 {
             return Err((last, "a delivery went missing".into()));
@@ -712,7 +744,6 @@ async fn follow_from<T: Send + 'static>(
             return Ok(None);
         }
     }
-    Err((last, "the consumer ended".into()))
 }
 
 /// Hands the change the stream holds at `seq` to the writer (answering its asker, if this node made it)
