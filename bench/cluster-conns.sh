@@ -13,13 +13,7 @@ clients=${CLIENTS:-19000}
 rm -rf "$out" && mkdir -p "$out"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
-wait_for() {
-    for _ in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+. "$(dirname "$0")/../deploy/cluster/wait-for.sh"
 cpu_of() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 ulimit -n 65536 2>/dev/null || ulimit -n 20000
 for i in 1 2 3; do
@@ -27,14 +21,14 @@ for i in 1 2 3; do
     nats-server -c "$here/nats-$i.conf" -sd "$out/nats-$i" >"$out/nats-$i.log" 2>&1 &
     pids+=($!)
 done
-for port in 4222 4223 4224; do wait_for $port; done
+for port in 4222 4223 4224; do wait_for $port 30; done
 urls=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
 NATTER_DATA_DIR="$out/node" "$natter" serve --listen 127.0.0.1:5611 --web none --irc none \
     --flood-rate 0 --max-per-ip 1000000 --max-clients 20000 --cluster "$urls" --cluster-stream conns \
     >"$out/node.log" 2>&1 &
 node=$!
 pids+=($node)
-wait_for 5611
+wait_for 5611 30
 status() { "$natter" cluster status --cluster "$urls" --cluster-stream conns; }
 online() { status | sed -n 's/^names online: //p'; }
 # The generator holds the clients for --settle seconds after the last one registered.

@@ -18,14 +18,7 @@ out=${OUT:-/tmp/natter-bench-cluster}
 rm -rf "$out" && mkdir -p "$out"
 pids=()
 
-wait_for() {
-    for _ in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "cluster.sh: nothing listens on port $1" >&2
-    return 1
-}
+. "$here/wait-for.sh"
 stop_all() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -42,7 +35,7 @@ start_nats() {
         pids+=($!)
         nats_pids+=($!)
     done
-    for port in 4222 4223 4224; do wait_for $port; done
+    for port in 4222 4223 4224; do wait_for $port 30; done
 }
 # start_nodes N: N natter nodes on 5601.. (0: one single server without --cluster).
 start_nodes() {
@@ -60,7 +53,7 @@ start_nodes() {
         node_pids+=($!)
         servers+="${servers:+,}127.0.0.1:560$i"
     done
-    for i in $(seq "$count"); do wait_for "560$i"; done
+    for i in $(seq "$count"); do wait_for "560$i" 30; done
 }
 stop_nodes() {
     for p in "${node_pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -17,22 +17,14 @@ mkdir -p "$dir"
 cd "$dir"
 [ ! -s pids ] || { echo "start.sh: $dir/pids exists: a cluster is running (deploy/cluster/stop.sh)" >&2; exit 1; }
 
-# Waits until something accepts connections on 127.0.0.1:PORT.
-wait_for() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "start.sh: nothing listens on port $1 (see the logs in $dir)" >&2
-    return 1
-}
+. "$here/wait-for.sh"
 
 for i in 1 2 3; do
     mkdir -p "data/nats-$i"
     nats-server -c "$here/nats-$i.conf" -sd "$dir/data/nats-$i" >"nats-$i.log" 2>&1 &
     echo $! >>pids
 done
-for port in 4222 4223 4224; do wait_for $port; done
+for port in 4222 4223 4224; do wait_for $port 30; done
 
 urls=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
 for i in 1 2 3; do
@@ -40,5 +32,5 @@ for i in 1 2 3; do
         --cluster "$urls" >"node-$i.log" 2>&1 &
     echo $! >>pids
 done
-for port in 5501 5502 5503; do wait_for $port; done
+for port in 5501 5502 5503; do wait_for $port 30; done
 echo "natter cluster up in $dir: natter join --server 127.0.0.1:5501,127.0.0.1:5502,127.0.0.1:5503"
