@@ -286,13 +286,23 @@ impl NatsCluster {
     }
 
     fn spawn(&self, i: usize) -> std::process::Child {
+        // NATTER_TEST_NATS_LOGS=DIR keeps the servers' debug logs there (DIR/PID-SERVER.log).
+        let log = std::env::var_os("NATTER_TEST_NATS_LOGS").map(|dir| {
+            let path = std::path::Path::new(&dir).join(format!("{}-{i}.log", std::process::id()));
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        });
         let child = std::process::Command::new("nats-server")
             .arg("-c")
             .arg(&self.configs[i])
             .arg("-sd")
             .arg(&self.dirs[i])
+            .args(log.is_some().then_some("-D"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log.map_or_else(std::process::Stdio::null, std::process::Stdio::from))
             .spawn()
             .expect("nats-server (Debian's nats-server package; ./test installs it)");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -360,7 +360,9 @@ impl Tap {
         let relay_lost = lost.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue; // the NATS server is down: so is the connection through the tap
+                };
                 let (lost, mut cuts) = (relay_lost.clone(), cuts.clone());
                 cuts.borrow_and_update(); // cut only by the cuts to come
                 tokio::spawn(async move {
@@ -847,7 +849,12 @@ async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64
             let f: Value = serde_json::from_str(&line.expect("the connection open")).unwrap();
             got.take(&f);
             match f["type"].as_str() {
-                Some("ack") if f["id"] == id => return f["seq"].as_u64().unwrap(),
+                Some("ack") if f["id"] == id => {
+                    if sent.elapsed() > Duration::from_secs(2) {
+                        eprintln!("{id} acked after {:?}", sent.elapsed());
+                    }
+                    return f["seq"].as_u64().unwrap();
+                }
                 Some("error") if f["id"] == id => {
                     assert_eq!(f["code"], "server_error", "{f}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -867,6 +874,11 @@ async fn say_keeping(c: &mut Client, got: &mut Got, text: &str, id: &str) -> u64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_three_nats_servers_lose_nothing_through_faults() {
     const ROUNDS: usize = 90;
+    // What the nodes log, shown if this fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("natter_server=debug,async_nats=info")
+        .try_init();
     let mut nats = natter_server::testing::NatsCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let urls = nats.urls();

@@ -631,6 +631,12 @@ async fn follow<T: Send + 'static>(cluster: Cluster, start: u64, to: Follower<T>
 /// meanwhile), and the follower reads again from where it was.
 const FOLLOW_HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How long the follower waits for a new consumer. A consumer lives on one NATS server, and just after a
+/// server died, the cluster still places about one new consumer in three on it, where it never answers
+/// (seen with nats-server 2.9: for at least 30 s after a SIGKILL): the follower asks again instead of
+/// waiting the client's 10 s for each such one.
+const CONSUMER_ANSWER: Duration = Duration::from_secs(2);
+
 /// One consumer from `start`, checked for order as an ordered consumer is: every delivery's consumer
 /// sequence is the one after the last, and the one each heartbeat names is the last one here; otherwise
 /// something was lost on the way and it starts again from the last seq handed over. (The client
@@ -643,11 +649,6 @@ async fn follow_from<T: Send + 'static>(
 ) -> Result<Option<u64>, (Option<u64>, String)> {
     let (writer, waiting) = (&to.writer, &to.ours.messages);
     let changes_subject = cluster.changes_subject();
-    let stream = cluster
-        .js
-        .get_stream(&cluster.stream)
-        .await
-        .map_err(|e| (None, e.to_string()))?;
     // Listening before the consumer exists, so its first deliveries have somewhere to go.
     let inbox = cluster.client.new_inbox();
     let mut deliveries = cluster
@@ -655,8 +656,8 @@ async fn follow_from<T: Send + 'static>(
         .subscribe(inbox.clone())
         .await
         .map_err(|e| (None, e.to_string()))?;
-    stream
-        .create_consumer(jetstream::consumer::push::Config {
+    let consumer = cluster.js.create_consumer_on_stream(
+        jetstream::consumer::push::Config {
             deliver_subject: inbox,
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: start,
@@ -666,9 +667,14 @@ async fn follow_from<T: Send + 'static>(
             flow_control: true,
             inactive_threshold: Duration::from_secs(60),
             ..Default::default()
-        })
-        .await
-        .map_err(|e| (None, e.to_string()))?;
+        },
+        &cluster.stream,
+    );
+    match tokio::time::timeout(CONSUMER_ANSWER, consumer).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err((None, format!("making a consumer: {e}"))),
+        Err(_) => return Err((None, "making a consumer: no answer".into())),
+    }
     let mut last = None;
     let mut delivered = 0;
     loop {
