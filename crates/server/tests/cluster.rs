@@ -484,6 +484,19 @@ async fn say_until_acked(c: &mut Client, text: &str, id: &str) -> u64 {
     }
 }
 
+/// Signs `name` in on a node of a NATS cluster that has just started: patiently, since its servers may
+/// still be electing the streams' leaders (a node waits for the names stream's first heartbeat, but a
+/// sign-in also needs the message stream), which takes longer on a loaded machine.
+async fn join_settling(node: &TestServer, name: &str) -> Client {
+    let mut c = Client::connect(node.addr).await;
+    c.send(json!({"type":"hello","name":name,"version":1}))
+        .await;
+    let welcome = c.recv_line_within(Duration::from_secs(60)).await.unwrap();
+    assert!(welcome.contains("welcome"), "{welcome}");
+    c.sync().await;
+    c
+}
+
 /// Three NATS servers, the stream replicated on all three, two natter nodes: SIGKILL one NATS server in
 /// the middle of a steady conversation — publishing goes on (a send that failed meanwhile is retried with
 /// its id), every acked message reaches the other node's user exactly once and in seq order; the server
@@ -505,8 +518,8 @@ async fn losing_one_nats_server_of_three_loses_no_acked_message() {
     };
     let a = node("a").await;
     let b = node("b").await;
-    let mut alice = a.join("alice").await;
-    let mut bob = b.join("bob").await;
+    let mut alice = join_settling(&a, "alice").await;
+    let mut bob = join_settling(&b, "bob").await;
     let mut acked = Vec::new();
     for i in 0..60 {
         if i == 20 {
@@ -896,15 +909,7 @@ async fn three_nodes_on_three_nats_servers_lose_nothing_through_faults() {
     let names = ["alice", "bob", "carol"];
     let mut clients = Vec::new();
     for (node, name) in nodes.iter().zip(names) {
-        // A NATS cluster that has just started may still be settling (a node waits for the names
-        // stream to take its first heartbeat, but a sign-in stakes more subjects): be patient.
-        let mut c = Client::connect(node.addr).await;
-        c.send(json!({"type":"hello","name":name,"version":1}))
-            .await;
-        let welcome = c.recv_line_within(Duration::from_secs(60)).await.unwrap();
-        assert!(welcome.contains("welcome"), "{welcome}");
-        c.sync().await;
-        clients.push(c);
+        clients.push(join_settling(node, name).await);
     }
     let mut got: [Got; 3] = Default::default();
     let mut acked = std::collections::BTreeMap::new();
