@@ -278,7 +278,7 @@ async fn a_node_cut_off_from_nats_refuses_sends_and_recovers() {
 
     nats.restart();
     // The client's retry of the refused message, once NATS is back (the node reconnects by itself).
-    let seq = say_until_acked(&mut alice, "during", "2").await;
+    let seq = say_keeping(&mut alice, &mut Got::default(), "during", "2").await;
     assert!(seq > first);
     let got = message(&mut bob).await;
     assert_eq!(
@@ -468,22 +468,6 @@ async fn a_delivery_lost_on_the_way_to_a_node_is_read_again() {
     b.shutdown().await;
 }
 
-/// Sends `text` with `id` until it is acked (a `server_error` is retried with the same id, as natter's
-/// clients do); returns the seq.
-async fn say_until_acked(c: &mut Client, text: &str, id: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        c.send(json!({"type":"say","text":text,"id":id})).await;
-        let f = answer(c).await;
-        if f["type"] == "ack" {
-            return f["seq"].as_u64().unwrap();
-        }
-        assert_eq!(f["code"], "server_error", "{f}");
-        assert!(Instant::now() < deadline, "never acked: {f}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Signs `name` in on a node of a NATS cluster that has just started: patiently, since its servers may
 /// still be electing the streams' leaders (a node waits for the names stream's first heartbeat, but a
 /// sign-in also needs the message stream), which takes longer on a loaded machine.
@@ -530,7 +514,7 @@ async fn losing_one_nats_server_of_three_loses_no_acked_message() {
         }
         let text = format!("m{i}");
         acked.push((
-            say_until_acked(&mut alice, &text, &i.to_string()).await,
+            say_keeping(&mut alice, &mut Got::default(), &text, &i.to_string()).await,
             text,
         ));
     }
